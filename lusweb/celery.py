@@ -1,0 +1,28 @@
+"""Celery application: JSON only, time limits, a ``cpu`` and a ``gpu`` queue."""
+from __future__ import annotations
+
+import os
+
+from celery import Celery
+from kombu import Queue
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lusweb.settings.local")
+
+app = Celery("lusweb")
+app.config_from_object("django.conf:settings", namespace="CELERY")
+app.conf.update(
+    task_serializer="json",
+    result_serializer="json",
+    accept_content=["json"],
+    # Results live in our own tables (jobs); Celery's result backend is not needed.
+    task_ignore_result=True,
+    task_acks_late=True,
+    task_reject_on_worker_lost=True,
+    worker_prefetch_multiplier=1,
+    task_soft_time_limit=15 * 60,
+    task_time_limit=20 * 60,
+    task_default_queue="cpu",
+    task_queues=(Queue("cpu"), Queue("gpu")),
+    broker_connection_retry_on_startup=True,
+)
+app.autodiscover_tasks()

@@ -1,0 +1,26 @@
+"""Production settings: no defaults for secrets; PostgreSQL only; secure cookies."""
+from __future__ import annotations
+
+from django.core.exceptions import ImproperlyConfigured
+
+from lusweb.settings.base import *  # noqa: F403
+from lusweb.settings.base import DATABASES
+from lusweb.settings.env import env_bool, env_int, env_str
+
+DEBUG = env_bool("DEBUG", False)
+SECRET_KEY = env_str("SECRET_KEY", "") or ""
+if len(SECRET_KEY) < 32:
+    raise ImproperlyConfigured(
+        "LUSWEB_SECRET_KEY must be set to a random string of at least 32 characters in production"
+    )
+if env_str("DATABASE_URL") is None or DATABASES["default"]["ENGINE"] != "django.db.backends.postgresql":
+    raise ImproperlyConfigured("LUSWEB_DATABASE_URL must point to PostgreSQL (postgres://...) in production")
+
+SESSION_COOKIE_SECURE = env_bool("SECURE_COOKIES", True)
+CSRF_COOKIE_SECURE = SESSION_COOKIE_SECURE
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SECURE_HSTS_SECONDS = env_int("HSTS_SECONDS", 0, minimum=0)
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}

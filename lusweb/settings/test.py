@@ -1,0 +1,17 @@
+"""Test settings: fast hashing, media in a temporary folder, eager-free Celery."""
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from lusweb.settings.base import *  # noqa: F403
+from lusweb.settings.env import env_str
+
+SECRET_KEY = "test-only-not-secret"
+DEBUG = False
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+MEDIA_ROOT = Path(env_str("MEDIA_ROOT", tempfile.mkdtemp(prefix="lusweb-test-media-")) or "")
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}

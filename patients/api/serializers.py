@@ -1,0 +1,140 @@
+"""API representations. Identifying patient fields are removed for roles that may not see them."""
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework import serializers
+
+from patients import permissions, selectors
+from patients.models import BloodGas, ClinicalInfo, Exam, GasUnit, Patient, Role, Study, ZoneClip
+from patients.protocols import PROTOCOLS
+
+
+class StudySerializer(serializers.ModelSerializer[Study]):
+    protocol = serializers.ChoiceField(choices=list(PROTOCOLS))
+    role = serializers.SerializerMethodField()
+    zones = serializers.SerializerMethodField()
+    page_url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    class Meta:
+        model = Study
+        fields = ["id", "name", "protocol", "description", "archived", "created_at", "role", "zones", "page_url"]
+        read_only_fields = ["archived", "created_at"]
+
+    def get_role(self, obj: Study) -> str | None:
+        return permissions.role_in_study(self.context["request"].user, obj)
+
+    def get_zones(self, obj: Study) -> list[str]:
+        return list(PROTOCOLS[obj.protocol].codes)
+
+
+class MemberInputSerializer(serializers.Serializer[Any]):
+    username = serializers.CharField()
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class MemberSerializer(serializers.Serializer[Any]):
+    username = serializers.CharField(source="user.username")
+    role = serializers.CharField()
+
+
+class PatientSerializer(serializers.ModelSerializer[Patient]):
+    page_url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None and "study" in self.fields:
+            # Only the user's own studies are valid targets: others look nonexistent.
+            self.fields["study"].queryset = selectors.study_list(user=request.user)  # type: ignore[attr-defined]
+
+    class Meta:
+        model = Patient
+        fields = ["id", "study", "code", "sex", "birth_year", "admission_date", "name", "hospital_number",
+                  "created_at", "page_url"]
+        read_only_fields = ["created_at"]
+        # Uniqueness is checked by the service, which names the clashing code and study.
+        validators: list[object] = []
+
+    def to_representation(self, instance: Patient) -> dict[str, Any]:
+        data = super().to_representation(instance)
+        request = self.context.get("request")
+        if request is None or not permissions.can_see_identifying(request.user, instance.study_id):
+            for field in Patient.IDENTIFYING_FIELDS:
+                data.pop(field, None)
+        return data
+
+
+class ClipSerializer(serializers.ModelSerializer[ZoneClip]):
+    page_url = serializers.CharField(source="get_absolute_url", read_only=True)
+    model = serializers.CharField(source="model_name", read_only=True)
+
+    class Meta:
+        model = ZoneClip
+        fields = ["id", "exam", "zone", "original_filename", "sha256", "size_bytes", "format", "codec",
+                  "frame_count", "fps", "rows", "columns", "manufacturer", "model", "transducer",
+                  "sop_instance_uid", "study_instance_uid", "created_at", "page_url"]
+        read_only_fields = fields
+
+
+class ClipUploadSerializer(serializers.Serializer[Any]):
+    file = serializers.FileField(allow_empty_file=True)
+    zone = serializers.CharField(max_length=8)
+    replace = serializers.BooleanField(default=False)
+
+
+class ClipCreateSerializer(ClipUploadSerializer):
+    exam = serializers.IntegerField()
+
+
+class ExamSerializer(serializers.ModelSerializer[Exam]):
+    protocol = serializers.ChoiceField(choices=list(PROTOCOLS), required=False)
+    zones = serializers.SerializerMethodField()
+    missing_zones = serializers.SerializerMethodField()
+    clips = serializers.SerializerMethodField()
+    page_url = serializers.CharField(source="get_absolute_url", read_only=True)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        if request is not None and "patient" in self.fields:
+            self.fields["patient"].queryset = selectors.patient_list(user=request.user)  # type: ignore[attr-defined]
+
+    class Meta:
+        model = Exam
+        fields = ["id", "patient", "acquired_at", "protocol", "device", "probe", "operator", "notes",
+                  "created_at", "zones", "missing_zones", "clips", "page_url"]
+        read_only_fields = ["created_at"]
+
+    def get_zones(self, obj: Exam) -> list[str]:
+        return list(obj.zone_codes)
+
+    def get_missing_zones(self, obj: Exam) -> list[str]:
+        present = {c.zone for c in obj.clips.all()}
+        return [z for z in obj.zone_codes if z not in present]
+
+    def get_clips(self, obj: Exam) -> list[dict[str, Any]]:
+        return [
+            {"id": c.pk, "zone": c.zone, "frame_count": c.frame_count, "page_url": c.get_absolute_url()}
+            for c in obj.clips.all()
+        ]
+
+
+class BloodGasSerializer(serializers.ModelSerializer[BloodGas]):
+    unit = serializers.ChoiceField(choices=GasUnit.choices, default=GasUnit.MMHG, write_only=True)
+    paco2 = serializers.FloatField(required=False, allow_null=True, write_only=True)
+    pao2 = serializers.FloatField(required=False, allow_null=True, write_only=True)
+    pf_ratio = serializers.FloatField(read_only=True)
+
+    class Meta:
+        model = BloodGas
+        fields = ["id", "sampled_at", "unit", "paco2", "pao2", "paco2_mmhg", "pao2_mmhg", "ph", "hco3",
+                  "lactate", "sao2", "fio2", "pf_ratio", "unit_entered", "created_at"]
+        read_only_fields = ["paco2_mmhg", "pao2_mmhg", "unit_entered", "created_at"]
+
+
+class ClinicalInfoSerializer(serializers.ModelSerializer[ClinicalInfo]):
+    class Meta:
+        model = ClinicalInfo
+        exclude = ["patient"]
+        read_only_fields = ["created_at"]

@@ -1,0 +1,216 @@
+"""Pages. Thin: permission check, selector or service, template."""
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_POST
+
+from patients import permissions, selectors, services
+from patients.forms import (
+    BloodGasForm,
+    ClinicalInfoForm,
+    ClipUploadForm,
+    ExamForm,
+    MemberForm,
+    PatientForm,
+    StudyForm,
+)
+from patients.models import Exam, Membership, Patient, Study, ZoneClip
+from patients.protocols import get_protocol
+
+
+def _visible(user: Any, study: Study) -> str:
+    """The user's role; 404 (not 403) for outsiders so study existence does not leak."""
+    role = permissions.role_in_study(user, study)
+    if role is None:
+        raise Http404("Not found")
+    return role
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    form = StudyForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            study = services.study_create(created_by=request.user, **form.cleaned_data)
+        except services.ServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            return redirect(study)
+    return render(request, "patients/home.html", {
+        "studies": selectors.study_list(user=request.user),
+        "form": form,
+        "can_create": permissions.can_create_study(request.user),
+    })
+
+
+@login_required
+def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    study = get_object_or_404(Study, pk=pk)
+    role = _visible(request.user, study)
+    form = PatientForm(request.POST or None)
+    if request.method == "POST":
+        permissions.require_write(request.user, study)
+        if form.is_valid():
+            try:
+                patient = services.patient_create(study=study, by=request.user, **form.cleaned_data)
+            except services.ServiceError as exc:
+                form.add_error(None, exc.message)
+            else:
+                return redirect(patient)
+    return render(request, "patients/study_detail.html", {
+        "study": study, "role": role, "form": form,
+        "patients": selectors.patient_list(user=request.user, study=study),
+        "can_write": role in permissions.WRITE_ROLES and not study.archived,
+        "identifying": permissions.can_see_identifying(request.user, study),
+    })
+
+
+@login_required
+def study_members(request: HttpRequest, pk: int) -> HttpResponse:
+    study = get_object_or_404(Study, pk=pk)
+    role = _visible(request.user, study)
+    form = MemberForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            services.membership_set(study=study, by=request.user, **form.cleaned_data)
+        except services.ServiceError as exc:
+            form.add_error(None, exc.message)
+        else:
+            messages.success(request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}.")
+            return redirect("study-members", pk=study.pk)
+    members = Membership.objects.filter(study=study).select_related("user").order_by("user__username")
+    return render(request, "patients/study_members.html", {
+        "study": study, "role": role, "members": members, "form": form,
+        "is_admin": role in permissions.ADMIN_ROLES and not study.archived,
+    })
+
+
+@login_required
+def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    patient = get_object_or_404(Patient.objects.select_related("study"), pk=pk)
+    role = _visible(request.user, patient.study)
+    can_write = role in permissions.WRITE_ROLES and not patient.study.archived
+    exam_form = ExamForm(initial={"protocol": patient.study.protocol})
+    clinical_form = ClinicalInfoForm()
+    gas_form = BloodGasForm()
+    if request.method == "POST":
+        permissions.require_write(request.user, patient.study)
+        kind = request.POST.get("kind")
+        try:
+            if kind == "exam":
+                exam_form = ExamForm(request.POST)
+                if exam_form.is_valid():
+                    exam = services.exam_create(patient=patient, by=request.user, **exam_form.cleaned_data)
+                    return redirect(exam)
+            elif kind == "clinical":
+                clinical_form = ClinicalInfoForm(request.POST)
+                if clinical_form.is_valid():
+                    services.clinical_info_create(patient=patient, by=request.user, **clinical_form.cleaned_data)
+                    messages.success(request, "Clinical record saved.")
+                    return redirect(patient)
+            elif kind == "gas":
+                gas_form = BloodGasForm(request.POST)
+                if gas_form.is_valid():
+                    services.blood_gas_create(patient=patient, by=request.user, **gas_form.cleaned_data)
+                    messages.success(request, "Blood gas saved.")
+                    return redirect(patient)
+        except services.ServiceError as exc:
+            messages.error(request, exc.message)
+    return render(request, "patients/patient_detail.html", {
+        "patient": patient, "study": patient.study, "role": role, "can_write": can_write,
+        "identifying": permissions.can_see_identifying(request.user, patient.study),
+        "exams": selectors.exam_list(user=request.user, patient=patient).prefetch_related("clips"),
+        "clinical_records": selectors.clinical_info_list(patient=patient),
+        "blood_gases": selectors.blood_gas_list(patient=patient),
+        "exam_form": exam_form, "clinical_form": clinical_form, "gas_form": gas_form,
+    })
+
+
+@login_required
+def exam_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    exam = get_object_or_404(Exam.objects.select_related("patient__study"), pk=pk)
+    role = _visible(request.user, exam.study)
+    can_write = role in permissions.WRITE_ROLES and not exam.study.archived
+    form = ClipUploadForm()
+    if request.method == "POST":
+        permissions.require_write(request.user, exam.study)
+        form = ClipUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                result = services.clip_ingest(
+                    exam=exam, upload=upload, zone=form.cleaned_data["zone"], by=request.user,
+                    filename=upload.name or "", replace=form.cleaned_data["replace"],
+                )
+            except services.ServiceError as exc:
+                messages.error(request, f"{upload.name}: {exc.message}")
+            else:
+                verb = "stored" if result.created else "was already stored"
+                messages.success(request, f"{upload.name} {verb} as zone {result.clip.zone}.")
+                return redirect(exam)
+        else:
+            messages.error(request, "Choose a zone and a file.")
+    protocol = get_protocol(exam.protocol)
+    clips = {c.zone: c for c in exam.clips.all()}
+    zones: list[dict[str, Any]] = [{"zone": z, "clip": clips.get(z.code)} for z in protocol.zones]
+    return render(request, "patients/exam_detail.html", {
+        "exam": exam, "patient": exam.patient, "study": exam.study, "role": role, "can_write": can_write,
+        "zones": zones, "protocol": protocol, "missing": [z["zone"].code for z in zones if z["clip"] is None],
+        "form": form,
+    })
+
+
+def _clip_for(request: HttpRequest, pk: int) -> ZoneClip:
+    clip = get_object_or_404(ZoneClip.objects.select_related("exam__patient__study"), pk=pk)
+    _visible(request.user, clip.exam.study)
+    return clip
+
+
+@login_required
+def clip_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    clip = _clip_for(request, pk)
+    return render(request, "patients/clip_detail.html", {
+        "clip": clip, "exam": clip.exam, "patient": clip.exam.patient, "study": clip.exam.study,
+    })
+
+
+@login_required
+def clip_original(request: HttpRequest, pk: int) -> FileResponse:
+    clip = _clip_for(request, pk)
+    name = clip.original_filename or f"clip-{clip.pk}.{clip.format}"
+    return FileResponse(clip.file.open("rb"), as_attachment=True, filename=name)
+
+
+@login_required
+def clip_frame(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    """One decoded frame as PNG (for previews and the cine viewer)."""
+    from PIL import Image
+
+    clip = _clip_for(request, pk)
+    frames = clip.load_frames()
+    if not 0 <= index < frames.shape[0]:
+        raise Http404(f"frame {index} is outside 0-{frames.shape[0] - 1}")
+    buf = io.BytesIO()
+    Image.fromarray(frames[index]).save(buf, format="PNG", compress_level=1)
+    response = HttpResponse(buf.getvalue(), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_POST
+def clip_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    clip = _clip_for(request, pk)
+    exam = clip.exam
+    try:
+        services.clip_delete(clip=clip, by=request.user)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+    return redirect(exam)

@@ -1,0 +1,181 @@
+"""Labelled LUS data sets (COVID-BLUES, POCUS) and the on-disk frame cache.
+
+The data are read in place (never copied into the repository). Decoded and preprocessed
+frames are cached as uint8 ``.npy`` under ``~/.cache/lusweb/frames/`` keyed by the file's
+path, size and mtime and by the preprocessing parameters, so experiments are cheap.
+"""
+from __future__ import annotations
+
+import csv
+import hashlib
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from scoring.core.nets import FINDINGS
+from scoring.core.preprocess import PreprocessConfig, preprocess_clip
+
+CACHE_ROOT = Path(os.environ.get("LUSWEB_CACHE", Path.home() / ".cache" / "lusweb"))
+IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
+
+#: -1 marks an unknown finding (masked out of the loss).
+UNKNOWN = -1
+
+
+@dataclass
+class ClipRecord:
+    """One labelled clip."""
+
+    path: str
+    patient: str
+    source: str  # "covid-blues" | "pocus" | "phantom"
+    score: int  # 0..3, or -1 when unscored
+    findings: dict[str, int] = field(default_factory=dict)  # name -> 0/1/-1
+    zone: str = ""
+
+    @property
+    def name(self) -> str:
+        """File stem."""
+        return Path(self.path).stem
+
+    def findings_vector(self) -> np.ndarray:
+        """int8 vector in FINDINGS order (-1 unknown)."""
+        return np.array([self.findings.get(f, UNKNOWN) for f in FINDINGS], np.int8)
+
+
+def _yes(v: str) -> int:
+    v = (v or "").strip().lower()
+    if v in {"yes", "1", "true"}:
+        return 1
+    if v in {"no", "0", "false"}:
+        return 0
+    return UNKNOWN
+
+
+def covid_blues_records(root: str | Path) -> list[ClipRecord]:
+    """Index ``covid-blues/`` (``severity.csv`` + ``lus_videos/``).
+
+    Findings: A-/B-lines from the CSV columns for every clip; the rarer findings only where
+    the free-text comment says so (positive), otherwise unknown (masked) - a missing comment
+    does not mean the finding is absent.
+    """
+    root = Path(root)
+    out: list[ClipRecord] = []
+    with open(root / "severity.csv", newline="", encoding="utf-8") as fh:
+        for row in csv.DictReader(fh):
+            stem = row["video_file"].strip()
+            p = root / "lus_videos" / f"{stem}.mp4"
+            if not p.exists():
+                continue
+            m = re.match(r"patient_(\d+)_([LR]\d)", stem)
+            patient = f"cb{m.group(1)}" if m else stem
+            zone = m.group(2) if m else ""
+            c = (row.get("comments") or "").lower()
+            f = {k: UNKNOWN for k in FINDINGS}
+            f["a_lines"] = _yes(row.get("A-lines", ""))
+            f["b_lines"] = _yes(row.get("B-lines", ""))
+            if "white lung" in c or "fused" in c or "confluent" in c:
+                f["confluent_b_lines"] = 1
+            if "consolidat" in c:
+                f["consolidation"] = 1
+            if any(w in c for w in ("broken pleura", "interrupted pleura", "thickened pleura")):
+                f["pleural_irregularity"] = 1
+            if "pleura line intact" in c:
+                f["pleural_irregularity"] = 0
+            if "effusion" in c:
+                f["effusion"] = 1
+            score = int(float(row["Severity Score"]))
+            out.append(ClipRecord(str(p), patient, "covid-blues", score, f, zone))
+    return out
+
+
+def pocus_records(root: str | Path, scored_only: bool = False) -> list[ClipRecord]:
+    """Index ``pocus/`` via ``dataset_metadata.csv`` (file stem == ``Filename``)."""
+    root = Path(root)
+    with open(root / "dataset_metadata.csv", newline="", encoding="utf-8", errors="replace") as fh:
+        meta = {r["Filename"]: r for r in csv.DictReader(fh)}
+    out: list[ClipRecord] = []
+    for p in sorted(root.glob("pocus_*/*/*")):
+        if not p.is_file():
+            continue
+        r = meta.get(p.stem)
+        if r is None:
+            continue
+        s = (r.get("Lung Severity Score") or "").strip()
+        score = int(s) if s.isdigit() else -1
+        if scored_only and score < 0:
+            continue
+        text = " ".join(r.get(k) or "" for k in ("Comments first medical doctor (MD1)", "Filename",
+                                                  "URL (Video Name)")).lower()
+        f = {
+            "a_lines": _yes(r.get("A-lines", "")),
+            "b_lines": _yes(r.get("B-lines", "")),
+            "confluent_b_lines": 1 if ("confluent" in text or "coalesc" in text or "white lung" in text)
+            else UNKNOWN,
+            "consolidation": _yes(r.get("Consolidations", "")),
+            "pleural_irregularity": _yes(r.get("Pleural line irregularities", "")),
+            "effusion": _yes(r.get("Effusion", "")),
+        }
+        pid = (r.get("Patient ID / Name") or "").strip()
+        patient = f"pocus_{pid}" if pid else f"pocus_{p.stem}"
+        out.append(ClipRecord(str(p), patient, "pocus", score, f))
+    return out
+
+
+def decode_frames(path: str | Path) -> tuple[np.ndarray, float]:
+    """Decode any clip or image to uint8 grey [T,H,W] and its fps.
+
+    Uses ``scoring.core.reader.read_clip`` when that module is present (it handles DICOM
+    and the project's formats), with PyAV / Pillow as the fallback.
+    """
+    try:
+        from scoring.core.reader import read_clip
+
+        clip = read_clip(str(path))
+        return np.asarray(clip.frames), float(getattr(clip, "fps", 0.0) or 0.0)
+    except ImportError:
+        pass
+    p = Path(path)
+    if p.suffix.lower() in IMAGE_EXT:
+        from PIL import Image
+
+        with Image.open(p) as im:
+            return np.asarray(im.convert("L"))[None], 0.0
+    import av
+
+    with av.open(str(p)) as c:
+        st = c.streams.video[0]
+        fps = float(st.average_rate or 0)
+        frames = [f.to_ndarray(format="gray") for f in c.decode(st)]
+    return np.stack(frames), fps
+
+
+def _key(path: str | Path, cfg: PreprocessConfig, extra: str = "") -> str:
+    st = os.stat(path)
+    raw = json.dumps([str(Path(path).resolve()), st.st_size, int(st.st_mtime), cfg.to_dict(), extra])
+    return hashlib.sha1(raw.encode()).hexdigest()[:20]
+
+
+def cached_frames(path: str | Path, cfg: PreprocessConfig, max_frames: int = 0) -> np.ndarray:
+    """Preprocessed frames as uint8 [T,size,size] (from the cache or computed and cached).
+
+    ``max_frames`` > 0 subsamples long clips uniformly (POCUS has clips of 1000+ frames).
+    """
+    d = CACHE_ROOT / "frames"
+    d.mkdir(parents=True, exist_ok=True)
+    f = d / f"{_key(path, cfg, str(max_frames))}.npy"
+    if f.exists():
+        return np.load(f)
+    raw, _ = decode_frames(path)
+    if max_frames and raw.shape[0] > max_frames:
+        raw = raw[np.linspace(0, raw.shape[0] - 1, max_frames).round().astype(int)]
+    x, _ = preprocess_clip(raw, cfg)
+    u8 = np.round(x * 255).astype(np.uint8)
+    tmp = f.with_suffix(".tmp.npy")
+    np.save(tmp, u8)
+    os.replace(tmp, f)
+    return u8

@@ -1,0 +1,187 @@
+"""Sector detection, cropping, masking and resizing of LUS frames.
+
+Bound to the weights: the parameters (:class:`PreprocessConfig`) are stored in every weights
+file and the scorer rebuilds the exact same pipeline from them.
+
+Sector detection (once per clip, not per frame):
+
+1. temporal max and temporal standard deviation over up to ``max_probe_frames`` frames;
+   speckle moves, burned-in text, rulers and logos do not, so ``std`` separates the image
+   from the overlays on cine loops; for a single image (or a frozen loop) the bright
+   region of the max image is used instead;
+2. threshold, morphological opening (removes thin text strokes and ruler ticks), the
+   largest connected component, holes filled;
+3. its convex hull (convex fans and linear rectangles are both convex), rasterised.
+
+Frames are then cropped to the hull's bounding box, everything outside the hull is set to
+0, and the crop is resized keeping its aspect ratio into a ``size x size`` canvas: centred
+horizontally, **top-aligned** (depth 0 stays at row 0 so the pleura sits at a similar row
+for all probes), zero-padded.  All steps are deterministic numpy / scipy.ndimage / torch.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from scipy import ndimage
+
+#: Bump when the output of :func:`preprocess_clip` changes (keys the feature caches).
+PREPROCESS_VERSION = "pp-1"
+
+
+@dataclass(frozen=True)
+class PreprocessConfig:
+    """Parameters of the preprocessing bound to a weights file."""
+
+    size: int = 128
+    max_probe_frames: int = 32
+    std_threshold: float = 2.0
+    max_threshold: int = 12
+    open_iterations: int = 2
+    min_area_fraction: float = 0.08
+    version: str = PREPROCESS_VERSION
+
+    def to_dict(self) -> dict[str, object]:
+        """Plain dict (stored in weights metadata)."""
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, object]) -> PreprocessConfig:
+        """Inverse of :meth:`to_dict` (unknown keys ignored)."""
+        names = set(cls.__dataclass_fields__)
+        return cls(**{k: v for k, v in d.items() if k in names})  # type: ignore[arg-type]
+
+
+@dataclass
+class Geometry:
+    """Where the processed canvas came from in the original frame (to undo the mapping)."""
+
+    orig_shape: tuple[int, int]
+    bbox: tuple[int, int, int, int]  # y0, y1, x0, x1 (exclusive ends) in the original frame
+    scale: float  # canvas pixels per original pixel
+    offset: tuple[int, int]  # (row, col) of the crop's top-left corner on the canvas
+    size: int
+    new_hw: tuple[int, int]  # size of the resized crop on the canvas
+    mask: np.ndarray = field(repr=False)  # bool [H, W] sector mask in the original frame
+
+
+def to_grey(frames: np.ndarray) -> np.ndarray:
+    """Accept [H,W], [T,H,W] or [T,H,W,C] (RGB/RGBA) and return uint8 [T,H,W]."""
+    a = np.asarray(frames)
+    if a.ndim == 2:
+        a = a[None]
+    if a.ndim == 4:
+        c = a[..., :3].astype(np.float32)
+        a = c[..., 0] * 0.299 + c[..., 1] * 0.587 + c[..., 2] * 0.114
+    if a.dtype != np.uint8:
+        a = np.clip(a, 0, 255).astype(np.uint8) if a.max() > 1.5 else (np.clip(a, 0, 1) * 255).astype(np.uint8)
+    return a
+
+
+def _hull_mask(mask: np.ndarray) -> np.ndarray:
+    """Rasterised convex hull of a boolean mask (half-plane test over hull edges)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    ys, xs = np.nonzero(mask)
+    if len(ys) < 3:
+        return mask.copy()
+    # Boundary pixels are enough for the hull and much cheaper than all pixels.
+    edge = mask & ~ndimage.binary_erosion(mask)
+    ey, ex = np.nonzero(edge)
+    pts = np.stack([ex, ey], 1).astype(np.float64)
+    try:
+        hull = ConvexHull(pts)
+    except QhullError:
+        return mask.copy()
+    h, w = mask.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = np.ones((h, w), bool)
+    # Each facet equation a*x + b*y + c <= 0 holds inside; 0.5 px tolerance keeps edges.
+    for a, b, c in hull.equations:
+        out &= (a * xx + b * yy + c) <= 0.5
+    return out
+
+
+def find_sector(frames: np.ndarray, cfg: PreprocessConfig | None = None) -> np.ndarray:
+    """Boolean [H, W] mask of the ultrasound image area of a clip (uint8 [T,H,W])."""
+    cfg = cfg or PreprocessConfig()
+    f = to_grey(frames)
+    t = f.shape[0]
+    idx = np.linspace(0, t - 1, min(t, cfg.max_probe_frames)).round().astype(int)
+    probe = f[idx].astype(np.float32)
+    mx = probe.max(0)
+    cand = mx > cfg.max_threshold
+    if len(idx) >= 3:
+        sd = probe.std(0)
+        moving = sd > cfg.std_threshold
+        # Use motion only when enough of the frame moves (a frozen loop has no speckle motion).
+        if moving.mean() > cfg.min_area_fraction:
+            cand = moving & (mx > 2)
+    cand = ndimage.binary_opening(cand, iterations=cfg.open_iterations)
+    lab, n = ndimage.label(cand)
+    h, w = cand.shape
+    if n == 0:
+        return np.ones((h, w), bool)
+    sizes = ndimage.sum_labels(cand, lab, index=np.arange(1, n + 1))
+    big = lab == (int(np.argmax(sizes)) + 1)
+    if big.mean() < cfg.min_area_fraction:
+        return np.ones((h, w), bool)
+    big = ndimage.binary_fill_holes(big)
+    return _hull_mask(big)
+
+
+def geometry_for(mask: np.ndarray, size: int) -> Geometry:
+    """Crop box and scale that fit the mask's bounding box into a ``size`` canvas."""
+    ys, xs = np.nonzero(mask)
+    y0, y1, x0, x1 = int(ys.min()), int(ys.max()) + 1, int(xs.min()), int(xs.max()) + 1
+    hh, ww = y1 - y0, x1 - x0
+    scale = size / max(hh, ww)
+    nh, nw = max(1, round(hh * scale)), max(1, round(ww * scale))
+    offset = (0, (size - nw) // 2)
+    return Geometry((int(mask.shape[0]), int(mask.shape[1])), (y0, y1, x0, x1), scale, offset, size, (nh, nw), mask)
+
+
+def apply_geometry(frames: np.ndarray, geom: Geometry) -> np.ndarray:
+    """Crop, mask and resize uint8 frames [T,H,W] to float32 [T,size,size] in [0,1]."""
+    y0, y1, x0, x1 = geom.bbox
+    crop = frames[:, y0:y1, x0:x1].astype(np.float32) * (1.0 / 255.0)
+    crop *= geom.mask[y0:y1, x0:x1][None]
+    nh, nw = geom.new_hw
+    t = torch.from_numpy(crop)[:, None]
+    # Antialiased bilinear: downscaling speckle without aliasing, and deterministic.
+    r = F.interpolate(t, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
+    out = torch.zeros((frames.shape[0], 1, geom.size, geom.size), dtype=torch.float32)
+    oy, ox = geom.offset
+    out[:, :, oy : oy + nh, ox : ox + nw] = r.clamp_(0, 1)
+    return out[:, 0].numpy()
+
+
+def preprocess_clip(frames: np.ndarray, cfg: PreprocessConfig | None = None) -> tuple[np.ndarray, Geometry]:
+    """Full pipeline for one clip: returns (float32 [T,size,size] in [0,1], geometry)."""
+    cfg = cfg or PreprocessConfig()
+    f = to_grey(frames)
+    mask = find_sector(f, cfg)
+    geom = geometry_for(mask, cfg.size)
+    return apply_geometry(f, geom), geom
+
+
+def canvas_valid_mask(geom: Geometry) -> np.ndarray:
+    """Boolean [size,size] mask of the sector on the processed canvas."""
+    m = apply_geometry((geom.mask[None].astype(np.uint8) * 255), geom)[0]
+    return m > 0.5
+
+
+def canvas_to_original(heat: np.ndarray, geom: Geometry) -> np.ndarray:
+    """Map a [size,size] canvas map back onto the original frame grid [H,W] (0 outside)."""
+    nh, nw = geom.new_hw
+    oy, ox = geom.offset
+    sub = heat[oy : oy + nh, ox : ox + nw].astype(np.float32)
+    y0, y1, x0, x1 = geom.bbox
+    t = torch.from_numpy(np.ascontiguousarray(sub))[None, None]
+    r = F.interpolate(t, size=(y1 - y0, x1 - x0), mode="bilinear", align_corners=False)[0, 0].numpy()
+    out = np.zeros(geom.orig_shape, np.float32)
+    out[y0:y1, x0:x1] = r
+    out *= geom.mask
+    return out

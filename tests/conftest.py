@@ -1,0 +1,32 @@
+"""Shared pytest fixtures and the strict-skip policy.
+
+Tests that need an external resource (a server, a browser, ``../shared/data``) call
+:func:`require` instead of ``pytest.skip``: on a bare machine they skip with the reason,
+under ``LUSWEB_TEST_STRICT=1`` (set by ``.ci/run``) they fail, so CI always exercises them.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = Path(os.environ.get("LUSWEB_SHARED_DATA", ROOT.parent / "shared" / "data"))
+STRICT = os.environ.get("LUSWEB_TEST_STRICT", "") == "1"
+
+
+def require(condition: bool, reason: str) -> None:
+    """Skip (or fail under LUSWEB_TEST_STRICT=1) when an external resource is missing."""
+    if condition:
+        return
+    if STRICT:
+        pytest.fail(f"LUSWEB_TEST_STRICT=1 forbids skipping: {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """Path to ``../shared/data`` (real COVID-BLUES and POCUS clips)."""
+    require(SHARED_DATA.is_dir(), f"real LUS data not found at {SHARED_DATA}")
+    return SHARED_DATA

@@ -1,0 +1,79 @@
+"""factory_boy factories for the data model."""
+from __future__ import annotations
+
+import datetime as dt
+
+import factory
+from django.contrib.auth import get_user_model
+from django.utils import timezone
+
+from patients.models import BloodGas, ClinicalInfo, Exam, Membership, Patient, Role, Study
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    password = factory.django.Password("pw-for-tests-1")
+
+
+class StudyFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Study
+
+    name = factory.Sequence(lambda n: f"Study {n}")
+    protocol = "12-zone"
+
+
+class MembershipFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Membership
+
+    study = factory.SubFactory(StudyFactory)
+    user = factory.SubFactory(UserFactory)
+    role = Role.CLINICIAN
+
+
+class PatientFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Patient
+
+    study = factory.SubFactory(StudyFactory)
+    code = factory.Sequence(lambda n: f"P{n:04d}")
+    sex = "F"
+    birth_year = 1960
+    admission_date = dt.date(2026, 3, 1)
+    name = factory.Sequence(lambda n: f"Jane Doe {n}")
+    hospital_number = factory.Sequence(lambda n: f"H{n:07d}")
+
+
+class ExamFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = Exam
+
+    patient = factory.SubFactory(PatientFactory)
+    acquired_at = factory.LazyFunction(timezone.now)
+    protocol = factory.LazyAttribute(lambda o: o.patient.study.protocol)
+
+
+class ClinicalInfoFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = ClinicalInfo
+
+    patient = factory.SubFactory(PatientFactory)
+    recorded_at = factory.LazyFunction(timezone.now)
+    age = 66
+    spo2 = 93.0
+
+
+class BloodGasFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = BloodGas
+
+    patient = factory.SubFactory(PatientFactory)
+    sampled_at = factory.LazyFunction(timezone.now)
+    paco2_mmhg = 40.0
+    pao2_mmhg = 80.0
+    fio2 = 0.21
