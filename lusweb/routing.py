@@ -1,6 +1,10 @@
-"""WebSocket routes (live scoring progress is added by the scoring app)."""
+"""WebSocket routes."""
 from __future__ import annotations
 
-from typing import Any
+from django.urls import path
 
-websocket_urlpatterns: list[Any] = []
+from scoring.consumers import ExamProgressConsumer
+
+websocket_urlpatterns = [
+    path("ws/exams/<int:exam_id>/", ExamProgressConsumer.as_asgi()),
+]

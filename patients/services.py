@@ -283,10 +283,16 @@ def clip_ingest(
                     f"patient's exam (exam {foreign.exam_id}); refusing to mix patients",
                     code="foreign_study_instance",
                 )
-        return _clip_store(
+        result = _clip_store(
             exam=exam, zone=zone, path=path, sha256=sha256, size=size, frames=clip_data.frames,
             fps=clip_data.fps, meta=meta, filename=filename, by=by, replace=occupied,
         )
+        if getattr(settings, "SCORING_ON_UPLOAD", True):
+            from scoring.services import scoring_job_request
+
+            # Dispatched when the surrounding transaction commits.
+            scoring_job_request(exam=exam, reason="upload", by=by)
+        return result
     finally:
         os.unlink(path)
 

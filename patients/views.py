@@ -157,14 +157,68 @@ def exam_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect(exam)
         else:
             messages.error(request, "Choose a zone and a file.")
+    from scoring.selectors import exam_scores_payload
+
     protocol = get_protocol(exam.protocol)
     clips = {c.zone: c for c in exam.clips.all()}
-    zones: list[dict[str, Any]] = [{"zone": z, "clip": clips.get(z.code)} for z in protocol.zones]
+    scores = exam_scores_payload(exam=exam)
+    by_zone = {z["zone"]: z for z in scores["zones"]}
+    zones: list[dict[str, Any]] = [
+        {"zone": z, "clip": clips.get(z.code), "score": by_zone.get(z.code)} for z in protocol.zones
+    ]
     return render(request, "patients/exam_detail.html", {
         "exam": exam, "patient": exam.patient, "study": exam.study, "role": role, "can_write": can_write,
+        "is_admin": role in permissions.ADMIN_ROLES and not exam.study.archived,
         "zones": zones, "protocol": protocol, "missing": [z["zone"].code for z in zones if z["clip"] is None],
-        "form": form,
+        "form": form, "scores": scores, "progress_pct": round(100 * (scores["progress"] or 0)),
     })
+
+
+@login_required
+@require_POST
+def exam_rescore(request: HttpRequest, pk: int) -> HttpResponse:
+    """Score the exam again with the active model (clinicians and admins); earlier results stay."""
+    from scoring.services import scoring_job_request
+
+    exam = get_object_or_404(Exam.objects.select_related("patient__study"), pk=pk)
+    _visible(request.user, exam.study)
+    permissions.require_write(request.user, exam.study)
+    if not exam.clips.exists():
+        messages.error(request, "This exam has no clips to score.")
+    else:
+        scoring_job_request(exam=exam, reason="rescore", by=request.user)
+        messages.success(request, "Scoring queued.")
+    return redirect(exam)
+
+
+@login_required
+@require_POST
+def job_retry(request: HttpRequest, pk: int) -> HttpResponse:
+    from scoring.models import ScoringJob
+    from scoring.services import scoring_job_retry
+
+    job = get_object_or_404(ScoringJob.objects.select_related("exam__patient__study"), pk=pk)
+    _visible(request.user, job.exam.patient.study)
+    try:
+        scoring_job_retry(job=job, by=request.user)
+    except services.ServiceError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, "Scoring queued again.")
+    return redirect(job.exam)
+
+
+@login_required
+@require_POST
+def study_rescore(request: HttpRequest, pk: int) -> HttpResponse:
+    """Study admins: rescore every exam with the active model version."""
+    from scoring.services import study_rescore as rescore
+
+    study = get_object_or_404(Study, pk=pk)
+    _visible(request.user, study)
+    jobs = rescore(study=study, by=request.user)
+    messages.success(request, f"{len(jobs)} exams queued for rescoring with the active model.")
+    return redirect(study)
 
 
 def _clip_for(request: HttpRequest, pk: int) -> ZoneClip:

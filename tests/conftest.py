@@ -30,3 +30,13 @@ def shared_data() -> Path:
     """Path to ``../shared/data`` (real COVID-BLUES and POCUS clips)."""
     require(SHARED_DATA.is_dir(), f"real LUS data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _isolated_media(request: pytest.FixtureRequest, tmp_path: Path) -> None:
+    """Each test stores files in its own folder, so "nothing was stored" is checkable."""
+    try:
+        settings = request.getfixturevalue("settings")
+    except pytest.FixtureLookupError:  # pytest-django disabled (-p no:django): pure tests only
+        return
+    settings.MEDIA_ROOT = str(tmp_path / "media")

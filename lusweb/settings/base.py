@@ -129,7 +129,7 @@ SPECTACULAR_SETTINGS = {
 BROKER_DIR = VAR_DIR / "broker"
 if REDIS_URL:
     CELERY_BROKER_URL = REDIS_URL
-    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS: dict[str, object] = {}
 else:
     CELERY_BROKER_URL = "filesystem://"
     CELERY_BROKER_TRANSPORT_OPTIONS = {
@@ -139,6 +139,15 @@ else:
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_EAGER", False)
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int("BROKER_VISIBILITY_TIMEOUT", 3600, minimum=5)
+
+# Scoring jobs: a worker holds a lease it renews while working; a dead worker's lease expires
+# and the job is claimed again.
+SCORING_ON_UPLOAD = env_bool("SCORING_ON_UPLOAD", True)
+SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 120, minimum=5)
+SCORING_RECOVERY_SECONDS = env_int("SCORING_RECOVERY_SECONDS", 60, minimum=1)
+SCORING_REDISPATCH_SECONDS = env_int("SCORING_REDISPATCH_SECONDS", 300, minimum=1)
+SCORING_BATCH_FRAMES = env_int("SCORING_BATCH_FRAMES", 600, minimum=1)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {

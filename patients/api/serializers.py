@@ -92,6 +92,7 @@ class ExamSerializer(serializers.ModelSerializer[Exam]):
     zones = serializers.SerializerMethodField()
     missing_zones = serializers.SerializerMethodField()
     clips = serializers.SerializerMethodField()
+    scores = serializers.SerializerMethodField()
     page_url = serializers.CharField(source="get_absolute_url", read_only=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -103,7 +104,7 @@ class ExamSerializer(serializers.ModelSerializer[Exam]):
     class Meta:
         model = Exam
         fields = ["id", "patient", "acquired_at", "protocol", "device", "probe", "operator", "notes",
-                  "created_at", "zones", "missing_zones", "clips", "page_url"]
+                  "created_at", "zones", "missing_zones", "clips", "scores", "page_url"]
         read_only_fields = ["created_at"]
 
     def get_zones(self, obj: Exam) -> list[str]:
@@ -112,6 +113,11 @@ class ExamSerializer(serializers.ModelSerializer[Exam]):
     def get_missing_zones(self, obj: Exam) -> list[str]:
         present = {c.zone for c in obj.clips.all()}
         return [z for z in obj.zone_codes if z not in present]
+
+    def get_scores(self, obj: Exam) -> dict[str, Any]:
+        from scoring.selectors import exam_scores_payload
+
+        return exam_scores_payload(exam=obj)
 
     def get_clips(self, obj: Exam) -> list[dict[str, Any]]:
         return [

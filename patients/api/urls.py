@@ -6,12 +6,14 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from patients.api import views
+from scoring.api import JobViewSet
 
 router = DefaultRouter()
 router.register("studies", views.StudyViewSet, basename="study")
 router.register("patients", views.PatientViewSet, basename="patient")
 router.register("exams", views.ExamViewSet, basename="exam")
 router.register("clips", views.ClipViewSet, basename="clip")
+router.register("jobs", JobViewSet, basename="job")
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),

@@ -179,6 +179,13 @@ class ClipViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, mixins.Destr
     def perform_destroy(self, instance: ZoneClip) -> None:
         services.clip_delete(clip=instance, by=self.request.user)
 
+    @action(detail=True, methods=["get"])
+    def frames(self, request: Request, pk: str | None = None) -> Response:
+        """Per-frame probabilities, scores and expected scores of the clip's current score."""
+        from scoring.selectors import clip_frames_payload
+
+        return Response(clip_frames_payload(clip=self.get_object()))
+
 
 class MeView(APIView):
     """The logged-in user and their roles."""

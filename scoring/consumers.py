@@ -1,0 +1,69 @@
+"""Live scoring progress over WebSockets: ``/ws/exams/<id>/``.
+
+Authenticates with the session cookie or ``?token=``, checks study membership on connect, sends
+a snapshot from the database first (so a reconnecting page is never behind), then relays the
+typed messages the worker publishes: ``progress``, ``finished``, ``failed``.
+"""
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qs
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from scoring.progress import exam_group
+
+
+@database_sync_to_async
+def _user_from_token(key: str) -> Any:
+    from rest_framework.authtoken.models import Token
+
+    token = Token.objects.select_related("user").filter(key=key).first()
+    return token.user if token and token.user.is_active else None
+
+
+@database_sync_to_async
+def _snapshot(user: Any, exam_id: int) -> dict[str, Any] | None:
+    from patients import permissions
+    from patients.models import Exam
+    from scoring.selectors import exam_scores_payload
+
+    exam = Exam.objects.select_related("patient__study").filter(pk=exam_id).first()
+    if exam is None or permissions.role_in_study(user, exam.patient.study) is None:
+        return None
+    return {"type": "snapshot", "exam": exam.pk, "scores": exam_scores_payload(exam=exam)}
+
+
+class ExamProgressConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        token = parse_qs(self.scope.get("query_string", b"").decode()).get("token")
+        if token:
+            user = await _user_from_token(token[0])
+        if user is None or not getattr(user, "is_authenticated", False):
+            await self.close(code=4401)
+            return
+        self.user = user
+        self.exam_id = int(self.scope["url_route"]["kwargs"]["exam_id"])
+        snapshot = await _snapshot(user, self.exam_id)
+        if snapshot is None:
+            await self.close(code=4403)
+            return
+        self.group = exam_group(self.exam_id)
+        await self.channel_layer.group_add(self.group, self.channel_name)
+        await self.accept()
+        await self.send_json(snapshot)
+
+    async def disconnect(self, code: int) -> None:
+        if hasattr(self, "group"):
+            await self.channel_layer.group_discard(self.group, self.channel_name)
+
+    async def progress_message(self, event: dict[str, Any]) -> None:
+        await self.send_json(event["message"])
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "snapshot":
+            snapshot = await _snapshot(self.user, self.exam_id)
+            if snapshot is not None:
+                await self.send_json(snapshot)

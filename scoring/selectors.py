@@ -1,0 +1,77 @@
+"""Scoring reads: the current scores of an exam, job details, per-frame results."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import QuerySet
+
+from patients.models import Exam, ZoneClip
+from patients.protocols import get_protocol
+from scoring.models import ClipScore, ExamScore, JobStatus, ScoringJob
+
+
+def latest_job(*, exam: Exam) -> ScoringJob | None:
+    return ScoringJob.objects.filter(exam=exam).select_related("model_version").order_by("-created_at", "-pk").first()
+
+
+def current_exam_score(*, exam: Exam) -> ExamScore | None:
+    """The newest result of the active model; else the newest result of any model."""
+    scores = ExamScore.objects.filter(exam=exam).select_related("model_version", "job").order_by("-created_at", "-pk")
+    active = scores.filter(model_version__is_active=True).first()
+    return active or scores.first()
+
+
+def exam_scores_payload(*, exam: Exam) -> dict[str, Any]:
+    """The ``scores`` block of ``GET /api/v1/exams/<id>/``."""
+    job = latest_job(exam=exam)
+    result = current_exam_score(exam=exam)
+    payload: dict[str, Any] = {
+        "status": job.status if job else "not_scored",
+        "job": job.pk if job else None,
+        "progress": job.progress if job else 0.0,
+        "error": job.error if job else "",
+        "luss": None, "max_luss": None, "mean_score": None, "worst_zone": None, "zones_ge2": None,
+        "coverage": None, "missing_zones": None, "model_version": None, "zones": [],
+    }
+    if result is None:
+        return payload
+    order = {code: i for i, code in enumerate(get_protocol(exam.protocol).codes)}
+    clip_scores = sorted(ClipScore.objects.filter(job=result.job), key=lambda c: order.get(c.zone, 99))
+    payload.update({
+        "scored_job": result.job_id,
+        "luss": result.luss, "max_luss": result.max_luss, "mean_score": result.mean_score,
+        "worst_zone": result.worst_zone or None, "zones_ge2": result.zones_ge2, "coverage": result.coverage,
+        "missing_zones": result.missing_zones, "model_version": result.model_version.version,
+        "zones": [
+            {"zone": c.zone, "clip": c.clip_id, "score": c.score, "probs": c.probs, "findings": c.findings,
+             "aggregator": c.aggregator}
+            for c in clip_scores
+        ],
+    })
+    if job is not None and job.pk != result.job_id and job.status != JobStatus.SUCCEEDED:
+        payload["status"] = job.status  # a newer job is queued or running; the shown scores are older
+    return payload
+
+
+def clip_frames_payload(*, clip: ZoneClip) -> dict[str, Any]:
+    """Per-frame probabilities and scores of the clip's current score."""
+    score = (
+        ClipScore.objects.filter(clip=clip).select_related("model_version").order_by("-model_version__is_active",
+                                                                                      "-created_at", "-pk").first()
+    )
+    if score is None:
+        return {"clip": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count, "fps": clip.fps,
+                "model_version": None, "frame_probs": [], "frame_scores": [], "expected_scores": []}
+    probs = score.frame_probs
+    return {
+        "clip": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count, "fps": clip.fps,
+        "model_version": score.model_version.version, "clip_score": score.score, "clip_probs": score.probs,
+        "findings": score.findings, "aggregator": score.aggregator,
+        "frame_probs": [[round(float(p), 4) for p in row] for row in probs],
+        "frame_scores": [int(i) for i in probs.argmax(axis=1)],
+        "expected_scores": [round(float(v), 4) for v in probs @ [0.0, 1.0, 2.0, 3.0]],
+    }
+
+
+def score_history(*, exam: Exam) -> QuerySet[ExamScore]:
+    return ExamScore.objects.filter(exam=exam).select_related("model_version").order_by("created_at")
