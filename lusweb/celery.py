@@ -26,3 +26,19 @@ app.conf.update(
     broker_connection_retry_on_startup=True,
 )
 app.autodiscover_tasks()
+
+
+def _ensure_filesystem_broker() -> None:
+    """The server-less broker of the demo needs its folders before the first message."""
+    from pathlib import Path
+
+    from django.conf import settings
+
+    if str(getattr(settings, "CELERY_BROKER_URL", "")).startswith("filesystem://"):
+        for key in ("data_folder_out", "processed_folder"):
+            Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key]).mkdir(parents=True, exist_ok=True)
+
+
+@app.on_after_configure.connect
+def _on_configure(sender: Celery, **_: object) -> None:
+    _ensure_filesystem_broker()

@@ -17,3 +17,5 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
+# Connections opened by Channels' worker threads must not outlive a test (teardown drops the DB).
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405

@@ -245,3 +245,30 @@ class _Bottleneck(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
         return F.relu(self.body(x) + self.down(x))
+
+
+def fuse_bn_(model: nn.Module) -> nn.Module:
+    """Fold every BatchNorm that follows a SameConv2d into the conv (inference only, in place).
+
+    Mathematically identical in eval mode; saves one memory pass per layer on the CPU.
+    """
+    pairs = (("_conv_stem", "_bn0"), ("_conv_head", "_bn1"))
+    block_pairs = (("_expand_conv", "_bn0"), ("_depthwise_conv", "_bn1"), ("_project_conv", "_bn2"))
+    mods: list[tuple[nn.Module, tuple[tuple[str, str], ...]]] = [(model, pairs)]
+    mods += [(b, block_pairs) for b in getattr(model, "_blocks", [])]
+    for owner, names in mods:
+        for conv_name, bn_name in names:
+            conv = getattr(owner, conv_name, None)
+            bn = getattr(owner, bn_name, None)
+            if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
+                continue
+            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            with torch.no_grad():
+                conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
+                bias = bn.bias - bn.running_mean * scale
+                if conv.bias is None:
+                    conv.bias = nn.Parameter(bias.clone())
+                else:
+                    conv.bias.add_(bias)
+            setattr(owner, bn_name, nn.Identity())
+    return model

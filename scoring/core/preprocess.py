@@ -41,6 +41,7 @@ class PreprocessConfig:
     max_threshold: int = 12
     open_iterations: int = 2
     min_area_fraction: float = 0.08
+    intensity: str = "p99"  # "none" | "p99": per-clip gain normalisation (see normalise_intensity)
     version: str = PREPROCESS_VERSION
 
     def to_dict(self) -> dict[str, object]:
@@ -165,6 +166,34 @@ def preprocess_clip(frames: np.ndarray, cfg: PreprocessConfig | None = None) -> 
     mask = find_sector(f, cfg)
     geom = geometry_for(mask, cfg.size)
     return apply_geometry(f, geom), geom
+
+
+def quantise(x: np.ndarray) -> np.ndarray:
+    """Round to the uint8 grid (the training cache stores uint8; inference must match)."""
+    return np.round(np.asarray(x, np.float32) * 255.0).astype(np.float32) * np.float32(1.0 / 255.0)
+
+
+def normalise_intensity(x: np.ndarray, mode: str) -> np.ndarray:
+    """Per-clip gain normalisation of a preprocessed clip (float [T,S,S] in [0,1]).
+
+    ``p99``: divide by the 99th percentile of the clip's non-zero pixels and clip to [0,1] -
+    probe gain and depth settings differ between exams, the textures that matter do not.
+    """
+    if mode == "none":
+        return x
+    if mode != "p99":
+        raise ValueError(f"unknown intensity mode {mode!r}")
+    v = x[x > 0]
+    if v.size == 0:
+        return x
+    ref = float(np.percentile(v[:: max(1, v.size // 200_000)], 99))
+    return np.clip(x / (ref + 1e-3), 0.0, 1.0).astype(np.float32)
+
+
+def model_input(frames: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, Geometry]:
+    """What the network sees: preprocess, quantise to uint8 steps, normalise intensity."""
+    x, geom = preprocess_clip(frames, cfg)
+    return normalise_intensity(quantise(x), cfg.intensity), geom
 
 
 def canvas_valid_mask(geom: Geometry) -> np.ndarray:

@@ -343,6 +343,21 @@ def _pixel_tag_in_file(fp: BinaryIO) -> bool:
     return any(tag in raw for tag in _PIXEL_DATA_TAGS)
 
 
+def _dicom_cut_short(ds: Any) -> bool:
+    """True when pydicom hit the end of the file inside the data set.
+
+    pydicom does not raise on that: it keeps a last element whose value is shorter than its
+    declared length, or (cut inside an element header) no data set elements at all.
+    """
+    tags = list(ds.keys())
+    if not tags:
+        return True
+    last = ds.get_item(tags[-1])  # raw element: value bytes + declared length, not converted
+    length, value = getattr(last, "length", None), getattr(last, "value", None)
+    undefined = 0xFFFFFFFF
+    return isinstance(value, bytes) and length is not None and length != undefined and len(value) < length
+
+
 def _check_dicom_has_pixels(ds: Any, meta: dict[str, Any], fp: BinaryIO) -> None:
     """Refuse objects without an image, telling apart 'not an image' from 'image cut off'."""
     if "PixelData" not in ds and "FloatPixelData" not in ds and "DoubleFloatPixelData" not in ds:
@@ -351,6 +366,11 @@ def _check_dicom_has_pixels(ds: Any, meta: dict[str, Any], fp: BinaryIO) -> None
         # tag present in the bytes but absent from the parsed data set means exactly that.
         if _pixel_tag_in_file(fp):
             raise TruncatedFile("file is truncated: the DICOM pixel data is cut off before its end")
+        if _dicom_cut_short(ds):
+            raise TruncatedFile(
+                f"file is truncated: the DICOM file ends inside its header (SOP class {sop_name}), "
+                "before any pixel data"
+            )
         if "Image Storage" in sop_name or "Rows" in ds:
             raise NoPixelData(
                 f"DICOM file has no pixel data (SOP class {sop_name}): the image is missing; "

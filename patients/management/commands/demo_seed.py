@@ -32,10 +32,10 @@ class Command(BaseCommand):
     help = "Create the demo study, its three users and a synthetic cohort of phantom exams."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--patients", type=int, default=12)
+        parser.add_argument("--patients", type=int, default=10)
         parser.add_argument("--exams", type=int, default=5, help="exams per patient (4-6 in the demo)")
-        parser.add_argument("--frames", type=int, default=40, help="frames per phantom clip")
-        parser.add_argument("--size", type=int, default=256, help="phantom clip rows and columns")
+        parser.add_argument("--frames", type=int, default=24, help="frames per phantom clip")
+        parser.add_argument("--size", type=int, default=160, help="phantom clip rows and columns")
         parser.add_argument("--seed", type=int, default=7)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -123,7 +123,8 @@ class Command(BaseCommand):
                 use_dicom = z % 2 == 0
                 path = tmp / f"{exam.pk}-{zone}.{'dcm' if use_dicom else 'mp4'}"
                 if use_dicom:
-                    write_dicom(phantom, path, patient_name=patient.name, patient_id=patient.hospital_number)
+                    write_dicom(phantom, path, jpeg=True, patient_name=patient.name,
+                                patient_id=patient.hospital_number)
                 else:
                     write_mp4(phantom, path)
                 services.clip_ingest(exam=exam, upload=SimpleUploadedFile(path.name, path.read_bytes()), zone=zone,

@@ -1,0 +1,26 @@
+"""Public scoring contract of LUSWeb (pure Python: no Django import).
+
+>>> from scoring.engine import load_scorer, read_clip
+>>> clip = read_clip(path)              # uint8 [T,H,W] grey frames, fps, meta
+>>> scorer = load_scorer()              # default weights; load_scorer(name_or_path) for others
+>>> result = scorer.score_clip(clip.frames)
+>>> result.frame_probs, result.frame_scores, result.clip_probs, result.clip_score
+>>> result.findings, result.six_class, result.aggregator, scorer.version
+
+``scorer.score_clips([frames, ...])`` scores all clips of an exam in one batched pass;
+``scorer.gradcam(frames, indices)`` returns Grad-CAM++ maps on the original frame grid.
+"""
+from __future__ import annotations
+
+from scoring.core.aggregate import AGGREGATORS
+from scoring.core.exam import ZONES_12, ZONES_BLUE6, ExamScore, exam_score
+from scoring.core.nets import FINDINGS, SCORE_CLASSES
+from scoring.core.reader import Clip, ClipReadError, read_clip
+from scoring.core.scorer import DEFAULT_WEIGHTS, ClipResult, Scorer, load_scorer
+from scoring.core.six_class import SIX_CLASSES
+
+__all__ = [
+    "AGGREGATORS", "Clip", "ClipReadError", "ClipResult", "DEFAULT_WEIGHTS", "ExamScore", "FINDINGS",
+    "SCORE_CLASSES", "SIX_CLASSES", "Scorer", "ZONES_12", "ZONES_BLUE6", "exam_score", "load_scorer",
+    "read_clip",
+]

@@ -1,0 +1,113 @@
+"""Job lifecycle without running the model: claim, lease, coalescing, retry, recovery."""
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import pytest
+from django.utils import timezone
+
+from patients.models import Membership, Role
+from patients.services import ServiceError
+from scoring import services
+from scoring.models import JobStatus, ModelVersion, ScoringJob
+from tests.factories import ExamFactory, UserFactory
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def version() -> ModelVersion:
+    return ModelVersion.objects.create(version="test-v1", weights="", is_active=True)
+
+
+def test_claim_is_exclusive_until_the_lease_expires(version: ModelVersion, settings: Any) -> None:
+    settings.SCORING_LEASE_SECONDS = 60
+    job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version)
+    assert services.scoring_job_claim(job_id=job.pk, worker="w1") is True
+    assert services.scoring_job_claim(job_id=job.pk, worker="w2") is False
+    job.refresh_from_db()
+    assert (job.status, job.worker, job.attempts) == (JobStatus.RUNNING, "w1", 1)
+    # w1 dies: its lease runs out, w2 takes over.
+    ScoringJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
+    assert services.scoring_job_claim(job_id=job.pk, worker="w2") is True
+    job.refresh_from_db()
+    assert (job.worker, job.attempts) == ("w2", 2)
+
+
+def test_finished_jobs_are_never_claimed(version: ModelVersion) -> None:
+    for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
+        job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version, status=status)
+        assert services.scoring_job_claim(job_id=job.pk, worker="w") is False
+        assert services.scoring_job_execute(job_id=job.pk, worker="w") == "skipped"
+
+
+def test_execute_on_a_deleted_exam_exits_cleanly(version: ModelVersion) -> None:
+    job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version)
+    job_id = job.pk
+    job.exam.delete()
+    assert services.scoring_job_execute(job_id=job_id, worker="w") == "gone"
+
+
+def test_live_lease_held_by_another_worker_asks_for_a_retry(version: ModelVersion) -> None:
+    job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version)
+    assert services.scoring_job_claim(job_id=job.pk, worker="w1")
+    with pytest.raises(services.JobLeaseHeld) as held:
+        services.scoring_job_execute(job_id=job.pk, worker="w2")
+    assert 1 <= held.value.retry_in <= services.lease_seconds() + 2
+
+
+def test_lost_lease_stops_renewal(version: ModelVersion) -> None:
+    job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version)
+    services.scoring_job_claim(job_id=job.pk, worker="w1")
+    ScoringJob.objects.filter(pk=job.pk).update(worker="w2")
+    with pytest.raises(services.LeaseLost):
+        services._renew(job, "w1", progress_value=0.5, step="x")
+
+
+def test_requests_coalesce_while_pending_and_dispatch_on_commit(version: ModelVersion,
+                                                                django_capture_on_commit_callbacks: Any) -> None:
+    exam = ExamFactory()
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = services.scoring_job_request(exam=exam)
+        second = services.scoring_job_request(exam=exam)
+    assert first.pk == second.pk
+    assert ScoringJob.objects.filter(exam=exam).count() == 1
+    assert len(callbacks) == 2  # each request dispatches after commit; the claim makes the spare harmless
+    ScoringJob.objects.filter(pk=first.pk).update(status=JobStatus.RUNNING)
+    with django_capture_on_commit_callbacks(execute=False):
+        third = services.scoring_job_request(exam=exam)
+    assert third.pk != first.pk  # a new clip after the job started needs a new job
+
+
+def test_retry_only_failed_jobs_and_only_by_writers(version: ModelVersion,
+                                                   django_capture_on_commit_callbacks: Any) -> None:
+    exam = ExamFactory()
+    clinician, researcher = UserFactory(), UserFactory()
+    Membership.objects.create(study=exam.patient.study, user=clinician, role=Role.CLINICIAN)
+    Membership.objects.create(study=exam.patient.study, user=researcher, role=Role.RESEARCHER)
+    job = ScoringJob.objects.create(exam=exam, model_version=version, status=JobStatus.FAILED, error="boom")
+    from django.core.exceptions import PermissionDenied
+
+    with pytest.raises(PermissionDenied):
+        services.scoring_job_retry(job=job, by=researcher)
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        retried = services.scoring_job_retry(job=job, by=clinician)
+    assert (retried.status, retried.error, retried.reason) == (JobStatus.PENDING, "", "retry")
+    assert len(callbacks) == 1
+    with pytest.raises(ServiceError, match="only failed or cancelled jobs can be retried"):
+        services.scoring_job_retry(job=retried, by=clinician)
+
+
+def test_activating_a_version_deactivates_the_others(version: ModelVersion) -> None:
+    other = ModelVersion.objects.create(version="test-v2", weights="x")
+    services.model_version_activate(version=other)
+    assert list(ModelVersion.objects.filter(is_active=True).values_list("version", flat=True)) == ["test-v2"]
+
+
+def test_batches_group_clips_up_to_a_frame_budget() -> None:
+    import numpy as np
+
+    frames = [np.zeros((n, 2, 2), np.uint8) for n in (100, 100, 150, 50, 300)]
+    assert services._batches(frames, max_frames=250) == [(0, 2), (2, 4), (4, 5)]
+    assert services._batches(frames, max_frames=10) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
