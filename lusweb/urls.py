@@ -11,6 +11,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("", include("patients.dashboards.urls")),
     path("api/v1/", include("patients.api.urls")),
     path("", include("patients.urls")),
 ]

@@ -157,6 +157,7 @@ def exam_detail(request: HttpRequest, pk: int) -> HttpResponse:
                 return redirect(exam)
         else:
             messages.error(request, "Choose a zone and a file.")
+    from patients.dashboards.selectors import chest_diagram_zones
     from scoring.selectors import exam_scores_payload
 
     protocol = get_protocol(exam.protocol)
@@ -171,6 +172,7 @@ def exam_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "is_admin": role in permissions.ADMIN_ROLES and not exam.study.archived,
         "zones": zones, "protocol": protocol, "missing": [z["zone"].code for z in zones if z["clip"] is None],
         "form": form, "scores": scores, "progress_pct": round(100 * (scores["progress"] or 0)),
+        "chest_zones": chest_diagram_zones(exam=exam),
     })
 
 

@@ -127,3 +127,38 @@ class ExamScore(models.Model):
 
     def __str__(self) -> str:
         return f"exam {self.exam_id} LUSS {self.luss}/{self.max_luss}"
+
+
+class SeverityClass(models.TextChoices):
+    MILD = "mild", "Mild"
+    MODERATE = "moderate", "Moderate"
+    SEVERE = "severe", "Severe"
+    CRITICAL = "critical", "Critical"
+
+
+SEVERITY_ORDER = [SeverityClass.MILD, SeverityClass.MODERATE, SeverityClass.SEVERE, SeverityClass.CRITICAL]
+
+
+class SeverityPrediction(models.Model):
+    """Patient severity at an exam, from its zones and the latest clinical record (DSA-MIL + MA-CLR)."""
+
+    exam = models.ForeignKey(Exam, on_delete=models.CASCADE, related_name="severity_predictions")
+    job = models.ForeignKey(ScoringJob, null=True, blank=True, on_delete=models.SET_NULL, related_name="severities")
+    model_version = models.CharField(max_length=128)
+    label = models.CharField(max_length=16, choices=SeverityClass.choices)
+    probs = models.JSONField(help_text="probabilities of mild, moderate, severe, critical")
+    severe_probability = models.FloatField(help_text="P(severe or critical)")
+    zone_attention = models.JSONField(default=dict, help_text="zone -> attention weight (sums to 1)")
+    clinical_record = models.ForeignKey(
+        "patients.ClinicalInfo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["exam", "job"], name="one_severity_per_exam_job"),
+        ]
+
+    def __str__(self) -> str:
+        return f"exam {self.exam_id}: {self.label}"

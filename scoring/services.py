@@ -74,7 +74,7 @@ def _jsonable(value: Any) -> Any:
 def model_version_register(*, weights: str = "", activate: bool = False) -> ModelVersion:
     """Register the weights ``weights`` ('' = the default weights) and optionally activate them."""
     scorer = runtime.get_scorer(weights)
-    metadata = _jsonable(getattr(scorer, "metadata", {}) or {})
+    metadata = _jsonable(getattr(scorer, "meta", None) or getattr(scorer, "metadata", None) or {})
     with transaction.atomic():
         version, _ = ModelVersion.objects.get_or_create(
             version=str(scorer.version), defaults={"weights": weights, "metadata": metadata}
@@ -103,11 +103,11 @@ def model_version_active() -> ModelVersion:
 # --- requesting jobs ---------------------------------------------------------------------------
 
 
-def _dispatch(job_id: int) -> None:
+def _dispatch(job_id: int, countdown: float = 0.0) -> None:
     from scoring.tasks import score_exam
 
     ScoringJob.objects.filter(pk=job_id).update(dispatched_at=timezone.now())
-    score_exam.apply_async(args=[job_id], queue="gpu")
+    score_exam.apply_async(args=[job_id], queue="gpu", countdown=countdown or None)
 
 
 def scoring_job_request(
@@ -126,7 +126,9 @@ def scoring_job_request(
             job = ScoringJob.objects.create(exam=exam, model_version=version, reason=reason, requested_by=by,
                                             step="queued")
         job_id = job.pk
-        transaction.on_commit(lambda: _dispatch(job_id))
+        # Uploads arrive in bursts (twelve zones): a short delay lets them share one job.
+        delay = float(getattr(settings, "SCORING_DEBOUNCE_SECONDS", 0)) if reason == "upload" else 0.0
+        transaction.on_commit(lambda: _dispatch(job_id, delay))
     return job
 
 

@@ -89,6 +89,11 @@ USE_TZ = True
 
 STATIC_URL = "/static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+STATICFILES_FINDERS = [
+    "django.contrib.staticfiles.finders.FileSystemFinder",
+    "django.contrib.staticfiles.finders.AppDirectoriesFinder",
+    "lusweb.staticfinders.PlotlyFinder",  # plotly.js from the installed package, no CDN
+]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")) or "")
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or "")
@@ -148,6 +153,7 @@ SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 120, minimum=5)
 SCORING_RECOVERY_SECONDS = env_int("SCORING_RECOVERY_SECONDS", 60, minimum=1)
 SCORING_REDISPATCH_SECONDS = env_int("SCORING_REDISPATCH_SECONDS", 300, minimum=1)
 SCORING_BATCH_FRAMES = env_int("SCORING_BATCH_FRAMES", 600, minimum=1)
+SCORING_DEBOUNCE_SECONDS = env_int("SCORING_DEBOUNCE_SECONDS", 2, minimum=0)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {

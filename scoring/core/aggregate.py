@@ -107,14 +107,22 @@ class UninormAggregator(nn.Module):
         """Fit e_c and tau by cross-entropy on clip labels (frame probabilities frozen)."""
         torch.manual_seed(seed)
         opt = torch.optim.Adam(self.parameters(), lr=lr)
-        xs = [torch.as_tensor(c, dtype=torch.float32) for c in clips]
+        # Pad every clip to the longest one with the neutral element (U(x, e) = x), so all
+        # clips fold in one batched pass.
+        tmax = max(len(c) for c in clips)
+        xs = torch.zeros((len(clips), tmax, self.a.shape[0]))
+        pad = torch.ones((len(clips), tmax), dtype=torch.bool)
+        for i, c in enumerate(clips):
+            xs[i, : len(c)] = torch.as_tensor(np.asarray(c), dtype=torch.float32)
+            pad[i, : len(c)] = False
         y = torch.as_tensor(labels, dtype=torch.long)
         # Balanced weights: the data set is skewed towards low scores.
         w = torch.bincount(y, minlength=self.a.shape[0]).float().clamp_min(1)
         w = (1.0 / w) / (1.0 / w).mean()
         for _ in range(steps):
             opt.zero_grad()
-            z = torch.stack([self.forward(x) for x in xs])
+            x = torch.where(pad[..., None], self.e.expand_as(xs), xs)
+            z = self.forward(x)
             loss = nn.functional.cross_entropy(z, y, weight=w)
             loss.backward()
             opt.step()

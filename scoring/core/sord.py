@@ -8,8 +8,8 @@ with the squared distance. Roy et al. found it best to push score 0 (healthy) fu
 from the pathological scores; we do it by **placing class 0 at position -1** instead of 0,
 i.e. ``pos = (-1, 1, 2, 3)`` (``zero_position=-1``): the 0-1 distance becomes 2 (squared 4)
 while the 1-2 and 2-3 distances stay 1. Hand-computed, for t=0 and alpha=1:
-``softmax(-[0, 4, 9, 16]) = [0.98150, 0.01798, 0.00012, 0.0000011]``; for t=1:
-``softmax(-[4, 0, 1, 4]) = [0.01321, 0.72139, 0.26539, 0.01321]`` (pinned by the tests).
+``softmax(-[0, 4, 9, 16]) = [0.98189, 0.01798, 0.00012, 0.0000001]``; for t=1:
+``softmax(-[4, 0, 1, 4]) = [0.01304, 0.71199, 0.26193, 0.01304]`` (pinned by the tests).
 """
 from __future__ import annotations
 

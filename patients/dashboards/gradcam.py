@@ -1,0 +1,89 @@
+"""Grad-CAM++ overlays for the clip viewer, computed on demand and cached on disk.
+
+The cache lives under ``MEDIA_ROOT/gradcam/<model version>/<clip sha256>/<frame>.png``: the
+clip bytes and the model fix the map, so a cached overlay never goes stale.
+"""
+from __future__ import annotations
+
+import io
+import os
+import re
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+
+from patients.models import ZoneClip
+
+# Jet-like ramp (blue -> cyan -> green -> yellow -> red), the usual Grad-CAM palette.
+_ANCHORS = np.array([[0, 0, 143], [0, 0, 255], [0, 255, 255], [0, 255, 0], [255, 255, 0], [255, 0, 0],
+                     [128, 0, 0]], dtype=np.float64)
+_MAX_ALPHA = 0.6
+
+
+class GradcamUnavailable(Exception):
+    """No scorer can be loaded here (missing dependency or weights, no model version)."""
+
+
+def _model_version_for(clip: ZoneClip) -> Any:
+    from scoring.models import ClipScore, ModelVersion
+
+    score = (ClipScore.objects.filter(clip=clip).select_related("model_version")
+             .order_by("-model_version__is_active", "-created_at", "-pk").first())
+    if score is not None:
+        return score.model_version
+    active = ModelVersion.objects.filter(is_active=True).first()
+    if active is None:
+        raise GradcamUnavailable("No model version is registered, so no Grad-CAM++ map can be computed.")
+    return active
+
+
+def heat_rgba(cam: np.ndarray) -> np.ndarray:
+    """uint8 RGBA [H, W, 4]: a jet colour ramp, alpha proportional to the map (0 = transparent)."""
+    m = np.clip(np.nan_to_num(np.asarray(cam, dtype=np.float64)), 0.0, 1.0)
+    pos = m * (len(_ANCHORS) - 1)
+    lo = np.floor(pos).astype(int).clip(0, len(_ANCHORS) - 2)
+    frac = (pos - lo)[..., None]
+    rgb = _ANCHORS[lo] * (1 - frac) + _ANCHORS[lo + 1] * frac
+    alpha = (m * _MAX_ALPHA * 255)[..., None]
+    return np.concatenate([rgb, alpha], axis=-1).round().astype(np.uint8)
+
+
+def cache_path(clip: ZoneClip, version: str, index: int) -> Path:
+    safe = re.sub(r"[^A-Za-z0-9._-]+", "_", version)[:100] or "model"
+    return Path(settings.MEDIA_ROOT) / "gradcam" / safe / clip.sha256 / f"{index}.png"
+
+
+def gradcam_png(clip: ZoneClip, index: int) -> bytes:
+    """The overlay PNG of frame ``index`` (``IndexError`` outside the clip; ``GradcamUnavailable``
+    when no scorer can run here)."""
+    if not 0 <= index < clip.frame_count:
+        raise IndexError(f"frame {index} is outside 0-{clip.frame_count - 1}")
+    mv = _model_version_for(clip)
+    path = cache_path(clip, mv.version, index)
+    if path.exists():
+        return path.read_bytes()
+    try:
+        from scoring.runtime import get_scorer
+
+        scorer = get_scorer(mv.weights)
+    except ImportError as exc:
+        raise GradcamUnavailable(f"The scoring model cannot be loaded on this server ({exc}).") from exc
+    except (OSError, RuntimeError) as exc:  # missing or mismatched weights file
+        raise GradcamUnavailable(f"The weights of model {mv.version} cannot be loaded ({exc}).") from exc
+    frames = clip.load_frames()
+    cam = scorer.gradcam(frames, [index])[0]
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(heat_rgba(cam)).save(buf, format="PNG")
+    data = buf.getvalue()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Write then rename, so a concurrent request never reads half a file.
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
+    with os.fdopen(fd, "wb") as fh:
+        fh.write(data)
+    os.replace(tmp, path)
+    return data

@@ -1,0 +1,106 @@
+"""Dashboard pages. Thin: access check (404 for outsiders), a selector, a template."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import render
+
+from patients import permissions
+from patients.dashboards import gradcam, selectors, stats
+from patients.protocols import get_protocol
+
+
+def _number(request: HttpRequest, name: str, default: float, *, low: float, high: float) -> float:
+    """A numeric query parameter; a bad value falls back to ``default`` with a message."""
+    raw = request.GET.get(name, "")
+    if raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not low <= value <= high:
+        messages.warning(request, f"{name}={raw!r} is not a number between {low:g} and {high:g}; using {default:g}.")
+        return default
+    return value
+
+
+@login_required
+def study_overview(request: HttpRequest, pk: int) -> HttpResponse:
+    study, role = selectors.study_for(user=request.user, pk=pk)
+    n_zones = len(get_protocol(study.protocol).codes)
+    threshold = _number(request, "threshold", stats.default_threshold(n_zones), low=0, high=3 * n_zones)
+    window = _number(request, "window_hours", stats.DEFAULT_WINDOW_HOURS, low=0.5, high=stats.MAX_WINDOW_HOURS)
+    data = selectors.study_overview(study=study, user=request.user, threshold=threshold, window_hours=window)
+    return render(request, "dashboards/study_overview.html", {
+        "study": study, "role": role, "data": data, "chart": data["chart"],
+        "colours": {"severity": selectors.SEVERITY_COLOURS, "none": selectors.NO_SEVERITY_COLOUR},
+    })
+
+
+@login_required
+def patient_timeline(request: HttpRequest, pk: int) -> HttpResponse:
+    patient, role = selectors.patient_for(user=request.user, pk=pk)
+    data = selectors.patient_timeline(patient=patient)
+    return render(request, "dashboards/patient_timeline.html", {
+        "patient": patient, "study": patient.study, "role": role, "data": data,
+        "identifying": permissions.can_see_identifying(request.user, patient.study),
+        "colours": {"scores": selectors.SCORE_COLOURS, "meanings": selectors.SCORE_MEANINGS,
+                    "severity": selectors.SEVERITY_COLOURS, "none": selectors.NO_SEVERITY_COLOUR},
+    })
+
+
+def _correlation_params(request: HttpRequest) -> stats.CorrelationParams:
+    try:
+        return stats.parse_correlation_params(request.GET)
+    except ValueError as exc:
+        messages.warning(request, f"{exc}; showing the defaults.")
+        return stats.CorrelationParams()
+
+
+def _correlation_page(request: HttpRequest, context: dict[str, Any], **target: Any) -> HttpResponse:
+    params = _correlation_params(request)
+    data = selectors.correlation(params=params, **target)
+    return render(request, "dashboards/correlation.html", {
+        **context, "data": data, "params": params, "scores": stats.SCORES, "gases": stats.GASES,
+        "units": stats.UNITS,
+    })
+
+
+@login_required
+def study_correlation(request: HttpRequest, pk: int) -> HttpResponse:
+    study, role = selectors.study_for(user=request.user, pk=pk)
+    return _correlation_page(request, {"study": study, "role": role, "patient": None}, study=study)
+
+
+@login_required
+def patient_correlation(request: HttpRequest, pk: int) -> HttpResponse:
+    patient, role = selectors.patient_for(user=request.user, pk=pk)
+    return _correlation_page(request, {"study": patient.study, "role": role, "patient": patient}, patient=patient)
+
+
+@login_required
+def clip_viewer(request: HttpRequest, pk: int) -> HttpResponse:
+    clip, role = selectors.clip_for(user=request.user, pk=pk)
+    return render(request, "dashboards/clip_viewer.html", {
+        "clip": clip, "exam": clip.exam, "patient": clip.exam.patient, "study": clip.exam.patient.study,
+        "role": role, "data": selectors.clip_viewer(clip=clip),
+    })
+
+
+@login_required
+def clip_gradcam(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    """Grad-CAM++ overlay (RGBA PNG) of one frame; 503 with a plain message when no scorer runs here."""
+    clip, _ = selectors.clip_for(user=request.user, pk=pk)
+    try:
+        png = gradcam.gradcam_png(clip, index)
+    except IndexError as exc:
+        raise Http404(str(exc)) from None
+    except gradcam.GradcamUnavailable as exc:
+        return HttpResponse(f"Grad-CAM++ unavailable: {exc}", status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(png, content_type="image/png")
+    response["Cache-Control"] = "private, max-age=86400"
+    return response

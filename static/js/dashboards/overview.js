@@ -1,0 +1,32 @@
+/* Study overview: latest global LUS score per patient, coloured by severity, with the alert threshold. */
+(function () {
+  "use strict";
+  var chart = LUS.json("overview-data");
+  var colours = LUS.json("dash-colours");
+  var el = document.getElementById("plot-overview");
+  if (!el || !chart || !chart.codes.length) return;
+  var threshold = Number(el.dataset.threshold);
+  var max = Number(el.dataset.max);
+  var trace = {
+    type: "bar", name: "Latest global LUS score", x: chart.codes, y: chart.luss,
+    marker: { color: chart.severity.map(function (s) { return s ? colours.severity[s] : colours.none; }),
+              line: { color: "#1d2733", width: 1 } },
+    customdata: chart.severity.map(function (s) { return s || "no severity yet"; }),
+    hovertemplate: "<b>%{x}</b><br>Global LUS score %{y}/" + max + "<br>Severity: %{customdata}<extra></extra>",
+  };
+  var layout = {
+    font: LUS.font, margin: { t: 10, r: 20, b: 60, l: 70 }, showlegend: false,
+    xaxis: { title: { text: "Patient (click a bar for the timeline)" }, type: "category" },
+    yaxis: { title: { text: "Global LUS score (0–" + max + ")" }, range: [0, max] },
+    shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
+               line: { color: "#b00020", width: 2, dash: "dash" } }],
+    annotations: [{ xref: "paper", x: 0, y: threshold, yanchor: "bottom", xanchor: "left", showarrow: false,
+                    text: "alert threshold " + threshold, bgcolor: "rgba(255,255,255,0.85)",
+                    font: { color: "#b00020", size: 12 } }],
+  };
+  Plotly.newPlot(el, [trace], layout, LUS.config);
+  el.on("plotly_click", function (ev) {
+    var i = ev.points[0].pointIndex;
+    if (chart.urls[i]) window.location.href = chart.urls[i];
+  });
+})();

@@ -1,0 +1,171 @@
+/* Patient timeline: global score + blood gas, zone x exam heatmap, severity probabilities. */
+(function () {
+  "use strict";
+  var data = LUS.json("timeline-data");
+  var colours = LUS.json("dash-colours");
+  if (!data || !data.exams.length) return;
+  var KPA_TO_MMHG = 7.50062;
+  var exams = data.exams;
+  var scored = exams.filter(function (e) { return e.luss !== null; });
+  var maxLuss = exams[0].max_luss || 3 * data.zones.length;
+  var GAS = {
+    paco2: { label: "PaCO₂", key: "paco2_mmhg", pressure: true },
+    pao2: { label: "PaO₂", key: "pao2_mmhg", pressure: true },
+    pf: { label: "P/F ratio", key: "pf_ratio", pressure: false },
+  };
+
+  // Exam labels shared by the heatmap and the severity chart: date and day since admission.
+  var seen = {};
+  var labels = exams.map(function (e) {
+    var label = e.time.slice(0, 10) + (e.day !== null ? " (day " + e.day + ")" : "");
+    seen[label] = (seen[label] || 0) + 1;
+    return seen[label] > 1 ? label + " #" + seen[label] : label;
+  });
+
+  // --- global score + gas -------------------------------------------------------------------
+  var unscoredNote = document.getElementById("luss-unscored");
+  var unscored = exams.length - scored.length;
+  if (unscoredNote) {
+    unscoredNote.textContent = unscored
+      ? unscored + " of " + exams.length + " exams are not scored yet and have no point."
+      : "Hover a point for the date, day since admission, score and severity.";
+  }
+
+  function lussTrace() {
+    return {
+      type: "scatter", mode: "lines+markers", name: "Global LUS score", yaxis: "y",
+      x: scored.map(function (e) { return e.time; }), y: scored.map(function (e) { return e.luss; }),
+      line: { color: "#0b6e8a", width: 2 },
+      marker: { size: 13, line: { color: "#1d2733", width: 1 },
+                color: scored.map(function (e) { return e.severity ? colours.severity[e.severity] : colours.none; }) },
+      customdata: scored.map(function (e) {
+        return [LUS.dayText(e.day), e.max_luss, e.severity || "no severity yet", LUS.fmt(e.mean_score, 2),
+                e.severity_probs ? e.severity_probs.map(function (p) { return p.toFixed(2); }).join(" / ") : "–"];
+      }),
+      hovertemplate: "<b>%{x|%Y-%m-%d %H:%M}</b> · %{customdata[0]}<br>Global LUS score <b>%{y}</b>/%{customdata[1]}" +
+        "<br>Mean zone score %{customdata[3]}<br>Severity: <b>%{customdata[2]}</b>" +
+        "<br>P(mild/moderate/severe/critical): %{customdata[4]}<extra></extra>",
+    };
+  }
+
+  function gasTrace(gas, unit) {
+    var g = GAS[gas];
+    var u = g.pressure ? unit : "mmHg";
+    var rows = data.blood_gases.filter(function (b) { return b[g.key] !== null; });
+    return {
+      type: "scatter", mode: "lines+markers", name: g.label + " (" + u + ")", yaxis: "y2",
+      x: rows.map(function (b) { return b.time; }),
+      y: rows.map(function (b) { var v = b[g.key]; return g.pressure && u === "kPa" ? v / KPA_TO_MMHG : v; }),
+      line: { color: "#6a3d9a", width: 1.5, dash: "dot" }, marker: { symbol: "diamond", size: 9, color: "#6a3d9a" },
+      customdata: rows.map(function (b) { return LUS.dayText(b.day); }),
+      hovertemplate: "<b>%{x|%Y-%m-%d %H:%M}</b> · %{customdata}<br>" + g.label + " %{y:.1f} " + u + "<extra></extra>",
+    };
+  }
+
+  var gasSelect = document.getElementById("gas-select");
+  var unitSelect = document.getElementById("unit-select");
+  var lussEl = document.getElementById("plot-luss");
+
+  function drawLuss() {
+    var gas = gasSelect.value;
+    unitSelect.disabled = gas === "pf" || gas === "none";
+    var traces = [lussTrace()];
+    var layout = {
+      font: LUS.font, margin: { t: 10, r: 80, b: 50, l: 70 },
+      legend: { orientation: "h", x: 0, y: 1.12 },
+      xaxis: { title: { text: "Date (hover: day since admission)" }, type: "date" },
+      yaxis: { title: { text: "Global LUS score (0–" + maxLuss + ")" }, range: [0, maxLuss + 1], zeroline: false },
+      shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: data.threshold, y1: data.threshold,
+                 line: { color: "#b00020", width: 1, dash: "dot" } }],
+    };
+    if (gas !== "none") {
+      var t = gasTrace(gas, unitSelect.value);
+      traces.push(t);
+      // Own ticks (not synced to the score axis), so gas values read as round numbers.
+      layout.yaxis2 = { title: { text: t.name }, overlaying: "y", side: "right", showgrid: false, zeroline: false,
+                        tickmode: "auto", nticks: 6 };
+    }
+    if (!scored.length) {
+      layout.annotations = [{ xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false,
+                              text: "No exam scored yet", font: { size: 16, color: "#5d6b7a" } }];
+    }
+    Plotly.react(lussEl, traces, layout, LUS.config);
+  }
+  gasSelect.addEventListener("change", drawLuss);
+  unitSelect.addEventListener("change", drawLuss);
+  drawLuss();
+
+  // --- zone x exam heatmap ------------------------------------------------------------------
+  function cellText(zone, e) {
+    var d = e.zone_details[zone.code] || {};
+    var head = "<b>" + zone.code + "</b> · " + zone.label + "<br>" + e.time.slice(0, 16) + " · " + LUS.dayText(e.day);
+    var score = e.zones[zone.code];
+    if (score === null || score === undefined) {
+      return head + "<br>" + (d.clip ? "clip not scored yet (click to open)" : "no clip for this zone");
+    }
+    var findings = Object.keys(d.findings || {})
+      .filter(function (k) { return d.findings[k] >= 0.5; })
+      .map(function (k) { return k.replace(/_/g, " ") + " " + d.findings[k].toFixed(2); });
+    return head + "<br>Score <b>" + score + "</b> · P(0/1/2/3) = " +
+      (d.probs || []).map(function (p) { return Number(p).toFixed(2); }).join(" / ") +
+      "<br>Findings: " + (findings.length ? findings.join(", ") : "none above 0.5") +
+      "<br>Model " + (e.model_version || "–") + "<br><i>click to open the clip</i>";
+  }
+  var z = data.zones.map(function (zone) {
+    return exams.map(function (e) { var v = e.zones[zone.code]; return v === undefined ? null : v; });
+  });
+  var c = colours.scores;
+  var heat = {
+    type: "heatmap", name: "Zone scores", x: labels, y: data.zones.map(function (zone) { return zone.code; }), z: z,
+    zmin: -0.5, zmax: 3.5, xgap: 3, ygap: 3, hoverongaps: true,
+    colorscale: [[0, c[0]], [0.25, c[0]], [0.25, c[1]], [0.5, c[1]], [0.5, c[2]], [0.75, c[2]], [0.75, c[3]], [1, c[3]]],
+    colorbar: { title: { text: "Zone score" }, tickvals: [0, 1, 2, 3], ticktext: colours.meanings, len: 0.9 },
+    text: data.zones.map(function (zone) { return exams.map(function (e) { return cellText(zone, e); }); }),
+    hovertemplate: "%{text}<extra></extra>",
+    texttemplate: "%{z}", textfont: { size: 12 },
+  };
+  var heatEl = document.getElementById("plot-heatmap");
+  Plotly.newPlot(heatEl, [heat], {
+    font: LUS.font, margin: { t: 10, r: 20, b: 120, l: 200 }, plot_bgcolor: "#dfe4ea",
+    xaxis: { title: { text: "Exam (date, day since admission)", standoff: 20 }, type: "category", tickangle: -30,
+             automargin: true },
+    yaxis: { title: { text: "" }, type: "category", autorange: "reversed",
+             tickvals: data.zones.map(function (zone) { return zone.code; }),
+             ticktext: data.zones.map(function (zone) { return zone.code + " · " + zone.label; }) },
+  }, LUS.config);
+  heatEl.on("plotly_click", function (ev) {
+    var idx = ev.points[0].pointIndex;  // [row, column]
+    var d = exams[idx[1]].zone_details[data.zones[idx[0]].code];
+    if (d && d.clip_url) window.location.href = d.clip_url;
+  });
+
+  // --- severity probabilities ---------------------------------------------------------------
+  var sevEl = document.getElementById("plot-severity");
+  var withSeverity = exams.filter(function (e) { return e.severity_probs; });
+  if (!withSeverity.length) {
+    sevEl.hidden = true;
+    document.getElementById("severity-empty").hidden = false;
+    return;
+  }
+  var classes = ["mild", "moderate", "severe", "critical"];
+  var sevTraces = classes.map(function (cls, k) {
+    return {
+      type: "bar", name: "P(" + cls + ")", x: labels,
+      y: exams.map(function (e) { return e.severity_probs ? e.severity_probs[k] : null; }),
+      marker: { color: colours.severity[cls] },
+      customdata: exams.map(function (e) { return e.severity || "no severity yet"; }),
+      hovertemplate: "%{x}<br>P(" + cls + ") = %{y:.2f}<br>Predicted: <b>%{customdata}</b><extra></extra>",
+    };
+  });
+  Plotly.newPlot(sevEl, sevTraces, {
+    font: LUS.font, barmode: "stack", margin: { t: 30, r: 20, b: 120, l: 70 },
+    legend: { title: { text: "Class probability" }, traceorder: "normal" },
+    xaxis: { title: { text: "Exam (date, day since admission)", standoff: 20 }, type: "category", tickangle: -30,
+             automargin: true },
+    yaxis: { title: { text: "Class probability" }, range: [0, 1] },
+    annotations: exams.map(function (e, i) {
+      return { x: labels[i], y: 1, yanchor: "bottom", showarrow: false, font: { size: 11, color: "#5d6b7a" },
+               text: e.severity ? "predicted: <b>" + e.severity + "</b>" : "no severity yet" };
+    }),
+  }, LUS.config);
+})();

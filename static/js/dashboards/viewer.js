@@ -1,0 +1,121 @@
+/* Clip viewer: cine players (preloaded frames), per-frame expected score that seeks on click,
+   Grad-CAM++ overlay on demand (503 -> message), previous exam of the same zone side by side. */
+(function () {
+  "use strict";
+  var data = LUS.json("viewer-data");
+  if (!data) return;
+
+  function Player(root, p, key) {
+    var self = this;
+    var T = p.frame_count;
+    var frames = [];
+    for (var i = 0; i < T; i++) { var im = new Image(); im.src = p.frame_url + i + ".png"; frames.push(im); }
+    var img = root.querySelector(".frame-img");
+    var overlay = root.querySelector(".overlay");
+    var slider = root.querySelector(".slider");
+    var counter = root.querySelector(".counter");
+    var playBtn = root.querySelector(".play");
+    var toggle = root.querySelector(".gradcam-toggle");
+    var status = root.querySelector(".status");
+    var plotEl = document.getElementById("plot-frames-" + key);
+    var overlays = {};   // frame -> object URL
+    var pending = {};
+    var raf = null, t0 = 0, f0 = 0;
+    self.index = 0;
+    self.playing = false;
+
+    function setStatus(text, isError) {
+      status.textContent = text;
+      status.classList.toggle("error", !!isError);
+    }
+
+    function showOverlay(i) {
+      if (!toggle.checked) { overlay.hidden = true; return; }
+      if (overlays[i]) { overlay.src = overlays[i]; overlay.hidden = false; return; }
+      if (pending[i]) return;
+      pending[i] = true;
+      if (!self.playing) setStatus("Computing the Grad-CAM++ map of frame " + (i + 1) + "…");
+      fetch(p.gradcam_url + i + ".png", { credentials: "same-origin" }).then(function (r) {
+        if (!r.ok) {
+          return r.text().then(function (text) { throw new Error(text || ("HTTP " + r.status)); });
+        }
+        return r.blob();
+      }).then(function (blob) {
+        overlays[i] = URL.createObjectURL(blob);
+        delete pending[i];
+        if (self.index === i && toggle.checked) { overlay.src = overlays[i]; overlay.hidden = false; }
+        setStatus("");
+      }).catch(function (err) {
+        delete pending[i];
+        toggle.checked = false;
+        overlay.hidden = true;
+        setStatus(err.message, true);
+      });
+    }
+
+    self.show = function (i) {
+      i = Math.max(0, Math.min(T - 1, Math.round(i)));
+      self.index = i;
+      img.src = frames[i].src;
+      slider.value = String(i);
+      counter.textContent = (i + 1) + " / " + T;
+      showOverlay(i);
+      if (plotEl && plotEl.data) {
+        Plotly.relayout(plotEl, { "shapes[0].x0": i, "shapes[0].x1": i });
+      }
+    };
+
+    function tick(now) {
+      var i = (f0 + Math.floor((now - t0) / 1000 * p.play_fps)) % T;
+      if (i !== self.index) self.show(i);
+      raf = window.requestAnimationFrame(tick);
+    }
+    self.play = function () {
+      if (T < 2) return;
+      self.playing = true;
+      playBtn.textContent = "⏸ Pause";
+      playBtn.setAttribute("aria-pressed", "true");
+      t0 = performance.now(); f0 = self.index;
+      raf = window.requestAnimationFrame(tick);
+    };
+    self.pause = function () {
+      self.playing = false;
+      playBtn.textContent = "▶ Play";
+      playBtn.setAttribute("aria-pressed", "false");
+      if (raf) window.cancelAnimationFrame(raf);
+      raf = null;
+    };
+    playBtn.addEventListener("click", function () { if (self.playing) self.pause(); else self.play(); });
+    slider.addEventListener("input", function () { self.pause(); self.show(Number(slider.value)); });
+    toggle.addEventListener("change", function () { setStatus(""); showOverlay(self.index); });
+
+    if (plotEl && p.expected_scores.length) {
+      var xs = p.expected_scores.map(function (_, i) { return i; });
+      Plotly.newPlot(plotEl, [{
+        type: "scatter", mode: "lines+markers", name: "Expected score", x: xs, y: p.expected_scores,
+        line: { color: "#0b6e8a", width: 2 }, marker: { size: 7 },
+        customdata: p.frame_probs.map(function (r) { return r.map(function (v) { return v.toFixed(2); }).join(" / "); }),
+        hovertemplate: "Frame %{x}<br>Expected score %{y:.2f}<br>P(0/1/2/3) = %{customdata}<extra>click to show</extra>",
+      }], {
+        font: LUS.font, height: 220, margin: { t: 10, r: 10, b: 45, l: 60 }, showlegend: false,
+        xaxis: { title: { text: "Frame (0 = first)" }, range: [-0.5, T - 0.5], zeroline: false },
+        yaxis: { title: { text: "Expected score (0–3)" }, range: [-0.1, 3.1], dtick: 1, zeroline: false },
+        shapes: [{ type: "line", yref: "paper", x0: 0, x1: 0, y0: 0, y1: 1, line: { color: "#b00020", width: 2 } }],
+      }, LUS.config);
+      plotEl.on("plotly_click", function (ev) { self.pause(); self.show(ev.points[0].x); });
+    }
+    self.show(0);
+  }
+
+  var players = {};
+  ["current", "previous"].forEach(function (key) {
+    var root = document.getElementById("player-" + key);
+    if (root && data[key]) players[key] = new Player(root, data[key], key);
+  });
+  window.LUSViewer = players;
+  var both = document.getElementById("play-both");
+  if (!players.previous) both.disabled = true;
+  both.addEventListener("click", function () {
+    Object.keys(players).forEach(function (k) { players[k].pause(); players[k].show(0); players[k].play(); });
+  });
+})();

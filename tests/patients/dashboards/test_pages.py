@@ -1,0 +1,189 @@
+"""Dashboard pages (server side): access, data handed to the charts, chest diagram, Grad-CAM++."""
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from django.template.loader import render_to_string
+from django.test import Client
+from PIL import Image
+
+from patients.dashboards import selectors
+from tests.patients.dashboards import builders
+from tests.patients.dashboards.conftest import Cohort
+
+pytestmark = pytest.mark.django_db
+
+
+def client_for(user: Any) -> Client:
+    c = Client()
+    c.force_login(user)
+    return c
+
+
+def _pages(c: Cohort) -> list[str]:
+    clip = c.exams[0].clips.get(zone="R1")
+    return [f"/studies/{c.study.pk}/overview/", f"/studies/{c.study.pk}/correlation/",
+            f"/patients/{c.patient.pk}/timeline/", f"/patients/{c.patient.pk}/correlation/",
+            f"/clips/{clip.pk}/viewer/"]
+
+
+def test_pages_for_members_outsiders_and_anonymous(cohort: Cohort, monkeypatch: pytest.MonkeyPatch) -> None:
+    for url in _pages(cohort):
+        anon = Client().get(url)
+        assert anon.status_code == 302 and "/login/" in anon["Location"]
+        assert client_for(cohort.users["outsider"]).get(url).status_code == 404
+        for role in ("study_admin", "clinician", "researcher"):
+            res = client_for(cohort.users[role]).get(url)
+            assert res.status_code == 200, (url, role)
+            body = res.content.decode()
+            assert "vendor/plotly/plotly.min.js" in body and "cdn" not in body.lower()
+            if role == "researcher":
+                assert "Alice Secret" not in body and "H-SECRET-1" not in body
+
+
+def test_identifying_fields_only_for_clinical_roles(cohort: Cohort) -> None:
+    url = f"/studies/{cohort.study.pk}/overview/"
+    assert "Alice Secret" in client_for(cohort.users["clinician"]).get(url).content.decode()
+    assert "Alice Secret" not in client_for(cohort.users["researcher"]).get(url).content.decode()
+    data = selectors.study_overview(study=cohort.study, user=cohort.users["researcher"])
+    assert all(row["name"] is None and row["hospital_number"] is None for row in data["patients"])
+
+
+def test_overview_rows(cohort: Cohort) -> None:
+    data = selectors.study_overview(study=cohort.study, user=cohort.users["clinician"])
+    assert data["threshold"] == 18 and data["max_luss"] == 36
+    a = next(r for r in data["patients"] if r["code"] == "A-001")
+    assert a["luss"] == cohort.luss[1] and a["delta"] == cohort.luss[1] - cohort.luss[0] and a["arrow"] == "↑"
+    assert a["severity"] == "severe"
+    kinds = [f["kind"] for f in a["flags"]]
+    assert "zone_worsened" in kinds and "threshold_up" in kinds  # 11 -> 24 crosses 18
+    assert any("R1 0→3" in f["text"] for f in a["flags"])
+    assert a["missing_zones"] == [z for z in cohort.extra["codes"] if z != "R1"]  # last exam has only R1
+    assert a["unscored_exams"] == 1 and a["exams_without_gas"] == 1 and a["no_clinical"] is False
+    b = next(r for r in data["patients"] if r["code"] == "B-001")
+    assert b["delta"] is None and b["arrow"] == "" and b["no_clinical"] is True and b["exams_without_gas"] == 0
+    assert data["chart"]["codes"] == ["A-001", "B-001", "B-002"]
+    custom = selectors.study_overview(study=cohort.study, user=cohort.users["clinician"], threshold=30, window_hours=1)
+    a = next(r for r in custom["patients"] if r["code"] == "A-001")
+    assert not [f for f in a["flags"] if f["kind"].startswith("threshold")]
+    assert a["exams_without_gas"] == 3
+
+
+def test_overview_bad_threshold_falls_back(cohort: Cohort) -> None:
+    res = client_for(cohort.users["clinician"]).get(f"/studies/{cohort.study.pk}/overview/?threshold=abc")
+    assert res.status_code == 200 and res.context["data"]["threshold"] == 18
+    res = client_for(cohort.users["clinician"]).get(f"/studies/{cohort.study.pk}/overview/?threshold=12")
+    assert res.context["data"]["threshold"] == 12
+
+
+def test_timeline_page_embeds_the_api_payload(cohort: Cohort) -> None:
+    res = client_for(cohort.users["clinician"]).get(f"/patients/{cohort.patient.pk}/timeline/")
+    html = res.content.decode()
+    start = html.index('<script id="timeline-data" type="application/json">') + len(
+        '<script id="timeline-data" type="application/json">')
+    payload = json.loads(html[start:html.index("</script>", start)])
+    api = selectors.patient_timeline(patient=cohort.patient)
+    assert payload == json.loads(json.dumps(api))
+
+
+def test_empty_states(db: Any) -> None:
+    from tests.factories import MembershipFactory, PatientFactory, UserFactory
+
+    patient = PatientFactory(code="EMPTY-1")
+    user = UserFactory(username="lonely")
+    MembershipFactory(study=patient.study, user=user, role="clinician")
+    c = client_for(user)
+    assert "No exam yet" in c.get(f"/patients/{patient.pk}/timeline/").content.decode()
+    body = c.get(f"/patients/{patient.pk}/correlation/").content.decode()
+    assert "at least 3" in body
+    body = c.get(f"/studies/{patient.study.pk}/overview/").content.decode()
+    assert "No scored exam yet" in body and "no exam" in body
+
+
+def test_chest_diagram(cohort: Cohort) -> None:
+    zones = selectors.chest_diagram_zones(exam=cohort.exams[0])
+    assert [z["code"] for z in zones] == list(cohort.extra["codes"])
+    by = {z["code"]: z for z in zones}
+    assert by["R1"]["score"] == cohort.extra["s1"]["R1"] and by["R1"]["side"] == "right"
+    assert by["R1"]["clip_url"].startswith("/clips/")
+    assert by["L6"]["score"] is None  # clip-less (missing) zone
+    assert by["L6"]["region"] == "posterior" and by["L6"]["level"] == "lower"
+    html = render_to_string("dashboards/_chest_diagram.html", {"zones": zones})
+    assert html.count('class="zone ') == 12
+    assert 'data-zone="L6"' in html and "zone missing" in html
+    unscored = selectors.chest_diagram_zones(exam=cohort.exams[2])
+    html = render_to_string("dashboards/_chest_diagram.html", {"zones": unscored})
+    assert "zone unscored" in html and html.count("zone missing") == 11
+
+
+def test_viewer_data_has_the_previous_exam(cohort: Cohort) -> None:
+    clip = cohort.exams[2].clips.get(zone="R1")
+    data = selectors.clip_viewer(clip=clip)
+    assert data["previous"]["id"] == cohort.exams[1].clips.get(zone="R1").pk
+    assert data["current"]["expected_scores"] == []  # not scored yet
+    prev = data["previous"]
+    probs = np.asarray(prev["frame_probs"])
+    assert prev["expected_scores"] == pytest.approx(list(probs @ [0, 1, 2, 3]), abs=1e-3)
+    first = selectors.clip_viewer(clip=cohort.exams[0].clips.get(zone="R1"))
+    assert first["previous"] is None
+
+
+def test_gradcam_unavailable_is_503(cohort: Cohort, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scoring.runtime
+
+    def broken(weights: str) -> Any:
+        raise ImportError("No module named 'torch'")
+
+    monkeypatch.setattr(scoring.runtime, "get_scorer", broken)
+    clip = cohort.exams[0].clips.get(zone="R1")
+    res = client_for(cohort.users["researcher"]).get(f"/clips/{clip.pk}/gradcam/0.png")
+    assert res.status_code == 503 and "Grad-CAM++ unavailable" in res.content.decode()
+    assert client_for(cohort.users["outsider"]).get(f"/clips/{clip.pk}/gradcam/0.png").status_code == 404
+    assert client_for(cohort.users["clinician"]).get(f"/clips/{clip.pk}/gradcam/99.png").status_code == 404
+
+
+def test_gradcam_overlay_is_cached(cohort: Cohort, monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
+    import scoring.runtime
+    from patients.models import ZoneClip
+
+    calls: list[list[int]] = []
+
+    class FakeScorer:
+        def gradcam(self, frames: Any, indices: list[int]) -> list[np.ndarray]:
+            calls.append(list(indices))
+            return [np.linspace(0, 1, 8 * 8).reshape(8, 8) for _ in indices]
+
+    monkeypatch.setattr(scoring.runtime, "get_scorer", lambda weights: FakeScorer())
+    monkeypatch.setattr(ZoneClip, "load_frames", lambda self: np.zeros((4, 8, 8), np.uint8))
+    clip = cohort.exams[0].clips.get(zone="R1")
+    c = client_for(cohort.users["clinician"])
+    first = c.get(f"/clips/{clip.pk}/gradcam/2.png")
+    assert first.status_code == 200 and first["Content-Type"] == "image/png"
+    img = np.asarray(Image.open(io.BytesIO(first.content)))
+    assert img.shape == (8, 8, 4) and img[0, 0, 3] == 0 and img[-1, -1, 3] == round(0.6 * 255)
+    assert img[-1, -1, 0] > 100 and img[-1, -1, 2] == 0  # hot end is red
+    second = c.get(f"/clips/{clip.pk}/gradcam/2.png")
+    assert second.content == first.content and calls == [[2]]
+    assert list(Path(settings.MEDIA_ROOT).rglob("gradcam/*/*/2.png"))
+
+
+def test_unscored_study_is_graceful(db: Any) -> None:
+    from tests.factories import BloodGasFactory, ExamFactory, MembershipFactory, UserFactory
+
+    exam = ExamFactory()
+    builders.fake_clip(exam, "R1")
+    BloodGasFactory(patient=exam.patient, sampled_at=exam.acquired_at)
+    user = UserFactory(username="c2")
+    MembershipFactory(study=exam.patient.study, user=user, role="researcher")
+    c = client_for(user)
+    for url in (f"/patients/{exam.patient.pk}/timeline/", f"/studies/{exam.patient.study.pk}/overview/",
+                f"/studies/{exam.patient.study.pk}/correlation/?score=severity",
+                f"/clips/{exam.clips.get().pk}/viewer/"):
+        assert c.get(url).status_code == 200, url
+    data = selectors.patient_timeline(patient=exam.patient)
+    assert data["exams"][0]["luss"] is None and data["exams"][0]["severity"] is None

@@ -1,0 +1,81 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from scoring.core.preprocess import (
+    PreprocessConfig,
+    canvas_to_original,
+    find_sector,
+    geometry_for,
+    model_input,
+    normalise_intensity,
+    preprocess_clip,
+    to_grey,
+)
+
+
+def _fan_clip(t: int = 12, h: int = 200, w: int = 260, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Speckled convex fan + static burned-in text and a ruler outside it."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:h, 0:w]
+    apex_y, apex_x = -60, w / 2
+    r = np.hypot(yy - apex_y, xx - apex_x)
+    ang = np.arctan2(xx - apex_x, yy - apex_y)
+    fan = (r > 80) & (r < 250) & (np.abs(ang) < 0.6)
+    frames = np.zeros((t, h, w), np.uint8)
+    for i in range(t):
+        frames[i][fan] = rng.integers(20, 200, fan.sum())
+    frames[:, 5:15, 5:60] = 255  # text block (static)
+    frames[:, 20:180, w - 6 : w - 4] = 180  # ruler (static)
+    return frames, fan
+
+
+def test_sector_excludes_static_overlays() -> None:
+    frames, fan = _fan_clip()
+    mask = find_sector(frames)
+    assert not mask[5:15, 5:60].any()
+    assert not mask[20:180, -6:-4].any()
+    inter = (mask & fan).sum() / fan.sum()
+    assert inter > 0.97
+    assert (mask & ~fan).sum() / fan.sum() < 0.05  # hull of a fan ~ the fan
+
+
+def test_crop_resize_pad_and_inverse() -> None:
+    frames, fan = _fan_clip()
+    x, g = preprocess_clip(frames, PreprocessConfig(size=96))
+    assert x.shape == (12, 96, 96) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    # wider than deep -> full width, top-aligned, zero padding below
+    assert g.new_hw[1] == 96 and g.offset == (0, 0)
+    assert np.all(x[:, g.new_hw[0] + 1 :, :] == 0)
+    back = canvas_to_original(np.ones((96, 96), np.float32), g)
+    assert back.shape == frames.shape[1:]
+    assert back[~g.mask].max() == 0.0
+    assert back[g.mask].mean() > 0.9
+
+
+def test_deterministic_and_single_image() -> None:
+    frames, _ = _fan_clip()
+    a, _ = model_input(frames, PreprocessConfig(size=64))
+    b, _ = model_input(frames, PreprocessConfig(size=64))
+    assert np.array_equal(a, b)
+    single, g = preprocess_clip(frames[0], PreprocessConfig(size=64))  # a still image
+    assert single.shape == (1, 64, 64)
+
+
+def test_blank_clip_falls_back_to_full_frame() -> None:
+    z = np.zeros((3, 40, 50), np.uint8)
+    assert find_sector(z).all()
+    g = geometry_for(find_sector(z), 32)
+    assert g.bbox == (0, 40, 0, 50)
+
+
+def test_to_grey_and_intensity() -> None:
+    rgb = np.zeros((2, 4, 4, 3), np.uint8)
+    rgb[..., 0] = 100
+    assert to_grey(rgb)[0, 0, 0] == int(100 * 0.299)
+    x = np.full((2, 8, 8), 0.25, np.float32)
+    assert normalise_intensity(x, "p99").max() == pytest.approx(0.25 / (0.25 + 1e-3), rel=1e-5)
+    with pytest.raises(ValueError):
+        normalise_intensity(x, "bogus")
