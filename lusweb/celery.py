@@ -36,7 +36,7 @@ def _ensure_filesystem_broker() -> None:
 
     if str(getattr(settings, "CELERY_BROKER_URL", "")).startswith("filesystem://"):
         for key in ("data_folder_out", "processed_folder"):
-            Path(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key]).mkdir(parents=True, exist_ok=True)
+            Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key])).mkdir(parents=True, exist_ok=True)
 
 
 @app.on_after_configure.connect

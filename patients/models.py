@@ -1,6 +1,7 @@
 """Studies, members, patients, exams, zone clips, clinical information and blood gases."""
 from __future__ import annotations
 
+import secrets
 from typing import Any
 
 from django.conf import settings
@@ -18,11 +19,23 @@ class Role(models.TextChoices):
     RESEARCHER = "researcher", "Researcher"
 
 
+def new_study_secret() -> str:
+    """256 random bits, hex: the key of the study's pseudonyms and UID remapping."""
+    return secrets.token_hex(32)
+
+
 class Study(models.Model):
     name = models.CharField(max_length=200, unique=True)
     protocol = models.CharField(max_length=16, choices=PROTOCOL_CHOICES, default="12-zone")
     description = models.TextField(blank=True)
     archived = models.BooleanField(default=False, help_text="Archived studies are read-only.")
+    # Never shown or exported: whoever holds it can recompute pseudonyms from patient ids.
+    secret = models.CharField(max_length=64, default=new_study_secret, editable=False,
+                              help_text="Key of export pseudonyms and de-identified DICOM UIDs.")
+    deidentify = models.BooleanField(
+        default=True, help_text="De-identify DICOM headers and redact burned-in text outside the sector at upload.")
+    keep_original = models.BooleanField(
+        default=False, help_text="Also keep the untouched uploaded file (clinicians and study admins only).")
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -125,8 +138,14 @@ class Exam(models.Model):
 
 
 def clip_upload_to(instance: ZoneClip, filename: str) -> str:
-    # Content-addressed path: the sha256 names the original, so nothing is ever overwritten.
-    return f"clips/{instance.sha256[:2]}/{instance.sha256}/original{_suffix(filename)}"
+    # Content-addressed path: the sha256 of the upload names the folder, so nothing is ever
+    # overwritten. In de-identifying studies the stored file is the de-identified version.
+    stem = "deidentified" if instance.deidentified else "original"
+    return f"clips/{instance.sha256[:2]}/{instance.sha256}/{stem}{_suffix(filename)}"
+
+
+def source_upload_to(instance: ZoneClip, filename: str) -> str:
+    return f"clips/{instance.sha256[:2]}/{instance.sha256}/source{_suffix(filename)}"
 
 
 def frames_upload_to(instance: ZoneClip, filename: str) -> str:
@@ -159,6 +178,11 @@ class ZoneClip(models.Model):
     study_instance_uid = models.CharField(max_length=64, blank=True)
     meta = models.JSONField(default=dict, blank=True)
     frames = models.FileField(upload_to=frames_upload_to, max_length=300, help_text="Decoded grey frames")
+    deidentified = models.BooleanField(
+        default=False, help_text="file is the de-identified version (DICOM) and the frames are redacted")
+    source = models.FileField(
+        upload_to=source_upload_to, max_length=300, blank=True,
+        help_text="The untouched upload, kept only when the study keeps originals of de-identified clips")
     uploaded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -274,3 +298,86 @@ class BloodGas(models.Model):
         if self.pao2_mmhg is None or not self.fio2:
             return None
         return self.pao2_mmhg / self.fio2
+
+
+# --- audit, annotations, overrides ------------------------------------------------------------
+
+
+class AuditAction(models.TextChoices):
+    VIEW_IDENTIFYING = "view_identifying", "Viewed identifying data"
+    EXPORT = "export", "Exported"
+    CREATE = "create", "Created"
+    UPDATE = "update", "Changed"
+    DELETE = "delete", "Deleted"
+    OVERRIDE = "override", "Overrode a score"
+    LOGIN = "login", "Logged in"
+
+
+class AuditEvent(models.Model):
+    """Who did what to which object, when and from where. Written only by ``patients.audit``.
+
+    ``study`` and ``actor`` survive as names (``study_name``, ``actor_username``) when the
+    rows they point to are deleted, so the trail outlives what it describes.
+    """
+
+    at = models.DateTimeField(db_index=True)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                              related_name="+")
+    actor_username = models.CharField(max_length=150, blank=True)
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.SET_NULL, related_name="audit_events")
+    study_name = models.CharField(max_length=200, blank=True)
+    action = models.CharField(max_length=24, choices=AuditAction.choices, db_index=True)
+    object_type = models.CharField(max_length=40, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+    changes = models.JSONField(default=dict, blank=True, help_text='{"field": {"old": ..., "new": ...}} or details')
+    row_count = models.PositiveIntegerField(null=True, blank=True, help_text="rows exported")
+    ip = models.GenericIPAddressField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-at", "-pk"]
+        indexes = [models.Index(fields=["study", "-at"]), models.Index(fields=["actor", "-at"])]
+
+    def __str__(self) -> str:
+        return f"{self.at:%Y-%m-%d %H:%M} {self.actor_username or '-'} {self.action} {self.object_type} {self.object_id}"
+
+
+class ZoneAnnotation(models.Model):
+    """A rater's reading of one zone clip (imported expert labels, a second reader ...)."""
+
+    clip = models.ForeignKey(ZoneClip, on_delete=models.CASCADE, related_name="annotations")
+    rater = models.CharField(max_length=64, help_text='who scored, e.g. "covid-blues-expert"')
+    score = models.PositiveSmallIntegerField(null=True, blank=True, help_text="Soldati score 0-3; empty if unscored")
+    findings = models.JSONField(default=dict, blank=True)
+    comment = models.TextField(blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                   related_name="+")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["clip", "rater"]
+        constraints = [
+            models.UniqueConstraint(fields=["clip", "rater"], name="one_annotation_per_rater"),
+            models.CheckConstraint(condition=models.Q(score__isnull=True) | models.Q(score__lte=3),
+                                   name="annotation_score_range"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.clip} {self.rater}={self.score}"
+
+
+class ScoreOverride(models.Model):
+    """A clinician's score for a zone replacing the AI's; the latest wins, the history stays."""
+
+    clip = models.ForeignKey(ZoneClip, on_delete=models.CASCADE, related_name="overrides")
+    score = models.PositiveSmallIntegerField()
+    reason = models.TextField()
+    by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                           related_name="+")
+    at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["clip", "-at", "-pk"]
+        constraints = [models.CheckConstraint(condition=models.Q(score__lte=3), name="override_score_range")]
+
+    def __str__(self) -> str:
+        return f"{self.clip} override={self.score}"

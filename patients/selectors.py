@@ -48,3 +48,81 @@ def blood_gas_list(*, patient: Patient) -> QuerySet[BloodGas]:
 
 def clinical_info_list(*, patient: Patient) -> QuerySet[ClinicalInfo]:
     return ClinicalInfo.objects.filter(patient=patient).order_by("recorded_at")
+
+
+# --- agreement ---------------------------------------------------------------------------------
+
+OVERRIDE_RATER = "clinician-override"
+
+
+def agreement_raters(*, study: Study) -> list[str]:
+    """Raters with scored annotations in the study, plus the clinicians' overrides."""
+    from patients.models import ZoneAnnotation
+
+    raters = (ZoneAnnotation.objects.filter(clip__exam__patient__study=study, score__isnull=False)
+              .values_list("rater", flat=True).distinct().order_by("rater"))
+    return [*raters, OVERRIDE_RATER]
+
+
+def agreement_models(*, study: Study) -> list[str]:
+    """Model versions that scored clips of the study, the active one first, then newest first."""
+    from scoring.models import ModelVersion
+
+    return list(ModelVersion.objects.filter(jobs__exam__patient__study=study, jobs__clip_scores__isnull=False)
+                .distinct().order_by("-is_active", "-created_at").values_list("version", flat=True))
+
+
+def agreement_pairs(*, study: Study, rater: str, model: str) -> list[tuple[int, int, int]]:
+    """(clip id, rater score, model score) for every clip of the study both scored.
+
+    The model score is the newest ``ClipScore`` of that model version for the clip; the rater
+    score is the rater's annotation, or for ``clinician-override`` the latest override.
+    """
+    from patients.models import ScoreOverride, ZoneAnnotation
+    from scoring.models import ClipScore
+
+    if rater == OVERRIDE_RATER:
+        reference: dict[int, int] = {}
+        for clip_id, score in (ScoreOverride.objects.filter(clip__exam__patient__study=study)
+                               .order_by("clip_id", "-at", "-pk").values_list("clip_id", "score")):
+            reference.setdefault(clip_id, score)
+    else:
+        reference = {cid: int(score) for cid, score in ZoneAnnotation.objects.filter(
+            clip__exam__patient__study=study, rater=rater, score__isnull=False).values_list("clip_id", "score")
+            if score is not None}
+    predicted: dict[int, int] = {}
+    for clip_id, score in (ClipScore.objects.filter(clip__exam__patient__study=study, model_version__version=model)
+                           .order_by("clip_id", "-created_at", "-pk").values_list("clip_id", "score")):
+        predicted.setdefault(clip_id, score)
+    return [(cid, reference[cid], predicted[cid]) for cid in sorted(reference) if cid in predicted]
+
+
+class AgreementQueryError(ValueError):
+    """A rater or model that the study does not have; the message lists the valid ones."""
+
+
+def agreement_report(*, study: Study, rater: str | None, model: str | None) -> dict[str, Any]:
+    """AI-vs-rater agreement in a study (``patients.agreement``), with the choices available.
+
+    ``model`` defaults to the active model version (else the newest that scored the study);
+    ``rater`` defaults to the first rater with annotations (else the clinicians' overrides).
+    """
+    from patients.agreement import agreement
+
+    raters = agreement_raters(study=study)
+    models = agreement_models(study=study)
+    rater = (rater or "").strip() or raters[0]
+    if rater not in raters:
+        raise AgreementQueryError(f"rater={rater!r} has no scores in this study; raters: {', '.join(raters)}")
+    model = (model or "").strip() or None
+    if model is None:
+        if not models:
+            raise AgreementQueryError("no model has scored this study yet; score its exams first")
+        model = models[0]
+    elif model not in models:
+        raise AgreementQueryError(
+            f"model={model!r} has not scored this study; models: {', '.join(models) or 'none'}")
+    pairs = agreement_pairs(study=study, rater=rater, model=model)
+    result = agreement([r for _, r, _ in pairs], [m for _, _, m in pairs])
+    return {"study": study.pk, "rater": rater, "model": model, "raters": raters, "models": models,
+            **result.as_dict()}

@@ -307,11 +307,17 @@ def _run(job: ScoringJob, worker: str) -> None:
 
     # Batch frames of several clips through the model at once; progress after each batch.
     t0 = time.perf_counter()
+    from scoring.core.severity_features import score_with_features
+
     results: list[Any] = []
+    features: list[np.ndarray] = []
     batches = _batches(frames, max_frames=int(getattr(settings, "SCORING_BATCH_FRAMES", 600)))
     done = 0
     for start, stop in batches:
-        results.extend(scorer.score_clips(frames[start:stop]))
+        # One CNN pass gives the zone scores and the frame features the severity model needs.
+        for result, frame_features in score_with_features(scorer, frames[start:stop]):
+            results.append(result)
+            features.append(frame_features)
         for clip in clips[start:stop]:
             done += 1
             report(0.2 + 0.75 * done / len(clips), f"scored {clip.zone}", clip=clip.pk, zone=clip.zone,
@@ -321,6 +327,7 @@ def _run(job: ScoringJob, worker: str) -> None:
 
     zone_scores = {clip.zone: int(r.clip_score) for clip, r in zip(clips, results, strict=True)}
     summary = _exam_summary(exam, zone_scores)
+    report(0.97, "severity")
     with transaction.atomic():
         # Still ours? (a takeover after our lease expired must not produce a second result set)
         locked = ScoringJob.objects.select_for_update().filter(pk=job.pk, worker=worker,
@@ -330,13 +337,18 @@ def _run(job: ScoringJob, worker: str) -> None:
         for clip, result in zip(clips, results, strict=True):
             _store_clip_score(job, clip, version, result)
         ExamScore.objects.update_or_create(job=job, defaults={"exam": exam, "model_version": version, **summary})
+        from scoring.severity import severity_predict
+
+        scored = {clip.zone: (r, f) for clip, r, f in zip(clips, results, features, strict=True)}
+        severity = severity_predict(job=job, exam=exam, scored=scored)
         timings["total_s"] = time.perf_counter() - started
         ScoringJob.objects.filter(pk=job.pk).update(
             status=JobStatus.SUCCEEDED, progress=1.0, step="finished", finished_at=timezone.now(),
             lease_expires_at=None, timings=timings,
         )
     progress.publish(exam.pk, {"type": "finished", "job": job.pk, "progress": 1.0, "luss": summary["luss"],
-                               "zones": zone_scores, "model_version": version.version})
+                               "zones": zone_scores, "model_version": version.version,
+                               "severity": severity.label if severity is not None else None})
 
 
 def _batches(frames: list[np.ndarray], *, max_frames: int) -> list[tuple[int, int]]:

@@ -45,6 +45,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "patients.audit.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -154,6 +155,8 @@ SCORING_RECOVERY_SECONDS = env_int("SCORING_RECOVERY_SECONDS", 60, minimum=1)
 SCORING_REDISPATCH_SECONDS = env_int("SCORING_REDISPATCH_SECONDS", 300, minimum=1)
 SCORING_BATCH_FRAMES = env_int("SCORING_BATCH_FRAMES", 600, minimum=1)
 SCORING_DEBOUNCE_SECONDS = env_int("SCORING_DEBOUNCE_SECONDS", 2, minimum=0)
+# Severity uses the latest clinical record at most this many days before the exam.
+SEVERITY_CLINICAL_WINDOW_DAYS = env_int("SEVERITY_CLINICAL_WINDOW_DAYS", 14, minimum=0)
 
 if REDIS_URL:
     CHANNEL_LAYERS = {

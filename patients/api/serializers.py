@@ -6,7 +6,18 @@ from typing import Any
 from rest_framework import serializers
 
 from patients import permissions, selectors
-from patients.models import BloodGas, ClinicalInfo, Exam, GasUnit, Patient, Role, Study, ZoneClip
+from patients.models import (
+    AuditEvent,
+    BloodGas,
+    ClinicalInfo,
+    Exam,
+    GasUnit,
+    Patient,
+    Role,
+    ScoreOverride,
+    Study,
+    ZoneClip,
+)
 from patients.protocols import PROTOCOLS
 
 
@@ -18,7 +29,8 @@ class StudySerializer(serializers.ModelSerializer[Study]):
 
     class Meta:
         model = Study
-        fields = ["id", "name", "protocol", "description", "archived", "created_at", "role", "zones", "page_url"]
+        fields = ["id", "name", "protocol", "description", "archived", "deidentify", "keep_original", "created_at",
+                  "role", "zones", "page_url"]
         read_only_fields = ["archived", "created_at"]
 
     def get_role(self, obj: Study) -> str | None:
@@ -144,3 +156,47 @@ class ClinicalInfoSerializer(serializers.ModelSerializer[ClinicalInfo]):
         model = ClinicalInfo
         exclude = ["patient"]
         read_only_fields = ["created_at"]
+
+
+class MemberRoleSerializer(serializers.Serializer[Any]):
+    role = serializers.ChoiceField(choices=Role.choices)
+
+
+class ArchiveSerializer(serializers.Serializer[Any]):
+    archived = serializers.BooleanField()
+
+
+class OverrideInputSerializer(serializers.Serializer[Any]):
+    score = serializers.IntegerField(min_value=0, max_value=3)
+    reason = serializers.CharField(max_length=2000, trim_whitespace=True)
+
+
+class OverrideSerializer(serializers.ModelSerializer[ScoreOverride]):
+    by = serializers.CharField(source="by.username", default=None, read_only=True)
+
+    class Meta:
+        model = ScoreOverride
+        fields = ["id", "clip", "score", "reason", "by", "at"]
+        read_only_fields = fields
+
+
+class AuditEventSerializer(serializers.ModelSerializer[AuditEvent]):
+    actor = serializers.CharField(source="actor_username", read_only=True)
+
+    class Meta:
+        model = AuditEvent
+        fields = ["id", "at", "actor", "action", "object_type", "object_id", "changes", "row_count", "ip"]
+        read_only_fields = fields
+
+
+class AgreementSerializer(serializers.Serializer[Any]):
+    study = serializers.IntegerField()
+    rater = serializers.CharField()
+    model = serializers.CharField()
+    raters = serializers.ListField(child=serializers.CharField())
+    models = serializers.ListField(child=serializers.CharField())
+    n = serializers.IntegerField()
+    accuracy = serializers.FloatField(allow_null=True)
+    within1 = serializers.FloatField(allow_null=True)
+    qwk = serializers.FloatField(allow_null=True)
+    confusion = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()))

@@ -21,5 +21,10 @@ urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("studies/<int:pk>/export/", views.StudyExportView.as_view(), name="api-study-export"),
+    path("studies/<int:pk>/audit/", views.StudyAuditView.as_view(), name="api-study-audit"),
+    path("studies/<int:pk>/agreement/", views.StudyAgreementView.as_view(), name="api-study-agreement"),
+    path("studies/<int:pk>/archive/", views.StudyArchiveView.as_view(), name="api-study-archive"),
+    path("studies/<int:pk>/members/<str:username>/", views.StudyMemberView.as_view(), name="api-study-member"),
     path("", include(router.urls)),
 ]

@@ -66,25 +66,39 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     """Featurise, cross-validate (patient-grouped, repeated), fit on all clips, save weights."""
     import torch
 
-    from scoring.core.nets import FINDINGS, SCORE_CLASSES, backbone_weights_path, sha256_file
-    from scoring.core.train import Recipe, cross_validate, featurize_records, fit_with_noise_filter
+    from scoring.core.train import Recipe
 
     args = train_parser().parse_args(list(argv) if argv is not None else None)
+    args.argv = list(argv) if argv is not None else sys.argv[1:]
+    torch.manual_seed(args.seed)
+    np.random.seed(args.seed)
+    torch.set_num_threads(2)
     if args.mode != "frozen":
         from scoring.core import finetune
 
         return finetune.main(args)
-    torch.manual_seed(args.seed)
-    np.random.seed(args.seed)
-    torch.set_num_threads(2)
     recipe = Recipe(size=args.size, aggregator=args.aggregator, clip_c=args.clip_c,
                     ridge_alpha=args.ridge_alpha, noise_filter=args.noise_filter)
     recs = _records(_data_root(args.data), args.with_pocus)
     if args.limit:
         recs = recs[: args.limit]
-    _log(f"{len(recs)} clips from {len({r.patient for r in recs})} patients")
+    return finish_training(args, recipe, recs)
+
+
+def finish_training(args: argparse.Namespace, recipe: object, recs: list,  # type: ignore[type-arg]
+                    backbone_state: dict | None = None) -> int:  # type: ignore[type-arg]
+    """Shared tail of every mode: features, repeated patient-grouped CV, final fit, save."""
+    import torch
+
+    from scoring.core.features import HAND_NAMES
+    from scoring.core.nets import FINDINGS, SCORE_CLASSES, backbone_weights_path, sha256_file
+    from scoring.core.train import Featurizer, Recipe, cross_validate, featurize_records, fit_with_noise_filter
+
+    assert isinstance(recipe, Recipe)
+    _log(f"{len(recs)} clips from {len({r.patient for r in recs})} patients, mode {args.mode}")
     t0 = time.time()
-    feats = featurize_records(recs, recipe, log=_log)
+    fz = Featurizer(recipe, backbone_state=backbone_state)
+    feats = featurize_records(recs, recipe, fz=fz, log=_log)
     _log(f"features ready in {time.time() - t0:.0f}s")
     y = np.array([r.score for r in recs])
     fnd = np.stack([r.findings_vector() for r in recs])
@@ -93,16 +107,25 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     cv: dict[str, object] = {}
     seeds = [int(s) for s in args.cv_seeds.split(",") if s.strip()]
     if seeds:
+        if backbone_state:
+            _log("note: the backbone was adapted on all clips; this CV only re-fits the heads per fold "
+                 "and is optimistic")
         cv = cross_validate(feats, y, fnd, groups, recipe, seeds, args.folds, eval_mask, log=_log)
+        cv["optimistic_backbone_seen_all_folds"] = bool(backbone_state)
         _log("CV " + " ".join(f"{k} {v['mean']:.3f}±{v['sd']:.3f}" for k, v in cv.items()  # type: ignore[index]
                               if isinstance(v, dict) and "mean" in v))
     bundle, keep = fit_with_noise_filter(feats, y, fnd, groups, recipe, args.seed)
-    version = args.version or f"{VERSION_PREFIX}-{recipe.size}px-{recipe.aggregator}-s{args.seed}-{time.strftime('%Y%m%d')}"
+    bundle.backbone_state = dict(backbone_state or {})
+    version = args.version or f"{VERSION_PREFIX}-{args.mode}-{recipe.size}px-{recipe.aggregator}-s{args.seed}"
     bundle.meta = {
         "version": version,
-        "architecture": f"EfficientNet-Lite0 (ImageNet, frozen) truncated after block {max(recipe.taps)}, taps "
-                        f"{list(recipe.taps)}, mean/max/3-band pooling + {len(__import__('scoring.core.features', fromlist=['HAND_NAMES']).HAND_NAMES)} "
-                        "hand-crafted features; linear SORD frame head; clip ensemble lr_all/lr_cnn/ridge",
+        "architecture": (
+            f"EfficientNet-Lite0 (ImageNet{', adapted: ' + args.mode if backbone_state else ', frozen'}) "
+            f"truncated after block {max(recipe.taps)}, taps {list(recipe.taps)}, mean/max/3-depth-band pooling"
+            f"{' + ' + str(len(HAND_NAMES)) + ' hand-crafted features' if recipe.hand else ''}; "
+            "linear SORD frame head + findings head; clip heads lr_all / lr_cnn / ridge "
+            f"on mean+std over frames and summary images; aggregator {recipe.aggregator}"
+        ),
         "mode": args.mode,
         "recipe": recipe.to_dict(),
         "preprocess": recipe.preprocess().to_dict(),
@@ -113,13 +136,14 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         "dropped_noisy_clips": [recs[i].name for i in np.nonzero(~keep)[0]],
         "cv": cv,
         "seed": args.seed,
-        "command": "python -m scoring.core.cli train " + " ".join(shlex.quote(a) for a in (argv or sys.argv[1:])),
+        "command": "python -m scoring.core.cli train " + " ".join(shlex.quote(a) for a in args.argv),
         "backbone_file": backbone_weights_path().name,
         "backbone_sha256": sha256_file(backbone_weights_path()),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
         "python": platform.python_version(),
-        "torch": torch.__version__,
+        "torch": str(torch.__version__),
     }
+    # Plain JSON types only: the weights file must load with torch.load(weights_only=True).
+    bundle.meta = json.loads(json.dumps(bundle.meta, default=lambda o: o.item() if hasattr(o, "item") else str(o)))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save(bundle.to_state(), out)

@@ -75,7 +75,7 @@ def covid_blues_records(root: str | Path) -> list[ClipRecord]:
             patient = f"cb{m.group(1)}" if m else stem
             zone = m.group(2) if m else ""
             c = (row.get("comments") or "").lower()
-            f = {k: UNKNOWN for k in FINDINGS}
+            f = dict.fromkeys(FINDINGS, UNKNOWN)
             f["a_lines"] = _yes(row.get("A-lines", ""))
             f["b_lines"] = _yes(row.get("B-lines", ""))
             if "white lung" in c or "fused" in c or "confluent" in c:

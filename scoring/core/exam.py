@@ -43,7 +43,7 @@ def exam_score(zone_scores: Mapping[str, int | None], expected: Sequence[str] | 
     them... more precisely: BLUE-6 if all present zone names are in BLUE-6 and there are at most
     6, else the 12-zone protocol, else the given zones themselves.
     """
-    given = {z: s for z, s in zone_scores.items()}
+    given = dict(zone_scores.items())
     if expected is None:
         names = set(given)
         if names <= set(ZONES_BLUE6):

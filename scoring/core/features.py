@@ -151,7 +151,7 @@ class CnnFeaturizer:
         self.taps = tuple(sorted(taps))
         self.bands = bands
         self.batch = batch
-        self.model = load_lite0(n_blocks=max(self.taps) + 1).to(memory_format=torch.channels_last)
+        self.model = load_lite0(n_blocks=max(self.taps) + 1).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         self.dim = sum(self.model.block_channels[t] for t in self.taps) * (1 + bands)
 
     def to_input(self, frames: np.ndarray) -> torch.Tensor:

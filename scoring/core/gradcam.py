@@ -75,8 +75,8 @@ def gradcam_pp(scorer: Scorer, frames: np.ndarray, indices: Sequence[int], targe
     grads = cam_layer.grad.detach() if cam_layer.grad is not None else torch.zeros_like(acts)
     w = gradcam_pp_weights(acts, grads)
     cam = F.relu((w[:, :, None, None] * acts).sum(1, keepdim=True))
-    cam = F.interpolate(cam, size=(geom.size, geom.size), mode="bilinear", align_corners=False)[:, 0].numpy()
+    cams = F.interpolate(cam, size=(geom.size, geom.size), mode="bilinear", align_corners=False)[:, 0].numpy()
     out = []
-    for c in cam:
+    for c in cams:
         out.append(_normalise(canvas_to_original(_normalise(c), geom)))
     return out

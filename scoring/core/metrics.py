@@ -1,13 +1,13 @@
 """Classification metrics for ordinal 0..3 severity scores."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from scipy.stats import spearmanr
 
 
-def confusion(y_true: Sequence[int], y_pred: Sequence[int], n: int = 4) -> np.ndarray:
+def confusion(y_true: Any, y_pred: Any, n: int = 4) -> np.ndarray:
     """Confusion matrix [true, pred] (int)."""
     m = np.zeros((n, n), int)
     for t, p in zip(y_true, y_pred, strict=True):
@@ -15,7 +15,7 @@ def confusion(y_true: Sequence[int], y_pred: Sequence[int], n: int = 4) -> np.nd
     return m
 
 
-def quadratic_kappa(y_true: Sequence[int], y_pred: Sequence[int], n: int = 4) -> float:
+def quadratic_kappa(y_true: Any, y_pred: Any, n: int = 4) -> float:
     """Cohen's kappa with quadratic weights (0 when undefined)."""
     o = confusion(y_true, y_pred, n).astype(float)
     if o.sum() == 0:
@@ -26,7 +26,7 @@ def quadratic_kappa(y_true: Sequence[int], y_pred: Sequence[int], n: int = 4) ->
     return float(1.0 - (w * o).sum() / den) if den > 0 else 0.0
 
 
-def spearman(a: Sequence[float], b: Sequence[float]) -> float:
+def spearman(a: Any, b: Any) -> float:
     """Spearman rank correlation; 0.0 when undefined (a constant input)."""
     a_ = np.asarray(a, float)
     b_ = np.asarray(b, float)
@@ -36,8 +36,8 @@ def spearman(a: Sequence[float], b: Sequence[float]) -> float:
     return float(r) if np.isfinite(r) else 0.0
 
 
-def classification_report(y_true: Sequence[int], y_pred: Sequence[int], n: int = 4,
-                          expected: Sequence[float] | None = None) -> dict[str, object]:
+def classification_report(y_true: Any, y_pred: Any, n: int = 4,
+                          expected: Any | None = None) -> dict[str, object]:
     """All metrics used by training and evaluation.
 
     ``expected`` (optional): a continuous severity (e.g. the expected score sum_c c*p_c) used

@@ -67,7 +67,7 @@ def sha256_file(path: str | Path) -> str:
 class SameConv2d(nn.Conv2d):
     """Conv2d with TensorFlow 'SAME' padding (the checkpoint was trained with it)."""
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         ih, iw = x.shape[-2:]
         kh, kw = self.weight.shape[-2:]
         sh, sw = self.stride
@@ -98,7 +98,7 @@ class MBConv(nn.Module):
         self._bn2 = _bn(cout)
         self.skip = stride == 1 and cin == cout
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         h = x
         if self.has_expand:
             h = F.relu6(self._bn0(self._expand_conv(h)))
@@ -203,7 +203,7 @@ class LinearHeads(nn.Module):
 
     def forward(self, f: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Return (severity logits [N,4], findings logits [N,F])."""
-        z = (f - self.mu) / self.sd
+        z = (f - self.get_buffer("mu")) / self.get_buffer("sd")
         return self.severity(z), self.findings(z)
 
 
@@ -225,7 +225,7 @@ class ResNet50(nn.Module):
         self.layers = nn.Sequential(*layers)
         self.fc = nn.Linear(2048, num_classes)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.fc(self.layers(self.stem(x)).mean((2, 3)))
 
 
@@ -243,7 +243,7 @@ class _Bottleneck(nn.Module):
         if stride != 1 or cin != cout:
             self.down = nn.Sequential(nn.Conv2d(cin, cout, 1, stride, bias=False), nn.BatchNorm2d(cout))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # noqa: D102
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.relu(self.body(x) + self.down(x))
 
 
@@ -262,10 +262,12 @@ def fuse_bn_(model: nn.Module) -> nn.Module:
             bn = getattr(owner, bn_name, None)
             if not isinstance(conv, nn.Conv2d) or not isinstance(bn, nn.BatchNorm2d):
                 continue
-            scale = bn.weight / torch.sqrt(bn.running_var + bn.eps)
+            var = bn.get_buffer("running_var")
+            mean = bn.get_buffer("running_mean")
+            scale = bn.weight / torch.sqrt(var + bn.eps)
             with torch.no_grad():
                 conv.weight.mul_(scale.reshape(-1, 1, 1, 1))
-                bias = bn.bias - bn.running_mean * scale
+                bias = bn.bias - mean * scale
                 if conv.bias is None:
                     conv.bias = nn.Parameter(bias.clone())
                 else:

@@ -67,7 +67,7 @@ class Scorer:
             threads = int(os.environ.get("LUSWEB_TORCH_THREADS", "2"))
         if threads > 0:
             torch.set_num_threads(threads)
-        self.featurizer = Featurizer(self.recipe)
+        self.featurizer = Featurizer(self.recipe, backbone_state=bundle.backbone_state or None)
 
     @property
     def version(self) -> str:

@@ -54,13 +54,14 @@ class Recipe:
     summary_images: bool = True
     frame_c: float = 1e-3  # L2 strength of the frame head (weight decay)
     clip_c: float = 3e-3  # inverse L2 of the clip logistic regressions
-    ridge_alpha: float = 300.0
+    ridge_alpha: float = 3000.0
     sord_alpha: float = 1.0
     sord_zero: float = -1.0
     aggregator: str = "ensemble"  # ensemble | argmax_mean | max_argmax | mode | uninorm | lr_all
     noise_filter: int = 0  # drop training clips whose out-of-fold prediction is >= this far off (0: off)
     class_weight: str = "balanced"
     members: tuple[str, ...] = ("lr_all", "lr_cnn", "ridge")
+    backbone_tag: str = ""  # content hash of adapted backbone blocks ("" = ImageNet Lite0 as is)
 
     def preprocess(self) -> PreprocessConfig:
         """The preprocessing configuration of this recipe."""
@@ -92,10 +93,17 @@ class Featurizer:
 
     POOLS = ("mean", "max", "band0", "band1", "band2")
 
-    def __init__(self, recipe: Recipe, batch: int = 64) -> None:
+    def __init__(self, recipe: Recipe, batch: int = 64,
+                 backbone_state: dict[str, torch.Tensor] | None = None) -> None:
+        """``backbone_state``: adapted blocks (finetune / distill) applied over ImageNet Lite0."""
         self.recipe = recipe
         self.batch = batch
-        self.model = fuse_bn_(load_lite0(n_blocks=max(recipe.taps) + 1)).to(memory_format=torch.channels_last)
+        base = load_lite0(n_blocks=max(recipe.taps) + 1)
+        if backbone_state:
+            res = base.load_state_dict(backbone_state, strict=False)
+            if res.unexpected_keys:
+                raise RuntimeError(f"backbone_state has unexpected keys {res.unexpected_keys[:5]}")
+        self.model = fuse_bn_(base).to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         ch = self.model.block_channels
         self.cnn_dim = sum(ch[t] for t in recipe.taps) * len(self.POOLS)
         self.frame_dim = self.cnn_dim + (len(HAND_NAMES) if recipe.hand else 0)
@@ -178,7 +186,7 @@ def featurize_records(records: Sequence[ClipRecord], recipe: Recipe, fz: Featuri
     """Features of labelled clips, cached in ``~/.cache/lusweb/features`` per clip and recipe."""
     cfg = recipe.preprocess()
     key_recipe = json.dumps([FEATURE_VERSION, cfg.to_dict(), list(recipe.taps), recipe.hand,
-                             recipe.summary_images, max_frames])
+                             recipe.summary_images, max_frames, recipe.backbone_tag])
     d = CACHE_ROOT / "features"
     d.mkdir(parents=True, exist_ok=True)
     out: list[dict[str, np.ndarray]] = []
@@ -196,7 +204,7 @@ def featurize_records(records: Sequence[ClipRecord], recipe: Recipe, fz: Featuri
         u8 = cached_frames(r.path, cfg, max_frames)
         x = normalise_intensity(u8.astype(np.float32) / 255.0, cfg.intensity)
         feat = fz.clips([x])[0]
-        np.savez(f, **feat)
+        np.savez(f, frame=feat["frame"], summary=feat["summary"])
         out.append(feat)
         if log and (i + 1) % 25 == 0:
             log(f"featurised {i + 1}/{len(records)} clips ({time.time() - t0:.0f}s)")
@@ -371,6 +379,7 @@ class Bundle:
     clip_members: dict[str, LinearModel] = field(default_factory=dict)
     uninorm: UninormAggregator | None = None
     meta: dict[str, object] = field(default_factory=dict)
+    backbone_state: dict[str, torch.Tensor] = field(default_factory=dict)
 
     def predict(self, feat: dict[str, np.ndarray]) -> dict[str, object]:
         """Frame and clip predictions for one clip's features."""
@@ -404,6 +413,8 @@ class Bundle:
             "clip_members": {k: v.to_state() for k, v in self.clip_members.items()},
             "meta": self.meta,
         }
+        if self.backbone_state:
+            st["backbone_state"] = self.backbone_state
         if self.uninorm is not None:
             st["uninorm"] = {k: v.detach().clone() for k, v in self.uninorm.state_dict().items()}
         return st
@@ -423,6 +434,7 @@ class Bundle:
             {k: LinearModel.from_state(v) for k, v in st["clip_members"].items()},  # type: ignore[attr-defined]
             uni,
             dict(st.get("meta", {})),  # type: ignore[call-overload]
+            dict(st.get("backbone_state", {})),  # type: ignore[call-overload]
         )
 
 
@@ -468,7 +480,7 @@ def fit_with_noise_filter(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray,
         for c in range(N_CLASSES):
             if (y == c).any() and not (keep & (y == c)).any():
                 keep |= y == c
-    sel = np.nonzero(keep)[0]
+    sel = [int(i) for i in np.nonzero(keep)[0]]
     b = fit_bundle([feats[i] for i in sel], y[sel], findings[sel], recipe, seed)
     return b, keep
 
@@ -509,7 +521,7 @@ def cross_validate(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray, findin
     for seed in seeds:
         pred = np.full(len(y), -1)
         expected = np.zeros(len(y))
-        for tr, te in folds(y[em], np.asarray(groups)[em], k, seed):
+        for _tr, te in folds(y[em], np.asarray(groups)[em], k, seed):
             te_idx = np.nonzero(em)[0][te]
             tr_idx = np.setdiff1d(np.arange(len(y)), te_idx)
             trg = [groups[i] for i in tr_idx]

@@ -26,7 +26,8 @@ pytestmark = pytest.mark.django_db
 
 @pytest.fixture
 def setup(api_for: Callable[..., APIClient]) -> tuple[APIClient, Exam, Any]:
-    study = StudyFactory(protocol="12-zone")
+    # These tests pin the byte-for-byte path; de-identifying studies are covered in test_deid.py.
+    study = StudyFactory(protocol="12-zone", deidentify=False)
     user = UserFactory()
     Membership.objects.create(study=study, user=user, role=Role.CLINICIAN)
     exam = ExamFactory(patient=PatientFactory(study=study))

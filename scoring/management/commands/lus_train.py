@@ -9,13 +9,13 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 
 class Command(BaseCommand):
     help = "Forwarded to scoring.core.cli.train_main (see python -m scoring.core.cli train --help)."
 
-    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> argparse.ArgumentParser:
+    def create_parser(self, prog_name: str, subcommand: str, **kwargs: Any) -> CommandParser:
         parser = super().create_parser(prog_name, subcommand, **kwargs)
         defaults = parser.parse_args([])
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
             ns.args = [str(a) for a in (args or [])]
             return ns
 
-        parser.parse_args = parse_args  # type: ignore[method-assign]
+        parser.parse_args = parse_args  # type: ignore[method-assign,assignment]
         return parser
 
     def run_from_argv(self, argv: list[str]) -> None:

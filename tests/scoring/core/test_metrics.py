@@ -8,7 +8,7 @@ from scoring.core.metrics import classification_report, confusion, quadratic_kap
 def test_report_hand_computed() -> None:
     y = [0, 0, 1, 2, 3, 3]
     p = [0, 1, 1, 3, 1, 3]
-    r = classification_report(y, p)
+    r: dict = classification_report(y, p)
     assert r["accuracy"] == pytest.approx(3 / 6)
     assert r["within1"] == pytest.approx(5 / 6)
     assert r["confusion"] == [[1, 1, 0, 0], [0, 1, 0, 0], [0, 0, 0, 1], [0, 1, 0, 1]]

@@ -1,0 +1,468 @@
+"""De-identification of uploaded clips: pseudonyms, DICOM headers, burned-in text.
+
+Pure Python (numpy, scipy, pydicom): no Django import, so it is unit-tested on its own and the
+ingest service only passes the study's secret in.
+
+* :func:`pseudonym` / :func:`remap_uid`: HMAC-SHA256 of the study's secret. Stable within a
+  study, different across studies, not reversible without the secret.
+* :func:`find_sector`: the ultrasound image area of a clip, built to be *conservative*: it may
+  keep a little of the frame around the sector but must never cut into it.
+* :func:`redact_frames`: zero everything outside the sector.
+* :func:`deidentify_dataset`: the DICOM PS3.15 Annex E Basic Application Level Confidentiality
+  Profile, with the Clean Pixel Data option (burned-in text redacted) - see the docstring.
+
+Why not ``scoring.core.preprocess.find_sector``: it imports torch (seconds and hundreds of MB in
+the web process) and is tuned for the model's crop, not for a guarantee that the sector is kept
+whole; this finder adds the pixels of the max image connected to the moving region and a safety
+margin.
+"""
+from __future__ import annotations
+
+import hashlib
+import hmac
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+#: Values of (0012,0063) De-identification Method (LO: at most 64 characters each).
+DEID_METHOD = (
+    "LUSWeb PS3.15 E.1 Basic Application Confidentiality Profile",
+    "Clean Pixel Data: burned-in text outside the sector redacted",
+    "UIDs remapped per study (HMAC-SHA256, 2.25 root)",
+    "Dates and times removed",
+)
+#: CID 7050 codes: Basic Application Confidentiality Profile, Clean Pixel Data Option.
+DEID_CODES = (("113100", "Basic Application Confidentiality Profile"), ("113101", "Clean Pixel Data Option"))
+
+
+# --- pseudonyms and UIDs --------------------------------------------------------------------------
+
+
+def _mac(secret: str, message: str) -> bytes:
+    if not secret:
+        raise ValueError("a study secret is required")
+    return hmac.new(secret.encode(), message.encode(), hashlib.sha256).digest()
+
+
+def pseudonym(secret: str, patient_id: int | str, length: int = 16) -> str:
+    """The patient's export pseudonym in a study: HMAC-SHA256(secret, id), ``length`` hex digits."""
+    return _mac(secret, f"patient:{patient_id}").hex()[:length]
+
+
+def remap_uid(secret: str, uid: str) -> str:
+    """A deterministic replacement UID ``2.25.<128-bit integer>`` (at most 44 characters)."""
+    return "2.25." + str(int.from_bytes(_mac(secret, f"uid:{uid.strip()}")[:16], "big"))
+
+
+# --- sector and redaction ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Sector:
+    """``mask``: bool [H, W], True inside the (slightly widened) image area. ``found`` is False when
+    no plausible sector was found: then the mask is all True and nothing is redacted."""
+
+    mask: np.ndarray
+    found: bool
+    method: str
+
+    @property
+    def area_fraction(self) -> float:
+        return float(self.mask.mean())
+
+
+def _hull(mask: np.ndarray) -> np.ndarray:
+    """Rasterised convex hull of a boolean mask (half-plane test over the hull's facets)."""
+    from scipy.spatial import ConvexHull, QhullError
+
+    edge = mask & ~ndimage.binary_erosion(mask)
+    ey, ex = np.nonzero(edge)
+    if len(ey) < 3:
+        return mask.copy()
+    try:
+        hull = ConvexHull(np.stack([ex, ey], 1).astype(float))
+    except QhullError:
+        return mask.copy()
+    h, w = mask.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    out = np.ones((h, w), bool)
+    # Each facet equation a*x + b*y + c <= 0 holds inside; 0.5 px keeps the edge pixels.
+    for a, b, c in hull.equations:
+        out &= (a * xx + b * yy + c) <= 0.5
+    return out | mask
+
+
+def find_sector(frames: np.ndarray, *, margin: float = 1.5, max_probe_frames: int = 64,
+                std_threshold: float = 2.0, max_threshold: int = 8, min_area_fraction: float = 0.08) -> Sector:
+    """The ultrasound image area of a clip (uint8 [T, H, W]).
+
+    1. Temporal max and standard deviation over up to ``max_probe_frames`` frames: speckle
+       moves, burned-in text, rulers and logos do not. For a still (or a frozen loop) the
+       bright region of the max image is used instead.
+    2. Opening removes thin strokes; the largest connected component is the image, with every
+       other large moving component (an anechoic effusion can split the image in two) and the
+       bright static pixels of the max image that touch them (the pleural line, the dim rim);
+       holes filled.
+    3. Convex hull (fans and rectangles are convex), widened by ``margin`` pixels (Euclidean).
+
+    When no component covers ``min_area_fraction`` of the frame, nothing is trusted and the
+    mask is the whole frame (``found=False``): redaction then removes nothing rather than risk
+    cutting into the image.
+    """
+    f = np.asarray(frames)
+    if f.ndim == 2:
+        f = f[None]
+    t, h, w = f.shape
+    idx = np.unique(np.linspace(0, t - 1, min(t, max_probe_frames)).round().astype(int))
+    probe = f[idx].astype(np.float32)
+    mx = probe.max(0)
+    bright = mx > max_threshold
+    attempts: list[tuple[str, np.ndarray]] = []
+    if len(idx) >= 3:
+        moving = probe.std(0) > std_threshold
+        if moving.mean() > min_area_fraction / 2:
+            attempts.append(("motion", moving & (mx > 2)))
+    # Stills, frozen loops, and short or heavily compressed loops whose motion map is too patchy.
+    attempts.append(("max", bright))
+    for method, cand in attempts:
+        core = _core(cand, bright if method == "motion" else None, min_area_fraction)
+        if core is None:
+            continue
+        hull = _hull(ndimage.binary_fill_holes(core))
+        if margin > 0:
+            hull = ndimage.distance_transform_edt(~hull) <= margin
+        if hull.mean() <= 0.98:
+            return Sector(hull, True, method)
+    return Sector(np.ones((h, w), bool), False, attempts[0][0])
+
+
+def _core(cand: np.ndarray, bright: np.ndarray | None, min_area_fraction: float) -> np.ndarray | None:
+    """The image's pixels from a candidate map (see :func:`find_sector`); None if implausible.
+    ``bright`` (the max image's bright pixels) is given for a motion map."""
+    h, w = cand.shape
+    cand = ndimage.binary_opening(cand, iterations=2)
+    lab, n = ndimage.label(cand)
+    if n == 0:
+        return None
+    sizes = ndimage.sum_labels(cand, lab, index=np.arange(1, n + 1))
+    if sizes.max() < min_area_fraction * h * w:
+        return None
+    if bright is None:
+        return np.asarray(lab == (int(np.argmax(sizes)) + 1))
+    # Burned-in text does not move, so large moving components are all image.
+    keep = np.flatnonzero(sizes >= max(0.005 * h * w, 0.05 * sizes.max())) + 1
+    core = np.isin(lab, keep)
+    # Bright static pixels touching the moving region belong to the image (pleural line, the rim
+    # of the fan); separate bright blobs (text, logos) do not ...
+    blab, _bn = ndimage.label(bright | core)
+    touching = np.unique(blab[core])
+    core = np.isin(blab, touching[touching > 0])
+    # ... except a large static band right above or below the image, across its width: the chest
+    # wall over an anechoic effusion, which cuts it off from the moving lung.
+    olab, _on = ndimage.label(ndimage.binary_opening(bright & ~core, iterations=2))
+    cols = np.flatnonzero(core.any(0))
+    rows = np.flatnonzero(core.any(1))
+    for i, sl in enumerate(ndimage.find_objects(olab), start=1):
+        if sl is None or (olab[sl] == i).sum() < 0.02 * h * w:
+            continue
+        c0, c1, r0, r1 = sl[1].start, sl[1].stop, sl[0].start, sl[0].stop
+        overlap = max(0, min(c1, cols[-1] + 1) - max(c0, cols[0]))
+        gap = max(rows[0] - r1, r0 - rows[-1] - 1, 0)
+        if overlap >= 0.5 * (c1 - c0) and gap <= 0.1 * h:
+            core |= olab == i
+    return core
+
+
+def redact_frames(frames: np.ndarray, mask: np.ndarray, fill: int = 0) -> np.ndarray:
+    """A copy of ``frames`` ([T, H, W] or [T, H, W, C]) with every pixel outside ``mask`` set to ``fill``."""
+    out = np.array(frames, copy=True)
+    out[:, ~mask] = fill
+    return out
+
+
+# --- DICOM ----------------------------------------------------------------------------------------
+
+def _keywords(text: str) -> frozenset[str]:
+    return frozenset(text.split())
+
+
+# PS3.15 Table E.1-1 (Basic Profile) actions by keyword: X remove, Z empty, D dummy, U remap UID.
+# The VR rules in _clean_element catch what is not listed (any name, date, time, UID or
+# free text), so an attribute missing from this table is still cleaned.
+_REMOVE = _keywords("""
+AccessionNumber AcquisitionComments AcquisitionContextSequence AcquisitionProtocolDescription ActualHumanPerformersSequence
+AdditionalPatientHistory AdmissionID AdmittingDiagnosesCodeSequence AdmittingDiagnosesDescription Allergies Arbitrary
+AuthorObserverSequence BranchOfService CommentsOnThePerformedProcedureStep ConfidentialityConstraintOnPatientDataDescription
+ContentCreatorName ContentCreatorIdentificationCodeSequence ContributionDescription CountryOfResidence
+CurrentPatientLocation CurveData CustodialOrganizationSequence DataSetTrailingPadding DerivationDescription
+DeviceSerialNumber DeviceUID DigitalSignaturesSequence DischargeDiagnosisDescription DistributionAddress DistributionName
+FrameComments GraphicAnnotationSequence HumanPerformerName HumanPerformerOrganization IconImageSequence
+IdentifyingComments ImageComments ImagePresentationComments ImagingServiceRequestComments Impressions
+InstitutionAddress InstitutionCodeSequence InstitutionName InstitutionalDepartmentName InsurancePlanIdentification
+IntendedRecipientsOfResultsIdentificationSequence InterpretationApproverSequence InterpretationAuthor
+InterpretationDiagnosisDescription InterpretationIDIssuer InterpretationRecorder InterpretationText InterpretationTranscriber
+IssuerOfAdmissionID IssuerOfPatientID IssuerOfServiceEpisodeID MedicalAlerts MedicalRecordLocator MilitaryRank
+ModifiedAttributesSequence ModifyingDeviceID ModifyingDeviceManufacturer NameOfPhysiciansReadingStudy
+NamesOfIntendedRecipientsOfResults Occupation OperatorIdentificationSequence OperatorsName OriginalAttributesSequence
+OrderCallbackPhoneNumber OrderEnteredBy OrderEntererLocation OtherPatientIDs OtherPatientIDsSequence OtherPatientNames
+OverlayComments OverlayData ParticipantSequence PatientAddress PatientAge PatientBirthName PatientBirthTime
+PatientComments PatientInsurancePlanCodeSequence PatientMotherBirthName PatientPrimaryLanguageCodeSequence
+PatientPrimaryLanguageModifierCodeSequence PatientReligiousPreference PatientSize PatientState PatientTelephoneNumbers
+PatientTransportArrangements PatientWeight PatientSexNeutered PatientSpeciesDescription PatientBreedDescription
+PerformedLocation PerformedProcedureStepDescription PerformedProcedureStepID PerformingPhysicianIdentificationSequence
+PerformingPhysicianName PersonAddress PersonIdentificationCodeSequence PersonName PersonTelephoneNumbers
+PhysicianApprovingInterpretation PhysiciansOfRecord PhysiciansOfRecordIdentificationSequence
+PhysiciansReadingStudyIdentificationSequence PlateID PreMedication ProtocolName ReasonForStudy ReasonForTheImagingServiceRequest
+ReasonForTheRequestedProcedure ReferencedDigitalSignatureSequence ReferencedPatientAliasSequence ReferencedPatientSequence
+ReferencedSOPInstanceMACSequence ReferencedStudySequence ReferringPhysicianAddress ReferringPhysicianIdentificationSequence
+ReferringPhysicianTelephoneNumbers RegionOfResidence RequestAttributesSequence RequestedContrastAgent
+RequestedProcedureComments RequestedProcedureID RequestedProcedureLocation RequestingPhysician RequestingService
+ResponsibleOrganization ResponsiblePerson ResultsComments ResultsDistributionListSequence ResultsIDIssuer
+ScheduledPatientInstitutionResidence ScheduledPerformingPhysicianIdentificationSequence ScheduledPerformingPhysicianName
+ScheduledProcedureStepDescription ScheduledProcedureStepID ScheduledProcedureStepLocation ServiceEpisodeDescription
+ServiceEpisodeID SpecialNeeds StationName StudyComments StudyDescription SeriesDescription TextComments TextString
+TopicAuthor TopicKeywords TopicSubject TopicTitle VerifyingObserverIdentificationCodeSequence VerifyingObserverName
+VerifyingObserverSequence VerifyingOrganization VisitComments EthnicGroup SmokingStatus PregnancyStatus
+LastMenstrualDate AdmittingDate AdmittingTime DischargeDate DischargeTime
+""")
+_EMPTY = _keywords("""
+PatientName PatientID PatientBirthDate PatientSex ReferringPhysicianName StudyID StudyDate StudyTime ContentDate ContentTime
+ContrastBolusAgent
+""")
+# UIDs that name standards, not instances: never remapped.
+_KEEP_UIDS = _keywords("""
+SOPClassUID MediaStorageSOPClassUID TransferSyntaxUID ImplementationClassUID ReferencedSOPClassUID
+ReferencedSOPClassUIDInFile CodingSchemeUID ContextGroupExtensionCreatorUID MappingResourceUID
+PrivateInformationCreatorUID RelatedGeneralSOPClassUID OriginalSpecializedSOPClassUID
+""")
+_FREE_TEXT_VRS = frozenset({"LT", "ST", "UT"})
+_DATE_VRS = frozenset({"DA", "DT", "TM"})
+# Free text that describes the acquisition, not the patient: kept.
+_KEEP_TEXT = frozenset({"DeidentificationMethod"})
+
+
+def _clean_element(ds: Any, elem: Any, uid_map: Callable[[str], str]) -> None:
+    from pydicom.multival import MultiValue
+
+    keyword = elem.keyword or ""
+    tag = elem.tag
+    if tag.is_private or 0x6000 <= tag.group <= 0x60FF or tag.group in (0x5000, 0x5002):
+        del ds[tag]  # private data, overlays (may hold burned-in text), curves
+        return
+    if keyword in _REMOVE:
+        del ds[tag]
+        return
+    if elem.VR == "SQ":
+        for item in elem.value or []:
+            _clean_dataset(item, uid_map)
+        return
+    if keyword in _EMPTY or elem.VR == "PN" or elem.VR in _DATE_VRS:
+        elem.value = ""
+        return
+    if elem.VR == "UI" and keyword not in _KEEP_UIDS and elem.value:
+        values = list(elem.value) if isinstance(elem.value, (list, tuple, MultiValue)) else [elem.value]
+        mapped = [uid_map(str(v)) for v in values]
+        elem.value = mapped if len(mapped) > 1 else mapped[0]
+        return
+    if elem.VR in _FREE_TEXT_VRS and keyword not in _KEEP_TEXT:
+        del ds[tag]
+
+
+def _clean_dataset(ds: Any, uid_map: Callable[[str], str]) -> None:
+    for elem in list(ds):
+        _clean_element(ds, elem, uid_map)
+
+
+@dataclass(frozen=True)
+class DeidResult:
+    """The de-identified DICOM (bytes), its remapped UIDs and what happened to its pixels."""
+
+    data: bytes
+    sop_instance_uid: str
+    study_instance_uid: str
+    series_instance_uid: str
+    pixels: str  # "redacted-native" | "redacted-reencoded" | "unchanged"
+
+
+def _redact_native(ds: Any, mask: np.ndarray) -> bool:
+    """Redact uncompressed pixel data in its own photometric interpretation; False if unsupported."""
+    from pydicom.pixels import apply_color_lut, get_decoder
+
+    pi = str(ds.get("PhotometricInterpretation", ""))
+    if pi not in {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "PALETTE COLOR"}:
+        return False
+    # as_rgb=False: the samples as stored (YBR stays YBR, palette indices stay indices).
+    arr, _meta = get_decoder(ds.file_meta.TransferSyntaxUID).as_array(ds, as_rgb=False)  # type: ignore[arg-type]
+    frames = arr if int(ds.get("NumberOfFrames", 1) or 1) > 1 else arr[None]
+    if frames.shape[1:3] != mask.shape:
+        return False
+    bits = int(ds.get("BitsStored", 8))
+    signed = int(ds.get("PixelRepresentation", 0)) == 1
+    fill: Any
+    if pi == "MONOCHROME2":
+        fill = -(2 ** (bits - 1)) if signed else 0
+    elif pi == "MONOCHROME1":
+        fill = 2 ** (bits - 1) - 1 if signed else 2**bits - 1
+    elif pi == "RGB":
+        fill = 0
+    elif pi == "YBR_FULL":
+        fill = np.array([0, 2 ** (bits - 1), 2 ** (bits - 1)], dtype=frames.dtype)
+    else:  # palette: the index of the darkest entry
+        desc = ds.RedPaletteColorLookupTableDescriptor
+        count, first = int(desc[0]) or 65536, int(desc[1])
+        lut = apply_color_lut(np.arange(first, first + count, dtype=frames.dtype), ds).astype(np.float64)
+        fill = first + int(np.argmin(lut @ np.array([0.299, 0.587, 0.114])))
+    redacted = redact_frames(frames, mask, 0)
+    redacted[:, ~mask] = fill
+    little = redacted.astype(redacted.dtype.newbyteorder("<"), copy=False)
+    ds.PixelData = np.ascontiguousarray(little).tobytes()
+    if "PlanarConfiguration" in ds:
+        ds.PlanarConfiguration = 0  # the decoder returns interleaved samples
+    return True
+
+
+def _reencode_grey(ds: Any, grey: np.ndarray) -> None:
+    """Replace the pixel data with 8-bit MONOCHROME2 frames, uncompressed."""
+    for keyword in ("PlanarConfiguration", "RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
+                    "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData",
+                    "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
+                    "SegmentedRedPaletteColorLookupTableData", "SegmentedGreenPaletteColorLookupTableData",
+                    "SegmentedBluePaletteColorLookupTableData", "PaletteColorLookupTableUID", "WindowCenter",
+                    "WindowWidth", "RescaleSlope", "RescaleIntercept", "VOILUTSequence", "ModalityLUTSequence",
+                    "LargestImagePixelValue", "SmallestImagePixelValue", "PixelPaddingValue"):
+        if keyword in ds:
+            del ds[keyword]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.Rows, ds.Columns = int(grey.shape[1]), int(grey.shape[2])
+    if grey.shape[0] > 1 or "NumberOfFrames" in ds:
+        ds.NumberOfFrames = int(grey.shape[0])
+    ds.PixelData = np.ascontiguousarray(grey, dtype=np.uint8).tobytes()
+    ds["PixelData"].VR = "OB"
+    ds["PixelData"].is_undefined_length = False
+
+
+def _stamp(ds: Any, redacted: bool) -> None:
+    from pydicom.dataset import Dataset
+
+    ds.PatientIdentityRemoved = "YES"
+    ds.DeidentificationMethod = list(DEID_METHOD) if redacted else [m for m in DEID_METHOD if "Pixel" not in m]
+    codes = DEID_CODES if redacted else DEID_CODES[:1]
+    items = []
+    for value, meaning in codes:
+        item = Dataset()
+        item.CodeValue, item.CodingSchemeDesignator, item.CodeMeaning = value, "DCM", meaning
+        items.append(item)
+    ds.DeidentificationMethodCodeSequence = items
+    ds.LongitudinalTemporalInformationModified = "REMOVED"
+    if redacted:
+        ds.BurnedInAnnotation = "NO"
+
+
+def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sector: Sector,
+                       patient_pseudonym: str) -> DeidResult:
+    """De-identify one DICOM file (bytes) for a study.
+
+    Header (PS3.15 E.1 Basic Profile): private and overlay/curve groups removed; names,
+    addresses, IDs, institution, physicians, operators, device serial, free-text comments and
+    descriptions removed or emptied; every DA/DT/TM value removed (dates are not shifted: the
+    platform keeps the exam time itself); every instance UID remapped with :func:`remap_uid`
+    (file meta included); PatientName and PatientID set to the study pseudonym;
+    PatientIdentityRemoved=YES, DeidentificationMethod and its code sequence added.
+
+    Pixels (Clean Pixel Data option): uncompressed MONOCHROME, RGB, YBR_FULL and PALETTE COLOR
+    data is redacted outside ``sector`` in its own encoding; anything else (JPEG and other
+    compressed syntaxes, subsampled YBR) is replaced by the redacted grey frames as 8-bit
+    MONOCHROME2, Explicit VR Little Endian (``LossyImageCompression`` keeps saying "01" when the
+    source was lossy).
+    """
+    import pydicom
+    from pydicom.uid import UID, ExplicitVRLittleEndian
+
+    ds = pydicom.dcmread(io.BytesIO(raw), force=True)
+    tsyntax = UID(str(ds.file_meta.get("TransferSyntaxUID") or ExplicitVRLittleEndian))
+    cache: dict[str, str] = {}
+
+    def uid_map(uid: str) -> str:
+        if uid not in cache:
+            cache[uid] = remap_uid(secret, uid)
+        return cache[uid]
+
+    pixels = "unchanged"
+    redact = sector.found
+    if "PixelData" in ds:
+        handled = False
+        if redact and not tsyntax.is_compressed:
+            try:
+                handled = _redact_native(ds, sector.mask)
+            except (ValueError, AttributeError, KeyError, NotImplementedError):
+                handled = False
+            pixels = "redacted-native" if handled else pixels
+        if redact and not handled:
+            _reencode_grey(ds, redact_frames(grey_frames, sector.mask))
+            pixels = "redacted-reencoded"
+    _clean_dataset(ds, uid_map)
+    ds.PatientName = patient_pseudonym
+    ds.PatientID = patient_pseudonym
+    _stamp(ds, redacted=pixels != "unchanged")
+    meta = ds.file_meta
+    for keyword in list(meta.dir()):
+        elem = meta[keyword]
+        if elem.VR == "UI" and keyword not in _KEEP_UIDS and elem.value:
+            elem.value = uid_map(str(elem.value))
+    if "SOPInstanceUID" in ds:
+        meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
+    if pixels == "redacted-reencoded" or not tsyntax.is_compressed:
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return DeidResult(
+        data=buf.getvalue(), sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        study_instance_uid=str(ds.get("StudyInstanceUID", "")), series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
+        pixels=pixels,
+    )
+
+
+def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, patient_pseudonym: str,
+                      fps: float | None, manufacturer: str = "", model: str = "") -> DeidResult:
+    """A de-identified Ultrasound (Multi-frame) Image DICOM holding ``grey`` frames (already
+    redacted), for uploads that were videos or images: their containers can carry metadata
+    (titles, comments, GPS) that we do not parse, so they are not kept."""
+    from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.uid import UID, ExplicitVRLittleEndian
+
+    multi = grey.shape[0] > 1
+    sop_class = "1.2.840.10008.5.1.4.1.1.3.1" if multi else "1.2.840.10008.5.1.4.1.1.6.1"
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.MediaStorageSOPClassUID = UID(sop_class)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.SOPClassUID = sop_class
+    ds.SOPInstanceUID = remap_uid(secret, f"sop:{source_sha256}")
+    ds.StudyInstanceUID = remap_uid(secret, f"study:{source_sha256}")
+    ds.SeriesInstanceUID = remap_uid(secret, f"series:{source_sha256}")
+    ds.file_meta.MediaStorageSOPInstanceUID = UID(ds.SOPInstanceUID)
+    ds.Modality = "US"
+    ds.PatientName = ds.PatientID = patient_pseudonym
+    ds.PatientBirthDate = ds.PatientSex = ds.StudyDate = ds.StudyTime = ds.ReferringPhysicianName = ""
+    ds.AccessionNumber, ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "", "", 1, 1
+    ds.Manufacturer, ds.ManufacturerModelName = manufacturer[:64], model[:64]
+    ds.ImageType = ["DERIVED", "PRIMARY"]
+    if multi and fps:
+        ds.FrameTime = f"{1000.0 / fps:.4f}".rstrip("0").rstrip(".")
+        ds.CineRate = round(fps)
+        from pydicom.tag import Tag
+
+        ds.FrameIncrementPointer = Tag("FrameTime")
+    _reencode_grey(ds, grey)
+    if not multi and "NumberOfFrames" in ds:
+        del ds["NumberOfFrames"]
+    _stamp(ds, redacted=True)
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return DeidResult(buf.getvalue(), str(ds.SOPInstanceUID), str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
+                      "redacted-reencoded")

@@ -1,0 +1,116 @@
+"""Reading the COVID-BLUES dataset in place: clips, expert scores, clinical records, outcome class.
+
+Severity classes from the recorded course (in the spirit of the China NHC guideline used by
+Xue et al. 2021), applied in this order:
+
+* **critical**: ICU stay or death recorded on any follow-up day (``outcome_status_d0..d30`` = 0 or 3);
+* **severe**: oxygen therapy during the admission (``oxygen_thepary`` = 1);
+* **moderate**: hospitalised on day 0 (``outcome_status_d0`` = 1);
+* **mild**: otherwise (discharged from the emergency department on day 0, no oxygen, no ICU).
+
+``stay_icu`` is not used: in this release it contradicts ``outcome_status_d0`` for 10 of 42
+patients (e.g. "admitted to ICU" together with "discharged on day 0").
+"""
+from __future__ import annotations
+
+import csv
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+CLIP_RE = re.compile(r"patient_(\d+)_([LR][1-3])(_2)?$")
+
+
+@dataclass(frozen=True)
+class CovidBluesClip:
+    patient: str
+    zone: str
+    path: Path
+    score: int
+    a_lines: bool | None
+    b_lines: bool | None
+    comment: str
+    second: bool  # a second clip of the same zone (`_2`)
+
+
+def _num(value: str | None) -> float | None:
+    try:
+        number = float(value or "")
+    except ValueError:
+        return None
+    return None if number <= -90 else number  # -99 marks "not recorded"
+
+
+def _yes(value: str | None) -> bool | None:
+    v = (value or "").strip().lower()
+    return True if v == "yes" else False if v == "no" else None
+
+
+def clips(root: Path) -> list[CovidBluesClip]:
+    """Every clip with its expert Soldati score, in file-name order."""
+    out = []
+    with (root / "severity.csv").open(newline="") as fh:
+        for row in csv.DictReader(fh):
+            m = CLIP_RE.match(row["video_file"].strip())
+            if not m:
+                continue
+            path = root / "lus_videos" / f"{row['video_file'].strip()}.mp4"
+            out.append(CovidBluesClip(m.group(1), m.group(2), path, int(float(row["Severity Score"])),
+                                      _yes(row.get("A-lines")), _yes(row.get("B-lines")),
+                                      (row.get("comments") or "").strip(), bool(m.group(3))))
+    return sorted(out, key=lambda c: (int(c.patient), c.zone, c.second))
+
+
+def clinical_rows(root: Path) -> dict[str, dict[str, str]]:
+    with (root / "clinical_variables.csv").open(newline="") as fh:
+        return {row["patient_id"].strip(): row for row in csv.DictReader(fh)}
+
+
+def severity_class(row: dict[str, str]) -> int:
+    """0 mild, 1 moderate, 2 severe, 3 critical (rule in the module docstring)."""
+    outcomes = [_num(row.get(f"outcome_status_d{d}")) for d in (0, 1, 3, 5, 7, 30)]
+    if any(o in (0.0, 3.0) for o in outcomes):
+        return 3
+    if _num(row.get("oxygen_thepary")) == 1:
+        return 2
+    if outcomes[0] == 1.0:
+        return 1
+    return 0
+
+
+def _flag(row: dict[str, str], *columns: str) -> bool | None:
+    values = [_num(row.get(c)) for c in columns]
+    known = [v for v in values if v is not None]
+    return None if not known else any(v >= 1 for v in known)
+
+
+def clinical_record(row: dict[str, str]) -> dict[str, Any]:
+    """Map the 127 COVID-BLUES variables onto LUSWeb's clinical record (presentation values)."""
+    sex = _num(row.get("pat_sex"))
+    oxygen_litres = _num(row.get("oxygen_liter"))
+    on_oxygen = _num(row.get("oxygen_saturation_with_ox")) is not None or (oxygen_litres or 0) > 0
+    return {
+        "age": _num(row.get("pat_age")),
+        # variable_explanations.csv: "Biological Sex (0=female, 1=male)".
+        "sex": None if sex is None else ("M" if sex == 1 else "F"),
+        "cardiovascular": _flag(row, "oth_comorbidities#Chronic_cardiovascular_disease"),
+        "respiratory": _flag(row, "hist_pulm_dis"),
+        "digestive": _flag(row, "oth_comorbidities#Liver_disease"),
+        "nervous": _flag(row, "oth_comorbidities#Neurological_condition", "oth_comorbidities#Stroke"),
+        "diabetes": _flag(row, "oth_comorbidities#Diabetes_Mellitus"),
+        "hypertension": _flag(row, "oth_comorbidities#Hypertonia"),
+        "immunosuppression": _flag(row, "oth_comorbidities#AIDSHIV", "oth_comorbidities#Malignancy",
+                                   "oth_comorbidities#Autoimmune_disease"),
+        "fever": _flag(row, "patient_symp#Fever"),
+        "cough": _flag(row, "patient_symp#Coughing"),
+        "dyspnea": _flag(row, "patient_symp#Dyspnea"),
+        "sore_throat": _flag(row, "patient_symp#Sore_throat"),
+        "diarrhea": _flag(row, "patient_symp#Diarrhea"),
+        "headache": _flag(row, "patient_symp#Headache"),
+        "fatigue": _flag(row, "patient_symp#Fatigue"),
+        "loss_of_smell_taste": _flag(row, "patient_symp#AnosmiaHyposmia", "patient_symp#AgeusiaDysgeusia"),
+        "oxygen_support": ("nasal_cannula" if (oxygen_litres or 0) <= 6 else "mask") if on_oxygen else "none",
+        "spo2": _num(row.get("oxygen_saturation_without_ox")),
+        "respiratory_rate": _num(row.get("respiratory_rate")),
+    }

@@ -1,0 +1,79 @@
+"""End-to-end CLI on a tiny phantom data set in the COVID-BLUES layout (seconds)."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from scoring.core import cli
+from scoring.core.phantoms import phantom_cohort_clip, write_mp4
+
+
+@pytest.fixture(scope="module")
+def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data")
+    vids = root / "covid-blues" / "lus_videos"
+    vids.mkdir(parents=True)
+    rows = ["video_file,Severity Score,A-lines,B-lines,comments"]
+    for i in range(8):
+        score = i % 4
+        ph = phantom_cohort_clip(score, seed=i, n_frames=8, rows=128, columns=128)
+        stem = f"patient_{i // 2 + 1}_R{i % 2 + 1}"
+        write_mp4(ph, vids / f"{stem}.mp4")
+        a = "yes" if score <= 1 else "no"
+        b = "yes" if score >= 1 else "no "
+        rows.append(f"{stem},{ph.clip_score}.0,{a},{b},\"{'white lung' if score == 3 else ''}\"")
+    (root / "covid-blues" / "severity.csv").write_text("\n".join(rows) + "\n")
+    return root
+
+
+@pytest.fixture(autouse=True)
+def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    import scoring.core.datasets as ds
+    import scoring.core.train as tr
+
+    cache = tmp_path_factory.getbasetemp() / "cache"
+    monkeypatch.setattr(ds, "CACHE_ROOT", cache)
+    monkeypatch.setattr(tr, "CACHE_ROOT", cache)
+
+
+def test_train_eval_score(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "tiny.pt"
+    rc = cli.main(["train", "--data", str(tiny_data), "--out", str(out), "--cv-seeds", "0", "--folds", "2",
+                   "--clip-c", "1", "--version", "tiny-test"])
+    assert rc == 0 and out.exists()
+    import torch
+
+    st = torch.load(out, weights_only=True)
+    meta = st["meta"]
+    assert meta["version"] == "tiny-test" and len(meta["training_patients"]) == 4
+    assert meta["cv"]["n_patients"] == 4 and "accuracy" in meta["cv"]
+    assert len(meta["backbone_sha256"]) == 64 and meta["command"].startswith("python -m scoring.core.cli train")
+
+    capsys.readouterr()
+    assert cli.eval_main(["--weights", str(out), "--data", str(tiny_data / "covid-blues"), "--json"]) == 0
+    rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert rep["n"] == 8 and rep["model"] == "tiny-test" and 0 <= rep["accuracy"] <= 1
+    assert rep["patients_seen_in_training"] == 4
+
+    files = sorted(str(p) for p in (tiny_data / "covid-blues" / "lus_videos").glob("*.mp4"))[:2]
+    assert cli.score_main([*files, "--weights", str(out), "--json"]) == 0
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert len(lines) == 2
+    for row, f in zip(lines, files, strict=True):
+        assert row["file"] == f and row["model"] == "tiny-test"
+        assert row["frames"] == len(row["frame_scores"]) == len(row["frame_probs"]) == 8
+        assert row["clip_score"] in (0, 1, 2, 3) and np.isclose(sum(row["clip_probs"]), 1, atol=1e-4)
+        assert set(row["findings"]) >= {"a_lines", "b_lines"}
+    # a broken file is reported, not fatal for the others
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    assert cli.score_main([str(bad), files[0], "--weights", str(out), "--json"]) == 1
+    lines = [json.loads(x) for x in capsys.readouterr().out.strip().splitlines()]
+    assert "error" in lines[0] and lines[1]["clip_score"] in (0, 1, 2, 3)
+
+
+def test_usage() -> None:
+    assert cli.main([]) == 2

@@ -1,0 +1,90 @@
+"""A real Celery worker process for pipeline and browser tests (real Redis, test database)."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from django.conf import settings
+from django.db import connection
+
+from tests.conftest import ROOT, require
+
+
+def _requirements() -> None:
+    require(connection.vendor == "postgresql", "the worker process needs the PostgreSQL test database")
+    require(bool(settings.REDIS_URL), "LUSWEB_REDIS_URL is not set: no real broker for the worker")
+
+
+class Worker:
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", "gpu,cpu", "--pool", "solo",
+             "--loglevel", "INFO", "--hostname", f"test-{time.monotonic_ns()}@%h", "--without-gossip",
+             "--without-mingle"],
+            cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
+        )
+
+    def kill(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+
+@pytest.fixture
+def worker_env_fixture(settings: Any) -> Iterator[Callable[[], Worker]]:
+    _requirements()
+    import redis
+
+    from lusweb.celery import app
+
+    # Start from an empty queue: messages of earlier runs must not reach this worker.
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    for queue in ("gpu", "cpu"):
+        client.delete(queue)
+    app.connection_for_write().release()
+    db = settings.DATABASES["default"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LUSWEB_")}
+    env.update({
+        "DJANGO_SETTINGS_MODULE": "lusweb.settings.test",
+        "LUSWEB_DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+        "LUSWEB_REDIS_URL": settings.REDIS_URL,
+        "LUSWEB_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "LUSWEB_SCORING_LEASE_SECONDS": "6",
+        "LUSWEB_SCORING_RECOVERY_SECONDS": "2",
+        "LUSWEB_SCORING_REDISPATCH_SECONDS": "5",
+        "LUSWEB_BROKER_VISIBILITY_TIMEOUT": "30",
+        "LUSWEB_SCORING_BATCH_FRAMES": "120",
+        "LUSWEB_DEVICE": "cpu",
+    })
+    settings.SCORING_ON_UPLOAD = True
+    out = Path(os.environ.get("LUSWEB_TEST_OUTPUT", tempfile.gettempdir()))
+    out.mkdir(parents=True, exist_ok=True)
+    workers: list[Worker] = []
+
+    def start() -> Worker:
+        w = Worker(env, out / "celery-worker.log")
+        workers.append(w)
+        return w
+
+    yield start
+    for w in workers:
+        w.stop()
+
+
