@@ -23,6 +23,8 @@ app.conf.update(
     task_time_limit=20 * 60,
     task_default_queue="cpu",
     task_queues=(Queue("cpu"), Queue("gpu")),
+    # Scoring runs where the GPU is (or the CPU fallback); everything else on the cpu queue.
+    task_routes={"scoring.tasks.score_exam": {"queue": "gpu"}, "scoring.tasks.*": {"queue": "cpu"}},
     broker_connection_retry_on_startup=True,
 )
 app.autodiscover_tasks()

@@ -311,6 +311,7 @@ def exam_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "form": form, "scores": scores, "progress_pct": round(100 * (scores["progress"] or 0)),
         "override_form": OverrideForm(),
         "chest_zones": chest_diagram_zones(exam=exam),
+        "severity": _severity_context(exam),
     })
 
 
@@ -448,3 +449,20 @@ def clip_delete(request: HttpRequest, pk: int) -> HttpResponse:
     except PermissionDenied as exc:
         messages.error(request, str(exc))
     return redirect(exam)
+
+
+def _severity_context(exam: Exam) -> dict[str, Any] | None:
+    """Severity with its probabilities and the zones that drove it, strongest first."""
+    from scoring.models import SEVERITY_ORDER
+    from scoring.severity import severity_payload
+
+    payload = severity_payload(exam=exam)
+    if payload is None:
+        return None
+    attention = sorted(payload["zone_attention"].items(), key=lambda kv: -kv[1])
+    return {
+        **payload,
+        "classes": [{"label": str(c.label), "value": c.value, "p": p} for c, p in zip(SEVERITY_ORDER, payload["probs"],
+                                                                                   strict=True)],
+        "attention": [{"zone": z, "weight": w, "pct": round(100 * w)} for z, w in attention],
+    }

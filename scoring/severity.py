@@ -94,6 +94,13 @@ def severity_predict(*, job: ScoringJob, exam: Exam, scored: dict[str, tuple[Any
     model = severity_model()
     if model is None:
         return None
+    wanted = model.meta.get("frame_scorer_version")
+    have = next(iter(scored.values()))[0].model if scored else None
+    if wanted and have and wanted != have:
+        # Zone features come from the frame scorer: another scorer means other features.
+        logger.warning("severity model %s needs frame scorer %s, job used %s: no severity", model.version, wanted,
+                       have)
+        return None
     mapping = zone_mapping(exam.protocol, model.trained.zones, str(model.meta.get("protocol", "blue-6")))
     present = {zone: scored[zone] for zone in mapping if zone in scored}
     if not present:

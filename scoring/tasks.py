@@ -22,7 +22,7 @@ logger = logging.getLogger(__name__)
     retry_backoff=2,
     retry_backoff_max=60,
     max_retries=8,
-    queue="gpu",
+
 )
 def score_exam(self: Any, job_id: int) -> str:
     """Score the exam of job ``job_id`` (idempotent: a finished or foreign-leased job is left alone)."""
@@ -33,7 +33,7 @@ def score_exam(self: Any, job_id: int) -> str:
         raise self.retry(countdown=held.retry_in, max_retries=None) from held
 
 
-@shared_task(queue="cpu")
+@shared_task
 def recover_jobs() -> int:
     return services.scoring_jobs_recover()
 

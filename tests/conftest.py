@@ -7,7 +7,9 @@ under ``LUSWEB_TEST_STRICT=1`` (set by ``.ci/run``) they fail, so CI always exer
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -40,3 +42,19 @@ def _isolated_media(request: pytest.FixtureRequest, tmp_path: Path) -> None:
     except pytest.FixtureLookupError:  # pytest-django disabled (-p no:django): pure tests only
         return
     settings.MEDIA_ROOT = str(tmp_path / "media")
+
+
+@pytest.fixture
+def api_for() -> Callable[..., Any]:
+    """An API client authenticated with a real token for ``user``."""
+
+    from rest_framework.authtoken.models import Token
+    from rest_framework.test import APIClient
+
+    def make(user: object) -> APIClient:
+        client = APIClient()
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        return client
+
+    return make

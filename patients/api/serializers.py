@@ -105,6 +105,7 @@ class ExamSerializer(serializers.ModelSerializer[Exam]):
     missing_zones = serializers.SerializerMethodField()
     clips = serializers.SerializerMethodField()
     scores = serializers.SerializerMethodField()
+    severity = serializers.SerializerMethodField()
     page_url = serializers.CharField(source="get_absolute_url", read_only=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -116,7 +117,7 @@ class ExamSerializer(serializers.ModelSerializer[Exam]):
     class Meta:
         model = Exam
         fields = ["id", "patient", "acquired_at", "protocol", "device", "probe", "operator", "notes",
-                  "created_at", "zones", "missing_zones", "clips", "scores", "page_url"]
+                  "created_at", "zones", "missing_zones", "clips", "scores", "severity", "page_url"]
         read_only_fields = ["created_at"]
 
     def get_zones(self, obj: Exam) -> list[str]:
@@ -130,6 +131,11 @@ class ExamSerializer(serializers.ModelSerializer[Exam]):
         from scoring.selectors import exam_scores_payload
 
         return exam_scores_payload(exam=obj)
+
+    def get_severity(self, obj: Exam) -> dict[str, Any] | None:
+        from scoring.severity import severity_payload
+
+        return severity_payload(exam=obj)
 
     def get_clips(self, obj: Exam) -> list[dict[str, Any]]:
         return [

@@ -59,9 +59,17 @@ def _yes(v: str) -> int:
 def covid_blues_records(root: str | Path) -> list[ClipRecord]:
     """Index ``covid-blues/`` (``severity.csv`` + ``lus_videos/``).
 
-    Findings: A-/B-lines from the CSV columns for every clip; the rarer findings only where
-    the free-text comment says so (positive), otherwise unknown (masked) - a missing comment
-    does not mean the finding is absent.
+    Findings: A-/B-lines from the CSV columns for every clip. The rarer findings come from the
+    free-text comment where it names them, otherwise from what the Soldati definition of the
+    clip's score implies (weak labels; without negatives a findings head learns "always yes"):
+
+    * pleural_irregularity: 0 for score 0 (continuous regular pleura), 1 for scores >= 1
+      (indented / broken pleura); "pleura line intact" in the comment -> 0;
+    * confluent_b_lines: 1 for score 3 (dense white lung) or a comment naming white lung /
+      fused / confluent B-lines, 0 for scores 0-1, unknown for score 2;
+    * consolidation: 1 when the comment names consolidations, 0 for scores 0-1 (Soldati
+      consolidations start at score 2), otherwise unknown;
+    * effusion: 1 when the comment names an effusion, else 0 (an expert notes an effusion).
     """
     root = Path(root)
     out: list[ClipRecord] = []
@@ -76,19 +84,21 @@ def covid_blues_records(root: str | Path) -> list[ClipRecord]:
             zone = m.group(2) if m else ""
             c = (row.get("comments") or "").lower()
             f = dict.fromkeys(FINDINGS, UNKNOWN)
+            score = int(float(row["Severity Score"]))
             f["a_lines"] = _yes(row.get("A-lines", ""))
             f["b_lines"] = _yes(row.get("B-lines", ""))
-            if "white lung" in c or "fused" in c or "confluent" in c:
-                f["confluent_b_lines"] = 1
-            if "consolidat" in c:
-                f["consolidation"] = 1
+            f["pleural_irregularity"] = 1 if score >= 1 else 0
             if any(w in c for w in ("broken pleura", "interrupted pleura", "thickened pleura")):
                 f["pleural_irregularity"] = 1
             if "pleura line intact" in c:
                 f["pleural_irregularity"] = 0
-            if "effusion" in c:
-                f["effusion"] = 1
-            score = int(float(row["Severity Score"]))
+            f["confluent_b_lines"] = 1 if score == 3 else (0 if score <= 1 else UNKNOWN)
+            if "white lung" in c or "fused" in c or "confluent" in c:
+                f["confluent_b_lines"] = 1
+            f["consolidation"] = 0 if score <= 1 else UNKNOWN
+            if "consolidat" in c:
+                f["consolidation"] = 1
+            f["effusion"] = 1 if "effusion" in c else 0
             out.append(ClipRecord(str(p), patient, "covid-blues", score, f, zone))
     return out
 

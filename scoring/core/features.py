@@ -78,6 +78,8 @@ def handcrafted_features(frames: np.ndarray) -> np.ndarray:
         d = np.zeros_like(xc)
     gx_all = np.abs(np.diff(ndimage.gaussian_filter(xc, (0, 1.0, 1.0)), axis=2))
     gy_all = np.abs(np.diff(ndimage.gaussian_filter(xc, (0, 1.0, 1.0)), axis=1))
+    # Grey-level quantiles of the sector for all frames in one call (same values as per frame).
+    qs = np.quantile(x[:, valid], [0.1, 0.5, 0.9, 0.99], axis=1).T if valid.any() else np.zeros((t, 4))
     out = np.zeros((t, len(HAND_NAMES)), np.float32)
     for i in range(t):
         p = prof_s[i]
@@ -126,8 +128,7 @@ def handcrafted_features(frames: np.ndarray) -> np.ndarray:
         cont = float(colmax.std() / (colmax.mean() + eps))
         thick = float((p[max(py - 10, 0) : py + 11] > 0.5 * pv).sum())
         vals = reg[rv > 0]
-        vals_all = x[i][valid]
-        q = np.quantile(vals_all, [0.1, 0.5, 0.9, 0.99]) if vals_all.size else np.zeros(4)
+        q = qs[i]
         dark = float((vals < 0.08).mean()) if vals.size else 0.0
         bright = float((vals > 0.5 * pv).mean()) if vals.size else 0.0
         td_b = float(d[i, below0:last_row].mean())

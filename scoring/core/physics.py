@@ -5,8 +5,8 @@ cine loop ``uint8 [T, H, W]`` (or a single still frame ``[H, W]``) into a fixed-
 feature vector. The pipeline:
 
 1. :func:`sector_geometry` finds the imaging sector (the fan of a convex probe or the rectangle
-   of a linear probe) from the clip's temporal max / std: burned-in text and logos are static and
-   thin, the sector is the largest bright, speckled connected region. The two straight side edges
+   of a linear probe) from the clip's temporal max: burned-in text and logos are thin strokes or
+   lie apart, the sector is the largest non-black connected region. The two straight side edges
    of a fan are fitted as lines; their intersection (above the image) is the virtual apex.
 2. :func:`polar_frames` resamples every frame onto a (radius x angle) grid around the apex
    (bilinear, the coordinate map is computed once per clip). In that *beam space* a reverberation
@@ -15,7 +15,8 @@ feature vector. The pipeline:
    ring-down artefact from a fluid-filled subpleural interstitium, following the beam from the
    pleura to the bottom of the image) becomes a **column**. A linear probe needs no resampling:
    the rectangle already is beam space.
-3. The pleural line is the first strong bright ridge below the chest wall; below it we measure
+3. Rib-shadow columns are dropped (:func:`beam_images`); the pleural line is the strongest long
+   horizontal ridge in the upper half of the intercostal window; below it we measure
    A-line periodicity, B-line columns and their confluence, white lung, consolidation texture
    and temporal dynamics, per frame, then summarise over time.
 
@@ -115,9 +116,9 @@ def sector_geometry(frames: np.ndarray) -> Geometry:
     h, w = frames.shape[1:]
     mask = _sector_mask(frames)
     ys, xs = np.nonzero(mask)
-    y0, y1, x0, x1 = int(ys.min()), int(ys.max()), int(xs.min()), int(xs.max())
+    y0, y1 = int(ys.min()), int(ys.max())
     rows = np.arange(y0, y1 + 1)
-    has = mask[rows].any(axis=1)
+    has: np.ndarray = np.asarray(mask[rows].any(axis=1))
     left = np.where(has, np.argmax(mask[rows], axis=1), -1)
     right = np.where(has, w - 1 - np.argmax(mask[rows, ::-1], axis=1), -1)
 
@@ -130,7 +131,14 @@ def sector_geometry(frames: np.ndarray) -> Geometry:
         return _fit_edge(rows[valid].astype(np.float64), edge[valid].astype(np.float64))
 
     fl, fr = side(left, -1), side(right, +1)
-    linear = Geometry("linear", mask, float("nan"), float("nan"), float(y0), float(y1), float(x0), float(x1))
+    # Rectangle fallback from the rows / columns that the sector mostly fills (a burned-in label
+    # touching the sector adds a few short rows or columns, not full ones).
+    col_fill, row_fill = mask.sum(axis=0), mask.sum(axis=1)
+    cx_, ry_ = np.flatnonzero(col_fill >= 0.5 * col_fill.max()), np.flatnonzero(row_fill >= 0.5 * row_fill.max())
+    lin_mask = np.zeros_like(mask)
+    lin_mask[ry_[0]:ry_[-1] + 1, cx_[0]:cx_[-1] + 1] = True
+    linear = Geometry("linear", mask & lin_mask, float("nan"), float("nan"), float(ry_[0]), float(ry_[-1]),
+                      float(cx_[0]), float(cx_[-1]))
 
     def good(fit: tuple[float, float, float] | None, sign: int) -> bool:
         # A plausible fan edge: 4..75 degrees from the vertical, mostly inliers.
@@ -159,10 +167,26 @@ def sector_geometry(frames: np.ndarray) -> Geometry:
         return linear
     # Radial extent: nearest and farthest sector pixels (the bottom arc can be dark under a
     # shadow at some angles but not at all of them).
+    # Only pixels between the two edges count: a label touching the fan lies outside them.
     r = np.hypot(xs - apex_x, ys - apex_y)
-    r_min, r_max = float(np.percentile(r, 0.1)), float(np.percentile(r, 99.9))
+    th = np.arctan2(xs - apex_x, ys - apex_y)
+    inside = (th > th_l + np.radians(2)) & (th < th_r - np.radians(2))
+    r = r[inside] if inside.sum() > 50 else r
+    # Near and far arcs: the radii whose arc is at least 30 % filled (robust to a label or a
+    # ruler touching the fan, which fills a few pixels of an arc, not a third of it).
+    counts = np.bincount(np.rint(r).astype(int))
+    radii = np.arange(counts.size)
+    filled = counts / np.maximum(1.0, radii * (th_r - th_l - np.radians(4)))
+    ok = np.flatnonzero(filled >= 0.3)
+    if ok.size < 10:
+        return linear
+    r_min, r_max = float(ok[0]), float(ok[-1])
     margin = np.radians(1.0)  # stay clear of the edge's partial-volume pixels
-    return Geometry("convex", mask, float(apex_x), float(apex_y), r_min, r_max,
+    # The returned mask is the geometric fan (clean edges, no labels), clipped to the image.
+    yy, xx = np.mgrid[0:h, 0:w]
+    rr, tt = np.hypot(xx - apex_x, yy - apex_y), np.arctan2(xx - apex_x, yy - apex_y)
+    fan = (rr >= r_min) & (rr <= r_max) & (tt >= th_l) & (tt <= th_r)
+    return Geometry("convex", fan, float(apex_x), float(apex_y), r_min, r_max,
                     float(th_l + margin), float(th_r - margin))
 
 
@@ -212,12 +236,9 @@ def polar_frames(frames: np.ndarray, geom: Geometry, n_r: int = N_R, n_theta: in
 
 # --- 3. features ---------------------------------------------------------------------------
 
-# Summaries over time of per-frame measures: B-lines come and go with the breath and clinicians
-# score a zone by its worst visible finding, so the max / upper quantile matter as well as the mean.
-_TIME_STATS = ("mean", "q90", "std")
-
-
 def _time_summary(name: str, series: np.ndarray) -> dict[str, float]:
+    """Mean / q90 / std over time: B-lines come and go with the breath and clinicians score a
+    zone by its worst visible finding, so the upper quantile matters as well as the mean."""
     s = np.asarray(series, dtype=np.float64)
     return {f"{name}_mean": float(s.mean()), f"{name}_q90": float(np.quantile(s, 0.9)),
             f"{name}_std": float(s.std())}
@@ -317,6 +338,17 @@ def beam_images(frames: np.ndarray, geom: Geometry, n_r: int = N_R, n_theta: int
 
 
 FEATURE_NAMES: list[str] = []  # filled on first call (fixed order)
+
+# A compact, physics-chosen subset (chosen a priori, not by cross-validation): one or two
+# measures per Soldati criterion. Use ``[names.index(n) for n in CORE_FEATURES]`` to select.
+CORE_FEATURES: tuple[str, ...] = (
+    "aline_autocorr_mean", "aline_prom_mean", "aline_cover_mean", "h_over_v_mean",  # A-lines
+    "deep_to_wall_mean", "white_cover_mean", "bottom_to_top_mean",  # white lung
+    "bline_cover_mean", "bline_persist_mean",  # B-lines
+    "pleura_continuity", "pleura_jitter",  # pleural line
+    "sub_cv_mean", "sub_entropy",  # subpleural consolidation texture
+    "motion_ratio", "shadow_frac",  # dynamics, rib shadows (acquisition confounder)
+)
 
 
 def clip_physics_features(frames: np.ndarray, *, max_frames: int = 64, n_r: int = N_R, n_theta: int = N_THETA,

@@ -177,10 +177,11 @@ def geometry_for(mask: np.ndarray, size: int) -> Geometry:
 def apply_geometry(frames: np.ndarray, geom: Geometry) -> np.ndarray:
     """Crop, mask and resize uint8 frames [T,H,W] to float32 [T,size,size] in [0,1]."""
     y0, y1, x0, x1 = geom.bbox
-    crop = frames[:, y0:y1, x0:x1].astype(np.float32) * (1.0 / 255.0)
-    crop *= geom.mask[y0:y1, x0:x1][None]
+    # torch (multi-threaded) instead of numpy: same float32 operations, same result, faster.
+    crop = torch.from_numpy(np.ascontiguousarray(frames[:, y0:y1, x0:x1])).float().mul_(1.0 / 255.0)
+    crop.mul_(torch.from_numpy(np.ascontiguousarray(geom.mask[y0:y1, x0:x1])))
     nh, nw = geom.new_hw
-    t = torch.from_numpy(crop)[:, None]
+    t = crop[:, None]
     # Antialiased bilinear: downscaling speckle without aliasing, and deterministic.
     r = F.interpolate(t, size=(nh, nw), mode="bilinear", antialias=True, align_corners=False)
     out = torch.zeros((frames.shape[0], 1, geom.size, geom.size), dtype=torch.float32)

@@ -52,6 +52,10 @@ def test_upload_and_watch_the_progress_bar(browser: Any, live_server: Any, worke
                 if value >= 100 and page.locator("#job-status").inner_text() == "succeeded":
                     break
                 page.wait_for_timeout(250)
+            # The page reloads itself with the new scores.
+            page.wait_for_function("() => document.getElementById('exam-luss')"
+                                   " && document.getElementById('exam-luss').innerText.trim() !== '–'", timeout=20000)
+            assert page.locator("tr[data-zone=R3] .score").count() == 1
             page.screenshot(path=str(screenshot_dir / "upload-progress-clinician.png"), full_page=True)
         finally:
             page.close()

@@ -9,8 +9,6 @@ import pytest
 from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
-from rest_framework.authtoken.models import Token
-from rest_framework.test import APIClient
 
 
 def png_bytes(seed: int = 0, size: tuple[int, int] = (64, 80)) -> bytes:
@@ -24,19 +22,6 @@ def png_bytes(seed: int = 0, size: tuple[int, int] = (64, 80)) -> bytes:
 def png_upload() -> Callable[..., SimpleUploadedFile]:
     def make(seed: int = 0, name: str = "zone.png") -> SimpleUploadedFile:
         return SimpleUploadedFile(name, png_bytes(seed), content_type="image/png")
-
-    return make
-
-
-@pytest.fixture
-def api_for() -> Callable[..., APIClient]:
-    """An API client authenticated with a real token for ``user``."""
-
-    def make(user: object) -> APIClient:
-        client = APIClient()
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
-        return client
 
     return make
 

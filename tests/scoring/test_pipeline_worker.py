@@ -6,6 +6,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -88,10 +89,15 @@ def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[[], Worker],
 
 
 def test_sigkill_mid_exam_then_a_new_worker_completes_without_duplicates(
-    worker_env: Callable[[], Worker], api_for: Callable[..., APIClient]
+    worker_env: Callable[[], Worker], api_for: Callable[..., APIClient], settings: Any
 ) -> None:
-    first = worker_env()
+    # All twelve clips first, then one job: the kill must land inside that job.
+    settings.SCORING_ON_UPLOAD = False
     exam, _ = _exam_with_clips(api_for, frames=90, size=224)
+    first = worker_env()
+    from scoring.services import scoring_job_request
+
+    scoring_job_request(exam=exam, reason="upload")
 
     def running_midway() -> bool:
         job = ScoringJob.objects.filter(exam=exam).first()
@@ -139,3 +145,23 @@ def test_a_failure_is_readable_and_retry_succeeds(worker_env: Callable[[], Worke
     assert response.status_code == 202 and response.data["status"] == "pending"
     _wait(lambda: ScoringJob.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED, 120, "the retry", worker.log)
     assert ExamScore.objects.filter(exam=exam).count() == 2  # history kept: first run and the retry
+
+
+def test_a_broker_restart_loses_no_job(worker_env: Callable[[], Worker], api_for: Callable[..., APIClient],
+                                       settings: Any) -> None:
+    """Redis here keeps nothing on disk: a restart empties the queues. The job row survives and a
+    worker's recovery round sends it again."""
+    import redis
+
+    settings.SCORING_ON_UPLOAD = False
+    exam, _ = _exam_with_clips(api_for, frames=8, size=128)
+    from scoring.services import scoring_job_request
+
+    job = scoring_job_request(exam=exam, reason="upload")
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    assert client.llen("gpu") >= 1
+    client.delete("gpu", "cpu")  # what a broker restart without persistence does
+    worker = worker_env()
+    _wait(lambda: ScoringJob.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED, 120, "the recovered job",
+          worker.log)
+    assert ExamScore.objects.filter(exam=exam).count() == 1

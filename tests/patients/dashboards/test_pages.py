@@ -150,23 +150,26 @@ def test_gradcam_unavailable_is_503(cohort: Cohort, monkeypatch: pytest.MonkeyPa
 def test_gradcam_overlay_is_cached(cohort: Cohort, monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     import scoring.runtime
     from patients.models import ZoneClip
+    from scoring.core.phantoms import phantom_cohort_clip
 
     calls: list[list[int]] = []
+    real = scoring.runtime.get_scorer("default")  # the real default weights
+    original = real.gradcam
 
-    class FakeScorer:
-        def gradcam(self, frames: Any, indices: list[int]) -> list[np.ndarray]:
-            calls.append(list(indices))
-            return [np.linspace(0, 1, 8 * 8).reshape(8, 8) for _ in indices]
+    def counting(frames: Any, indices: list[int], *args: Any) -> list[np.ndarray]:
+        calls.append(list(indices))
+        return original(frames, indices, *args)
 
-    monkeypatch.setattr(scoring.runtime, "get_scorer", lambda weights: FakeScorer())
-    monkeypatch.setattr(ZoneClip, "load_frames", lambda self: np.zeros((4, 8, 8), np.uint8))
+    monkeypatch.setattr(real, "gradcam", counting)
+    frames = phantom_cohort_clip(3, seed=1, n_frames=4, rows=64, columns=80).frames
+    monkeypatch.setattr(ZoneClip, "load_frames", lambda self: frames)
     clip = cohort.exams[0].clips.get(zone="R1")
     c = client_for(cohort.users["clinician"])
     first = c.get(f"/clips/{clip.pk}/gradcam/2.png")
     assert first.status_code == 200 and first["Content-Type"] == "image/png"
     img = np.asarray(Image.open(io.BytesIO(first.content)))
-    assert img.shape == (8, 8, 4) and img[0, 0, 3] == 0 and img[-1, -1, 3] == round(0.6 * 255)
-    assert img[-1, -1, 0] > 100 and img[-1, -1, 2] == 0  # hot end is red
+    assert img.shape == (64, 80, 4)  # aligned with the input frame
+    assert img[..., 3].max() > img[..., 3].min()  # a real map: alpha follows the heat
     second = c.get(f"/clips/{clip.pk}/gradcam/2.png")
     assert second.content == first.content and calls == [[2]]
     assert list(Path(settings.MEDIA_ROOT).rglob("gradcam/*/*/2.png"))

@@ -29,7 +29,9 @@ def _synthetic(n_clips: int = 48, d: int = 12, seed: int = 0, shift: float = 1.5
         t = int(rng.integers(5, 9))
         f = rng.normal(0, 1, (t, d)).astype(np.float32)
         f[:, 0] += shift * label  # the score is readable from feature 0
-        feats.append({"frame": f, "summary": rng.normal(0, 1, 6).astype(np.float32)})
+        summary = rng.normal(0, 1, 3).astype(np.float32)
+        summary[0] += shift * label
+        feats.append({"frame": f, "summary": summary})
         ys.append(label)
     y = np.array(ys)
     fnd = np.full((n_clips, len(FINDINGS)), -1, np.int8)
@@ -80,14 +82,14 @@ def test_aggregator_recipes(agg: str) -> None:
 
 
 def test_cross_validation_and_noise_filter() -> None:
-    feats, y, fnd, groups = _synthetic(shift=3.0)
+    feats, y, fnd, groups = _synthetic(d=3, shift=3.0)
     y_noisy = y.copy()
     y_noisy[[0, 4]] = 3  # two label errors (true 0 -> 3)
     r = Recipe.from_dict({**RECIPE.to_dict(), "noise_filter": 2})
     b, keep = fit_with_noise_filter(feats, y_noisy, fnd, groups, r, seed=0)
     assert not keep[0] and not keep[4]
     assert keep.sum() >= len(y) - 12
-    cv = cross_validate(feats[:24], y[:24], fnd[:24], groups[:24], RECIPE, seeds=(0, 1), k=3)
+    cv = cross_validate(feats, y, fnd, groups, RECIPE, seeds=(0, 1), k=3)
     acc: dict = cv["accuracy"]  # type: ignore[assignment]
     assert acc["mean"] > 0.7
     assert len(acc["per_seed"]) == 2
