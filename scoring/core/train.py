@@ -356,20 +356,21 @@ def vote(member_probs: Sequence[np.ndarray], conf: float = 0.8) -> tuple[np.ndar
     * all three differ: the most confident member wins if its top probability >= ``conf``;
       otherwise the median of the three scores (the middle one - ordinal, never extreme).
 
-    The returned probabilities are the mean of the members' probabilities, whose argmax need
-    not equal the voted score.
+    The returned probabilities are the mean over the members that voted for the winning score
+    (so their argmax is that score): the agreeing members, the confident member, or the median
+    member.
     """
     ps = [np.asarray(p, np.float64) for p in member_probs]
     votes = [int(np.argmax(p)) for p in ps]
-    mean = np.mean(ps, 0)
     counts = np.bincount(votes, minlength=N_CLASSES)
     if counts.max() >= 2:
-        return mean, int(np.argmax(counts))
-    tops = [float(p.max()) for p in ps]
-    best = int(np.argmax(tops))
-    if tops[best] >= conf:
-        return mean, votes[best]
-    return mean, int(np.median(votes))
+        win = int(np.argmax(counts))
+    else:
+        tops = [float(p.max()) for p in ps]
+        best = int(np.argmax(tops))
+        win = votes[best] if tops[best] >= conf else int(np.median(votes))
+    probs = np.mean([p for p, v in zip(ps, votes, strict=True) if v == win], 0)
+    return probs / probs.sum(), win
 
 
 @dataclass

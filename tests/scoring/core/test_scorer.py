@@ -38,6 +38,7 @@ def test_contract(scorer) -> None:  # type: ignore[no-untyped-def]
     assert set(r.frame_scores.tolist()) <= {0, 1, 2, 3}
     assert r.clip_probs.shape == (4,) and np.isclose(r.clip_probs.sum(), 1.0)
     assert isinstance(r.clip_score, int) and 0 <= r.clip_score <= 3
+    assert int(np.argmax(r.clip_probs)) == r.clip_score
     assert set(r.findings) == {"a_lines", "b_lines", "confluent_b_lines", "consolidation",
                                "pleural_irregularity", "effusion"}
     assert all(0.0 <= v <= 1.0 for v in r.findings.values())

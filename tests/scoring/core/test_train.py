@@ -100,8 +100,10 @@ def test_vote_rule() -> None:
     assert vote([p(1), p(1), p(3)])[1] == 1  # majority
     assert vote([p(0, 0.95), p(2), p(3)])[1] == 0  # all differ, one confident >= 0.8
     assert vote([p(0), p(2), p(3)])[1] == 2  # all differ, none confident -> median
-    probs, _ = vote([p(0), p(2), p(3)])
-    assert np.isclose(probs.sum(), 1.0)
+    probs, win = vote([p(0), p(2), p(3)])
+    assert np.isclose(probs.sum(), 1.0) and int(np.argmax(probs)) == win == 2
+    probs, win = vote([p(1), p(1, 0.9), p(3)])
+    assert win == 1 and np.allclose(probs, (p(1) + p(1, 0.9)) / 2)
 
 
 def test_ridge_probs() -> None:
