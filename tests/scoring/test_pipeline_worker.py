@@ -86,6 +86,13 @@ def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[[], Worker],
     assert len(frames["frame_probs"]) == 20 and len(frames["frame_scores"]) == 20
     job_api = api_view.get(f"/api/v1/jobs/{job.pk}/").data
     assert job_api["status"] == "succeeded" and job_api["progress"] == 1.0
+    # Severity ran as the last step, with its zone attention (BLUE-point zones of a 12-zone exam).
+    severity = api_view.get(f"/api/v1/exams/{exam.pk}/").data["severity"]
+    assert severity is not None and severity["label"] in ("mild", "moderate", "severe", "critical")
+    assert abs(sum(severity["probs"]) - 1.0) < 1e-4
+    assert set(severity["zone_attention"]) == {"R1", "R2", "R4", "L1", "L2", "L4"}
+    assert abs(sum(severity["zone_attention"].values()) - 1.0) < 1e-4
+    assert severity["severe_probability"] == pytest.approx(sum(severity["probs"][2:]), abs=1e-6)
 
 
 def test_sigkill_mid_exam_then_a_new_worker_completes_without_duplicates(
