@@ -75,9 +75,7 @@ def study_create(*, name: str, protocol: str, description: str = "", created_by:
 
 def _study_create(*, name: str, protocol: str, description: str, created_by: Any, deidentify: bool,
                   keep_original: bool) -> Study:
-    if protocol not in PROTOCOLS:
-        raise ServiceError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}",
-                           code="bad_protocol")
+    _check_protocol(protocol)
     name = name.strip()
     if not name:
         raise ServiceError("a study needs a name", code="bad_name")
@@ -202,6 +200,50 @@ def membership_remove(*, study: Study, username: str, by: Any) -> None:
 # --- patients and exams --------------------------------------------------------------------
 
 
+def _clean_patient_code(study: Study, code: str, *, exclude: Patient | None = None) -> str:
+    """The stripped code; refuses an empty one or one already used by another patient of the study."""
+    code = str(code).strip()
+    if not code:
+        raise ServiceError("a patient needs a pseudonym code", code="bad_code")
+    clash = Patient.objects.filter(study=study, code=code)
+    if exclude is not None:
+        clash = clash.exclude(pk=exclude.pk)
+    if clash.exists():
+        raise ServiceError(f"patient code {code!r} is already used in study {study.name!r}", code="duplicate")
+    return code
+
+
+def _check_birth_year(birth_year: int | None) -> None:
+    this_year = dt.date.today().year
+    if birth_year is not None and not (1900 <= birth_year <= this_year):
+        raise ServiceError(f"birth year {birth_year} is outside 1900-{this_year}", code="bad_birth_year")
+
+
+def _check_protocol(protocol: str) -> None:
+    if protocol not in PROTOCOLS:
+        raise ServiceError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}",
+                           code="bad_protocol")
+
+
+def _check_settable(fields: dict[str, Any], settable: tuple[str, ...]) -> None:
+    unknown = set(fields) - set(settable)
+    if unknown:
+        raise ServiceError(f"cannot change {', '.join(sorted(unknown))}; settable: {', '.join(settable)}",
+                           code="bad_field")
+
+
+def _update_audited(obj: Any, *, fields: dict[str, Any], tracked: tuple[str, ...], study: Study, by: Any) -> None:
+    """Apply ``fields`` to ``obj``; save and audit old/new values only when something changed."""
+    before = snapshot(obj, tracked)
+    for key, value in fields.items():
+        setattr(obj, key, value)
+    changes = diff(before, snapshot(obj, tracked))
+    if changes:
+        with transaction.atomic():
+            obj.save(update_fields=[*fields])
+            audit_record(actor=by, action=AuditAction.UPDATE, study=study, obj=obj, changes=changes)
+
+
 def patient_create(
     *,
     study: Study,
@@ -214,14 +256,8 @@ def patient_create(
     hospital_number: str = "",
 ) -> Patient:
     permissions.require_write(by, study)
-    code = code.strip()
-    if not code:
-        raise ServiceError("a patient needs a pseudonym code", code="bad_code")
-    if Patient.objects.filter(study=study, code=code).exists():
-        raise ServiceError(f"patient code {code!r} is already used in study {study.name!r}", code="duplicate")
-    this_year = dt.date.today().year
-    if birth_year is not None and not (1900 <= birth_year <= this_year):
-        raise ServiceError(f"birth year {birth_year} is outside 1900-{this_year}", code="bad_birth_year")
+    code = _clean_patient_code(study, code)
+    _check_birth_year(birth_year)
     with transaction.atomic():
         patient = Patient.objects.create(
             study=study, code=code, sex=sex, birth_year=birth_year, admission_date=admission_date,
@@ -238,29 +274,11 @@ PATIENT_FIELDS = ("code", "sex", "birth_year", "admission_date", "name", "hospit
 def patient_update(*, patient: Patient, by: Any, **fields: Any) -> Patient:
     """Change a patient's fields; the audit keeps the old and new values."""
     permissions.require_write(by, patient.study)
-    unknown = set(fields) - set(PATIENT_FIELDS)
-    if unknown:
-        raise ServiceError(f"cannot change {', '.join(sorted(unknown))}; settable: {', '.join(PATIENT_FIELDS)}",
-                           code="bad_field")
+    _check_settable(fields, PATIENT_FIELDS)
     if "code" in fields:
-        fields["code"] = str(fields["code"]).strip()
-        if not fields["code"]:
-            raise ServiceError("a patient needs a pseudonym code", code="bad_code")
-        if Patient.objects.filter(study=patient.study, code=fields["code"]).exclude(pk=patient.pk).exists():
-            raise ServiceError(f"patient code {fields['code']!r} is already used in study {patient.study.name!r}",
-                               code="duplicate")
-    birth_year = fields.get("birth_year")
-    this_year = dt.date.today().year
-    if birth_year is not None and not (1900 <= birth_year <= this_year):
-        raise ServiceError(f"birth year {birth_year} is outside 1900-{this_year}", code="bad_birth_year")
-    before = snapshot(patient, PATIENT_FIELDS)
-    for key, value in fields.items():
-        setattr(patient, key, value)
-    changes = diff(before, snapshot(patient, PATIENT_FIELDS))
-    if changes:
-        with transaction.atomic():
-            patient.save(update_fields=[*fields])
-            audit_record(actor=by, action=AuditAction.UPDATE, study=patient.study, obj=patient, changes=changes)
+        fields["code"] = _clean_patient_code(patient.study, fields["code"], exclude=patient)
+    _check_birth_year(fields.get("birth_year"))
+    _update_audited(patient, fields=fields, tracked=PATIENT_FIELDS, study=patient.study, by=by)
     return patient
 
 
@@ -277,9 +295,7 @@ def exam_create(
 ) -> Exam:
     permissions.require_write(by, patient.study)
     protocol = protocol or patient.study.protocol
-    if protocol not in PROTOCOLS:
-        raise ServiceError(f"unknown protocol {protocol!r}; expected one of {', '.join(PROTOCOLS)}",
-                           code="bad_protocol")
+    _check_protocol(protocol)
     with transaction.atomic():
         exam = Exam.objects.create(
             patient=patient, acquired_at=acquired_at, protocol=protocol, device=device, probe=probe,
@@ -296,21 +312,10 @@ EXAM_FIELDS = ("acquired_at", "protocol", "device", "probe", "operator", "notes"
 def exam_update(*, exam: Exam, by: Any, **fields: Any) -> Exam:
     """Change an exam's fields (not its patient); audited with old and new values."""
     permissions.require_write(by, exam.study)
-    unknown = set(fields) - set(EXAM_FIELDS)
-    if unknown:
-        raise ServiceError(f"cannot change {', '.join(sorted(unknown))}; settable: {', '.join(EXAM_FIELDS)}",
-                           code="bad_field")
-    if "protocol" in fields and fields["protocol"] not in PROTOCOLS:
-        raise ServiceError(f"unknown protocol {fields['protocol']!r}; expected one of {', '.join(PROTOCOLS)}",
-                           code="bad_protocol")
-    before = snapshot(exam, EXAM_FIELDS)
-    for key, value in fields.items():
-        setattr(exam, key, value)
-    changes = diff(before, snapshot(exam, EXAM_FIELDS))
-    if changes:
-        with transaction.atomic():
-            exam.save(update_fields=[*fields])
-            audit_record(actor=by, action=AuditAction.UPDATE, study=exam.study, obj=exam, changes=changes)
+    _check_settable(fields, EXAM_FIELDS)
+    if "protocol" in fields:
+        _check_protocol(fields["protocol"])
+    _update_audited(exam, fields=fields, tracked=EXAM_FIELDS, study=exam.study, by=by)
     return exam
 
 
