@@ -56,6 +56,11 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--clip-c", type=float, default=d.clip_c)
     p.add_argument("--ridge-alpha", type=float, default=d.ridge_alpha)
     p.add_argument("--noise-filter", type=int, default=d.noise_filter)
+    p.add_argument("--hires-size", type=int, default=d.hires_size,
+                   help="canvas of the clip heads' second view (0: clip heads on the frame features only)")
+    p.add_argument("--hires-c", type=float, default=d.hires_c)
+    p.add_argument("--members", default=",".join(d.members),
+                   help="the three voting members (hr:<taps>, lr_all, lr_cnn, ridge)")
     p.add_argument("--with-pocus", action="store_true", help="add scored POCUS clips to every training fold")
     p.add_argument("--limit", type=int, default=0, help="use only the first N clips (smoke tests)")
     p.add_argument("--version", default="", help="version string (default: derived)")
@@ -77,8 +82,14 @@ def train_main(argv: Sequence[str] | None = None) -> int:
         from scoring.core import finetune
 
         return finetune.main(args)
+    members = tuple(m.strip() for m in args.members.split(",") if m.strip())
+    if args.aggregator == "ensemble" and len(members) != 3:
+        raise SystemExit(f"--members: the voting ensemble needs exactly three members, got {list(members)}")
+    if not args.hires_size and any(m.startswith("hr:") for m in members):
+        raise SystemExit("--members: hr:* members need a hires view; pass --hires-size > 0 or other members")
     recipe = Recipe(size=args.size, aggregator=args.aggregator, clip_c=args.clip_c,
-                    ridge_alpha=args.ridge_alpha, noise_filter=args.noise_filter)
+                    ridge_alpha=args.ridge_alpha, noise_filter=args.noise_filter,
+                    hires_size=args.hires_size, hires_c=args.hires_c, members=members)
     recs = _records(_data_root(args.data), args.with_pocus)
     if args.limit:
         recs = recs[: args.limit]
@@ -123,8 +134,10 @@ def finish_training(args: argparse.Namespace, recipe: object, recs: list,  # typ
             f"EfficientNet-Lite0 (ImageNet{', adapted: ' + args.mode if backbone_state else ', frozen'}) "
             f"truncated after block {max(recipe.taps)}, taps {list(recipe.taps)}, mean/max/3-depth-band pooling"
             f"{' + ' + str(len(HAND_NAMES)) + ' hand-crafted features' if recipe.hand else ''}; "
-            "linear SORD frame head + findings head; clip heads lr_all / lr_cnn / ridge "
-            f"on mean+std over frames and summary images; aggregator {recipe.aggregator}"
+            "linear SORD frame head + findings head; "
+            + (f"clip heads: {recipe.hires_size}-px view, {recipe.hires_frames} frames + 3 summary images, "
+               f"taps {list(recipe.hires_taps)} mean/max pooled; " if recipe.hires_size else "")
+            + f"voting members {list(recipe.members)}; aggregator {recipe.aggregator}"
         ),
         "mode": args.mode,
         "recipe": recipe.to_dict(),

@@ -227,6 +227,24 @@ def model_input(frames: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, 
     return normalise_intensity(quantise(x), cfg.intensity), geom
 
 
+def model_input_views(frames: np.ndarray, cfg: PreprocessConfig, hires_size: int = 0
+                      ) -> tuple[np.ndarray, Geometry, np.ndarray | None]:
+    """:func:`model_input` plus, when ``hires_size`` > 0, the same clip on a larger canvas.
+
+    The sector is detected once and both canvases come from the same geometry, so the two
+    views see exactly the same pixels. The larger view is what the clip heads of a
+    ``hires`` recipe read (the pleural line is 1-2 px thick on the small canvas).
+    """
+    f = to_grey(frames)
+    mask = find_sector(f, cfg)
+    geom = geometry_for(mask, cfg.size)
+    x = normalise_intensity(quantise(apply_geometry(f, geom)), cfg.intensity)
+    xh = None
+    if hires_size > 0:
+        xh = normalise_intensity(quantise(apply_geometry(f, geometry_for(mask, hires_size))), cfg.intensity)
+    return x, geom, xh
+
+
 def canvas_valid_mask(geom: Geometry) -> np.ndarray:
     """Boolean [size,size] mask of the sector on the processed canvas."""
     m = apply_geometry((geom.mask[None].astype(np.uint8) * 255), geom)[0]

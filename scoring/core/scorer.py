@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from scoring.core.nets import FINDINGS, SCORE_CLASSES, backbone_weights_path, sha256_file
-from scoring.core.preprocess import Geometry, model_input
+from scoring.core.preprocess import Geometry, model_input, model_input_views
 from scoring.core.six_class import SixClassResult, six_class_from_findings
 from scoring.core.train import Bundle, Featurizer
 
@@ -87,11 +87,20 @@ class Scorer:
         """Score one clip (``uint8 [T,H,W]``; a single image [H,W] is a 1-frame clip)."""
         return self.score_clips([frames])[0]
 
+    def features(self, clips: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Features of several clips (frame, summary and hires parts), one batched CNN pass."""
+        inputs: list[np.ndarray] = []
+        views: list[np.ndarray] = []
+        for c in clips:
+            x, _geom, xh = model_input_views(np.asarray(c), self.cfg, self.recipe.hires_size)
+            inputs.append(x)
+            if xh is not None:
+                views.append(xh)
+        return self.featurizer.clips(inputs, views if self.recipe.hires_size else None)
+
     def score_clips(self, clips: Sequence[np.ndarray]) -> list[ClipResult]:
         """Score several clips (e.g. the 12 zones of an exam) with one batched CNN pass."""
-        inputs = [self.prepare(c)[0] for c in clips]
-        feats = self.featurizer.clips(inputs)
-        return [self._result(f) for f in feats]
+        return [self._result(f) for f in self.features(clips)]
 
     def _result(self, feat: dict[str, np.ndarray]) -> ClipResult:
         out = self.bundle.predict(feat)

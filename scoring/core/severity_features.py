@@ -17,8 +17,7 @@ from scoring.core.nets import FINDINGS
 
 def score_with_features(scorer: Any, clips: Sequence[np.ndarray]) -> list[tuple[Any, np.ndarray]]:
     """Score clips and keep each clip's per-frame features [T, D]: one batched CNN pass for both."""
-    inputs = [scorer.prepare(c)[0] for c in clips]
-    feats = scorer.featurizer.clips(inputs)
+    feats = scorer.features(clips)
     return [(scorer._result(f), np.asarray(f["frame"], np.float32)) for f in feats]
 
 

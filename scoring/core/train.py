@@ -11,10 +11,17 @@ Recipe ``frozen`` (the default weights):
    the pleura (B-lines), the max image the brightest extent of artefacts;
 4. a **frame head** (linear; severity trained with SORD soft targets of the clip label,
    findings with masked BCE) gives every frame its probabilities and score;
-5. **clip heads**: a voting ensemble of three architectures on the clip descriptor -
-   multinomial logistic regression on everything, logistic regression on the CNN part only,
-   and ridge ordinal regression (see :func:`vote`); alternatively any frame aggregator
-   (``argmax_mean``, ``max_argmax``, ``mode``, ``uninorm``) over the frame head.
+5. **clip heads** (default ``hires``): the clip is also put on a 224-px canvas (same sector,
+   same crop); ``hires_frames`` evenly spaced frames and the three summary images go through
+   the same frozen backbone, each tapped map (``hires_taps``) is pooled by global mean and
+   max, and the clip's *hires descriptor* is, per tap, the mean and std over the frames plus
+   the summary images' vectors. Three logistic regressions read three different depths of the
+   backbone (``hr:7``, ``hr:4+7``, ``hr:7+10``) and vote (see :func:`vote`). At 112 px the
+   pleural line is 1-2 px thick; at 224 px block-7 features separate the scores clearly
+   better (EXPERIMENTS.md rows 28-31) for ~7 extra images per clip instead of 4x every frame.
+   Older members on the 112-px clip descriptor (``lr_all`` on everything, ``lr_cnn`` on the
+   CNN part, ``ridge`` ordinal regression) and the frame aggregators (``argmax_mean``,
+   ``max_argmax``, ``mode``, ``uninorm``) over the frame head remain selectable.
 
 Everything fitted is stored as plain tensors / numbers (``torch.load(weights_only=True)``).
 """
@@ -29,6 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from scipy.special import expit
 
 from scoring.core.aggregate import UninormAggregator, get_aggregator
 from scoring.core.datasets import CACHE_ROOT, ClipRecord, cached_frames
@@ -40,7 +48,7 @@ from scoring.core.sord import sord_targets
 
 N_CLASSES = len(SCORE_CLASSES)
 #: Bump when features or the bundle layout change.
-FEATURE_VERSION = "feat-1"
+FEATURE_VERSION = "feat-2"
 
 
 @dataclass
@@ -60,8 +68,12 @@ class Recipe:
     aggregator: str = "ensemble"  # ensemble | argmax_mean | max_argmax | mode | uninorm | lr_all
     noise_filter: int = 0  # drop training clips whose out-of-fold prediction is >= this far off (0: off)
     class_weight: str = "balanced"
-    members: tuple[str, ...] = ("lr_all", "lr_cnn", "ridge")
+    members: tuple[str, ...] = ("hr:7", "hr:4+7", "hr:7+10")
     backbone_tag: str = ""  # content hash of adapted backbone blocks ("" = ImageNet Lite0 as is)
+    hires_size: int = 224  # canvas of the clip heads' second view (0: off)
+    hires_frames: int = 4  # evenly spaced frames per clip in that view (+ 3 summary images)
+    hires_taps: tuple[int, ...] = (4, 7, 10)
+    hires_c: float = 1e-3  # inverse L2 of the hires logistic regressions
 
     def preprocess(self) -> PreprocessConfig:
         """The preprocessing configuration of this recipe."""
@@ -72,6 +84,7 @@ class Recipe:
         d = dict(self.__dict__)
         d["taps"] = list(self.taps)
         d["members"] = list(self.members)
+        d["hires_taps"] = list(self.hires_taps)
         return d
 
     @classmethod
@@ -79,7 +92,9 @@ class Recipe:
         """Inverse of :meth:`to_dict`."""
         names = set(cls.__dataclass_fields__)
         kw = {k: v for k, v in d.items() if k in names}
-        for k in ("taps", "members"):
+        # Bundles written before the hires view existed (feat-1) have no such key: keep it off.
+        kw.setdefault("hires_size", 0)
+        for k in ("taps", "members", "hires_taps"):
             if k in kw:
                 kw[k] = tuple(kw[k])  # type: ignore[arg-type]
         return cls(**kw)  # type: ignore[arg-type]
@@ -93,12 +108,15 @@ class Featurizer:
 
     POOLS = ("mean", "max", "band0", "band1", "band2")
 
-    def __init__(self, recipe: Recipe, batch: int = 64,
+    # 16 images per forward pass: measured ~2x faster than 64 on 2 CPU cores (cache-sized
+    # activations; benchmarks/bench_scoring.py).
+    def __init__(self, recipe: Recipe, batch: int = 16,
                  backbone_state: dict[str, torch.Tensor] | None = None) -> None:
         """``backbone_state``: adapted blocks (finetune / distill) applied over ImageNet Lite0."""
         self.recipe = recipe
         self.batch = batch
-        base = load_lite0(n_blocks=max(recipe.taps) + 1)
+        deepest = max(recipe.taps + (recipe.hires_taps if recipe.hires_size else ()))
+        base = load_lite0(n_blocks=deepest + 1)
         if backbone_state:
             res = base.load_state_dict(backbone_state, strict=False)
             if res.unexpected_keys:
@@ -107,6 +125,7 @@ class Featurizer:
         ch = self.model.block_channels
         self.cnn_dim = sum(ch[t] for t in recipe.taps) * len(self.POOLS)
         self.frame_dim = self.cnn_dim + (len(HAND_NAMES) if recipe.hand else 0)
+        self.hires_dim = hires_dim(recipe, ch)
 
     def _tensor(self, x: np.ndarray) -> torch.Tensor:
         t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None]
@@ -140,12 +159,50 @@ class Featurizer:
         sd = sd / (sd.max() + 1e-6)
         return np.stack([x.mean(0), x.max(0), sd]).astype(np.float32)
 
-    def clips(self, inputs: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+    @torch.inference_mode()
+    def hires(self, views: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Hires descriptors [hires_dim] of clips given on the large canvas (float [T,S,S]).
+
+        Per tap: mean and std over ``hires_frames`` evenly spaced frames of the (global mean,
+        global max) pooled map, then the same pooling of the three summary images.
+        """
+        r = self.recipe
+        k = r.hires_frames
+        imgs = []
+        for x in views:
+            idx = np.linspace(0, len(x) - 1, k).round().astype(int)
+            imgs.append(np.concatenate([x[idx], self.summary_images(x)], 0))
+        if not imgs:
+            return []
+        allx = np.concatenate(imgs, 0)
+        per_tap: list[list[np.ndarray]] = [[] for _ in r.hires_taps]
+        for i in range(0, len(allx), self.batch):
+            maps = self.model.forward_features(self._tensor(allx[i : i + self.batch]), r.hires_taps)
+            for j, m in enumerate(maps):
+                per_tap[j].append(torch.cat([m.mean((2, 3)), m.amax((2, 3))], 1).numpy())
+        pooled = [np.concatenate(p, 0) for p in per_tap]
+        out = []
+        for c in range(len(views)):
+            rows = slice(c * (k + 3), (c + 1) * (k + 3))
+            parts = []
+            for p in pooled:
+                a = p[rows]
+                parts += [a[:k].mean(0), a[:k].std(0), a[k:].reshape(-1)]
+            out.append(np.concatenate(parts).astype(np.float32))
+        return out
+
+    def clips(self, inputs: Sequence[np.ndarray],
+              hires_views: Sequence[np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
         """Features for several clips at once (all frames of an exam in one batched pass).
 
-        ``inputs``: model-input clips float [T,S,S]. Returns per clip ``frame`` [T, frame_dim]
-        and ``summary`` [3 * cnn_dim] (empty when the recipe has no summary images).
+        ``inputs``: model-input clips float [T,S,S]; ``hires_views``: the same clips on the
+        recipe's ``hires_size`` canvas (required when the recipe has one). Returns per clip
+        ``frame`` [T, frame_dim], ``summary`` [3 * cnn_dim] (empty when the recipe has no
+        summary images) and ``hires`` [hires_dim] (empty without a hires view).
         """
+        if self.recipe.hires_size and (hires_views is None or len(hires_views) != len(inputs)):
+            raise ValueError(f"this recipe reads a {self.recipe.hires_size}-px view of every clip: "
+                             "pass hires_views (see preprocess.model_input_views)")
         imgs = list(inputs)
         if self.recipe.summary_images:
             imgs += [self.summary_images(x) for x in inputs]
@@ -165,7 +222,34 @@ class Featurizer:
         else:
             for d in out:
                 d["summary"] = np.zeros(0, np.float32)
+        hr = self.hires(hires_views) if self.recipe.hires_size and hires_views is not None else []
+        for j, d in enumerate(out):
+            d["hires"] = hr[j] if hr else np.zeros(0, np.float32)
         return out
+
+
+def hires_dim(recipe: Recipe, block_channels: Sequence[int]) -> int:
+    """Length of the hires descriptor (0 without a hires view)."""
+    if not recipe.hires_size:
+        return 0
+    return sum(2 * block_channels[t] * (2 + 3) for t in recipe.hires_taps)
+
+
+def hires_columns(recipe: Recipe, block_channels: Sequence[int], member: str) -> np.ndarray:
+    """Columns of the hires descriptor read by member ``hr:<tap>+<tap>...``."""
+    want = [int(t) for t in member.split(":", 1)[1].split("+")]
+    bad = [t for t in want if t not in recipe.hires_taps]
+    if bad:
+        raise ValueError(f"member {member!r} reads taps {bad} that the recipe's hires view does not have "
+                         f"(hires_taps {list(recipe.hires_taps)})")
+    cols: list[int] = []
+    pos = 0
+    for t in recipe.hires_taps:
+        n = 2 * block_channels[t] * (2 + 3)
+        if t in want:
+            cols.extend(range(pos, pos + n))
+        pos += n
+    return np.asarray(cols, int)
 
 
 def clip_descriptor(feat: dict[str, np.ndarray]) -> np.ndarray:
@@ -186,7 +270,8 @@ def featurize_records(records: Sequence[ClipRecord], recipe: Recipe, fz: Featuri
     """Features of labelled clips, cached in ``~/.cache/lusweb/features`` per clip and recipe."""
     cfg = recipe.preprocess()
     key_recipe = json.dumps([FEATURE_VERSION, cfg.to_dict(), list(recipe.taps), recipe.hand,
-                             recipe.summary_images, max_frames, recipe.backbone_tag])
+                             recipe.summary_images, max_frames, recipe.backbone_tag,
+                             recipe.hires_size, recipe.hires_frames, list(recipe.hires_taps)])
     d = CACHE_ROOT / "features"
     d.mkdir(parents=True, exist_ok=True)
     out: list[dict[str, np.ndarray]] = []
@@ -197,14 +282,20 @@ def featurize_records(records: Sequence[ClipRecord], recipe: Recipe, fz: Featuri
         f = d / f"{k.hexdigest()[:24]}.npz"
         if f.exists():
             z = np.load(f)
-            out.append({"frame": z["frame"], "summary": z["summary"]})
+            out.append({"frame": z["frame"], "summary": z["summary"], "hires": z["hires"]})
             continue
         if fz is None:
             fz = Featurizer(recipe)
         u8 = cached_frames(r.path, cfg, max_frames)
         x = normalise_intensity(u8.astype(np.float32) / 255.0, cfg.intensity)
-        feat = fz.clips([x])[0]
-        np.savez(f, frame=feat["frame"], summary=feat["summary"])
+        views = None
+        if recipe.hires_size:
+            # Same sector detection (it does not depend on the canvas size), larger canvas.
+            hcfg = PreprocessConfig(**{**cfg.to_dict(), "size": recipe.hires_size})  # type: ignore[arg-type]
+            views = [normalise_intensity(cached_frames(r.path, hcfg, max_frames).astype(np.float32) / 255.0,
+                                         cfg.intensity)]
+        feat = fz.clips([x], views)[0]
+        np.savez(f, frame=feat["frame"], summary=feat["summary"], hires=feat["hires"])
         out.append(feat)
         if log and (i + 1) % 25 == 0:
             log(f"featurised {i + 1}/{len(records)} clips ({time.time() - t0:.0f}s)")
@@ -389,13 +480,13 @@ class Bundle:
         """Frame and clip predictions for one clip's features."""
         f = feat["frame"]
         fp = softmax(self.frame_sev(f))
-        ff = 1.0 / (1.0 + np.exp(-self.frame_fnd(f)))
+        ff = expit(self.frame_fnd(f))  # logistic without overflow for large |logits|
         agg = self.recipe.aggregator
         members: dict[str, np.ndarray] = {}
         if self.clip_members:
             d = clip_descriptor(feat)[None]
             for name, m in self.clip_members.items():
-                out = m(d)
+                out = m(feat["hires"][None]) if name.startswith("hr:") else m(d)
                 members[name] = ridge_probs(out[:, 0])[0] if name == "ridge" else softmax(out)[0]
         if agg == "ensemble":
             cp, cs = vote([members[m] for m in self.recipe.members])
@@ -453,7 +544,9 @@ def fit_bundle(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray, findings: 
     summary_dim = feats[0]["summary"].shape[0]
     if cnn_dim is None:
         cnn_dim = frame_dim - (len(HAND_NAMES) if recipe.hand else 0)
-    need = set(recipe.members) | ({recipe.aggregator} if recipe.aggregator in ("lr_all", "lr_cnn", "ridge") else set())
+    need = set(recipe.members) if recipe.aggregator == "ensemble" else set()
+    if recipe.aggregator in ("lr_all", "lr_cnn", "ridge") or recipe.aggregator.startswith("hr:"):
+        need.add(recipe.aggregator)
     if recipe.aggregator == "ensemble" or need & {"lr_all", "lr_cnn", "ridge"}:
         if "lr_all" in need:
             b.clip_members["lr_all"] = fit_logreg(x, y, recipe.clip_c, recipe.class_weight, seed)
@@ -462,10 +555,24 @@ def fit_bundle(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray, findings: 
             b.clip_members["lr_cnn"] = fit_logreg(x, y, recipe.clip_c, recipe.class_weight, seed, cols)
         if "ridge" in need:
             b.clip_members["ridge"] = fit_ridge(x, y, recipe.ridge_alpha, recipe.class_weight)
+    hr_need = sorted(n for n in need if n.startswith("hr:"))
+    if hr_need:
+        xh = np.stack([f["hires"] for f in feats])
+        ch = _block_channels()
+        for name in hr_need:
+            b.clip_members[name] = fit_logreg(xh, y, recipe.hires_c, recipe.class_weight, seed,
+                                              hires_columns(recipe, ch, name))
     if recipe.aggregator == "uninorm":
         probs = [softmax(sev(f["frame"])) for f in feats]
         b.uninorm = UninormAggregator(N_CLASSES).fit(probs, list(y), seed=seed)
     return b
+
+
+def _block_channels() -> list[int]:
+    """Output channels of every Lite0 block (architecture constants, no weights loaded)."""
+    from scoring.core.nets import _LITE0_STAGES
+
+    return [cout for repeats, _k, _s, _e, _cin, cout in _LITE0_STAGES for _ in range(repeats)]
 
 
 def fit_with_noise_filter(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray, findings: np.ndarray,

@@ -9,6 +9,7 @@ from scoring.core.preprocess import (
     find_sector,
     geometry_for,
     model_input,
+    model_input_views,
     normalise_intensity,
     preprocess_clip,
     to_grey,
@@ -94,3 +95,19 @@ def test_sector_on_phantoms(geometry: str) -> None:
     # corner may fall inside its convex hull: allow a few percent of the text pixels).
     outside_text = ph.text_mask & ~truth
     assert (mask & outside_text).sum() <= 0.05 * outside_text.sum()
+
+
+def test_views_share_the_sector_and_match_model_input() -> None:
+    frames, _ = _fan_clip()
+    cfg = PreprocessConfig(size=64)
+    small, g, big = model_input_views(frames, cfg, hires_size=128)
+    ref, g_ref = model_input(frames, cfg)
+    assert np.array_equal(small, ref) and g.bbox == g_ref.bbox
+    assert big is not None and big.shape == (12, 128, 128)
+    # Same crop on twice the canvas: block-averaging the large view gives back the small one
+    # up to the per-view gain normalisation (p99 of finer speckle is higher).
+    pooled = big.reshape(12, 64, 2, 64, 2).mean((2, 4))
+    inside = small > 0.05
+    assert np.corrcoef(pooled[inside], small[inside])[0, 1] > 0.95
+    assert np.array_equal(pooled > 0, small > 0) or np.mean((pooled > 0) != (small > 0)) < 0.02
+    assert model_input_views(frames, cfg)[2] is None

@@ -11,9 +11,12 @@ from scoring.core.nets import FINDINGS
 from scoring.core.train import (
     Bundle,
     Recipe,
+    _block_channels,
     cross_validate,
     fit_bundle,
     fit_with_noise_filter,
+    hires_columns,
+    hires_dim,
     ridge_probs,
     vote,
 )
@@ -41,7 +44,20 @@ def _synthetic(n_clips: int = 48, d: int = 12, seed: int = 0, shift: float = 1.5
     return feats, y, fnd, groups
 
 
-RECIPE = Recipe(hand=False, clip_c=1.0, ridge_alpha=3.0)
+RECIPE = Recipe(hand=False, clip_c=1.0, ridge_alpha=3.0, hires_size=0, members=("lr_all", "lr_cnn", "ridge"))
+HIRES = Recipe(hand=False, clip_c=1.0, hires_c=1.0)  # default members hr:7, hr:4+7, hr:7+10
+
+
+def _with_hires(feats: list[dict[str, np.ndarray]], y: np.ndarray, tap: int, seed: int = 0) -> None:
+    """Add a hires descriptor whose tap-``tap`` block (only) carries the label."""
+    rng = np.random.default_rng(seed)
+    ch = _block_channels()
+    dim = hires_dim(HIRES, ch)
+    block = hires_columns(HIRES, ch, f"hr:{tap}")
+    for f, label in zip(feats, y, strict=True):
+        h = rng.normal(0, 1, dim).astype(np.float32)
+        h[block[:5]] += 2.0 * label
+        f["hires"] = h
 
 
 def test_fit_predict_roundtrip() -> None:
@@ -109,3 +125,42 @@ def test_vote_rule() -> None:
 def test_ridge_probs() -> None:
     q = ridge_probs(np.array([1.0, 2.5]))
     assert q[0].argmax() == 1 and np.isclose(q[1, 2], q[1, 3])
+
+
+def test_hires_layout() -> None:
+    ch = _block_channels()
+    assert ch[4] == 40 and ch[7] == 80 and ch[10] == 112
+    # per tap: (mean, max) pooled x (mean over frames, std over frames, 3 summary images)
+    assert hires_dim(HIRES, ch) == 2 * (40 + 80 + 112) * 5 == 2320
+    assert hires_dim(RECIPE, ch) == 0
+    c7 = hires_columns(HIRES, ch, "hr:7")
+    assert c7[0] == 400 and len(c7) == 800 and np.all(np.diff(c7) == 1)
+    c710 = hires_columns(HIRES, ch, "hr:7+10")
+    assert len(c710) == 800 + 1120 and c710[0] == 400 and c710[-1] == 2319
+    with pytest.raises(ValueError, match="taps \\[15\\]"):
+        hires_columns(HIRES, ch, "hr:15")
+
+
+def test_hires_members_vote_and_roundtrip() -> None:
+    feats, y, fnd, _ = _synthetic(48, d=4, shift=0.0)  # the frame features carry no label
+    _with_hires(feats, y, tap=7)
+    b = fit_bundle(feats, y, fnd, HIRES, seed=0, cnn_dim=4)
+    assert set(b.clip_members) == {"hr:7", "hr:4+7", "hr:7+10"}
+    assert len(b.clip_members["hr:4+7"].mu) == 400 + 800
+    out = b.predict(feats[5])
+    assert set(out["members"]) == set(b.clip_members)  # type: ignore[call-overload]
+    acc = np.mean([b.predict(f)["clip_score"] == t for f, t in zip(feats, y, strict=True)])
+    assert acc > 0.9
+    buf = io.BytesIO()
+    torch.save(b.to_state(), buf)
+    buf.seek(0)
+    b2 = Bundle.from_state(torch.load(buf, weights_only=True))
+    assert b2.recipe.hires_size == 224 and b2.recipe.hires_taps == (4, 7, 10)
+    assert np.allclose(np.asarray(b2.predict(feats[5])["clip_probs"]), np.asarray(out["clip_probs"]))
+
+
+def test_old_bundles_have_no_hires_view() -> None:
+    d = RECIPE.to_dict()
+    for k in ("hires_size", "hires_frames", "hires_taps", "hires_c"):
+        d.pop(k)
+    assert Recipe.from_dict(d).hires_size == 0
