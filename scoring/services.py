@@ -42,6 +42,15 @@ class LeaseLost(Exception):
     """Our lease expired and another worker took the job over: stop without writing."""
 
 
+class Superseded(Exception):
+    """A newer request for the same exam and model is waiting: its job reads every clip, ours
+    would be stale the moment it finished, so we stop and let the worker move on."""
+
+    def __init__(self, newer_job_id: int) -> None:
+        super().__init__(f"superseded by job {newer_job_id}: new clips arrived while scoring")
+        self.newer_job_id = newer_job_id
+
+
 def lease_seconds() -> int:
     return int(getattr(settings, "SCORING_LEASE_SECONDS", 120))
 
@@ -225,7 +234,8 @@ def _renew(job: ScoringJob, worker: str, *, progress_value: float, step: str) ->
 
 
 def scoring_job_execute(*, job_id: int, worker: str | None = None) -> str:
-    """Run a job to completion. Returns what happened: 'succeeded', 'failed', 'skipped', 'gone'."""
+    """Run a job to completion. Returns what happened: 'succeeded', 'failed', 'skipped', 'gone' or
+    'superseded' (a newer job for the exam is queued: this one is cancelled at its next step)."""
     worker = worker or worker_name()
     job = ScoringJob.objects.select_related("exam", "exam__patient", "model_version").filter(pk=job_id).first()
     if job is None:
@@ -244,6 +254,14 @@ def scoring_job_execute(*, job_id: int, worker: str | None = None) -> str:
     except LeaseLost:
         logger.warning("job %s was taken over by another worker; stopping", job_id)
         return "skipped"
+    except Superseded as exc:
+        ScoringJob.objects.filter(pk=job.pk, worker=worker, status=JobStatus.RUNNING).update(
+            status=JobStatus.CANCELLED, step="superseded", error=str(exc), finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        progress.publish(job.exam_id, {"type": "superseded", "job": job.pk, "by": exc.newer_job_id})
+        logger.info("job %s %s", job_id, exc)
+        return "superseded"
     except _transient_errors():
         # Give the job back so the retried task can claim it at once.
         ScoringJob.objects.filter(pk=job.pk, worker=worker).update(status=JobStatus.PENDING, step="retrying")
@@ -287,6 +305,9 @@ def _run(job: ScoringJob, worker: str) -> None:
 
     def report(fraction: float, step: str, **extra: Any) -> None:
         _renew(job, worker, progress_value=fraction, step=step)
+        newer = _newer_request(job)
+        if newer is not None:
+            raise Superseded(newer)
         progress.publish(exam.pk, {"type": "progress", "job": job.pk, "progress": round(fraction, 4), "step": step,
                                    **extra})
 
@@ -349,6 +370,16 @@ def _run(job: ScoringJob, worker: str) -> None:
     progress.publish(exam.pk, {"type": "finished", "job": job.pk, "progress": 1.0, "luss": summary["luss"],
                                "zones": zone_scores, "model_version": version.version,
                                "severity": severity.label if severity is not None else None})
+
+
+def _newer_request(job: ScoringJob) -> int | None:
+    """Id of a pending job for the same exam and model created after ``job`` (an upload or a
+    rescore that arrived while we run), else None."""
+    return (
+        ScoringJob.objects.filter(exam_id=job.exam_id, model_version_id=job.model_version_id,
+                                  status=JobStatus.PENDING, pk__gt=job.pk)
+        .order_by("pk").values_list("pk", flat=True).first()
+    )
 
 
 def _batches(frames: list[np.ndarray], *, max_frames: int) -> list[tuple[int, int]]:

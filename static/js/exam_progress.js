@@ -33,6 +33,7 @@
     else if (msg.type === "progress") show("running", msg.progress, msg.step);
     else if (msg.type === "finished") show("succeeded", 1.0, "finished");
     else if (msg.type === "failed") show("failed", lastProgress, msg.error);
+    else if (msg.type === "superseded") show("pending", 0, "new clips arrived: scoring again");
   }
 
   function connect() {

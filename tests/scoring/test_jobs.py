@@ -111,3 +111,44 @@ def test_batches_group_clips_up_to_a_frame_budget() -> None:
     frames = [np.zeros((n, 2, 2), np.uint8) for n in (100, 100, 150, 50, 300)]
     assert services._batches(frames, max_frames=250) == [(0, 2), (2, 4), (4, 5)]
     assert services._batches(frames, max_frames=10) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+
+
+def test_a_newer_request_supersedes_the_running_job(monkeypatch: pytest.MonkeyPatch,
+                                                    django_capture_on_commit_callbacks: Any) -> None:
+    """A clip uploaded while the exam is being scored: the running job stops at its next step
+    (no scores written), the newer job scores every clip."""
+    import io
+
+    from patients.services import clip_ingest
+    from scoring import runtime
+    from scoring.models import ClipScore, ExamScore
+    from tests.patients.conftest import png_bytes
+
+    real = services.model_version_register(activate=True)
+    exam = ExamFactory()
+    user = UserFactory()
+    Membership.objects.create(study=exam.patient.study, user=user, role=Role.CLINICIAN)
+    with django_capture_on_commit_callbacks(execute=False):
+        clip_ingest(exam=exam, upload=io.BytesIO(png_bytes(1)), zone="R1", by=user, filename="r1.png")
+        first = services.scoring_job_request(exam=exam, reason="test", model_version=real)
+    load = runtime.get_scorer
+    newer: list[ScoringJob] = []
+
+    def upload_while_loading(weights: str) -> Any:
+        # The second zone arrives while the first job is loading its model.
+        if not newer:
+            with django_capture_on_commit_callbacks(execute=False):
+                clip_ingest(exam=exam, upload=io.BytesIO(png_bytes(2)), zone="L1", by=user, filename="l1.png")
+                newer.append(services.scoring_job_request(exam=exam, reason="test", model_version=real))
+        return load(weights)
+
+    monkeypatch.setattr(runtime, "get_scorer", upload_while_loading)
+    assert services.scoring_job_execute(job_id=first.pk, worker="w") == "superseded"
+    first.refresh_from_db()
+    assert (first.status, first.step) == (JobStatus.CANCELLED, "superseded")
+    assert f"superseded by job {newer[0].pk}" in first.error and first.lease_expires_at is None
+    assert not ClipScore.objects.filter(job=first).exists() and not ExamScore.objects.filter(job=first).exists()
+    assert services.scoring_job_execute(job_id=newer[0].pk, worker="w") == "succeeded"
+    assert sorted(ClipScore.objects.filter(job=newer[0]).values_list("zone", flat=True)) == ["L1", "R1"]
+    # A job whose exam gets no newer request is not disturbed.
+    assert services._newer_request(newer[0]) is None
