@@ -21,10 +21,12 @@ COVID-BLUES (``import_covid_blues``)
     * one clinical record (admission values, one hour before the exam): age ``pat_age``;
       comorbidities cardiovascular = chronic cardiovascular disease, respiratory = history of
       pulmonary disease, digestive = liver disease, nervous = neurological condition or stroke,
-      diabetes, hypertension = "Hypertonia", immunosuppression = AIDS/HIV; symptoms fever, cough
-      (coughing), dyspnea, sore throat, diarrhea, headache, fatigue, loss of smell/taste
-      (anosmia or ageusia); SpO2 without oxygen (else with oxygen); respiratory rate; oxygen
-      support none when ``oxygen_liter`` is 0, mask when applied by mask, else nasal cannula;
+      diabetes, hypertension = "Hypertonia", immunosuppression = AIDS/HIV, malignancy or
+      autoimmune disease; symptoms fever, cough (coughing), dyspnea, sore throat, diarrhea,
+      headache, fatigue, loss of smell/taste (anosmia or ageusia); SpO2 without oxygen (else
+      with oxygen); respiratory rate; oxygen support none when ``oxygen_liter`` is 0, mask when
+      applied by mask, else nasal cannula. The mapping lives in
+      ``scoring.core.covid_blues.clinical_record`` and is shared with severity training;
     * one blood gas at the same time with ``pCO2_find`` and ``pO2_find`` entered in kPa
       (converted to mmHg by the service), ``pH_find`` and ``HCO3_find``; an implausible value
       is reported and that gas skipped.
@@ -127,12 +129,6 @@ def _float(value: str | None) -> float | None:
     return None if number is None or number <= -90 else number
 
 
-def _flag(row: dict[str, str], *keys: str) -> bool | None:
-    values = [_float(row.get(k)) for k in keys]
-    known = [v for v in values if v is not None]
-    return any(v >= 1 for v in known) if known else None
-
-
 def _patient(study: Study, code: str, by: Any, report: ImportReport, **fields: Any) -> Patient:
     patient = Patient.objects.filter(study=study, code=code).first()
     if patient is None:
@@ -169,44 +165,13 @@ _CB_FILE = re.compile(r"^patient_(\d+)_([LR][1-3])(_2)?\.mp4$", re.IGNORECASE)
 
 
 def _cb_clinical(row: dict[str, str]) -> dict[str, Any]:
-    liters = _float(row.get("oxygen_liter"))
-    if liters is None:
-        oxygen = ""
-    elif liters <= 0:
-        oxygen = "none"
-    else:
-        oxygen = "mask" if _flag(row, "application_method#mask") else "nasal_cannula"
-    comorbidity_keys = [k for k in row if k.startswith("oth_comorbidities#")]
-    known = any(row.get(k) not in (None, "") for k in comorbidity_keys)
+    """The clinical record of a COVID-BLUES row: the mapping shared with severity training
+    (``scoring.core.covid_blues.clinical_record``); sex belongs to the patient, not the record."""
+    from scoring.core.covid_blues import clinical_record
 
-    def comorbidity(*names: str) -> bool | None:
-        return _flag(row, *[f"oth_comorbidities#{n}" for n in names]) if known else None
-
-    age = _float(row.get("pat_age"))
-    spo2 = _float(row.get("oxygen_saturation_without_ox"))
-    if spo2 is None:
-        spo2 = _float(row.get("oxygen_saturation_with_ox"))
-    return {
-        "age": int(age) if age is not None else None,
-        "cardiovascular": comorbidity("Chronic_cardiovascular_disease"),
-        "respiratory": _flag(row, "hist_pulm_dis"),
-        "digestive": comorbidity("Liver_disease"),
-        "nervous": comorbidity("Neurological_condition", "Stroke"),
-        "diabetes": comorbidity("Diabetes_Mellitus"),
-        "hypertension": comorbidity("Hypertonia"),
-        "immunosuppression": comorbidity("AIDSHIV"),
-        "fever": _flag(row, "patient_symp#Fever"),
-        "cough": _flag(row, "patient_symp#Coughing"),
-        "dyspnea": _flag(row, "patient_symp#Dyspnea"),
-        "sore_throat": _flag(row, "patient_symp#Sore_throat"),
-        "diarrhea": _flag(row, "patient_symp#Diarrhea"),
-        "headache": _flag(row, "patient_symp#Headache"),
-        "fatigue": _flag(row, "patient_symp#Fatigue"),
-        "loss_of_smell_taste": _flag(row, "patient_symp#AnosmiaHyposmia", "patient_symp#AgeusiaDysgeusia"),
-        "oxygen_support": oxygen,
-        "spo2": spo2 if spo2 is None or 0 <= spo2 <= 100 else None,
-        "respiratory_rate": _float(row.get("respiratory_rate")),
-    }
+    record = clinical_record(row)
+    record.pop("sex")
+    return record
 
 
 def import_covid_blues(root: Path | str, *, by: Any, study_name: str = COVID_BLUES_STUDY,

@@ -86,22 +86,50 @@ def _flag(row: dict[str, str], *columns: str) -> bool | None:
 
 
 def clinical_record(row: dict[str, str]) -> dict[str, Any]:
-    """Map the 127 COVID-BLUES variables onto LUSWeb's clinical record (presentation values)."""
+    """Map the 127 COVID-BLUES variables onto LUSWeb's clinical record (presentation values).
+
+    The one mapping used both by the importer (``patients.importers``, what the platform
+    stores and the severity model reads in production) and by severity training, so the model
+    is trained on exactly what it is later served:
+
+    * age ``pat_age``; sex ``pat_sex`` (0 female, 1 male; the importer puts it on the patient);
+    * comorbidities: cardiovascular = chronic cardiovascular disease, respiratory = history of
+      pulmonary disease, digestive = liver disease, nervous = neurological condition or stroke,
+      diabetes, hypertension = "Hypertonia", immunosuppression = AIDS/HIV, malignancy or
+      autoimmune disease; all unknown when the row has no comorbidity answers at all;
+    * symptoms fever, cough (coughing), dyspnea, sore throat, diarrhea, headache, fatigue, loss
+      of smell/taste (anosmia or ageusia);
+    * oxygen support: unknown without ``oxygen_liter``, none at 0 l/min, mask when
+      ``application_method#mask`` is set, else nasal cannula;
+    * SpO2 without oxygen, else with oxygen (0-100 only); respiratory rate.
+    """
     sex = _num(row.get("pat_sex"))
-    oxygen_litres = _num(row.get("oxygen_liter"))
-    on_oxygen = _num(row.get("oxygen_saturation_with_ox")) is not None or (oxygen_litres or 0) > 0
+    liters = _num(row.get("oxygen_liter"))
+    if liters is None:
+        oxygen = ""
+    elif liters <= 0:
+        oxygen = "none"
+    else:
+        oxygen = "mask" if _flag(row, "application_method#mask") else "nasal_cannula"
+    answered = any((row.get(k) or "").strip() for k in row if k.startswith("oth_comorbidities#"))
+
+    def comorbidity(*names: str) -> bool | None:
+        return _flag(row, *[f"oth_comorbidities#{n}" for n in names]) if answered else None
+
+    age = _num(row.get("pat_age"))
+    spo2 = _num(row.get("oxygen_saturation_without_ox"))
+    if spo2 is None:
+        spo2 = _num(row.get("oxygen_saturation_with_ox"))
     return {
-        "age": _num(row.get("pat_age")),
-        # variable_explanations.csv: "Biological Sex (0=female, 1=male)".
-        "sex": None if sex is None else ("M" if sex == 1 else "F"),
-        "cardiovascular": _flag(row, "oth_comorbidities#Chronic_cardiovascular_disease"),
+        "age": int(age) if age is not None else None,
+        "sex": None if sex not in (0.0, 1.0) else ("M" if sex == 1 else "F"),
+        "cardiovascular": comorbidity("Chronic_cardiovascular_disease"),
         "respiratory": _flag(row, "hist_pulm_dis"),
-        "digestive": _flag(row, "oth_comorbidities#Liver_disease"),
-        "nervous": _flag(row, "oth_comorbidities#Neurological_condition", "oth_comorbidities#Stroke"),
-        "diabetes": _flag(row, "oth_comorbidities#Diabetes_Mellitus"),
-        "hypertension": _flag(row, "oth_comorbidities#Hypertonia"),
-        "immunosuppression": _flag(row, "oth_comorbidities#AIDSHIV", "oth_comorbidities#Malignancy",
-                                   "oth_comorbidities#Autoimmune_disease"),
+        "digestive": comorbidity("Liver_disease"),
+        "nervous": comorbidity("Neurological_condition", "Stroke"),
+        "diabetes": comorbidity("Diabetes_Mellitus"),
+        "hypertension": comorbidity("Hypertonia"),
+        "immunosuppression": comorbidity("AIDSHIV", "Malignancy", "Autoimmune_disease"),
         "fever": _flag(row, "patient_symp#Fever"),
         "cough": _flag(row, "patient_symp#Coughing"),
         "dyspnea": _flag(row, "patient_symp#Dyspnea"),
@@ -110,7 +138,7 @@ def clinical_record(row: dict[str, str]) -> dict[str, Any]:
         "headache": _flag(row, "patient_symp#Headache"),
         "fatigue": _flag(row, "patient_symp#Fatigue"),
         "loss_of_smell_taste": _flag(row, "patient_symp#AnosmiaHyposmia", "patient_symp#AgeusiaDysgeusia"),
-        "oxygen_support": ("nasal_cannula" if (oxygen_litres or 0) <= 6 else "mask") if on_oxygen else "none",
-        "spo2": _num(row.get("oxygen_saturation_without_ox")),
+        "oxygen_support": oxygen,
+        "spo2": spo2 if spo2 is None or 0 <= spo2 <= 100 else None,
         "respiratory_rate": _num(row.get("respiratory_rate")),
     }

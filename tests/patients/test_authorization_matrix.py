@@ -10,8 +10,8 @@ import pytest
 from django.test import Client
 from rest_framework.test import APIClient
 
-from patients.models import BloodGas, ClinicalInfo, Exam, Membership, Patient, Role, Study, ZoneClip
-from patients.services import clip_ingest
+from patients.models import BloodGas, ClinicalInfo, Exam, Membership, Patient, Role, ScoreOverride, Study, ZoneClip
+from patients.services import annotation_set, clip_ingest
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
 from tests.patients.conftest import png_bytes
 
@@ -36,6 +36,14 @@ def _study_objects(owner: Any, label: str) -> dict[str, Any]:
     exam = ExamFactory(patient=patient)
     clip = clip_ingest(exam=exam, upload=SimpleUploadedFile("a.png", png_bytes(hash(label) % 1000)),
                        zone="R1", by=owner).clip
+    # A scored and rated clip, so that override and agreement have something to act on.
+    from scoring.models import ClipScore, ModelVersion, ScoringJob
+
+    version, _ = ModelVersion.objects.get_or_create(version="matrix-v1", defaults={"is_active": True})
+    job = ScoringJob.objects.create(exam=exam, model_version=version, status="succeeded")
+    ClipScore.objects.create(job=job, clip=clip, zone=clip.zone, model_version=version, score=1, probs=[0.1, 0.6, 0.2, 0.1],
+                             findings={}, aggregator="ensemble", frame_count=1, frame_probs_f16=b"\x00" * 8)
+    annotation_set(clip=clip, rater="second-reader", by=owner, score=2)
     return {"study": study, "patient": patient, "exam": exam, "clip": clip}
 
 
@@ -55,6 +63,10 @@ def world(request: pytest.FixtureRequest) -> World:
 
 def _all(code: int) -> dict[str, int]:
     return dict.fromkeys(ROLES, code)
+
+
+def _admin(ok: int, others: int = 403) -> dict[str, int]:
+    return {"study_admin": ok, "clinician": others, "researcher": others}
 
 
 def _writers(ok: int, researcher: int = 403) -> dict[str, int]:
@@ -94,6 +106,26 @@ CASES: list[tuple[str, str, str, Body | None, dict[str, int], dict[str, int]]] =
     ("clip page", "page", "/clips/{clip}/", None, _all(200), _all(404)),
     ("clip original", "page", "/clips/{clip}/original/", None, _all(200), _all(404)),
     ("clip frame", "page", "/clips/{clip}/frames/0.png", None, _all(200), _all(404)),
+    # Dashboards (issue 6)
+    ("study overview page", "page", "/studies/{study}/overview/", None, _all(200), _all(404)),
+    ("study correlation page", "page", "/studies/{study}/correlation/", None, _all(200), _all(404)),
+    ("study correlation api", "get", "/api/v1/studies/{study}/correlation/", None, _all(200), _all(404)),
+    ("patient timeline page", "page", "/patients/{patient}/timeline/", None, _all(200), _all(404)),
+    ("patient timeline api", "get", "/api/v1/patients/{patient}/timeline/", None, _all(200), _all(404)),
+    ("patient correlation page", "page", "/patients/{patient}/correlation/", None, _all(200), _all(404)),
+    ("patient correlation api", "get", "/api/v1/patients/{patient}/correlation/", None, _all(200), _all(404)),
+    ("clip viewer page", "page", "/clips/{clip}/viewer/", None, _all(200), _all(404)),
+    # Research and administration (issue 7)
+    ("export api", "get", "/api/v1/studies/{study}/export/?level=zone", None, _all(200), _all(404)),
+    ("export page", "page", "/studies/{study}/export/", None, _all(200), _all(404)),
+    ("audit api", "get", "/api/v1/studies/{study}/audit/", None, _admin(200), _all(404)),
+    ("audit page", "page", "/studies/{study}/audit/", None, _admin(200), _all(404)),
+    ("agreement api", "get", "/api/v1/studies/{study}/agreement/", None, _all(200), _all(404)),
+    ("agreement page", "page", "/studies/{study}/agreement/", None, _all(200), _all(404)),
+    ("settings page", "page", "/studies/{study}/settings/", None, _admin(200), _all(404)),
+    ("archive", "post", "/api/v1/studies/{study}/archive/", lambda o: {"archived": True}, _admin(200), _all(404)),
+    ("score override", "post", "/api/v1/clips/{clip}/override/", lambda o: {"score": 2, "reason": "reviewed"},
+     _writers(201), _all(404)),
 ]
 
 
@@ -133,7 +165,8 @@ def test_matrix(world: World, scope: str, case: tuple[Any, ...], api_for: Callab
 
 
 def _counts() -> tuple[int, ...]:
-    return tuple(m.objects.count() for m in (Study, Membership, Patient, Exam, ZoneClip, BloodGas, ClinicalInfo))
+    return tuple(m.objects.count() for m in (Study, Membership, Patient, Exam, ZoneClip, BloodGas, ClinicalInfo,
+                                             ScoreOverride)) + (Study.objects.filter(archived=True).count(),)
 
 
 @pytest.mark.parametrize("world", ROLES, indirect=True)
