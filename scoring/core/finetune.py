@@ -135,7 +135,7 @@ def train_backbone(clips: list[np.ndarray], y: np.ndarray, recipe: Recipe, seed:
             opt.zero_grad()
             loss.backward()
             opt.step()
-            tot += float(loss) * len(idx)
+            tot += float(loss.detach()) * len(idx)
         if log:
             print(f"epoch {ep + 1}/{epochs} loss {tot / len(order):.4f} ({time.time() - t0:.0f}s)",
                   file=sys.stderr, flush=True)
