@@ -43,6 +43,9 @@ _LITE0_STAGES: tuple[tuple[int, int, int, int, int, int], ...] = (
     (1, 3, 1, 6, 192, 320),
 )
 
+#: Output channels after every block (16 blocks), derived from the stage table.
+LITE0_BLOCK_CHANNELS: tuple[int, ...] = tuple(cout for repeats, *_, cout in _LITE0_STAGES for _ in range(repeats))
+
 #: Input normalisation of the Lite checkpoints: pixels in [0,1] mapped to about [-1, 1].
 LITE_MEAN = 0.498
 LITE_STD = 0.502
@@ -118,11 +121,10 @@ class EfficientNetLite0(nn.Module):
         self._conv_stem = SameConv2d(3, 32, 3, stride=2, bias=False)
         self._bn0 = _bn(32)
         blocks: list[nn.Module] = []
-        self.block_channels: list[int] = []
         for repeats, k, s, e, cin, cout in _LITE0_STAGES:
             for r in range(repeats):
                 blocks.append(MBConv(cin if r == 0 else cout, cout, k, s if r == 0 else 1, e))
-                self.block_channels.append(cout)
+        self.block_channels: list[int] = list(LITE0_BLOCK_CHANNELS)
         self.full = n_blocks is None or n_blocks >= len(blocks)
         if not self.full:
             blocks = blocks[: int(n_blocks or 0)]

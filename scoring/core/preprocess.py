@@ -223,8 +223,8 @@ def normalise_intensity(x: np.ndarray, mode: str) -> np.ndarray:
 
 def model_input(frames: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, Geometry]:
     """What the network sees: preprocess, quantise to uint8 steps, normalise intensity."""
-    x, geom = preprocess_clip(frames, cfg)
-    return normalise_intensity(quantise(x), cfg.intensity), geom
+    x, geom, _ = model_input_views(frames, cfg)
+    return x, geom
 
 
 def model_input_views(frames: np.ndarray, cfg: PreprocessConfig, hires_size: int = 0
@@ -236,12 +236,11 @@ def model_input_views(frames: np.ndarray, cfg: PreprocessConfig, hires_size: int
     ``hires`` recipe read (the pleural line is 1-2 px thick on the small canvas).
     """
     f = to_grey(frames)
-    mask = find_sector(f, cfg)
-    geom = geometry_for(mask, cfg.size)
-    x = normalise_intensity(quantise(apply_geometry(f, geom)), cfg.intensity)
+    x, geom = preprocess_clip(f, cfg)
+    x = normalise_intensity(quantise(x), cfg.intensity)
     xh = None
     if hires_size > 0:
-        xh = normalise_intensity(quantise(apply_geometry(f, geometry_for(mask, hires_size))), cfg.intensity)
+        xh = normalise_intensity(quantise(apply_geometry(f, geometry_for(geom.mask, hires_size))), cfg.intensity)
     return x, geom, xh
 
 

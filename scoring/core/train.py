@@ -42,7 +42,7 @@ from scoring.core.aggregate import UninormAggregator, get_aggregator
 from scoring.core.datasets import CACHE_ROOT, ClipRecord, cached_frames
 from scoring.core.features import HAND_NAMES, handcrafted_features
 from scoring.core.metrics import classification_report
-from scoring.core.nets import FINDINGS, LITE_MEAN, LITE_STD, SCORE_CLASSES, fuse_bn_, load_lite0
+from scoring.core.nets import FINDINGS, LITE0_BLOCK_CHANNELS, LITE_MEAN, LITE_STD, SCORE_CLASSES, fuse_bn_, load_lite0
 from scoring.core.preprocess import PreprocessConfig, normalise_intensity
 from scoring.core.sord import sord_targets
 
@@ -228,11 +228,17 @@ class Featurizer:
         return out
 
 
+def _hires_tap_width(block_channels: Sequence[int], tap: int) -> int:
+    """Columns one tap adds to the hires descriptor: (mean, max) pooling x (mean and std over
+    frames + 3 summary images), the layout :meth:`Featurizer.hires` writes."""
+    return 2 * block_channels[tap] * (2 + 3)
+
+
 def hires_dim(recipe: Recipe, block_channels: Sequence[int]) -> int:
     """Length of the hires descriptor (0 without a hires view)."""
     if not recipe.hires_size:
         return 0
-    return sum(2 * block_channels[t] * (2 + 3) for t in recipe.hires_taps)
+    return sum(_hires_tap_width(block_channels, t) for t in recipe.hires_taps)
 
 
 def hires_columns(recipe: Recipe, block_channels: Sequence[int], member: str) -> np.ndarray:
@@ -245,7 +251,7 @@ def hires_columns(recipe: Recipe, block_channels: Sequence[int], member: str) ->
     cols: list[int] = []
     pos = 0
     for t in recipe.hires_taps:
-        n = 2 * block_channels[t] * (2 + 3)
+        n = _hires_tap_width(block_channels, t)
         if t in want:
             cols.extend(range(pos, pos + n))
         pos += n
@@ -484,9 +490,10 @@ class Bundle:
         agg = self.recipe.aggregator
         members: dict[str, np.ndarray] = {}
         if self.clip_members:
-            d = clip_descriptor(feat)[None]
+            # The 112-px clip descriptor only for members that read it (not the hr:* ones).
+            d = None if all(n.startswith("hr:") for n in self.clip_members) else clip_descriptor(feat)[None]
             for name, m in self.clip_members.items():
-                out = m(feat["hires"][None]) if name.startswith("hr:") else m(d)
+                out = m(feat["hires"][None]) if name.startswith("hr:") or d is None else m(d)
                 members[name] = ridge_probs(out[:, 0])[0] if name == "ridge" else softmax(out)[0]
         if agg == "ensemble":
             cp, cs = vote([members[m] for m in self.recipe.members])
@@ -547,18 +554,17 @@ def fit_bundle(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray, findings: 
     need = set(recipe.members) if recipe.aggregator == "ensemble" else set()
     if recipe.aggregator in ("lr_all", "lr_cnn", "ridge") or recipe.aggregator.startswith("hr:"):
         need.add(recipe.aggregator)
-    if recipe.aggregator == "ensemble" or need & {"lr_all", "lr_cnn", "ridge"}:
-        if "lr_all" in need:
-            b.clip_members["lr_all"] = fit_logreg(x, y, recipe.clip_c, recipe.class_weight, seed)
-        if "lr_cnn" in need:
-            cols = cnn_columns(recipe, cnn_dim, frame_dim, summary_dim)
-            b.clip_members["lr_cnn"] = fit_logreg(x, y, recipe.clip_c, recipe.class_weight, seed, cols)
-        if "ridge" in need:
-            b.clip_members["ridge"] = fit_ridge(x, y, recipe.ridge_alpha, recipe.class_weight)
+    if "lr_all" in need:
+        b.clip_members["lr_all"] = fit_logreg(x, y, recipe.clip_c, recipe.class_weight, seed)
+    if "lr_cnn" in need:
+        cols = cnn_columns(recipe, cnn_dim, frame_dim, summary_dim)
+        b.clip_members["lr_cnn"] = fit_logreg(x, y, recipe.clip_c, recipe.class_weight, seed, cols)
+    if "ridge" in need:
+        b.clip_members["ridge"] = fit_ridge(x, y, recipe.ridge_alpha, recipe.class_weight)
     hr_need = sorted(n for n in need if n.startswith("hr:"))
     if hr_need:
         xh = np.stack([f["hires"] for f in feats])
-        ch = _block_channels()
+        ch = LITE0_BLOCK_CHANNELS
         for name in hr_need:
             b.clip_members[name] = fit_logreg(xh, y, recipe.hires_c, recipe.class_weight, seed,
                                               hires_columns(recipe, ch, name))
@@ -566,13 +572,6 @@ def fit_bundle(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray, findings: 
         probs = [softmax(sev(f["frame"])) for f in feats]
         b.uninorm = UninormAggregator(N_CLASSES).fit(probs, list(y), seed=seed)
     return b
-
-
-def _block_channels() -> list[int]:
-    """Output channels of every Lite0 block (architecture constants, no weights loaded)."""
-    from scoring.core.nets import _LITE0_STAGES
-
-    return [cout for repeats, _k, _s, _e, _cin, cout in _LITE0_STAGES for _ in range(repeats)]
 
 
 def fit_with_noise_filter(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray, findings: np.ndarray,

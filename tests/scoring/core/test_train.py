@@ -7,11 +7,10 @@ import numpy as np
 import pytest
 import torch
 
-from scoring.core.nets import FINDINGS
+from scoring.core.nets import FINDINGS, LITE0_BLOCK_CHANNELS
 from scoring.core.train import (
     Bundle,
     Recipe,
-    _block_channels,
     cross_validate,
     fit_bundle,
     fit_with_noise_filter,
@@ -51,7 +50,7 @@ HIRES = Recipe(hand=False, clip_c=1.0, hires_c=1.0)  # default members hr:7, hr:
 def _with_hires(feats: list[dict[str, np.ndarray]], y: np.ndarray, tap: int, seed: int = 0) -> None:
     """Add a hires descriptor whose tap-``tap`` block (only) carries the label."""
     rng = np.random.default_rng(seed)
-    ch = _block_channels()
+    ch = list(LITE0_BLOCK_CHANNELS)
     dim = hires_dim(HIRES, ch)
     block = hires_columns(HIRES, ch, f"hr:{tap}")
     for f, label in zip(feats, y, strict=True):
@@ -128,7 +127,7 @@ def test_ridge_probs() -> None:
 
 
 def test_hires_layout() -> None:
-    ch = _block_channels()
+    ch = list(LITE0_BLOCK_CHANNELS)
     assert ch[4] == 40 and ch[7] == 80 and ch[10] == 112
     # per tap: (mean, max) pooled x (mean over frames, std over frames, 3 summary images)
     assert hires_dim(HIRES, ch) == 2 * (40 + 80 + 112) * 5 == 2320
