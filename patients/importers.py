@@ -60,6 +60,7 @@ from django.contrib.auth import get_user_model
 
 from patients import services
 from patients.models import BloodGas, ClinicalInfo, Exam, Patient, Sex, Study, ZoneClip
+from scoring.core.covid_blues import clinical_record, number
 
 COVID_BLUES_STUDY = "COVID-BLUES"
 COVID_BLUES_RATER = "covid-blues-expert"
@@ -120,15 +121,6 @@ def _read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(fh))
 
 
-def _float(value: str | None) -> float | None:
-    """A number, or None when empty, unparsable or a missing-value sentinel (-99, -999 ...)."""
-    try:
-        number = float(value) if value not in (None, "") else None
-    except ValueError:
-        return None
-    return None if number is None or number <= -90 else number
-
-
 def _patient(study: Study, code: str, by: Any, report: ImportReport, **fields: Any) -> Patient:
     patient = Patient.objects.filter(study=study, code=code).first()
     if patient is None:
@@ -167,8 +159,6 @@ _CB_FILE = re.compile(r"^patient_(\d+)_([LR][1-3])(_2)?\.mp4$", re.IGNORECASE)
 def _cb_clinical(row: dict[str, str]) -> dict[str, Any]:
     """The clinical record of a COVID-BLUES row: the mapping shared with severity training
     (``scoring.core.covid_blues.clinical_record``); sex belongs to the patient, not the record."""
-    from scoring.core.covid_blues import clinical_record
-
     record = clinical_record(row)
     record.pop("sex")
     return record
@@ -200,7 +190,7 @@ def import_covid_blues(root: Path | str, *, by: Any, study_name: str = COVID_BLU
     at = COVID_BLUES_EXAM_AT
     for pid in ids:
         row = clinical.get(pid, {})
-        sex = {0.0: Sex.FEMALE, 1.0: Sex.MALE}.get(_float(row.get("pat_sex")) or -1.0, Sex.UNKNOWN)
+        sex = {0.0: Sex.FEMALE, 1.0: Sex.MALE}.get(number(row.get("pat_sex")) or -1.0, Sex.UNKNOWN)
         patient = _patient(study, f"CB-{pid}", by, report, sex=sex)
         firsts = sorted((z, p) for z, second, p in files[pid] if not second)
         repeats = sorted((z, p) for z, second, p in files[pid] if second)
@@ -218,10 +208,10 @@ def import_covid_blues(root: Path | str, *, by: Any, study_name: str = COVID_BLU
             for zone, path in clips:
                 clip = _clip(exam, path, zone, by, report, log)
                 label = severity.get(path.stem)
-                if clip is None or label is None or _float(label.get("Severity Score")) is None:
+                if clip is None or label is None or number(label.get("Severity Score")) is None:
                     continue
                 services.annotation_set(
-                    clip=clip, rater=COVID_BLUES_RATER, by=by, score=int(_float(label["Severity Score"]) or 0),
+                    clip=clip, rater=COVID_BLUES_RATER, by=by, score=int(number(label["Severity Score"]) or 0),
                     findings={"a_lines": label.get("A-lines", "").strip().lower() == "yes",
                               "b_lines": label.get("B-lines", "").strip().lower() == "yes"},
                     comment=(label.get("comments") or "").strip())
@@ -242,8 +232,8 @@ def _cb_records(patient: Patient, row: dict[str, str], at: dt.datetime, by: Any,
             log(f"  skipped the clinical record of {patient.code}: {exc.message}")
             return
     report.clinical_records += 1
-    gas = {"paco2": _float(row.get("pCO2_find")), "pao2": _float(row.get("pO2_find")),
-           "ph": _float(row.get("pH_find")), "hco3": _float(row.get("HCO3_find"))}
+    gas = {"paco2": number(row.get("pCO2_find")), "pao2": number(row.get("pO2_find")),
+           "ph": number(row.get("pH_find")), "hco3": number(row.get("HCO3_find"))}
     if all(v is None for v in gas.values()) or BloodGas.objects.filter(patient=patient, sampled_at=at).exists():
         report.blood_gases += int(any(v is not None for v in gas.values()))
         return
@@ -319,7 +309,7 @@ def import_pocus(root: Path | str, *, by: Any, study_name: str = POCUS_STUDY, li
         clip = _clip(exam, path, zone, by, report, log)
         if clip is None:
             continue
-        score = _float(row.get("Lung Severity Score"))
+        score = number(row.get("Lung Severity Score"))
         findings = {key: row.get(col, "").strip() == "1" for col, key in _POCUS_FINDINGS.items()
                     if row.get(col, "").strip() in ("0", "1")}
         if score is not None or findings:

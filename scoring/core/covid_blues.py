@@ -34,7 +34,8 @@ class CovidBluesClip:
     second: bool  # a second clip of the same zone (`_2`)
 
 
-def _num(value: str | None) -> float | None:
+def number(value: str | None) -> float | None:
+    """A CSV cell as a number; None when empty, unparsable or a missing-value sentinel (-99 ...)."""
     try:
         number = float(value or "")
     except ValueError:
@@ -69,10 +70,10 @@ def clinical_rows(root: Path) -> dict[str, dict[str, str]]:
 
 def severity_class(row: dict[str, str]) -> int:
     """0 mild, 1 moderate, 2 severe, 3 critical (rule in the module docstring)."""
-    outcomes = [_num(row.get(f"outcome_status_d{d}")) for d in (0, 1, 3, 5, 7, 30)]
+    outcomes = [number(row.get(f"outcome_status_d{d}")) for d in (0, 1, 3, 5, 7, 30)]
     if any(o in (0.0, 3.0) for o in outcomes):
         return 3
-    if _num(row.get("oxygen_thepary")) == 1:
+    if number(row.get("oxygen_thepary")) == 1:
         return 2
     if outcomes[0] == 1.0:
         return 1
@@ -80,7 +81,7 @@ def severity_class(row: dict[str, str]) -> int:
 
 
 def _flag(row: dict[str, str], *columns: str) -> bool | None:
-    values = [_num(row.get(c)) for c in columns]
+    values = [number(row.get(c)) for c in columns]
     known = [v for v in values if v is not None]
     return None if not known else any(v >= 1 for v in known)
 
@@ -103,8 +104,8 @@ def clinical_record(row: dict[str, str]) -> dict[str, Any]:
       ``application_method#mask`` is set, else nasal cannula;
     * SpO2 without oxygen, else with oxygen (0-100 only); respiratory rate.
     """
-    sex = _num(row.get("pat_sex"))
-    liters = _num(row.get("oxygen_liter"))
+    sex = number(row.get("pat_sex"))
+    liters = number(row.get("oxygen_liter"))
     if liters is None:
         oxygen = ""
     elif liters <= 0:
@@ -116,10 +117,10 @@ def clinical_record(row: dict[str, str]) -> dict[str, Any]:
     def comorbidity(*names: str) -> bool | None:
         return _flag(row, *[f"oth_comorbidities#{n}" for n in names]) if answered else None
 
-    age = _num(row.get("pat_age"))
-    spo2 = _num(row.get("oxygen_saturation_without_ox"))
+    age = number(row.get("pat_age"))
+    spo2 = number(row.get("oxygen_saturation_without_ox"))
     if spo2 is None:
-        spo2 = _num(row.get("oxygen_saturation_with_ox"))
+        spo2 = number(row.get("oxygen_saturation_with_ox"))
     return {
         "age": int(age) if age is not None else None,
         "sex": None if sex not in (0.0, 1.0) else ("M" if sex == 1 else "F"),
@@ -140,5 +141,5 @@ def clinical_record(row: dict[str, str]) -> dict[str, Any]:
         "loss_of_smell_taste": _flag(row, "patient_symp#AnosmiaHyposmia", "patient_symp#AgeusiaDysgeusia"),
         "oxygen_support": oxygen,
         "spo2": spo2 if spo2 is None or 0 <= spo2 <= 100 else None,
-        "respiratory_rate": _num(row.get("respiratory_rate")),
+        "respiratory_rate": number(row.get("respiratory_rate")),
     }
