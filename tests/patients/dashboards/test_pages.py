@@ -13,6 +13,7 @@ from django.test import Client
 from PIL import Image
 
 from patients.dashboards import selectors
+from tests.assets import external_asset_refs
 from tests.patients.dashboards import builders
 from tests.patients.dashboards.conftest import Cohort
 
@@ -41,7 +42,7 @@ def test_pages_for_members_outsiders_and_anonymous(cohort: Cohort, monkeypatch: 
             res = client_for(cohort.users[role]).get(url)
             assert res.status_code == 200, (url, role)
             body = res.content.decode()
-            assert "vendor/plotly/plotly.min.js" in body and "cdn" not in body.lower()
+            assert "vendor/plotly/plotly.min.js" in body and external_asset_refs(body) == []
             if role == "researcher":
                 assert "Alice Secret" not in body and "H-SECRET-1" not in body
 
