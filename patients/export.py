@@ -40,6 +40,7 @@ from typing import Any
 from django.db.models import Count, Min
 from django.utils import timezone
 
+from patients import chrono
 from patients.dashboards.stats import ExamPoint, GasPoint, pair_nearest
 from patients.deid import pseudonym
 from patients.models import BloodGas, ClinicalInfo, Exam, Patient, ScoreOverride, Study, ZoneClip
@@ -346,19 +347,23 @@ def _days(delta: dt.timedelta) -> float:
 
 
 class _Days:
-    """Day 0 per patient: admission date 00:00 (local time), else the first exam."""
+    """Day 0 per patient (:func:`patients.chrono.day_zero`, the pages' convention too), batched."""
+
+    # The CSV's codes of the day-0 kinds (``day_origin`` column).
+    CODES = {chrono.ADMISSION: "admission", chrono.FIRST_EXAM: "first_exam"}
 
     def __init__(self, patients: Mapping[int, Patient]) -> None:
-        tz = timezone.get_current_timezone()
-        self.origin: dict[int, tuple[dt.datetime, str]] = {}
         missing = [pk for pk, p in patients.items() if p.admission_date is None]
-        for pk, p in patients.items():
-            if p.admission_date is not None:
-                self.origin[pk] = (dt.datetime.combine(p.admission_date, dt.time.min, tzinfo=tz), "admission")
+        first: dict[int, dt.datetime] = {}
         if missing:
             for row in (Exam.objects.filter(patient_id__in=missing).values("patient_id")
                         .annotate(first=Min("acquired_at"))):
-                self.origin[row["patient_id"]] = (row["first"], "first_exam")
+                first[row["patient_id"]] = row["first"]
+        self.origin: dict[int, tuple[dt.datetime, str]] = {}
+        for pk, p in patients.items():
+            origin, kind = chrono.day_zero(p.admission_date, first.get(pk))
+            if origin is not None:
+                self.origin[pk] = (origin, self.CODES[kind])
 
     def day(self, patient_id: int, at: dt.datetime) -> tuple[float | None, str]:
         origin = self.origin.get(patient_id)

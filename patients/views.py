@@ -13,7 +13,7 @@ from django.http import FileResponse, Http404, HttpRequest, HttpResponse, HttpRe
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_POST
 
-from patients import audit, export, permissions, selectors, services
+from patients import audit, chrono, export, permissions, selectors, services
 from patients.forms import (
     AuditFilterForm,
     BloodGasForm,
@@ -258,6 +258,7 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "patients/patient_detail.html", {
         "patient": patient, "study": patient.study, "role": role, "can_write": can_write,
         "identifying": identifying,
+        "clock": chrono.clock_for(user=request.user, patient=patient, shows_dates=identifying),
         "exams": selectors.exam_list(user=request.user, patient=patient).prefetch_related("clips"),
         "clinical_records": selectors.clinical_info_list(patient=patient),
         "blood_gases": selectors.blood_gas_list(patient=patient),
@@ -306,6 +307,7 @@ def exam_detail(request: HttpRequest, pk: int) -> HttpResponse:
     ]
     return render(request, "patients/exam_detail.html", {
         "exam": exam, "patient": exam.patient, "study": exam.study, "role": role, "can_write": can_write,
+        "clock": chrono.clock_for(user=request.user, patient=exam.patient),
         "is_admin": role in permissions.ADMIN_ROLES and not exam.study.archived,
         "zones": zones, "protocol": protocol, "missing": [z["zone"].code for z in zones if z["clip"] is None],
         "form": form, "scores": scores, "progress_pct": round(100 * (scores["progress"] or 0)),
@@ -373,6 +375,7 @@ def clip_detail(request: HttpRequest, pk: int) -> HttpResponse:
     clip = _clip_for(request, pk)
     return render(request, "patients/clip_detail.html", {
         "clip": clip, "exam": clip.exam, "patient": clip.exam.patient, "study": clip.exam.study,
+        "clock": chrono.clock_for(user=request.user, patient=clip.exam.patient),
     })
 
 

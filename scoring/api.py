@@ -10,13 +10,23 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from patients.api.serializers import PatientTimeMixin
+from patients.models import Patient
 from scoring import services
 from scoring.models import ScoringJob
 
 
-class JobSerializer(serializers.ModelSerializer[ScoringJob]):
+class JobSerializer(PatientTimeMixin, serializers.ModelSerializer[ScoringJob]):
+    # A job runs when its clips arrive, so its times would date the exam: researchers get none.
+    HIDDEN_DATES = ("created_at", "started_at", "finished_at")
     model_version = serializers.CharField(source="model_version.version", read_only=True)
     exam_url = serializers.SerializerMethodField()
+
+    def patient_of(self, instance: Any) -> Patient:
+        return instance.exam.patient  # type: ignore[no-any-return]
+
+    def to_representation(self, instance: ScoringJob) -> dict[str, Any]:
+        return self.hide_dates(instance, super().to_representation(instance))
 
     class Meta:
         model = ScoringJob
@@ -45,13 +55,13 @@ class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gene
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str | None = None) -> Response:
         job = services.scoring_job_retry(job=self.get_object(), by=request.user)
-        return Response(JobSerializer(job).data, status=202)
+        return Response(JobSerializer(job, context={"request": request}).data, status=202)
 
     @extend_schema(request=None, responses=JobSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request: Request, pk: str | None = None) -> Response:
         job = services.scoring_job_cancel(job=self.get_object(), by=request.user)
-        return Response(JobSerializer(job).data)
+        return Response(JobSerializer(job, context={"request": request}).data)
 
 
 def exam_scores_field(obj: Any) -> dict[str, Any]:

@@ -1,11 +1,14 @@
-"""API representations. Identifying patient fields are removed for roles that may not see them."""
+"""API representations. Identifying patient fields are removed for roles that may not see them,
+and so are calendar dates: researchers get days since the patient's day 0 instead
+(:mod:`patients.chrono`, the export's convention)."""
 from __future__ import annotations
 
-from typing import Any
+import datetime as dt
+from typing import Any, ClassVar
 
 from rest_framework import serializers
 
-from patients import permissions, selectors
+from patients import chrono, permissions, selectors
 from patients.models import (
     AuditEvent,
     BloodGas,
@@ -19,6 +22,39 @@ from patients.models import (
     ZoneClip,
 )
 from patients.protocols import PROTOCOLS
+
+
+class PatientTimeMixin:
+    """Replaces a patient's calendar times by days since day 0 for users who may not see dates.
+
+    ``TIME_FIELD`` (the moment the row describes) becomes ``day``; ``HIDDEN_DATES`` (other dates,
+    e.g. when the row was entered, which sits next to the moment) are dropped. Clocks are cached
+    per patient in the serializer context, so a list costs at most one query per patient.
+    """
+
+    TIME_FIELD: ClassVar[str] = ""
+    HIDDEN_DATES: ClassVar[tuple[str, ...]] = ("created_at",)
+    context: dict[str, Any]
+
+    def patient_of(self, instance: Any) -> Patient:
+        return instance.patient  # type: ignore[no-any-return]
+
+    def hide_dates(self, instance: Any, data: dict[str, Any]) -> dict[str, Any]:
+        request = self.context.get("request")
+        patient = self.patient_of(instance)
+        if request is not None and permissions.can_see_identifying(request.user, patient.study_id):
+            return data
+        clocks: dict[int, chrono.PatientClock] = self.context.setdefault("_lusweb_clocks", {})
+        if patient.pk not in clocks:
+            clocks[patient.pk] = chrono.clock_for(user=None, patient=patient, shows_dates=False)
+        for name in self.HIDDEN_DATES:
+            data.pop(name, None)
+        if self.TIME_FIELD:
+            at: dt.datetime | None = getattr(instance, self.TIME_FIELD)
+            data.pop(self.TIME_FIELD, None)
+            data["day"] = clocks[patient.pk].day(at) if at is not None else None
+            data["day_zero"] = clocks[patient.pk].origin_kind or None
+        return data
 
 
 class StudySerializer(serializers.ModelSerializer[Study]):
@@ -50,7 +86,8 @@ class MemberSerializer(serializers.Serializer[Any]):
     role = serializers.CharField()
 
 
-class PatientSerializer(serializers.ModelSerializer[Patient]):
+class PatientSerializer(PatientTimeMixin, serializers.ModelSerializer[Patient]):
+    HIDDEN_DATES = ("created_at", "admission_date")
     page_url = serializers.CharField(source="get_absolute_url", read_only=True)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -74,12 +111,21 @@ class PatientSerializer(serializers.ModelSerializer[Patient]):
         if request is None or not permissions.can_see_identifying(request.user, instance.study_id):
             for field in Patient.IDENTIFYING_FIELDS:
                 data.pop(field, None)
-        return data
+        return self.hide_dates(instance, data)
+
+    def patient_of(self, instance: Any) -> Patient:
+        return instance  # type: ignore[no-any-return]
 
 
-class ClipSerializer(serializers.ModelSerializer[ZoneClip]):
+class ClipSerializer(PatientTimeMixin, serializers.ModelSerializer[ZoneClip]):
     page_url = serializers.CharField(source="get_absolute_url", read_only=True)
     model = serializers.CharField(source="model_name", read_only=True)
+
+    def patient_of(self, instance: Any) -> Patient:
+        return instance.exam.patient  # type: ignore[no-any-return]
+
+    def to_representation(self, instance: ZoneClip) -> dict[str, Any]:
+        return self.hide_dates(instance, super().to_representation(instance))
 
     class Meta:
         model = ZoneClip
@@ -99,7 +145,8 @@ class ClipCreateSerializer(ClipUploadSerializer):
     exam = serializers.IntegerField()
 
 
-class ExamSerializer(serializers.ModelSerializer[Exam]):
+class ExamSerializer(PatientTimeMixin, serializers.ModelSerializer[Exam]):
+    TIME_FIELD = "acquired_at"
     protocol = serializers.ChoiceField(choices=list(PROTOCOLS), required=False)
     zones = serializers.SerializerMethodField()
     missing_zones = serializers.SerializerMethodField()
@@ -119,6 +166,9 @@ class ExamSerializer(serializers.ModelSerializer[Exam]):
         fields = ["id", "patient", "acquired_at", "protocol", "device", "probe", "operator", "notes",
                   "created_at", "zones", "missing_zones", "clips", "scores", "severity", "page_url"]
         read_only_fields = ["created_at"]
+
+    def to_representation(self, instance: Exam) -> dict[str, Any]:
+        return self.hide_dates(instance, super().to_representation(instance))
 
     def get_zones(self, obj: Exam) -> list[str]:
         return list(obj.zone_codes)
@@ -144,7 +194,8 @@ class ExamSerializer(serializers.ModelSerializer[Exam]):
         ]
 
 
-class BloodGasSerializer(serializers.ModelSerializer[BloodGas]):
+class BloodGasSerializer(PatientTimeMixin, serializers.ModelSerializer[BloodGas]):
+    TIME_FIELD = "sampled_at"
     unit = serializers.ChoiceField(choices=GasUnit.choices, default=GasUnit.MMHG, write_only=True)
     paco2 = serializers.FloatField(required=False, allow_null=True, write_only=True)
     pao2 = serializers.FloatField(required=False, allow_null=True, write_only=True)
@@ -156,12 +207,20 @@ class BloodGasSerializer(serializers.ModelSerializer[BloodGas]):
                   "lactate", "sao2", "fio2", "pf_ratio", "unit_entered", "created_at"]
         read_only_fields = ["paco2_mmhg", "pao2_mmhg", "unit_entered", "created_at"]
 
+    def to_representation(self, instance: BloodGas) -> dict[str, Any]:
+        return self.hide_dates(instance, super().to_representation(instance))
 
-class ClinicalInfoSerializer(serializers.ModelSerializer[ClinicalInfo]):
+
+class ClinicalInfoSerializer(PatientTimeMixin, serializers.ModelSerializer[ClinicalInfo]):
+    TIME_FIELD = "recorded_at"
+
     class Meta:
         model = ClinicalInfo
         exclude = ["patient"]
         read_only_fields = ["created_at"]
+
+    def to_representation(self, instance: ClinicalInfo) -> dict[str, Any]:
+        return self.hide_dates(instance, super().to_representation(instance))
 
 
 class MemberRoleSerializer(serializers.Serializer[Any]):
@@ -177,8 +236,15 @@ class OverrideInputSerializer(serializers.Serializer[Any]):
     reason = serializers.CharField(max_length=2000, trim_whitespace=True)
 
 
-class OverrideSerializer(serializers.ModelSerializer[ScoreOverride]):
+class OverrideSerializer(PatientTimeMixin, serializers.ModelSerializer[ScoreOverride]):
+    TIME_FIELD = "at"
     by = serializers.CharField(source="by.username", default=None, read_only=True)
+
+    def patient_of(self, instance: Any) -> Patient:
+        return instance.clip.exam.patient  # type: ignore[no-any-return]
+
+    def to_representation(self, instance: ScoreOverride) -> dict[str, Any]:
+        return self.hide_dates(instance, super().to_representation(instance))
 
     class Meta:
         model = ScoreOverride

@@ -130,8 +130,9 @@ class PatientViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
             ser = BloodGasSerializer(data=request.data)
             ser.is_valid(raise_exception=True)
             gas = services.blood_gas_create(patient=patient, by=request.user, **ser.validated_data)
-            return Response(BloodGasSerializer(gas).data, status=status.HTTP_201_CREATED)
-        return Response(BloodGasSerializer(selectors.blood_gas_list(patient=patient), many=True).data)
+            return Response(BloodGasSerializer(gas, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        return Response(BloodGasSerializer(selectors.blood_gas_list(patient=patient), many=True,
+                                          context={"request": request}).data)
 
     @extend_schema(request=ClinicalInfoSerializer, responses=ClinicalInfoSerializer(many=True))
     @action(detail=True, methods=["get", "post"])
@@ -141,8 +142,9 @@ class PatientViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
             ser = ClinicalInfoSerializer(data=request.data)
             ser.is_valid(raise_exception=True)
             record = services.clinical_info_create(patient=patient, by=request.user, **ser.validated_data)
-            return Response(ClinicalInfoSerializer(record).data, status=status.HTTP_201_CREATED)
-        return Response(ClinicalInfoSerializer(selectors.clinical_info_list(patient=patient), many=True).data)
+            return Response(ClinicalInfoSerializer(record, context={"request": request}).data, status=status.HTTP_201_CREATED)
+        return Response(ClinicalInfoSerializer(selectors.clinical_info_list(patient=patient), many=True,
+                                               context={"request": request}).data)
 
 
 def _upload_response(result: services.IngestResult, request: Request) -> Response:
@@ -224,9 +226,11 @@ class ClipViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, mixins.Destr
             ser = OverrideInputSerializer(data=request.data)
             ser.is_valid(raise_exception=True)
             override = services.score_override_create(clip=clip, by=request.user, **ser.validated_data)
-            return Response(OverrideSerializer(override).data, status=status.HTTP_201_CREATED)
-        history = ScoreOverride.objects.filter(clip=clip).select_related("by").order_by("-at", "-pk")
-        return Response(OverrideSerializer(history, many=True).data)
+            return Response(OverrideSerializer(override, context={"request": request}).data,
+                            status=status.HTTP_201_CREATED)
+        history = (ScoreOverride.objects.filter(clip=clip).select_related("by", "clip__exam__patient")
+                   .order_by("-at", "-pk"))
+        return Response(OverrideSerializer(history, many=True, context={"request": request}).data)
 
     @action(detail=True, methods=["get"])
     def frames(self, request: Request, pk: str | None = None) -> Response:

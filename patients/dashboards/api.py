@@ -35,7 +35,7 @@ class PatientTimelineAPI(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> Response:
         patient, _ = selectors.patient_for(user=request.user, pk=pk)
-        return Response(selectors.patient_timeline(patient=patient))
+        return Response(selectors.patient_timeline(patient=patient, user=request.user))
 
 
 class StudyCorrelationAPI(APIView):
@@ -45,7 +45,7 @@ class StudyCorrelationAPI(APIView):
     def get(self, request: Request, pk: int) -> Response:
         params = _params(request)
         study, _ = selectors.study_for(user=request.user, pk=pk)
-        return Response(selectors.correlation(params=params, study=study))
+        return Response(selectors.correlation(params=params, user=request.user, study=study))
 
 
 class PatientCorrelationAPI(APIView):
@@ -55,4 +55,4 @@ class PatientCorrelationAPI(APIView):
     def get(self, request: Request, pk: int) -> Response:
         params = _params(request)
         patient, _ = selectors.patient_for(user=request.user, pk=pk)
-        return Response(selectors.correlation(params=params, patient=patient))
+        return Response(selectors.correlation(params=params, user=request.user, patient=patient))

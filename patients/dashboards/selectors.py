@@ -7,6 +7,7 @@ are each one ``values()`` query, joined in Python.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
@@ -16,7 +17,7 @@ from django.shortcuts import get_object_or_404
 from django.urls import reverse
 from django.utils import timezone
 
-from patients import permissions
+from patients import chrono, permissions
 from patients.dashboards import stats
 from patients.models import BloodGas, ClinicalInfo, Exam, Patient, Study, ZoneClip
 from patients.protocols import Protocol, get_protocol
@@ -156,18 +157,36 @@ def _zone_label(code: str, protocols: Sequence[Protocol]) -> str:
 # --- patient timeline ----------------------------------------------------------------------
 
 
-def patient_timeline(*, patient: Patient) -> dict[str, Any]:
+def _day(clock: chrono.PatientClock, local: dt.datetime, admission: dt.date | None) -> int | None:
+    """Whole days since admission (the admission day is day 0) for those who see dates; for
+    researchers whole days since their day 0 (admission, else the first exam)."""
+    if clock.shows_dates:
+        return stats.day_since(local.date(), admission)
+    d = clock.day(local)
+    return None if d is None else math.floor(d)
+
+
+def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
     """``GET /api/v1/patients/<id>/timeline/`` and the timeline page's data.
 
     ``exams[*].zones`` has every zone of the protocol: its score, or null when the zone is
     missing or not scored; ``day`` counts days since admission (0 = admission day; null when
     the admission date is unknown). Blood gases are in mmHg; ``pf_ratio`` is PaO2/FiO2.
+
+    Time as the user may see it (:mod:`patients.chrono`): every exam and gas has ``x`` (the
+    plot coordinate) and ``label``; ``time_axis`` says whether ``x`` is a local date-time
+    (clinicians, study admins) or days since day 0 (researchers, who get no calendar date:
+    ``acquired_at``, ``sampled_at``, ``time`` and ``admission_date`` are null for them, and
+    ``day`` counts from day 0 - admission, or the first exam when the admission date is unknown).
     """
     protocol = get_protocol(patient.study.protocol)
     exams = load_exams(Exam.objects.filter(patient=patient))
     codes = _zone_order(protocol, exams)
     protocols = [protocol] + [get_protocol(p) for p in {e["protocol"] for e in exams} - {protocol.key}]
     admission = patient.admission_date
+    clock = chrono.clock_for(user=user, patient=patient,
+                             first_exam_at=exams[0]["acquired_at"] if exams else None)
+    dates = clock.shows_dates
     exam_rows = []
     for e in exams:
         score, sev = e["score"], e["severity"]
@@ -176,9 +195,10 @@ def patient_timeline(*, patient: Patient) -> dict[str, Any]:
         exam_protocol = get_protocol(e["protocol"])
         exam_rows.append({
             "id": e["id"],
-            "acquired_at": local.isoformat(),
-            "time": _plot_time(e["acquired_at"]),
-            "day": stats.day_since(local.date(), admission),
+            "acquired_at": local.isoformat() if dates else None,
+            "time": _plot_time(e["acquired_at"]) if dates else None,
+            "x": clock.x(e["acquired_at"]), "label": clock.label(e["acquired_at"]),
+            "day": _day(clock, local, admission),
             "luss": score["luss"] if score else None,
             "max_luss": score["max_luss"] if score else 3 * len(exam_protocol.codes),
             "mean_score": score["mean_score"] if score else None,
@@ -204,15 +224,18 @@ def patient_timeline(*, patient: Patient) -> dict[str, Any]:
             "id", "sampled_at", "paco2_mmhg", "pao2_mmhg", "fio2", "ph"):
         local = _local(g["sampled_at"])
         gases.append({
-            "id": g["id"], "sampled_at": local.isoformat(), "time": _plot_time(g["sampled_at"]),
-            "day": stats.day_since(local.date(), admission),
+            "id": g["id"], "sampled_at": local.isoformat() if dates else None,
+            "time": _plot_time(g["sampled_at"]) if dates else None,
+            "x": clock.x(g["sampled_at"]), "label": clock.label(g["sampled_at"]),
+            "day": _day(clock, local, admission),
             "paco2_mmhg": g["paco2_mmhg"], "pao2_mmhg": g["pao2_mmhg"], "fio2": g["fio2"],
             "pf_ratio": stats.pf_ratio(g["pao2_mmhg"], g["fio2"]), "ph": g["ph"],
         })
     return {
         "patient": patient.pk,
         "code": patient.code,
-        "admission_date": admission.isoformat() if admission else None,
+        "admission_date": clock.date(admission),
+        "time_axis": clock.axis, "time_axis_title": clock.axis_title, "day_zero": clock.origin_kind or None,
         "protocol": protocol.key,
         "zones": [{"code": z, "label": _zone_label(z, protocols)} for z in codes],
         "threshold": stats.default_threshold(len(protocol.codes)),
@@ -251,9 +274,13 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
         gas_times.setdefault(pid, []).append(at)
     clinical = dict(ClinicalInfo.objects.filter(patient__study=study).values("patient_id")
                     .annotate(n=Count("id")).values_list("patient_id", "n"))
+    clocks = chrono.clocks_for(patients={p["id"]: p["admission_date"] for p in patients},
+                               first_exam_at={pid: ex[0]["acquired_at"] for pid, ex in by_patient.items()},
+                               shows_dates=identifying)
     rows = []
     for p in patients:
         pex = by_patient.get(p["id"], [])
+        clock = clocks[p["id"]]
         scored = [e for e in pex if e["score"] is not None]
         latest, previous = (scored[-1] if scored else None), (scored[-2] if len(scored) > 1 else None)
         luss = latest["score"]["luss"] if latest else None
@@ -271,16 +298,17 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
             "page_url": reverse("patient-detail", args=[p["id"]]),
             "timeline_url": reverse("dashboard-patient-timeline", args=[p["id"]]),
             "exam_count": len(pex),
-            "last_exam": {"id": last_exam["id"], "acquired_at": _local(last_exam["acquired_at"]),
+            "last_exam": {"id": last_exam["id"], "label": clock.label(last_exam["acquired_at"]),
                           "url": reverse("exam-detail", args=[last_exam["id"]])} if last_exam else None,
             "luss": luss,
             "max_luss": latest["score"]["max_luss"] if latest else max_luss,
-            "scored_at": _local(latest["acquired_at"]) if latest else None,
+            "scored_at": clock.label(latest["acquired_at"], with_time=False) if latest else None,
             "delta": tr.delta, "arrow": tr.arrow, "direction": tr.direction,
             "severity": sev["label"] if sev else None,
             "severe_probability": sev["severe_probability"] if sev else None,
             "above_threshold": luss is not None and luss >= threshold,
-            "flags": [{"kind": f.kind, "text": f.text, "at": _local(f.at), "latest": bool(latest and f.exam == latest["id"])}
+            "flags": [{"kind": f.kind, "text": f.text, "label": clock.label(f.at, with_time=False),
+                       "latest": bool(latest and f.exam == latest["id"])}
                       for f in flags],
             "missing_zones": [z for z in last_protocol.codes if z not in last_exam["clips"]] if last_exam else [],
             "unscored_exams": len(pex) - len(scored),
@@ -326,12 +354,14 @@ def _gas_value(row: Mapping[str, Any], gas: str, unit: str) -> float | None:
     raise ValueError(f"unknown gas {gas!r}")
 
 
-def correlation(*, params: stats.CorrelationParams, study: Study | None = None,
+def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | None = None,
                 patient: Patient | None = None) -> dict[str, Any]:
     """Score vs blood gas over a study's (or one patient's) exams; see ``stats.pair_nearest``.
 
     Each exam is paired with the nearest gas of the same patient within +-window hours (ties:
-    the earlier gas). Figures are null with a ``message`` when fewer than 3 pairs exist.
+    the earlier gas). Figures are null with a ``message`` when fewer than 3 pairs exist. Every
+    pair has ``exam_label`` and ``exam_day`` (days since the patient's day 0); the calendar
+    fields (``exam_acquired_at``, ``exam_time``, ``gas_sampled_at``) are null for researchers.
     """
     if (study is None) == (patient is None):
         raise ValueError("give a study or a patient")
@@ -339,11 +369,23 @@ def correlation(*, params: stats.CorrelationParams, study: Study | None = None,
         exam_qs = Exam.objects.filter(patient=patient)
         gas_qs = BloodGas.objects.filter(patient=patient)
         codes: dict[Any, str] = {patient.pk: patient.code}
+        admissions: dict[int, dt.date | None] = {patient.pk: patient.admission_date}
+        the_study: Study | None = patient.study
     else:
         exam_qs = Exam.objects.filter(patient__study=study)
         gas_qs = BloodGas.objects.filter(patient__study=study)
         codes = dict(Patient.objects.filter(study=study).values_list("id", "code"))
+        admissions = dict(Patient.objects.filter(study=study).values_list("id", "admission_date"))
+        the_study = study
+    assert the_study is not None
     exams = load_exams(exam_qs, zone_details=False)
+    first: dict[int, dt.datetime] = {}
+    for e in exams:  # ordered by patient, then time
+        first.setdefault(e["patient_id"], e["acquired_at"])
+    dates = permissions.can_see_identifying(user, the_study)
+    # Keyed by the pairs' group (the patient id).
+    clocks: dict[Any, chrono.PatientClock] = chrono.clocks_for(patients=admissions, first_exam_at=first,
+                                                                shows_dates=dates)
     points = [stats.ExamPoint(e["id"], e["patient_id"], e["acquired_at"], _score_value(e, params.score))
               for e in exams]
     gases = [stats.GasPoint(g["id"], g["patient_id"], g["sampled_at"], _gas_value(g, params.gas, params.unit))
@@ -358,8 +400,10 @@ def correlation(*, params: stats.CorrelationParams, study: Study | None = None,
         "exams": len(exams), "exams_with_score": scored,
         "pairs": [
             {"exam": p.exam, "patient": p.group, "patient_code": codes.get(p.group, ""), "score": p.score,
-             "gas": p.value, "gas_sampled_at": _local(p.gas_at).isoformat(),
-             "exam_acquired_at": _local(p.exam_at).isoformat(), "exam_time": _plot_time(p.exam_at),
+             "gas": p.value, "gas_sampled_at": _local(p.gas_at).isoformat() if dates else None,
+             "exam_acquired_at": _local(p.exam_at).isoformat() if dates else None,
+             "exam_time": _plot_time(p.exam_at) if dates else None,
+             "exam_label": clocks[p.group].label(p.exam_at), "exam_day": clocks[p.group].day(p.exam_at),
              "hours_apart": round(p.hours_apart, 3), "exam_url": reverse("exam-detail", args=[p.exam])}
             for p in pairs
         ],
@@ -392,7 +436,7 @@ def previous_zone_clip(*, clip: ZoneClip) -> ZoneClip | None:
             .order_by("-exam__acquired_at", "-pk").first())
 
 
-def _player(clip: ZoneClip) -> dict[str, Any]:
+def _player(clip: ZoneClip, clock: chrono.PatientClock) -> dict[str, Any]:
     from scoring.selectors import clip_frames_payload
 
     frames = clip_frames_payload(clip=clip)
@@ -402,7 +446,7 @@ def _player(clip: ZoneClip) -> dict[str, Any]:
         "id": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count,
         # A still image or a file without a rate plays at 20 fps (documented on the page).
         "fps": clip.fps or None, "play_fps": clip.fps or 20.0,
-        "exam": clip.exam_id, "acquired_at": _local(clip.exam.acquired_at).strftime("%Y-%m-%d %H:%M"),
+        "exam": clip.exam_id, "exam_label": clock.label(clip.exam.acquired_at),
         "exam_url": reverse("exam-detail", args=[clip.exam_id]), "page_url": reverse("clip-detail", args=[clip.pk]),
         "frame_url": frame0[: -len("0.png")], "gradcam_url": gradcam0[: -len("0.png")],
         "model_version": frames["model_version"], "clip_score": frames.get("clip_score"),
@@ -412,9 +456,11 @@ def _player(clip: ZoneClip) -> dict[str, Any]:
     }
 
 
-def clip_viewer(*, clip: ZoneClip) -> dict[str, Any]:
-    """Both players of the viewer: this clip and the same zone at the previous exam (or None)."""
+def clip_viewer(*, clip: ZoneClip, user: Any) -> dict[str, Any]:
+    """Both players of the viewer: this clip and the same zone at the previous exam (or None).
+    ``exam_label`` is the exam's time as the user may see it (a day number for researchers)."""
     previous = previous_zone_clip(clip=clip)
     label = _zone_label(clip.zone, [get_protocol(clip.exam.protocol)])
-    return {"zone": clip.zone, "label": label, "current": _player(clip),
-            "previous": _player(previous) if previous else None}
+    clock = chrono.clock_for(user=user, patient=clip.exam.patient)
+    return {"zone": clip.zone, "label": label, "current": _player(clip, clock),
+            "previous": _player(previous, clock) if previous else None}

@@ -8,7 +8,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 
-from patients import permissions
+from patients import chrono, permissions
 from patients.dashboards import gradcam, selectors, stats
 from patients.protocols import get_protocol
 
@@ -44,7 +44,7 @@ def study_overview(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def patient_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     patient, role = selectors.patient_for(user=request.user, pk=pk)
-    data = selectors.patient_timeline(patient=patient)
+    data = selectors.patient_timeline(patient=patient, user=request.user)
     return render(request, "dashboards/patient_timeline.html", {
         "patient": patient, "study": patient.study, "role": role, "data": data,
         "identifying": permissions.can_see_identifying(request.user, patient.study),
@@ -63,7 +63,7 @@ def _correlation_params(request: HttpRequest) -> stats.CorrelationParams:
 
 def _correlation_page(request: HttpRequest, context: dict[str, Any], **target: Any) -> HttpResponse:
     params = _correlation_params(request)
-    data = selectors.correlation(params=params, **target)
+    data = selectors.correlation(params=params, user=request.user, **target)
     return render(request, "dashboards/correlation.html", {
         **context, "data": data, "params": params, "scores": stats.SCORES, "gases": stats.GASES,
         "units": stats.UNITS,
@@ -87,7 +87,8 @@ def clip_viewer(request: HttpRequest, pk: int) -> HttpResponse:
     clip, role = selectors.clip_for(user=request.user, pk=pk)
     return render(request, "dashboards/clip_viewer.html", {
         "clip": clip, "exam": clip.exam, "patient": clip.exam.patient, "study": clip.exam.patient.study,
-        "role": role, "data": selectors.clip_viewer(clip=clip),
+        "role": role, "data": selectors.clip_viewer(clip=clip, user=request.user),
+        "clock": chrono.clock_for(user=request.user, patient=clip.exam.patient),
     })
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,7 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser]
 
 PASSWORD = "pw-for-tests-1"
 UTC = dt.UTC
+ISO_DATE = re.compile(r"\b20\d\d-\d\d-\d\d")
 ROLES = [Role.STUDY_ADMIN, Role.CLINICIAN, Role.RESEARCHER]
 
 
@@ -184,6 +186,15 @@ def _timeline(page: Any, base: str, w: World, role: str, out: Path) -> None:
     scored = [s for s in w.scores if s is not None]
     assert traces[0]["name"] == "Global LUS score"
     assert traces[0]["y"] == [_luss(s) for s in scored]
+    xaxis = page.evaluate("document.getElementById('plot-luss').layout.xaxis")
+    if role == Role.RESEARCHER:
+        # No calendar date anywhere: the x axis counts days since admission (exams at 09:00 UTC).
+        assert xaxis["type"] == "linear" and xaxis["title"]["text"] == "Days since admission"
+        days = [d for d, s in zip((1, 4, 7, 10), w.scores, strict=True) if s is not None]
+        assert traces[0]["x"] == pytest.approx([d + 9 / 24 for d in days], abs=0.01)
+        assert not ISO_DATE.search(page.content()), ISO_DATE.search(page.content())
+    else:
+        assert xaxis["type"] == "date" and traces[0]["x"][0].startswith("2026-03-02 09:00")
     gases = list(w.patient.blood_gases.order_by("sampled_at"))
     assert traces[1]["name"] == "PaCO₂ (mmHg)" and traces[1]["yaxis"] == "y2"
     assert traces[1]["y"] == pytest.approx([g.paco2_mmhg for g in gases])
@@ -272,10 +283,13 @@ def _viewer(page: Any, base: str, w: World, role: str, out: Path) -> None:
 
 
 def _correlation(page: Any, base: str, w: World, role: str, out: Path) -> None:
+    from django.contrib.auth import get_user_model
+
     from patients.dashboards import selectors, stats
 
+    viewer = get_user_model().objects.get(username=f"b-{role}")
     page.goto(f"{base}/studies/{w.study.pk}/correlation/")
-    expected = selectors.correlation(params=stats.CorrelationParams(), study=w.study)
+    expected = selectors.correlation(params=stats.CorrelationParams(), user=viewer, study=w.study)
     assert expected["n"] == 5
     text = page.inner_text("#corr-stats")
     assert "n = 5" in text and f"r = {expected['pearson_r']:.3f}" in text
@@ -284,7 +298,8 @@ def _correlation(page: Any, base: str, w: World, role: str, out: Path) -> None:
     assert traces[0]["x"] == [_luss(s) for s in w.scores if s is not None]
     shoot(page, out, "correlation-study", role)
     page.goto(f"{base}/patients/{w.patient.pk}/correlation/?gas=pao2&unit=kPa")
-    mine = selectors.correlation(params=stats.CorrelationParams(gas="pao2", unit="kPa"), patient=w.patient)
+    mine = selectors.correlation(params=stats.CorrelationParams(gas="pao2", unit="kPa"), user=viewer,
+                                 patient=w.patient)
     assert mine["n"] == 3
     text = page.inner_text("#corr-stats")
     assert "n = 3" in text and f"r = {mine['pearson_r']:.3f}" in text

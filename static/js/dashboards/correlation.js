@@ -15,7 +15,7 @@
     return {
       type: "scatter", mode: "markers", name: code, x: rows.map(function (p) { return p.score; }),
       y: rows.map(function (p) { return p.gas; }), marker: { size: 10, opacity: 0.85, line: { color: "#fff", width: 1 } },
-      customdata: rows.map(function (p) { return [p.exam_time.slice(0, 16), p.hours_apart.toFixed(1), p.exam_url]; }),
+      customdata: rows.map(function (p) { return [p.exam_label, p.hours_apart.toFixed(1), p.exam_url]; }),
       hovertemplate: "<b>" + code + "</b> · exam %{customdata[0]}<br>" + data.score_label + ": %{x}<br>" +
         data.gas_label + ": %{y:.2f}<br>gas %{customdata[1]} h from the exam<extra></extra>",
     };

@@ -14,10 +14,19 @@
     pf: { label: "P/F ratio", key: "pf_ratio", pressure: false },
   };
 
+  // Time as this user may see it: a date axis (clinicians, study admins) or days since day 0
+  // (researchers see no calendar date; the server sends x and label accordingly).
+  var byDate = data.time_axis === "date";
+  var xHover = byDate ? "%{x|%Y-%m-%d %H:%M}" : "day %{x:.1f}";
+  function dayText(day) {
+    if (byDate) return LUS.dayText(day);
+    return day === null || day === undefined ? "no day 0" : "day " + day + " since " + data.day_zero;
+  }
+
   // Exam labels shared by the heatmap and the severity chart: date and day since admission.
   var seen = {};
   var labels = exams.map(function (e) {
-    var label = e.time.slice(0, 10) + (e.day !== null ? " (day " + e.day + ")" : "");
+    var label = byDate ? e.label.slice(0, 10) + (e.day !== null ? " (day " + e.day + ")" : "") : e.label;
     seen[label] = (seen[label] || 0) + 1;
     return seen[label] > 1 ? label + " #" + seen[label] : label;
   });
@@ -28,21 +37,21 @@
   if (unscoredNote) {
     unscoredNote.textContent = unscored
       ? unscored + " of " + exams.length + " exams are not scored yet and have no point."
-      : "Hover a point for the date, day since admission, score and severity.";
+      : "Hover a point for the " + (byDate ? "date, day since admission" : "day") + ", score and severity.";
   }
 
   function lussTrace() {
     return {
       type: "scatter", mode: "lines+markers", name: "Global LUS score", yaxis: "y",
-      x: scored.map(function (e) { return e.time; }), y: scored.map(function (e) { return e.luss; }),
+      x: scored.map(function (e) { return e.x; }), y: scored.map(function (e) { return e.luss; }),
       line: { color: "#0b6e8a", width: 2 },
       marker: { size: 13, line: { color: "#1d2733", width: 1 },
                 color: scored.map(function (e) { return e.severity ? colours.severity[e.severity] : colours.none; }) },
       customdata: scored.map(function (e) {
-        return [LUS.dayText(e.day), e.max_luss, e.severity || "no severity yet", LUS.fmt(e.mean_score, 2),
+        return [dayText(e.day), e.max_luss, e.severity || "no severity yet", LUS.fmt(e.mean_score, 2),
                 e.severity_probs ? e.severity_probs.map(function (p) { return p.toFixed(2); }).join(" / ") : "–"];
       }),
-      hovertemplate: "<b>%{x|%Y-%m-%d %H:%M}</b> · %{customdata[0]}<br>Global LUS score <b>%{y}</b>/%{customdata[1]}" +
+      hovertemplate: "<b>" + xHover + "</b> · %{customdata[0]}<br>Global LUS score <b>%{y}</b>/%{customdata[1]}" +
         "<br>Mean zone score %{customdata[3]}<br>Severity: <b>%{customdata[2]}</b>" +
         "<br>P(mild/moderate/severe/critical): %{customdata[4]}<extra></extra>",
     };
@@ -54,11 +63,11 @@
     var rows = data.blood_gases.filter(function (b) { return b[g.key] !== null; });
     return {
       type: "scatter", mode: "lines+markers", name: g.label + " (" + u + ")", yaxis: "y2",
-      x: rows.map(function (b) { return b.time; }),
+      x: rows.map(function (b) { return b.x; }),
       y: rows.map(function (b) { var v = b[g.key]; return g.pressure && u === "kPa" ? v / KPA_TO_MMHG : v; }),
       line: { color: "#6a3d9a", width: 1.5, dash: "dot" }, marker: { symbol: "diamond", size: 9, color: "#6a3d9a" },
-      customdata: rows.map(function (b) { return LUS.dayText(b.day); }),
-      hovertemplate: "<b>%{x|%Y-%m-%d %H:%M}</b> · %{customdata}<br>" + g.label + " %{y:.1f} " + u + "<extra></extra>",
+      customdata: rows.map(function (b) { return dayText(b.day); }),
+      hovertemplate: "<b>" + xHover + "</b> · %{customdata}<br>" + g.label + " %{y:.1f} " + u + "<extra></extra>",
     };
   }
 
@@ -73,7 +82,8 @@
     var layout = {
       font: LUS.font, margin: { t: 10, r: 80, b: 50, l: 70 },
       legend: { orientation: "h", x: 0, y: 1.12 },
-      xaxis: { title: { text: "Date (hover: day since admission)" }, type: "date" },
+      xaxis: byDate ? { title: { text: "Date (hover: day since admission)" }, type: "date" }
+                    : { title: { text: data.time_axis_title }, type: "linear", zeroline: false },
       yaxis: { title: { text: "Global LUS score (0–" + maxLuss + ")" }, range: [0, maxLuss + 1], zeroline: false },
       shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: data.threshold, y1: data.threshold,
                  line: { color: "#b00020", width: 1, dash: "dot" } }],
@@ -98,7 +108,7 @@
   // --- zone x exam heatmap ------------------------------------------------------------------
   function cellText(zone, e) {
     var d = e.zone_details[zone.code] || {};
-    var head = "<b>" + zone.code + "</b> · " + zone.label + "<br>" + e.time.slice(0, 16) + " · " + LUS.dayText(e.day);
+    var head = "<b>" + zone.code + "</b> · " + zone.label + "<br>" + (byDate ? e.label + " · " : "") + dayText(e.day);
     var score = e.zones[zone.code];
     if (score === null || score === undefined) {
       return head + "<br>" + (d.clip ? "clip not scored yet (click to open)" : "no clip for this zone");
@@ -127,7 +137,7 @@
   var heatEl = document.getElementById("plot-heatmap");
   Plotly.newPlot(heatEl, [heat], {
     font: LUS.font, margin: { t: 10, r: 20, b: 120, l: 200 }, plot_bgcolor: "#dfe4ea",
-    xaxis: { title: { text: "Exam (date, day since admission)", standoff: 20 }, type: "category", tickangle: -30,
+    xaxis: { title: { text: (byDate ? "Exam (date, day since admission)" : "Exam (" + data.time_axis_title.toLowerCase() + ")"), standoff: 20 }, type: "category", tickangle: -30,
              automargin: true },
     yaxis: { title: { text: "" }, type: "category", autorange: "reversed",
              tickvals: data.zones.map(function (zone) { return zone.code; }),
@@ -160,7 +170,7 @@
   Plotly.newPlot(sevEl, sevTraces, {
     font: LUS.font, barmode: "stack", margin: { t: 30, r: 20, b: 120, l: 70 },
     legend: { title: { text: "Class probability" }, traceorder: "normal" },
-    xaxis: { title: { text: "Exam (date, day since admission)", standoff: 20 }, type: "category", tickangle: -30,
+    xaxis: { title: { text: (byDate ? "Exam (date, day since admission)" : "Exam (" + data.time_axis_title.toLowerCase() + ")"), standoff: 20 }, type: "category", tickangle: -30,
              automargin: true },
     yaxis: { title: { text: "Class probability" }, range: [0, 1] },
     annotations: exams.map(function (e, i) {

@@ -1,11 +1,13 @@
 """Dashboard API contract: timeline and correlation, permissions and identifying fields."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 from collections.abc import Callable
 from typing import Any
 
 import pytest
+from django.utils import timezone
 from rest_framework.test import APIClient
 from scipy import stats as sps
 
@@ -46,6 +48,12 @@ def test_timeline_contract(cohort: Cohort, api_for: Callable[..., APIClient]) ->
     assert gases[0]["day"] == 1
 
 
+def _days_since_admission(at: dt.datetime, admission: dt.date) -> float:
+    """Independent of patients.chrono: admission 00:00 in the site's time zone."""
+    midnight = dt.datetime.combine(admission, dt.time.min, tzinfo=timezone.get_current_timezone())
+    return (at - midnight).total_seconds() / 86400
+
+
 def test_timeline_permissions(cohort: Cohort, api_for: Callable[..., APIClient]) -> None:
     url = f"/api/v1/patients/{cohort.patient.pk}/timeline/"
     assert APIClient().get(url).status_code == 401
@@ -72,12 +80,23 @@ def test_study_correlation_contract(cohort: Cohort, api_for: Callable[..., APICl
     assert data["n"] == len(pairs) == 4
     assert {frozenset(p) for p in pairs} == {frozenset({"exam", "patient", "patient_code", "score", "gas",
                                                         "gas_sampled_at", "hours_apart", "exam_acquired_at",
-                                                        "exam_time", "exam_url"})}
+                                                        "exam_time", "exam_url", "exam_label", "exam_day"})}
+    # A researcher gets days since day 0, never a calendar time.
+    assert all(p["exam_acquired_at"] is None and p["gas_sampled_at"] is None and p["exam_time"] is None
+               for p in pairs)
     by_exam = {p["exam"]: p for p in pairs}
     e1, e2, _ = cohort.exams
     assert by_exam[e1.pk]["gas"] == 38.0 and by_exam[e1.pk]["hours_apart"] == -2.0
     assert by_exam[e2.pk]["gas"] == 52.0 and by_exam[e2.pk]["hours_apart"] == 5.0
     assert by_exam[e1.pk]["patient_code"] == "A-001"
+    assert by_exam[e1.pk]["exam_day"] == pytest.approx(_days_since_admission(e1.acquired_at, dt.date(2026, 3, 1)),
+                                                       abs=0.01)
+    assert by_exam[e1.pk]["exam_label"] == f"day {by_exam[e1.pk]['exam_day']:.1f}"
+    # B-001 / B-002 have no admission date: their only exam is their day 0.
+    assert {p["exam_day"] for p in pairs if p["patient_code"].startswith("B-")} == {0.0}
+    clinician = api_for(cohort.users["clinician"]).get(f"/api/v1/studies/{cohort.study.pk}/correlation/").json()
+    by_exam_c = {p["exam"]: p for p in clinician["pairs"]}
+    assert by_exam_c[e1.pk]["exam_acquired_at"].startswith(timezone.localtime(e1.acquired_at).date().isoformat())
     others = [p for p in pairs if p["patient_code"].startswith("B-")]
     assert sorted(p["gas"] for p in others) == [36.0, 55.0] and {p["hours_apart"] for p in others} == {11.0}
     xs, ys = [p["score"] for p in pairs], [p["gas"] for p in pairs]

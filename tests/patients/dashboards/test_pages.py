@@ -88,7 +88,7 @@ def test_timeline_page_embeds_the_api_payload(cohort: Cohort) -> None:
     start = html.index('<script id="timeline-data" type="application/json">') + len(
         '<script id="timeline-data" type="application/json">')
     payload = json.loads(html[start:html.index("</script>", start)])
-    api = selectors.patient_timeline(patient=cohort.patient)
+    api = selectors.patient_timeline(patient=cohort.patient, user=cohort.users["clinician"])
     assert payload == json.loads(json.dumps(api))
 
 
@@ -124,13 +124,13 @@ def test_chest_diagram(cohort: Cohort) -> None:
 
 def test_viewer_data_has_the_previous_exam(cohort: Cohort) -> None:
     clip = cohort.exams[2].clips.get(zone="R1")
-    data = selectors.clip_viewer(clip=clip)
+    data = selectors.clip_viewer(clip=clip, user=cohort.users["clinician"])
     assert data["previous"]["id"] == cohort.exams[1].clips.get(zone="R1").pk
     assert data["current"]["expected_scores"] == []  # not scored yet
     prev = data["previous"]
     probs = np.asarray(prev["frame_probs"])
     assert prev["expected_scores"] == pytest.approx(list(probs @ [0, 1, 2, 3]), abs=1e-3)
-    first = selectors.clip_viewer(clip=cohort.exams[0].clips.get(zone="R1"))
+    first = selectors.clip_viewer(clip=cohort.exams[0].clips.get(zone="R1"), user=cohort.users["clinician"])
     assert first["previous"] is None
 
 
@@ -189,5 +189,5 @@ def test_unscored_study_is_graceful(db: Any) -> None:
                 f"/studies/{exam.patient.study.pk}/correlation/?score=severity",
                 f"/clips/{exam.clips.get().pk}/viewer/"):
         assert c.get(url).status_code == 200, url
-    data = selectors.patient_timeline(patient=exam.patient)
+    data = selectors.patient_timeline(patient=exam.patient, user=user)
     assert data["exams"][0]["luss"] is None and data["exams"][0]["severity"] is None

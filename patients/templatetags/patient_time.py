@@ -1,0 +1,29 @@
+"""``{{ moment|when:clock }}``: a patient's moment as the viewer may see it (see patients.chrono)."""
+from __future__ import annotations
+
+import datetime as dt
+
+from django import template
+
+from patients.chrono import PatientClock
+
+register = template.Library()
+
+
+@register.filter
+def when(value: dt.datetime | None, clock: PatientClock | None) -> str:
+    """Local date and time for clinicians and study admins, "day N.N" for researchers.
+
+    A page that forgets to pass a clock shows nothing rather than a date it may not show.
+    """
+    if clock is None:
+        return "–"
+    return clock.label(value)
+
+
+@register.filter
+def when_date(value: dt.datetime | None, clock: PatientClock | None) -> str:
+    """As :func:`when`, without the time of day for those who see dates."""
+    if clock is None:
+        return "–"
+    return clock.label(value, with_time=False)

@@ -1,0 +1,94 @@
+"""Researchers never see a calendar date: pages and API give days since the patient's day 0.
+
+Clinicians and study admins see the same pages with dates (so the check below can fail).
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from django.test import Client
+
+from tests.patients.dashboards.conftest import Cohort
+
+pytestmark = pytest.mark.django_db
+
+# Any ISO date, and the textual forms Django's default filters would print (e.g. "March 1, 2026").
+DATE = re.compile(r"\b20\d\d-\d\d-\d\d|\b(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)[a-z]*\.? \d{1,2}, 20\d\d")
+
+
+def _urls(c: Cohort) -> tuple[list[str], list[str]]:
+    s, p = c.study.pk, c.patient.pk
+    clip = c.exams[0].clips.get(zone="R1")
+    pages = [f"/studies/{s}/", f"/studies/{s}/overview/", f"/studies/{s}/correlation/", f"/patients/{p}/",
+             f"/patients/{p}/timeline/", f"/patients/{p}/correlation/", f"/clips/{clip.pk}/",
+             f"/clips/{c.exams[2].clips.get(zone='R1').pk}/viewer/"]
+    pages += [f"/exams/{e.pk}/" for e in c.exams]
+    api = [f"/api/v1/patients/{p}/", f"/api/v1/patients/?study={s}", f"/api/v1/exams/?patient={p}",
+           f"/api/v1/patients/{p}/blood-gases/", f"/api/v1/patients/{p}/clinical/", f"/api/v1/clips/{clip.pk}/",
+           f"/api/v1/clips/{clip.pk}/override/", f"/api/v1/patients/{p}/timeline/",
+           f"/api/v1/studies/{s}/correlation/", f"/api/v1/patients/{p}/correlation/", "/api/v1/jobs/"]
+    api += [f"/api/v1/exams/{e.pk}/" for e in c.exams]
+    return pages, api
+
+
+def _bodies(c: Cohort, role: str, api_for: Callable[..., Any]) -> dict[str, str]:
+    from patients.models import ScoreOverride
+
+    clip = c.exams[0].clips.get(zone="R1")
+    if not ScoreOverride.objects.filter(clip=clip).exists():
+        ScoreOverride.objects.create(clip=clip, score=2, reason="reviewed", by=c.users["clinician"])
+    web = Client()
+    web.force_login(c.users[role])
+    api = api_for(c.users[role])
+    pages, endpoints = _urls(c)
+    out: dict[str, str] = {}
+    for url in pages:
+        res = web.get(url)
+        assert res.status_code == 200, (url, res.status_code)
+        out[url] = res.content.decode()
+    for url in endpoints:
+        res = api.get(url)
+        assert res.status_code == 200, (url, res.status_code)
+        out[url] = res.content.decode()
+    return out
+
+
+def test_researcher_sees_no_calendar_date(cohort: Cohort, api_for: Callable[..., Any]) -> None:
+    leaks = {url: DATE.findall(body)[:3] for url, body in _bodies(cohort, "researcher", api_for).items()
+             if DATE.search(body)}
+    assert leaks == {}
+
+
+@pytest.mark.parametrize("role", ["clinician", "study_admin"])
+def test_clinical_roles_see_dates(cohort: Cohort, api_for: Callable[..., Any], role: str) -> None:
+    bodies = _bodies(cohort, role, api_for)
+    dated = [url for url, body in bodies.items() if DATE.search(body)]
+    # Every page and endpoint that shows a patient moment shows it as a date to them.
+    assert f"/patients/{cohort.patient.pk}/" in dated and f"/api/v1/exams/{cohort.exams[0].pk}/" in dated
+    assert f"/api/v1/patients/{cohort.patient.pk}/blood-gases/" in dated
+    assert "2026-03-02" in bodies[f"/patients/{cohort.patient.pk}/"]  # exam 1 (10:00 UTC)
+    overview = bodies[f"/studies/{cohort.study.pk}/overview/"]
+    assert "exam 2026-03-05" in overview and "2026-03-08 10:00" in overview  # latest scored / last exam
+
+
+def test_researcher_api_gives_days_since_day_zero(cohort: Cohort, api_for: Callable[..., Any]) -> None:
+    api = api_for(cohort.users["researcher"])
+    exam = api.get(f"/api/v1/exams/{cohort.exams[0].pk}/").json()
+    assert "acquired_at" not in exam and "created_at" not in exam
+    assert exam["day"] == pytest.approx(1 + 10 / 24, abs=0.01) and exam["day_zero"] == "admission"  # 2026-03-02 10:00
+    patient = api.get(f"/api/v1/patients/{cohort.patient.pk}/").json()
+    assert "admission_date" not in patient
+    gases = api.get(f"/api/v1/patients/{cohort.patient.pk}/blood-gases/").json()
+    assert sorted(g["day"] for g in gases) == pytest.approx(sorted([1 + 8 / 24, 1 + 12 / 24, 4 + 15 / 24]), abs=0.01)
+    timeline = api.get(f"/api/v1/patients/{cohort.patient.pk}/timeline/").json()
+    assert timeline["time_axis"] == "day" and timeline["admission_date"] is None
+    assert [e["x"] for e in timeline["exams"]] == pytest.approx([1 + 10 / 24, 4 + 10 / 24, 7 + 10 / 24], abs=0.01)
+    assert [e["day"] for e in timeline["exams"]] == [1, 4, 7]
+    other = api.get(f"/api/v1/patients/{cohort.others[0].pk}/timeline/").json()
+    assert other["day_zero"] == "first exam" and other["exams"][0]["x"] == 0.0
+    # The clinician's timeline is on a date axis.
+    clin = api_for(cohort.users["clinician"]).get(f"/api/v1/patients/{cohort.patient.pk}/timeline/").json()
+    assert clin["time_axis"] == "date" and clin["exams"][0]["x"].startswith("2026-03-02")
