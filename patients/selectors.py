@@ -126,3 +126,47 @@ def agreement_report(*, study: Study, rater: str | None, model: str | None) -> d
     result = agreement([r for _, r, _ in pairs], [m for _, _, m in pairs])
     return {"study": study.pk, "rater": rater, "model": model, "raters": raters, "models": models,
             **result.as_dict()}
+
+
+class FramesWithheld(Exception):
+    """The user may not see this clip's pixels (the message says why)."""
+
+
+def _sector_mask(clip: ZoneClip, frames: Any) -> Any:
+    """The clip's ultrasound sector (bool [H, W]), or None when none is found; cached per clip."""
+    import numpy as np
+    from django.core.cache import cache
+
+    from patients import deid
+
+    key = f"lusweb:sector:{clip.pk}:{clip.sha256}"
+    hit = cache.get(key)
+    if hit is not None:
+        found, shape, packed = hit
+        return np.unpackbits(packed)[: shape[0] * shape[1]].reshape(shape).astype(bool) if found else None
+    sector = deid.find_sector(frames)
+    mask = sector.mask
+    cache.set(key, (sector.found, mask.shape, np.packbits(mask)), timeout=None)
+    return mask if sector.found else None
+
+
+def clip_frames_for(*, clip: ZoneClip, user: Any) -> Any:
+    """The decoded frames (uint8 [T, H, W]) as ``user`` may see them.
+
+    Clips of a study that keeps uploads as sent (no de-identification) still carry burned-in
+    text - names, dates, hospital - outside the ultrasound sector. Users who may not see
+    identifying data get those pixels blacked out (the sector itself is untouched, as in
+    de-identification at ingest); when no sector can be found the frames are withheld from them
+    (:class:`FramesWithheld`) rather than shown with whatever text they carry.
+    """
+    from patients import deid, permissions
+
+    frames = clip.load_frames()
+    if clip.deidentified or permissions.can_see_identifying(user, clip.exam.patient.study_id):
+        return frames
+    mask = _sector_mask(clip, frames)
+    if mask is None:
+        raise FramesWithheld(
+            "This study keeps clips as sent (not de-identified) and no ultrasound sector was found in this clip "
+            "to hide the burned-in text around it, so its images are shown to clinicians and study admins only.")
+    return deid.redact_frames(frames, mask)

@@ -432,7 +432,10 @@ def clip_frame(request: HttpRequest, pk: int, index: int) -> HttpResponse:
     from PIL import Image
 
     clip = _clip_for(request, pk)
-    frames = clip.load_frames()
+    try:
+        frames = selectors.clip_frames_for(clip=clip, user=request.user)
+    except selectors.FramesWithheld as exc:
+        return HttpResponse(str(exc), status=403, content_type="text/plain; charset=utf-8")
     if not 0 <= index < frames.shape[0]:
         raise Http404(f"frame {index} is outside 0-{frames.shape[0] - 1}")
     buf = io.BytesIO()

@@ -269,3 +269,46 @@ def test_uid_and_pseudonym_functions() -> None:
     assert a.startswith("2.25.") and len(a) <= 64 and a[5:].isdigit()
     with pytest.raises(ValueError, match="secret"):
         deid.pseudonym("", 1)
+
+
+def test_researchers_see_frames_of_a_non_deidentified_clip_without_its_burned_in_text(
+        setup: dict[str, Any], client: Any) -> None:
+    from PIL import Image
+
+    study: Study = setup["study"]
+    study.deidentify = False
+    study.save()
+    phantom, raw = _phantom_dicom(10)
+    clip = ZoneClip.objects.get(pk=_upload(setup["api"], setup["exam"], raw, "Doe.dcm").data["id"])
+    assert not clip.deidentified
+
+    def frame(role: str, index: int = 3) -> np.ndarray:
+        client.force_login(setup["users"][role])
+        response = client.get(f"/clips/{clip.pk}/frames/{index}.png")
+        assert response.status_code == 200, response.content[:200]
+        return np.asarray(Image.open(io.BytesIO(response.content)))
+
+    sector, text = phantom.sector_mask, phantom.text_mask
+    clinician, researcher = frame(Role.CLINICIAN), frame(Role.RESEARCHER)
+    assert clinician[text].max() > 0  # kept as sent: clinicians see the burned-in text
+    assert researcher[text].max() == 0  # researchers do not
+    assert np.array_equal(researcher[sector], clinician[sector])  # the image itself is untouched
+    assert np.array_equal(frame(Role.RESEARCHER, 0)[sector], clip.load_frames()[0][sector])
+
+
+def test_frames_without_a_sector_are_withheld_from_researchers(setup: dict[str, Any], client: Any) -> None:
+    study: Study = setup["study"]
+    study.deidentify = False
+    study.save()
+    noise = np.random.default_rng(0).integers(40, 255, (96, 96), dtype=np.uint8)  # bright edge to edge
+    buf = io.BytesIO()
+    from PIL import Image
+
+    Image.fromarray(noise).save(buf, format="PNG")
+    clip = ZoneClip.objects.get(pk=_upload(setup["api"], setup["exam"], buf.getvalue(), "still.png").data["id"])
+    assert not deid.find_sector(clip.load_frames()).found
+    client.force_login(setup["users"][Role.RESEARCHER])
+    response = client.get(f"/clips/{clip.pk}/frames/0.png")
+    assert response.status_code == 403 and b"no ultrasound sector was found" in response.content
+    client.force_login(setup["users"][Role.CLINICIAN])
+    assert client.get(f"/clips/{clip.pk}/frames/0.png").status_code == 200
