@@ -376,6 +376,7 @@ def clip_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "patients/clip_detail.html", {
         "clip": clip, "exam": clip.exam, "patient": clip.exam.patient, "study": clip.exam.study,
         "clock": chrono.clock_for(user=request.user, patient=clip.exam.patient),
+        "identifying": permissions.can_see_identifying(request.user, clip.exam.study),
     })
 
 

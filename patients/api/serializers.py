@@ -34,6 +34,7 @@ class PatientTimeMixin:
 
     TIME_FIELD: ClassVar[str] = ""
     HIDDEN_DATES: ClassVar[tuple[str, ...]] = ("created_at",)
+    HIDDEN_FIELDS: ClassVar[tuple[str, ...]] = ()  # other fields that may identify the patient
     context: dict[str, Any]
 
     def patient_of(self, instance: Any) -> Patient:
@@ -47,7 +48,7 @@ class PatientTimeMixin:
         clocks: dict[int, chrono.PatientClock] = self.context.setdefault("_lusweb_clocks", {})
         if patient.pk not in clocks:
             clocks[patient.pk] = chrono.clock_for(user=None, patient=patient, shows_dates=False)
-        for name in self.HIDDEN_DATES:
+        for name in self.HIDDEN_DATES + self.HIDDEN_FIELDS:
             data.pop(name, None)
         if self.TIME_FIELD:
             at: dt.datetime | None = getattr(instance, self.TIME_FIELD)
@@ -118,6 +119,8 @@ class PatientSerializer(PatientTimeMixin, serializers.ModelSerializer[Patient]):
 
 
 class ClipSerializer(PatientTimeMixin, serializers.ModelSerializer[ZoneClip]):
+    # Devices and users often name files after the patient ("DOE_JOHN_20260304.dcm").
+    HIDDEN_FIELDS = ("original_filename",)
     page_url = serializers.CharField(source="get_absolute_url", read_only=True)
     model = serializers.CharField(source="model_name", read_only=True)
 

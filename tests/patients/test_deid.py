@@ -272,7 +272,7 @@ def test_uid_and_pseudonym_functions() -> None:
 
 
 def test_researchers_see_frames_of_a_non_deidentified_clip_without_its_burned_in_text(
-        setup: dict[str, Any], client: Any) -> None:
+        setup: dict[str, Any], client: Any, api_for: Callable[..., APIClient]) -> None:
     from PIL import Image
 
     study: Study = setup["study"]
@@ -294,6 +294,12 @@ def test_researchers_see_frames_of_a_non_deidentified_clip_without_its_burned_in
     assert researcher[text].max() == 0  # researchers do not
     assert np.array_equal(researcher[sector], clinician[sector])  # the image itself is untouched
     assert np.array_equal(frame(Role.RESEARCHER, 0)[sector], clip.load_frames()[0][sector])
+    # Nor the file name, which often carries the patient's name (the clinician sees it).
+    assert b"Doe.dcm" not in client.get(f"/clips/{clip.pk}/").content
+    assert "original_filename" not in api_for(setup["users"][Role.RESEARCHER]).get(f"/api/v1/clips/{clip.pk}/").data
+    assert setup["api"].get(f"/api/v1/clips/{clip.pk}/").data["original_filename"] == "Doe.dcm"
+    client.force_login(setup["users"][Role.CLINICIAN])
+    assert b"Doe.dcm" in client.get(f"/clips/{clip.pk}/").content
 
 
 def test_frames_without_a_sector_are_withheld_from_researchers(setup: dict[str, Any], client: Any) -> None:
