@@ -150,6 +150,7 @@ class ClipCreateSerializer(ClipUploadSerializer):
 
 class ExamSerializer(PatientTimeMixin, serializers.ModelSerializer[Exam]):
     TIME_FIELD = "acquired_at"
+    HIDDEN_FIELDS = ("notes",)  # free text: clinicians write names, dates and places in it
     protocol = serializers.ChoiceField(choices=list(PROTOCOLS), required=False)
     zones = serializers.SerializerMethodField()
     missing_zones = serializers.SerializerMethodField()

@@ -78,6 +78,8 @@ def test_researcher_api_gives_days_since_day_zero(cohort: Cohort, api_for: Calla
     api = api_for(cohort.users["researcher"])
     exam = api.get(f"/api/v1/exams/{cohort.exams[0].pk}/").json()
     assert "acquired_at" not in exam and "created_at" not in exam
+    assert "notes" not in exam  # free text
+    assert "notes" in api_for(cohort.users["clinician"]).get(f"/api/v1/exams/{cohort.exams[0].pk}/").json()
     assert exam["day"] == pytest.approx(1 + 10 / 24, abs=0.01) and exam["day_zero"] == "admission"  # 2026-03-02 10:00
     patient = api.get(f"/api/v1/patients/{cohort.patient.pk}/").json()
     assert "admission_date" not in patient
