@@ -217,13 +217,19 @@ def test_without_keep_original_nothing_identifying_is_stored(setup: dict[str, An
     assert client.get(f"/clips/{clip.pk}/source/").status_code == 404
 
 
-def test_original_of_a_non_deidentified_clip_is_for_clinicians_only(setup: dict[str, Any], client: Any) -> None:
+def _kept_as_sent(setup: dict[str, Any], data: bytes, name: str) -> ZoneClip:
+    """Upload ``data`` to a study switched to keeping clips as sent (no de-identification)."""
     study: Study = setup["study"]
     study.deidentify = False
     study.save()
-    _phantom, raw = _phantom_dicom(9)
-    clip = ZoneClip.objects.get(pk=_upload(setup["api"], setup["exam"], raw, "Doe.dcm").data["id"])
+    clip = ZoneClip.objects.get(pk=_upload(setup["api"], setup["exam"], data, name).data["id"])
     assert not clip.deidentified
+    return clip
+
+
+def test_original_of_a_non_deidentified_clip_is_for_clinicians_only(setup: dict[str, Any], client: Any) -> None:
+    _phantom, raw = _phantom_dicom(9)
+    clip = _kept_as_sent(setup, raw, "Doe.dcm")
     client.force_login(setup["users"][Role.RESEARCHER])
     assert client.get(f"/clips/{clip.pk}/original/").status_code == 403
     client.force_login(setup["users"][Role.STUDY_ADMIN])
@@ -275,12 +281,8 @@ def test_researchers_see_frames_of_a_non_deidentified_clip_without_its_burned_in
         setup: dict[str, Any], client: Any, api_for: Callable[..., APIClient]) -> None:
     from PIL import Image
 
-    study: Study = setup["study"]
-    study.deidentify = False
-    study.save()
     phantom, raw = _phantom_dicom(10)
-    clip = ZoneClip.objects.get(pk=_upload(setup["api"], setup["exam"], raw, "Doe.dcm").data["id"])
-    assert not clip.deidentified
+    clip = _kept_as_sent(setup, raw, "Doe.dcm")
 
     def frame(role: str, index: int = 3) -> np.ndarray:
         client.force_login(setup["users"][role])
@@ -303,15 +305,12 @@ def test_researchers_see_frames_of_a_non_deidentified_clip_without_its_burned_in
 
 
 def test_frames_without_a_sector_are_withheld_from_researchers(setup: dict[str, Any], client: Any) -> None:
-    study: Study = setup["study"]
-    study.deidentify = False
-    study.save()
-    noise = np.random.default_rng(0).integers(40, 255, (96, 96), dtype=np.uint8)  # bright edge to edge
-    buf = io.BytesIO()
     from PIL import Image
 
+    noise = np.random.default_rng(0).integers(40, 255, (96, 96), dtype=np.uint8)  # bright edge to edge
+    buf = io.BytesIO()
     Image.fromarray(noise).save(buf, format="PNG")
-    clip = ZoneClip.objects.get(pk=_upload(setup["api"], setup["exam"], buf.getvalue(), "still.png").data["id"])
+    clip = _kept_as_sent(setup, buf.getvalue(), "still.png")
     assert not deid.find_sector(clip.load_frames()).found
     client.force_login(setup["users"][Role.RESEARCHER])
     response = client.get(f"/clips/{clip.pk}/frames/0.png")
