@@ -150,8 +150,8 @@ def _sector_mask(clip: ZoneClip, frames: Any) -> Any:
     return mask if sector.found else None
 
 
-def clip_frames_for(*, clip: ZoneClip, user: Any) -> Any:
-    """The decoded frames (uint8 [T, H, W]) as ``user`` may see them.
+def clip_frame_for(*, clip: ZoneClip, user: Any, index: int) -> Any:
+    """Frame ``index`` of the clip (uint8 [H, W]) as ``user`` may see it; ``IndexError`` outside the clip.
 
     Clips of a study that keeps uploads as sent (no de-identification) still carry burned-in
     text - names, dates, hospital - outside the ultrasound sector. Users who may not see
@@ -159,14 +159,19 @@ def clip_frames_for(*, clip: ZoneClip, user: Any) -> Any:
     de-identification at ingest); when no sector can be found the frames are withheld from them
     (:class:`FramesWithheld`) rather than shown with whatever text they carry.
     """
-    from patients import deid, permissions
+    from patients import permissions
 
     frames = clip.load_frames()
+    if not 0 <= index < frames.shape[0]:
+        raise IndexError(f"frame {index} is outside 0-{frames.shape[0] - 1}")
+    frame = frames[index]
     if clip.deidentified or permissions.can_see_identifying(user, clip.exam.patient.study_id):
-        return frames
+        return frame
     mask = _sector_mask(clip, frames)
     if mask is None:
         raise FramesWithheld(
             "This study keeps clips as sent (not de-identified) and no ultrasound sector was found in this clip "
             "to hide the burned-in text around it, so its images are shown to clinicians and study admins only.")
-    return deid.redact_frames(frames, mask)
+    out = frame.copy()
+    out[~mask] = 0
+    return out

@@ -434,13 +434,13 @@ def clip_frame(request: HttpRequest, pk: int, index: int) -> HttpResponse:
 
     clip = _clip_for(request, pk)
     try:
-        frames = selectors.clip_frames_for(clip=clip, user=request.user)
+        frame = selectors.clip_frame_for(clip=clip, user=request.user, index=index)
+    except IndexError as exc:
+        raise Http404(str(exc)) from None
     except selectors.FramesWithheld as exc:
         return HttpResponse(str(exc), status=403, content_type="text/plain; charset=utf-8")
-    if not 0 <= index < frames.shape[0]:
-        raise Http404(f"frame {index} is outside 0-{frames.shape[0] - 1}")
     buf = io.BytesIO()
-    Image.fromarray(frames[index]).save(buf, format="PNG", compress_level=1)
+    Image.fromarray(frame).save(buf, format="PNG", compress_level=1)
     response = HttpResponse(buf.getvalue(), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response

@@ -296,6 +296,7 @@ def test_researchers_see_frames_of_a_non_deidentified_clip_without_its_burned_in
     assert researcher[text].max() == 0  # researchers do not
     assert np.array_equal(researcher[sector], clinician[sector])  # the image itself is untouched
     assert np.array_equal(frame(Role.RESEARCHER, 0)[sector], clip.load_frames()[0][sector])
+    assert client.get(f"/clips/{clip.pk}/frames/{clip.frame_count}.png").status_code == 404  # one past the end
     # Nor the file name, which often carries the patient's name (the clinician sees it).
     assert b"Doe.dcm" not in client.get(f"/clips/{clip.pk}/").content
     assert "original_filename" not in api_for(setup["users"][Role.RESEARCHER]).get(f"/api/v1/clips/{clip.pk}/").data
