@@ -17,7 +17,14 @@ from pathlib import Path
 import numpy as np
 
 from scoring.core.nets import FINDINGS
-from scoring.core.preprocess import PreprocessConfig, preprocess_clip
+from scoring.core.preprocess import (
+    PreprocessConfig,
+    apply_geometry,
+    find_sector,
+    geometry_for,
+    preprocess_clip,
+    to_grey,
+)
 
 CACHE_ROOT = Path(os.environ.get("LUSWEB_CACHE", Path.home() / ".cache" / "lusweb"))
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -170,22 +177,56 @@ def _key(path: str | Path, cfg: PreprocessConfig, extra: str = "") -> str:
     return hashlib.sha1(raw.encode()).hexdigest()[:20]
 
 
+def _cache_file(path: str | Path, cfg: PreprocessConfig, max_frames: int) -> Path:
+    d = CACHE_ROOT / "frames"
+    d.mkdir(parents=True, exist_ok=True)
+    return d / f"{_key(path, cfg, str(max_frames))}.npy"
+
+
+def _decode_subsampled(path: str | Path, max_frames: int) -> np.ndarray:
+    raw, _ = decode_frames(path)
+    if max_frames and raw.shape[0] > max_frames:
+        raw = raw[np.linspace(0, raw.shape[0] - 1, max_frames).round().astype(int)]
+    return raw
+
+
+def _save(f: Path, u8: np.ndarray) -> None:
+    tmp = f.with_suffix(".tmp.npy")
+    np.save(tmp, u8)
+    os.replace(tmp, f)  # a concurrent reader never sees half a file
+
+
 def cached_frames(path: str | Path, cfg: PreprocessConfig, max_frames: int = 0) -> np.ndarray:
     """Preprocessed frames as uint8 [T,size,size] (from the cache or computed and cached).
 
     ``max_frames`` > 0 subsamples long clips uniformly (POCUS has clips of 1000+ frames).
     """
-    d = CACHE_ROOT / "frames"
-    d.mkdir(parents=True, exist_ok=True)
-    f = d / f"{_key(path, cfg, str(max_frames))}.npy"
+    f = _cache_file(path, cfg, max_frames)
     if f.exists():
         return np.load(f)
-    raw, _ = decode_frames(path)
-    if max_frames and raw.shape[0] > max_frames:
-        raw = raw[np.linspace(0, raw.shape[0] - 1, max_frames).round().astype(int)]
-    x, _ = preprocess_clip(raw, cfg)
+    x, _ = preprocess_clip(_decode_subsampled(path, max_frames), cfg)
     u8 = np.round(x * 255).astype(np.uint8)
-    tmp = f.with_suffix(".tmp.npy")
-    np.save(tmp, u8)
-    os.replace(tmp, f)
+    _save(f, u8)
     return u8
+
+
+def cached_views(path: str | Path, cfg: PreprocessConfig, hires_size: int,
+                 max_frames: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`cached_frames` on ``cfg.size`` and on a ``hires_size`` canvas, decoding the clip and
+    finding its sector once for both (the sector does not depend on the canvas size).
+
+    The two arrays are exactly what two :func:`cached_frames` calls return, and share their
+    cache files.
+    """
+    hcfg = PreprocessConfig(**{**cfg.to_dict(), "size": hires_size})  # type: ignore[arg-type]
+    files = (_cache_file(path, cfg, max_frames), _cache_file(path, hcfg, max_frames))
+    if all(f.exists() for f in files):
+        return np.load(files[0]), np.load(files[1])
+    grey = to_grey(_decode_subsampled(path, max_frames))
+    mask = find_sector(grey, cfg)
+    out = []
+    for f, c in zip(files, (cfg, hcfg), strict=True):
+        u8 = np.round(apply_geometry(grey, geometry_for(mask, c.size)) * 255).astype(np.uint8)
+        _save(f, u8)
+        out.append(u8)
+    return out[0], out[1]

@@ -39,7 +39,7 @@ import torch
 from scipy.special import expit
 
 from scoring.core.aggregate import UninormAggregator, get_aggregator
-from scoring.core.datasets import CACHE_ROOT, ClipRecord, cached_frames
+from scoring.core.datasets import CACHE_ROOT, ClipRecord, cached_frames, cached_views
 from scoring.core.features import HAND_NAMES, handcrafted_features
 from scoring.core.metrics import classification_report
 from scoring.core.nets import FINDINGS, LITE0_BLOCK_CHANNELS, LITE_MEAN, LITE_STD, SCORE_CLASSES, fuse_bn_, load_lite0
@@ -292,14 +292,14 @@ def featurize_records(records: Sequence[ClipRecord], recipe: Recipe, fz: Featuri
             continue
         if fz is None:
             fz = Featurizer(recipe)
-        u8 = cached_frames(r.path, cfg, max_frames)
-        x = normalise_intensity(u8.astype(np.float32) / 255.0, cfg.intensity)
         views = None
         if recipe.hires_size:
-            # Same sector detection (it does not depend on the canvas size), larger canvas.
-            hcfg = PreprocessConfig(**{**cfg.to_dict(), "size": recipe.hires_size})  # type: ignore[arg-type]
-            views = [normalise_intensity(cached_frames(r.path, hcfg, max_frames).astype(np.float32) / 255.0,
-                                         cfg.intensity)]
+            # One decode and one sector detection for both canvases.
+            u8, u8h = cached_views(r.path, cfg, recipe.hires_size, max_frames)
+            views = [normalise_intensity(u8h.astype(np.float32) / 255.0, cfg.intensity)]
+        else:
+            u8 = cached_frames(r.path, cfg, max_frames)
+        x = normalise_intensity(u8.astype(np.float32) / 255.0, cfg.intensity)
         feat = fz.clips([x], views)[0]
         np.savez(f, frame=feat["frame"], summary=feat["summary"], hires=feat["hires"])
         out.append(feat)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -31,3 +32,33 @@ def test_pocus_index(shared_data: Path) -> None:
     assert all(0 <= r.score <= 3 and r.patient.startswith("pocus_") for r in recs)
     f = np.stack([r.findings_vector() for r in recs])
     assert (f[:, FINDINGS.index("consolidation")] != UNKNOWN).mean() > 0.8
+
+
+def test_cached_views_decode_once_and_equal_two_cached_frames(tmp_path: Path, monkeypatch: Any) -> None:
+    from scoring.core import datasets
+    from scoring.core.phantoms import PhantomSpec, render_phantom, write_mp4
+    from scoring.core.preprocess import PreprocessConfig
+
+    clip = tmp_path / "clip.mp4"
+    write_mp4(render_phantom(PhantomSpec(n_frames=10, seed=3, burned_in_text=True)), str(clip))
+    cfg = PreprocessConfig(size=112, intensity="p99")
+    decoded: list[str] = []
+    real = datasets.decode_frames
+
+    def counting(path: Any) -> Any:
+        decoded.append(str(path))
+        return real(path)
+
+    monkeypatch.setattr(datasets, "decode_frames", counting)
+    monkeypatch.setattr(datasets, "CACHE_ROOT", tmp_path / "views")
+    small, big = datasets.cached_views(clip, cfg, 224, max_frames=8)
+    assert len(decoded) == 1 and small.shape == (8, 112, 112) and big.shape == (8, 224, 224)
+    assert small.dtype == big.dtype == np.uint8 and small.max() > 0
+    again = datasets.cached_views(clip, cfg, 224, max_frames=8)  # from the cache
+    assert len(decoded) == 1 and all(np.array_equal(a, b) for a, b in zip(again, (small, big), strict=True))
+    # Exactly what two separate cached_frames calls compute (fresh cache, two decodes).
+    monkeypatch.setattr(datasets, "CACHE_ROOT", tmp_path / "frames")
+    hcfg = PreprocessConfig(size=224, intensity="p99")
+    assert np.array_equal(datasets.cached_frames(clip, cfg, 8), small)
+    assert np.array_equal(datasets.cached_frames(clip, hcfg, 8), big)
+    assert len(decoded) == 3
