@@ -30,6 +30,11 @@ def local(when: dt.datetime) -> dt.datetime:
     return timezone.localtime(when) if timezone.is_aware(when) else when
 
 
+def plot_time(when: dt.datetime) -> str:
+    """Local wall-clock time as Plotly date strings expect (Plotly ignores time-zone offsets)."""
+    return local(when).strftime("%Y-%m-%d %H:%M:%S")
+
+
 def day_zero(admission_date: dt.date | None, first_exam_at: dt.datetime | None) -> tuple[dt.datetime | None, str]:
     """Day 0 of a patient and its kind: admission 00:00 local time, else the first exam."""
     if admission_date is not None:
@@ -81,18 +86,11 @@ class PatientClock:
 
     def x(self, at: dt.datetime) -> str | float | None:
         """Plot coordinate: local wall-clock time for a Plotly date axis, or days since day 0."""
-        if self.shows_dates:
-            # Plotly ignores time-zone offsets in date strings: give it local wall-clock time.
-            return local(at).strftime("%Y-%m-%d %H:%M:%S")
-        return self.day(at)
+        return plot_time(at) if self.shows_dates else self.day(at)
 
     def date(self, value: dt.date | None) -> str | None:
         """A calendar date (admission) for those who may see it, else None."""
         return value.isoformat() if value is not None and self.shows_dates else None
-
-    def as_json(self) -> dict[str, Any]:
-        """What a page's script needs to draw and label its time axis."""
-        return {"axis": self.axis, "axis_title": self.axis_title, "day_zero": self.origin_kind or None}
 
 
 def clock_for(*, user: Any, patient: Patient, first_exam_at: dt.datetime | None = None,

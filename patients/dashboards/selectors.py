@@ -15,7 +15,6 @@ from django.db.models import Count, QuerySet
 from django.http import Http404
 from django.shortcuts import get_object_or_404
 from django.urls import reverse
-from django.utils import timezone
 
 from patients import chrono, permissions
 from patients.dashboards import stats
@@ -65,15 +64,6 @@ def _chunks(items: Sequence[T], size: int = 500) -> Iterable[Sequence[T]]:
     # SQLite caps the number of query parameters; chunking keeps large studies working.
     for i in range(0, len(items), size):
         yield items[i:i + size]
-
-
-def _local(when: dt.datetime) -> dt.datetime:
-    return timezone.localtime(when) if timezone.is_aware(when) else when
-
-
-def _plot_time(when: dt.datetime) -> str:
-    """Local wall-clock time as Plotly date strings expect (Plotly ignores time-zone offsets)."""
-    return _local(when).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _clip_url(clip_id: int | None) -> str | None:
@@ -190,13 +180,13 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
     exam_rows = []
     for e in exams:
         score, sev = e["score"], e["severity"]
-        local = _local(e["acquired_at"])
+        local = chrono.local(e["acquired_at"])
         present = set(e["clips"])
         exam_protocol = get_protocol(e["protocol"])
         exam_rows.append({
             "id": e["id"],
             "acquired_at": local.isoformat() if dates else None,
-            "time": _plot_time(e["acquired_at"]) if dates else None,
+            "time": chrono.plot_time(e["acquired_at"]) if dates else None,
             "x": clock.x(e["acquired_at"]), "label": clock.label(e["acquired_at"]),
             "day": _day(clock, local, admission),
             "luss": score["luss"] if score else None,
@@ -222,10 +212,10 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
     gases = []
     for g in BloodGas.objects.filter(patient=patient).order_by("sampled_at", "pk").values(
             "id", "sampled_at", "paco2_mmhg", "pao2_mmhg", "fio2", "ph"):
-        local = _local(g["sampled_at"])
+        local = chrono.local(g["sampled_at"])
         gases.append({
             "id": g["id"], "sampled_at": local.isoformat() if dates else None,
-            "time": _plot_time(g["sampled_at"]) if dates else None,
+            "time": chrono.plot_time(g["sampled_at"]) if dates else None,
             "x": clock.x(g["sampled_at"]), "label": clock.label(g["sampled_at"]),
             "day": _day(clock, local, admission),
             "paco2_mmhg": g["paco2_mmhg"], "pao2_mmhg": g["pao2_mmhg"], "fio2": g["fio2"],
@@ -400,9 +390,9 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
         "exams": len(exams), "exams_with_score": scored,
         "pairs": [
             {"exam": p.exam, "patient": p.group, "patient_code": codes.get(p.group, ""), "score": p.score,
-             "gas": p.value, "gas_sampled_at": _local(p.gas_at).isoformat() if dates else None,
-             "exam_acquired_at": _local(p.exam_at).isoformat() if dates else None,
-             "exam_time": _plot_time(p.exam_at) if dates else None,
+             "gas": p.value, "gas_sampled_at": chrono.local(p.gas_at).isoformat() if dates else None,
+             "exam_acquired_at": chrono.local(p.exam_at).isoformat() if dates else None,
+             "exam_time": chrono.plot_time(p.exam_at) if dates else None,
              "exam_label": clocks[p.group].label(p.exam_at), "exam_day": clocks[p.group].day(p.exam_at),
              "hours_apart": round(p.hours_apart, 3), "exam_url": reverse("exam-detail", args=[p.exam])}
             for p in pairs
