@@ -25,9 +25,6 @@ class JobSerializer(PatientTimeMixin, serializers.ModelSerializer[ScoringJob]):
     def patient_of(self, instance: Any) -> Patient:
         return instance.exam.patient  # type: ignore[no-any-return]
 
-    def to_representation(self, instance: ScoringJob) -> dict[str, Any]:
-        return self.hide_dates(instance, super().to_representation(instance))
-
     class Meta:
         model = ScoringJob
         fields = ["id", "exam", "status", "progress", "step", "error", "reason", "model_version", "worker",

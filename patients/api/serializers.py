@@ -40,6 +40,9 @@ class PatientTimeMixin:
     def patient_of(self, instance: Any) -> Patient:
         return instance.patient  # type: ignore[no-any-return]
 
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        return self.hide_dates(instance, super().to_representation(instance))  # type: ignore[misc]  # a mixin: the serializer comes next in the MRO
+
     def hide_dates(self, instance: Any, data: dict[str, Any]) -> dict[str, Any]:
         request = self.context.get("request")
         patient = self.patient_of(instance)
@@ -112,7 +115,7 @@ class PatientSerializer(PatientTimeMixin, serializers.ModelSerializer[Patient]):
         if request is None or not permissions.can_see_identifying(request.user, instance.study_id):
             for field in Patient.IDENTIFYING_FIELDS:
                 data.pop(field, None)
-        return self.hide_dates(instance, data)
+        return data
 
     def patient_of(self, instance: Any) -> Patient:
         return instance  # type: ignore[no-any-return]
@@ -126,9 +129,6 @@ class ClipSerializer(PatientTimeMixin, serializers.ModelSerializer[ZoneClip]):
 
     def patient_of(self, instance: Any) -> Patient:
         return instance.exam.patient  # type: ignore[no-any-return]
-
-    def to_representation(self, instance: ZoneClip) -> dict[str, Any]:
-        return self.hide_dates(instance, super().to_representation(instance))
 
     class Meta:
         model = ZoneClip
@@ -171,9 +171,6 @@ class ExamSerializer(PatientTimeMixin, serializers.ModelSerializer[Exam]):
                   "created_at", "zones", "missing_zones", "clips", "scores", "severity", "page_url"]
         read_only_fields = ["created_at"]
 
-    def to_representation(self, instance: Exam) -> dict[str, Any]:
-        return self.hide_dates(instance, super().to_representation(instance))
-
     def get_zones(self, obj: Exam) -> list[str]:
         return list(obj.zone_codes)
 
@@ -211,9 +208,6 @@ class BloodGasSerializer(PatientTimeMixin, serializers.ModelSerializer[BloodGas]
                   "lactate", "sao2", "fio2", "pf_ratio", "unit_entered", "created_at"]
         read_only_fields = ["paco2_mmhg", "pao2_mmhg", "unit_entered", "created_at"]
 
-    def to_representation(self, instance: BloodGas) -> dict[str, Any]:
-        return self.hide_dates(instance, super().to_representation(instance))
-
 
 class ClinicalInfoSerializer(PatientTimeMixin, serializers.ModelSerializer[ClinicalInfo]):
     TIME_FIELD = "recorded_at"
@@ -222,9 +216,6 @@ class ClinicalInfoSerializer(PatientTimeMixin, serializers.ModelSerializer[Clini
         model = ClinicalInfo
         exclude = ["patient"]
         read_only_fields = ["created_at"]
-
-    def to_representation(self, instance: ClinicalInfo) -> dict[str, Any]:
-        return self.hide_dates(instance, super().to_representation(instance))
 
 
 class MemberRoleSerializer(serializers.Serializer[Any]):
@@ -246,9 +237,6 @@ class OverrideSerializer(PatientTimeMixin, serializers.ModelSerializer[ScoreOver
 
     def patient_of(self, instance: Any) -> Patient:
         return instance.clip.exam.patient  # type: ignore[no-any-return]
-
-    def to_representation(self, instance: ScoreOverride) -> dict[str, Any]:
-        return self.hide_dates(instance, super().to_representation(instance))
 
     class Meta:
         model = ScoreOverride
