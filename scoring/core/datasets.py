@@ -17,14 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from scoring.core.nets import FINDINGS
-from scoring.core.preprocess import (
-    PreprocessConfig,
-    apply_geometry,
-    find_sector,
-    geometry_for,
-    preprocess_clip,
-    to_grey,
-)
+from scoring.core.preprocess import PreprocessConfig, apply_geometry, geometry_for, preprocess_clip, to_grey
 
 CACHE_ROOT = Path(os.environ.get("LUSWEB_CACHE", Path.home() / ".cache" / "lusweb"))
 IMAGE_EXT = {".jpg", ".jpeg", ".png", ".bmp"}
@@ -223,10 +216,13 @@ def cached_views(path: str | Path, cfg: PreprocessConfig, hires_size: int,
     if all(f.exists() for f in files):
         return np.load(files[0]), np.load(files[1])
     grey = to_grey(_decode_subsampled(path, max_frames))
-    mask = find_sector(grey, cfg)
+    # As preprocess.model_input_views: the small view is the full pipeline, the large one
+    # reuses its sector mask.
+    x, geom = preprocess_clip(grey, cfg)
+    xh = apply_geometry(grey, geometry_for(geom.mask, hires_size))
     out = []
-    for f, c in zip(files, (cfg, hcfg), strict=True):
-        u8 = np.round(apply_geometry(grey, geometry_for(mask, c.size)) * 255).astype(np.uint8)
+    for f, v in zip(files, (x, xh), strict=True):
+        u8 = np.round(v * 255).astype(np.uint8)
         _save(f, u8)
         out.append(u8)
     return out[0], out[1]
