@@ -308,6 +308,7 @@ def exam_detail(request: HttpRequest, pk: int) -> HttpResponse:
     return render(request, "patients/exam_detail.html", {
         "exam": exam, "patient": exam.patient, "study": exam.study, "role": role, "can_write": can_write,
         "clock": chrono.clock_for(user=request.user, patient=exam.patient),
+        "identifying": permissions.can_see_identifying(request.user, exam.study),
         "is_admin": role in permissions.ADMIN_ROLES and not exam.study.archived,
         "zones": zones, "protocol": protocol, "missing": [z["zone"].code for z in zones if z["clip"] is None],
         "form": form, "scores": scores, "progress_pct": round(100 * (scores["progress"] or 0)),

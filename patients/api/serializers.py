@@ -150,7 +150,9 @@ class ClipCreateSerializer(ClipUploadSerializer):
 
 class ExamSerializer(PatientTimeMixin, serializers.ModelSerializer[Exam]):
     TIME_FIELD = "acquired_at"
-    HIDDEN_FIELDS = ("notes",)  # free text: clinicians write names, dates and places in it
+    # Free text (clinicians write names, dates and places in it) and the operator's name, which
+    # DICOM's de-identification profile removes too (Operators' Name).
+    HIDDEN_FIELDS = ("notes", "operator")
     protocol = serializers.ChoiceField(choices=list(PROTOCOLS), required=False)
     zones = serializers.SerializerMethodField()
     missing_zones = serializers.SerializerMethodField()
@@ -233,6 +235,7 @@ class OverrideInputSerializer(serializers.Serializer[Any]):
 
 class OverrideSerializer(PatientTimeMixin, serializers.ModelSerializer[ScoreOverride]):
     TIME_FIELD = "at"
+    HIDDEN_FIELDS = ("reason",)  # free text, like an exam's notes
     by = serializers.CharField(source="by.username", default=None, read_only=True)
 
     def patient_of(self, instance: Any) -> Patient:

@@ -94,3 +94,26 @@ def test_researcher_api_gives_days_since_day_zero(cohort: Cohort, api_for: Calla
     # The clinician's timeline is on a date axis.
     clin = api_for(cohort.users["clinician"]).get(f"/api/v1/patients/{cohort.patient.pk}/timeline/").json()
     assert clin["time_axis"] == "date" and clin["exams"][0]["x"].startswith("2026-03-02")
+
+
+def test_researcher_sees_no_operator_or_override_reason(cohort: Cohort, api_for: Callable[..., Any]) -> None:
+    """Names of staff and free text can identify the patient: researchers get neither, clinicians both."""
+    from patients.models import Exam, ScoreOverride
+
+    Exam.objects.filter(pk__in=[e.pk for e in cohort.exams]).update(operator="Dr Greta Operatorson")
+    clip = cohort.exams[0].clips.get(zone="R1")
+    ScoreOverride.objects.create(clip=clip, score=3, reason="seen at bedside by Dr Reasonwright",
+                                 by=cohort.users["clinician"])
+    secret = re.compile(r"Operatorson|Reasonwright")
+    researcher = _bodies(cohort, "researcher", api_for)
+    assert {url: secret.findall(b) for url, b in researcher.items() if secret.search(b)} == {}
+    clinician = _bodies(cohort, "clinician", api_for)
+    assert "Operatorson" in clinician[f"/exams/{cohort.exams[0].pk}/"]
+    assert "Operatorson" in clinician[f"/patients/{cohort.patient.pk}/"]
+    assert "Operatorson" in clinician[f"/api/v1/exams/{cohort.exams[0].pk}/"]
+    assert "Reasonwright" in clinician[f"/exams/{cohort.exams[0].pk}/"]
+    assert "Reasonwright" in clinician[f"/api/v1/clips/{clip.pk}/override/"]
+    # The researcher still sees that a clinician overrode the zone, and to what.
+    overrides = api_for(cohort.users["researcher"]).get(f"/api/v1/clips/{clip.pk}/override/").json()
+    latest = overrides[0] if isinstance(overrides, list) else overrides
+    assert "reason" not in latest and latest["score"] in (2, 3)
