@@ -7,8 +7,8 @@ import pytest
 from django.core.management import call_command
 from django.test import Client
 
-from patients.management.commands.demo_seed import DEMO_STUDY, DEMO_USERS
-from patients.models import BloodGas, ClinicalInfo, Exam, Membership, Study, ZoneClip
+from patients.management.commands.demo_seed import DEMO_STUDY, DEMO_USERS, PHANTOM_RATER
+from patients.models import BloodGas, ClinicalInfo, Exam, Membership, Study, ZoneAnnotation, ZoneClip
 
 pytestmark = pytest.mark.django_db
 
@@ -26,6 +26,14 @@ def test_demo_seed_creates_users_study_and_cohort() -> None:
     assert set(clips.values_list("format", flat=True)) == {"dicom", "mp4"}
     assert ClinicalInfo.objects.filter(patient__study=study).count() == 2
     assert BloodGas.objects.filter(patient__study=study).count() == 4
+    # Every clip carries the score it was drawn with, as a rater the agreement page can compare.
+    design = ZoneAnnotation.objects.filter(clip__exam__patient__study=study, rater=PHANTOM_RATER)
+    assert design.count() == clips.count()
+    assert set(design.values_list("score", flat=True)) <= {0, 1, 2, 3}
+    assert len(set(design.values_list("score", flat=True))) >= 2  # a course, not one score everywhere
+    a = design.first()
+    assert a is not None and set(a.findings) >= {"a_lines", "b_lines"}
+    assert a.score == 0 or any(a.findings.values())  # a score above 0 comes with a finding drawn
     printed = out.getvalue()
     for username, password, _role in DEMO_USERS:
         assert username in printed and password in printed

@@ -21,6 +21,12 @@ from patients.models import KPA_TO_MMHG, Membership, Patient, Role, Study
 from patients.protocols import get_protocol
 
 DEMO_STUDY = "Demo ward (synthetic)"
+PHANTOM_RATER = "phantom-design"
+DEMO_DESCRIPTION = (
+    "Synthetic patients followed from admission to rehabilitation. Phantom clips, not real data. "
+    "The scorer was trained on real clips (COVID-BLUES, Philips Lumify) and reads most phantoms as "
+    f"score 2; the score each phantom was drawn with is stored as rater '{PHANTOM_RATER}' (see Agreement)."
+)
 DEMO_USERS = [
     ("demo_admin", "lusweb-admin-demo", Role.STUDY_ADMIN),
     ("demo_clinician", "lusweb-clinician-demo", Role.CLINICIAN),
@@ -68,7 +74,7 @@ class Command(BaseCommand):
         if study is None:
             study = services.study_create(
                 name=DEMO_STUDY, protocol="12-zone", created_by=users["demo_admin"],
-                description="Synthetic patients followed from admission to rehabilitation. Phantom clips, not real data.",
+                description=DEMO_DESCRIPTION,
             )
         for username, _password, role in DEMO_USERS:
             Membership.objects.update_or_create(study=study, user=users[username], defaults={"role": role})
@@ -127,8 +133,14 @@ class Command(BaseCommand):
                                 patient_id=patient.hospital_number)
                 else:
                     write_mp4(phantom, path)
-                services.clip_ingest(exam=exam, upload=SimpleUploadedFile(path.name, path.read_bytes()), zone=zone,
-                                     by=clinician, filename=path.name)
+                ingested = services.clip_ingest(exam=exam, upload=SimpleUploadedFile(path.name, path.read_bytes()),
+                                                zone=zone, by=clinician, filename=path.name)
+                # The score the phantom was drawn with, as a rater: the agreement page then shows
+                # how the model (trained on real clips) reads synthetic ones.
+                services.annotation_set(
+                    clip=ingested.clip, rater=PHANTOM_RATER, by=clinician, score=phantom.clip_score,
+                    findings={k: bool(v.any()) for k, v in phantom.frame_findings.items()},
+                    comment="score and findings drawn into the phantom")
             luss = int(scores.sum())
             # PaCO2 follows the lung score with noise (Hu et al. 2021: r = 0.73).
             unit = "kPa" if rng.random() < 0.5 else "mmHg"
