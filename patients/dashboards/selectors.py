@@ -349,8 +349,10 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
     """Score vs blood gas over a study's (or one patient's) exams; see ``stats.pair_nearest``.
 
     Each exam is paired with the nearest gas of the same patient within +-window hours (ties:
-    the earlier gas). Figures are null with a ``message`` when fewer than 3 pairs exist. Every
-    pair has ``exam_label`` and ``exam_day`` (days since the patient's day 0); the calendar
+    the earlier gas). Figures are null with a ``message`` when fewer than 3 pairs exist. For a
+    study, ``repeated`` is the repeated-measures (within-patient) correlation. Every
+    pair has ``exam_label`` / ``exam_day`` and ``gas_label`` / ``gas_day`` (days since the patient's
+    day 0); the calendar
     fields (``exam_acquired_at``, ``exam_time``, ``gas_sampled_at``) are null for researchers.
     """
     if (study is None) == (patient is None):
@@ -382,18 +384,24 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
              for g in gas_qs.values("id", "patient_id", "sampled_at", "paco2_mmhg", "pao2_mmhg", "fio2")]
     pairs = stats.pair_nearest(points, gases, params.window_hours)
     result = stats.correlate([p.score for p in pairs], [p.value for p in pairs])
+    # Across patients the pooled r mixes patients with each other; the within-patient figure is
+    # what a longitudinal question needs (one patient's page has only the pooled one, which is it).
+    repeated = (stats.repeated_measures_correlation([p.score for p in pairs], [p.value for p in pairs],
+                                                    [p.group for p in pairs]).as_dict()
+                if patient is None else None)
     scored = sum(1 for p in points if p.score is not None)
     return {
         **result.as_dict(),
         "score": params.score, "gas": params.gas, "unit": params.unit, "window_hours": params.window_hours,
         "score_label": params.score_label, "gas_label": params.gas_label,
-        "exams": len(exams), "exams_with_score": scored,
+        "exams": len(exams), "exams_with_score": scored, "repeated": repeated,
         "pairs": [
             {"exam": p.exam, "patient": p.group, "patient_code": codes.get(p.group, ""), "score": p.score,
              "gas": p.value, "gas_sampled_at": chrono.local(p.gas_at).isoformat() if dates else None,
              "exam_acquired_at": chrono.local(p.exam_at).isoformat() if dates else None,
              "exam_time": chrono.plot_time(p.exam_at) if dates else None,
              "exam_label": clocks[p.group].label(p.exam_at), "exam_day": clocks[p.group].day(p.exam_at),
+             "gas_label": clocks[p.group].label(p.gas_at), "gas_day": clocks[p.group].day(p.gas_at),
              "hours_apart": round(p.hours_apart, 3), "exam_url": reverse("exam-detail", args=[p.exam])}
             for p in pairs
         ],

@@ -6,12 +6,16 @@ import json
 from collections.abc import Callable
 from typing import Any
 
+import numpy as np
 import pytest
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
 from scipy import stats as sps
 
 from patients.models import KPA_TO_MMHG
+from tests.factories import BloodGasFactory, ExamFactory
+from tests.patients.dashboards import builders
 from tests.patients.dashboards.conftest import Cohort
 
 pytestmark = pytest.mark.django_db
@@ -80,7 +84,8 @@ def test_study_correlation_contract(cohort: Cohort, api_for: Callable[..., APICl
     assert data["n"] == len(pairs) == 4
     assert {frozenset(p) for p in pairs} == {frozenset({"exam", "patient", "patient_code", "score", "gas",
                                                         "gas_sampled_at", "hours_apart", "exam_acquired_at",
-                                                        "exam_time", "exam_url", "exam_label", "exam_day"})}
+                                                        "exam_time", "exam_url", "exam_label", "exam_day", "gas_label",
+                                                        "gas_day"})}
     # A researcher gets days since day 0, never a calendar time.
     assert all(p["exam_acquired_at"] is None and p["gas_sampled_at"] is None and p["exam_time"] is None
                for p in pairs)
@@ -92,6 +97,8 @@ def test_study_correlation_contract(cohort: Cohort, api_for: Callable[..., APICl
     assert by_exam[e1.pk]["exam_day"] == pytest.approx(_days_since_admission(e1.acquired_at, dt.date(2026, 3, 1)),
                                                        abs=0.01)
     assert by_exam[e1.pk]["exam_label"] == f"day {by_exam[e1.pk]['exam_day']:.1f}"
+    assert by_exam[e1.pk]["gas_day"] == pytest.approx(by_exam[e1.pk]["exam_day"] - 2 / 24, abs=0.01)
+    assert by_exam[e1.pk]["gas_label"] == f"day {by_exam[e1.pk]['gas_day']:.1f}"
     # B-001 / B-002 have no admission date: their only exam is their day 0.
     assert {p["exam_day"] for p in pairs if p["patient_code"].startswith("B-")} == {0.0}
     clinician = api_for(cohort.users["clinician"]).get(f"/api/v1/studies/{cohort.study.pk}/correlation/").json()
@@ -109,6 +116,41 @@ def test_study_correlation_contract(cohort: Cohort, api_for: Callable[..., APICl
     # A narrower window drops the +11 h and +5 h gases: exam 1's tie remains (2 h) -> n = 1.
     narrow = client.get(f"/api/v1/studies/{cohort.study.pk}/correlation/?window_hours=4").json()
     assert narrow["n"] == 1 and narrow["pearson_r"] is None and "at least 3" in narrow["message"]
+
+
+def test_study_correlation_gives_the_within_patient_figure(cohort: Cohort,
+                                                           api_for: Callable[..., APIClient]) -> None:
+    client = api_for(cohort.users["researcher"])
+    url = f"/api/v1/studies/{cohort.study.pk}/correlation/"
+    # Only patient A has two pairs: no within-patient figure yet, and the answer says why.
+    rm = client.get(url).json()["repeated"]
+    assert (rm["patients"], rm["n"], rm["df"], rm["r"]) == (1, 2, 0, None) and "two or more" in rm["message"]
+    # A second scored exam with a gas for B-001 and B-002: 3 patients x 2 pairs, df = 6 - 3 - 1 = 2.
+    codes = cohort.extra["codes"]
+    for p, (base, paco2) in zip(cohort.others, [(1, 41.0), (2, 50.0)], strict=True):
+        e = ExamFactory(patient=p, acquired_at=dt.datetime(2026, 3, 6, 9, tzinfo=dt.UTC))
+        builders.record_scores(e, builders.zone_scores(codes, base), mv=cohort.extra["mv"])
+        BloodGasFactory(patient=p, sampled_at=e.acquired_at + dt.timedelta(hours=1), paco2_mmhg=paco2)
+    data = client.get(url).json()
+    rm = data["repeated"]
+    assert (rm["patients"], rm["n"], rm["df"]) == (3, 6, 2)
+    xs = np.array([p["score"] for p in data["pairs"]])
+    ys = np.array([p["gas"] for p in data["pairs"]])
+    g = np.array([p["patient"] for p in data["pairs"]])
+    xc = xs - np.array([xs[g == k].mean() for k in g])
+    yc = ys - np.array([ys[g == k].mean() for k in g])
+    assert rm["r"] == pytest.approx(float(np.corrcoef(xc, yc)[0, 1]))
+    assert rm["slope"] == pytest.approx(float(xc @ yc / (xc @ xc)))
+    t = rm["r"] * np.sqrt(2 / (1 - rm["r"] ** 2))
+    assert rm["p_value"] == pytest.approx(2 * sps.t.sf(abs(t), 2))
+    assert rm["ci_low"] < rm["r"] < rm["ci_high"]
+    # One patient's own page has no such figure (its Pearson r is already within the patient).
+    assert client.get(f"/api/v1/patients/{cohort.patient.pk}/correlation/").json()["repeated"] is None
+    web = Client()
+    web.force_login(cohort.users["researcher"])
+    page = web.get(f"/studies/{cohort.study.pk}/correlation/")
+    assert page.status_code == 200 and b'id="corr-repeated"' in page.content
+    assert f"{rm['r']:.3f}".encode() in page.content
 
 
 def test_correlation_units_scores_and_patient_scope(cohort: Cohort, api_for: Callable[..., APIClient]) -> None:

@@ -57,9 +57,13 @@ def _bodies(c: Cohort, role: str, api_for: Callable[..., Any]) -> dict[str, str]
 
 
 def test_researcher_sees_no_calendar_date(cohort: Cohort, api_for: Callable[..., Any]) -> None:
-    leaks = {url: DATE.findall(body)[:3] for url, body in _bodies(cohort, "researcher", api_for).items()
-             if DATE.search(body)}
+    bodies = _bodies(cohort, "researcher", api_for)
+    leaks = {url: DATE.findall(body)[:3] for url, body in bodies.items() if DATE.search(body)}
     assert leaks == {}
+    # Where a date was withheld the page says "day N.N", never a bare "None".
+    pages, _api = _urls(cohort)
+    assert [url for url in pages if ">None<" in bodies[url]] == []
+    assert re.search(r">day \d+\.\d</a></td>", bodies[f"/studies/{cohort.study.pk}/correlation/"])
 
 
 @pytest.mark.parametrize("role", ["clinician", "study_admin"])

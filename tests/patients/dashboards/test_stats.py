@@ -81,6 +81,62 @@ def test_small_or_degenerate_samples_give_no_figures() -> None:
 # --- pairing ---------------------------------------------------------------------------------
 
 
+def test_repeated_measures_interval_and_p_match_rmcorr() -> None:
+    # R rmcorr's README example (Bland & Altman 1995, PaCO2 vs pH, 47 pairs of 8 subjects):
+    # r = -0.5067697, df = 38, p = 0.0008471081, 95 % CI -0.7067146 to -0.2318631.
+    r, df = -0.5067697, 38
+    low, high = stats.fisher_ci(r, df + 2)
+    assert (low, high) == pytest.approx((-0.7067146, -0.2318631), abs=2e-7)
+    assert stats.correlation_p_value(r, df + 2) == pytest.approx(0.0008471081, rel=1e-5)
+
+
+def test_repeated_measures_by_hand() -> None:
+    # Patient a: x 0,1,2 -> y 10,12,13; patient b: x 1,3 -> y 20,21; patient c has one pair (ignored).
+    xs = [0, 1, 2, 1, 3, 2]
+    ys = [10, 12, 13, 20, 21, 99]
+    groups = ["a", "a", "a", "b", "b", "c"]
+    rm = stats.repeated_measures_correlation(xs, ys, groups)
+    # Centred: a x' -1,0,1 y' -5/3,1/3,4/3; b x' -1,1 y' -1/2,1/2.
+    sxy = (5 / 3 + 0 + 4 / 3) + (0.5 + 0.5)  # 4
+    sxx = 2 + 2
+    syy = (25 + 1 + 16) / 9 + 0.5
+    assert (rm.n, rm.patients, rm.df) == (5, 2, 2)
+    assert rm.r == pytest.approx(sxy / math.sqrt(sxx * syy))
+    assert rm.slope == pytest.approx(sxy / sxx)
+    assert rm.p_value == pytest.approx(stats.correlation_p_value(rm.r, 4))
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_repeated_measures_equals_ancova(seed: int) -> None:
+    """r_rm from the ANCOVA with one intercept per patient, computed independently by least squares."""
+    rng = np.random.default_rng(seed)
+    groups = np.repeat(np.arange(6), rng.integers(2, 6, size=6))
+    base = rng.normal(0, 10, size=6)[groups]  # patients differ a lot: the pooled r is misleading
+    x = rng.integers(0, 37, size=len(groups)).astype(float)
+    y = base + 0.3 * x + rng.normal(0, 2, size=len(groups))
+    rm = stats.repeated_measures_correlation(x.tolist(), y.tolist(), groups.tolist())
+    dummies = (groups[:, None] == np.arange(6)[None]).astype(float)
+    full = np.column_stack([dummies, x])
+    resid_full = y - full @ np.linalg.lstsq(full, y, rcond=None)[0]
+    resid_groups = y - dummies @ np.linalg.lstsq(dummies, y, rcond=None)[0]
+    ss_error, ss_total_within = float(resid_full @ resid_full), float(resid_groups @ resid_groups)
+    beta = np.linalg.lstsq(full, y, rcond=None)[0][-1]
+    expected = math.copysign(math.sqrt((ss_total_within - ss_error) / ss_total_within), beta)
+    assert rm.r == pytest.approx(expected) and rm.slope == pytest.approx(beta)
+    assert rm.df == len(groups) - 6 - 1
+    t = rm.r * math.sqrt(rm.df / (1 - rm.r**2))
+    assert rm.p_value == pytest.approx(2 * sps.t.sf(abs(t), rm.df))
+
+
+def test_repeated_measures_without_enough_data_says_why() -> None:
+    one_each = stats.repeated_measures_correlation([1, 2, 3, 4], [1, 2, 3, 4], ["a", "b", "c", "d"])
+    assert one_each.r is None and one_each.df == 0 and "two or more" in one_each.message
+    flat = stats.repeated_measures_correlation([1, 1, 1, 2, 2, 2], [5, 6, 7, 8, 9, 9], list("aaabbb"))
+    assert flat.r is None and "within any patient" in flat.message
+    with pytest.raises(ValueError, match="differ in length"):
+        stats.repeated_measures_correlation([1, 2], [1, 2], ["a"])
+
+
 def test_pairing_takes_the_nearest_gas_within_the_window() -> None:
     exams = [stats.ExamPoint("e1", "p1", h(0), 10), stats.ExamPoint("e2", "p1", h(48), 20),
              stats.ExamPoint("e3", "p1", h(100), 30)]
