@@ -21,6 +21,33 @@ def current_exam_score(*, exam: Exam) -> ExamScore | None:
     return active or scores.first()
 
 
+def _confidence(probs: Any, score: int) -> float | None:
+    """The model's probability of the score it gave (what a reader should weigh it by)."""
+    try:
+        return round(float(probs[score]), 3)
+    except (IndexError, KeyError, TypeError, ValueError):
+        return None
+
+
+def model_cv_summary(metadata: dict[str, Any] | None) -> dict[str, float] | None:
+    """Cross-validated accuracy, within-1 and calibration of a model, from its weights' metadata.
+
+    None when the weights carry no CV (e.g. a model trained without it); keys missing from older
+    weights (``ece`` before v3's retraining) are left out.
+    """
+    cv = (metadata or {}).get("cv")
+    if not isinstance(cv, dict):
+        return None
+    out: dict[str, float] = {}
+    for key in ("accuracy", "within1", "spearman", "ece", "brier"):
+        value = cv.get(key)
+        if isinstance(value, dict) and isinstance(value.get("mean"), int | float):
+            out[key] = round(float(value["mean"]), 3)
+    if isinstance(cv.get("n_patients"), int):
+        out["n_patients"] = cv["n_patients"]
+    return out or None
+
+
 def exam_scores_payload(*, exam: Exam) -> dict[str, Any]:
     """The ``scores`` block of ``GET /api/v1/exams/<id>/``."""
     job = latest_job(exam=exam)
@@ -31,7 +58,7 @@ def exam_scores_payload(*, exam: Exam) -> dict[str, Any]:
         "progress": job.progress if job else 0.0,
         "error": job.error if job else "",
         "luss": None, "max_luss": None, "mean_score": None, "worst_zone": None, "zones_ge2": None,
-        "coverage": None, "missing_zones": None, "model_version": None, "zones": [],
+        "coverage": None, "missing_zones": None, "model_version": None, "model_cv": None, "zones": [],
     }
     if result is None:
         return payload
@@ -42,9 +69,10 @@ def exam_scores_payload(*, exam: Exam) -> dict[str, Any]:
         "luss": result.luss, "max_luss": result.max_luss, "mean_score": result.mean_score,
         "worst_zone": result.worst_zone or None, "zones_ge2": result.zones_ge2, "coverage": result.coverage,
         "missing_zones": result.missing_zones, "model_version": result.model_version.version,
+        "model_cv": model_cv_summary(result.model_version.metadata),
         "zones": [
-            {"zone": c.zone, "clip": c.clip_id, "score": c.score, "probs": c.probs, "findings": c.findings,
-             "aggregator": c.aggregator}
+            {"zone": c.zone, "clip": c.clip_id, "score": c.score, "probs": c.probs,
+             "confidence": _confidence(c.probs, c.score), "findings": c.findings, "aggregator": c.aggregator}
             for c in clip_scores
         ],
     })

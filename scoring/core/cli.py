@@ -181,14 +181,15 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     recs = covid_blues_records(args.data)
     if args.limit:
         recs = recs[: args.limit]
-    y, pred, expected = [], [], []
+    y, pred, expected, probs = [], [], [], []
     for r in recs:
         frames, _ = decode_frames(r.path)
         res = scorer.score_clip(frames)
         y.append(r.score)
         pred.append(res.clip_score)
         expected.append(float(res.clip_probs @ np.arange(len(res.clip_probs))))
-    rep = classification_report(y, pred, expected=expected)
+        probs.append(res.clip_probs)
+    rep = classification_report(y, pred, expected=expected, probs=np.asarray(probs))
     rep["model"] = scorer.version
     train_patients = set(scorer.meta.get("training_patients", []))  # type: ignore[call-overload]
     overlap = sorted({r.patient for r in recs} & train_patients)

@@ -36,12 +36,42 @@ def spearman(a: Any, b: Any) -> float:
     return float(r) if np.isfinite(r) else 0.0
 
 
+def calibration(y_true: Any, y_pred: Any, probs: Any, bins: int = 10) -> dict[str, float]:
+    """How far the shown confidence can be trusted.
+
+    ``ece``: expected calibration error of the confidence a user sees - the probability of the
+    *predicted* score (which the vote may pick other than the arg-max) - against being right,
+    over ``bins`` equal-width bins, weighted by their share of clips. ``brier``: multi-class
+    Brier score, mean of sum_c (p_c - [c == y])^2 (0 perfect, 0.75 for uniform probabilities
+    over 4 classes).
+    """
+    t = np.asarray(y_true, int)
+    p = np.asarray(y_pred, int)
+    pr = np.asarray(probs, float)
+    if pr.ndim != 2 or pr.shape[0] != len(t) or len(p) != len(t):
+        raise ValueError(f"probs must be [N, classes] for N = {len(t)} labels, got shape {pr.shape}")
+    if not len(t):
+        return {"ece": 0.0, "brier": 0.0}
+    conf = pr[np.arange(len(t)), p]
+    right = (p == t).astype(float)
+    # Bin b holds confidences in [b/bins, (b+1)/bins); a confidence of exactly 1 goes to the last bin.
+    which = np.minimum((conf * bins).astype(int), bins - 1)
+    ece = 0.0
+    for b in range(bins):
+        m = which == b
+        if m.any():
+            ece += m.mean() * abs(conf[m].mean() - right[m].mean())
+    onehot = np.eye(pr.shape[1])[t]
+    return {"ece": float(ece), "brier": float(np.mean(np.sum((pr - onehot) ** 2, axis=1)))}
+
+
 def classification_report(y_true: Any, y_pred: Any, n: int = 4,
-                          expected: Any | None = None) -> dict[str, object]:
+                          expected: Any | None = None, probs: Any | None = None) -> dict[str, object]:
     """All metrics used by training and evaluation.
 
     ``expected`` (optional): a continuous severity (e.g. the expected score sum_c c*p_c) used
-    for ``spearman_expected`` - a finer ranking than the hard predictions.
+    for ``spearman_expected`` - a finer ranking than the hard predictions. ``probs``
+    (optional, [N, n]): the clip probabilities, for :func:`calibration` (``ece``, ``brier``).
     """
     t = np.asarray(y_true, int)
     p = np.asarray(y_pred, int)
@@ -71,4 +101,6 @@ def classification_report(y_true: Any, y_pred: Any, n: int = 4,
     }
     if expected is not None:
         out["spearman_expected"] = spearman(t, expected)
+    if probs is not None:
+        out.update(calibration(t, p, probs))
     return out

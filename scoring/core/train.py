@@ -631,6 +631,7 @@ def cross_validate(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray, findin
     for seed in seeds:
         pred = np.full(len(y), -1)
         expected = np.zeros(len(y))
+        probs = np.zeros((len(y), N_CLASSES))
         for _tr, te in folds(y[em], np.asarray(groups)[em], k, seed):
             te_idx = np.nonzero(em)[0][te]
             tr_idx = np.setdiff1d(np.arange(len(y)), te_idx)
@@ -639,15 +640,17 @@ def cross_validate(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray, findin
             for i in te_idx:
                 out = b.predict(feats[i])
                 pred[i] = out["clip_score"]
-                expected[i] = float(np.asarray(out["clip_probs"]) @ np.arange(N_CLASSES))
-        rep = classification_report(y[em], pred[em], expected=expected[em])
+                probs[i] = np.asarray(out["clip_probs"])
+                expected[i] = float(probs[i] @ np.arange(N_CLASSES))
+        rep = classification_report(y[em], pred[em], expected=expected[em], probs=probs[em])
         per_seed.append(rep)
         if log:
             log(f"seed {seed}: acc {rep['accuracy']:.3f} within1 {rep['within1']:.3f} "
-                f"spearman {rep['spearman']:.3f} qwk {rep['qwk']:.3f} macroF1 {rep['macro_f1']:.3f}")
+                f"spearman {rep['spearman']:.3f} qwk {rep['qwk']:.3f} macroF1 {rep['macro_f1']:.3f} "
+                f"ECE {rep['ece']:.3f} Brier {rep['brier']:.3f}")
     summary: dict[str, object] = {"seeds": list(seeds), "k": k, "n_clips": int(em.sum()),
                                   "n_patients": len(set(np.asarray(groups)[em]))}
-    for key in ("accuracy", "within1", "spearman", "spearman_expected", "qwk", "macro_f1"):
+    for key in ("accuracy", "within1", "spearman", "spearman_expected", "qwk", "macro_f1", "ece", "brier"):
         vals = np.array([float(r[key]) for r in per_seed])  # type: ignore[arg-type]
         summary[key] = {"mean": float(vals.mean()), "sd": float(vals.std()), "per_seed": vals.tolist()}
     summary["confusion_seed0"] = per_seed[0]["confusion"]

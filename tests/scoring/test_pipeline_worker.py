@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
+from django.test import Client
 from rest_framework.test import APIClient
 
 from patients.models import Exam, Membership, Role
@@ -85,6 +86,16 @@ def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[[], Worker],
     assert data["status"] == "succeeded" and data["luss"] == result.luss
     assert data["model_version"] == job.model_version.version
     assert [z["zone"] for z in data["zones"]] == list(exam.zone_codes)
+    for z in data["zones"]:  # the probability the reader sees is the one of the given score
+        assert z["confidence"] == pytest.approx(z["probs"][z["score"]], abs=1e-3)
+    # The default weights' cross-validated figures travel with every exam's scores.
+    cv = job.model_version.metadata["cv"]
+    assert data["model_cv"]["accuracy"] == pytest.approx(cv["accuracy"]["mean"], abs=1e-3)
+    assert data["model_cv"]["n_patients"] == 42
+    page = Client()
+    page.force_login(Membership.objects.get(study=exam.patient.study).user)
+    html = page.get(f"/exams/{exam.pk}/").content.decode()
+    assert 'id="score-confidence"' in html and f"agrees with the expert on {round(100 * cv['accuracy']['mean'])} %" in html
     frames = api_view.get(f"/api/v1/clips/{scores.first().clip_id}/frames/").data
     assert len(frames["frame_probs"]) == 20 and len(frames["frame_scores"]) == 20
     job_api = api_view.get(f"/api/v1/jobs/{job.pk}/").data

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
-from scoring.core.metrics import classification_report, confusion, quadratic_kappa, spearman
+from scoring.core.metrics import calibration, classification_report, confusion, quadratic_kappa, spearman
 
 
 def test_report_hand_computed() -> None:
@@ -27,3 +28,24 @@ def test_qwk_and_spearman() -> None:
     assert spearman([1, 2, 3], [1, 2, 3]) == pytest.approx(1.0)
     assert spearman([1, 1, 1], [1, 2, 3]) == 0.0
     assert confusion([0, 3], [3, 3]).sum() == 2
+
+
+def test_calibration_hand_computed() -> None:
+    # Confidence shown = probability of the predicted score (the vote may pick a non-arg-max).
+    y = [0, 1, 2, 3]
+    pred = [0, 1, 1, 3]
+    probs = [[0.95, 0.05, 0.0, 0.0],   # conf 0.95, right  -> bin 9
+             [0.2, 0.3, 0.5, 0.0],     # conf 0.30 (pred 1, not the arg-max), right -> bin 3
+             [0.0, 0.35, 0.65, 0.0],   # conf 0.35, wrong  -> bin 3
+             [0.0, 0.0, 0.0, 1.0]]     # conf 1.00, right  -> last bin (9)
+    cal = calibration(y, pred, probs)
+    # bin 3: mean conf 0.325, accuracy 0.5 -> |.| 0.175, weight 0.5; bin 9: conf 0.975, acc 1 -> 0.025, weight 0.5
+    assert cal["ece"] == pytest.approx(0.5 * 0.175 + 0.5 * 0.025)
+    brier = [0.05**2 + 0.05**2, 0.2**2 + 0.7**2 + 0.5**2, 0.35**2 + 0.35**2, 0.0]
+    assert cal["brier"] == pytest.approx(sum(brier) / 4)
+    uniform = calibration([0, 1, 2, 3], [0, 0, 0, 0], np.full((4, 4), 0.25))
+    assert uniform["brier"] == pytest.approx(0.75) and uniform["ece"] == pytest.approx(0.0)
+    rep = classification_report(y, pred, probs=probs)
+    assert rep["ece"] == cal["ece"] and rep["brier"] == cal["brier"]
+    with pytest.raises(ValueError, match="probs must be"):
+        calibration(y, pred, [[1.0, 0, 0, 0]])
