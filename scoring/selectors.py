@@ -29,6 +29,14 @@ def _confidence(probs: Any, score: int) -> float | None:
         return None
 
 
+def _domain(extra: Any) -> dict[str, Any]:
+    """``in_domain`` / ``domain_distance`` of a stored score (None for weights without the check)."""
+    d = extra.get("domain") if isinstance(extra, dict) else None
+    if not isinstance(d, dict):
+        return {"in_domain": None, "domain_distance": None}
+    return {"in_domain": bool(d.get("in_domain")), "domain_distance": d.get("distance")}
+
+
 def model_cv_summary(metadata: dict[str, Any] | None) -> dict[str, float] | None:
     """Cross-validated accuracy, within-1 and calibration of a model, from its weights' metadata.
 
@@ -58,7 +66,8 @@ def exam_scores_payload(*, exam: Exam) -> dict[str, Any]:
         "progress": job.progress if job else 0.0,
         "error": job.error if job else "",
         "luss": None, "max_luss": None, "mean_score": None, "worst_zone": None, "zones_ge2": None,
-        "coverage": None, "missing_zones": None, "model_version": None, "model_cv": None, "zones": [],
+        "coverage": None, "missing_zones": None, "model_version": None, "model_cv": None,
+        "out_of_domain_zones": None, "zones": [],
     }
     if result is None:
         return payload
@@ -72,10 +81,13 @@ def exam_scores_payload(*, exam: Exam) -> dict[str, Any]:
         "model_cv": model_cv_summary(result.model_version.metadata),
         "zones": [
             {"zone": c.zone, "clip": c.clip_id, "score": c.score, "probs": c.probs,
-             "confidence": _confidence(c.probs, c.score), "findings": c.findings, "aggregator": c.aggregator}
+             "confidence": _confidence(c.probs, c.score), "findings": c.findings, "aggregator": c.aggregator,
+             **_domain(c.extra)}
             for c in clip_scores
         ],
     })
+    checked = [z for z in payload["zones"] if z["in_domain"] is not None]
+    payload["out_of_domain_zones"] = [z["zone"] for z in checked if not z["in_domain"]] if checked else None
     if job is not None and job.pk != result.job_id and job.status != JobStatus.SUCCEEDED:
         payload["status"] = job.status  # a newer job is queued or running; the shown scores are older
     return payload

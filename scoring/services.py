@@ -400,6 +400,10 @@ def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, re
     six = getattr(result, "six_class", None)
     if six is not None:
         extra["six_class"] = _jsonable(six)
+    distance = getattr(result, "domain_distance", None)
+    if distance is not None:
+        extra["domain"] = {"distance": round(float(distance), 4), "in_domain": bool(result.in_domain),
+                           "threshold": result.domain_threshold}
     ClipScore.objects.update_or_create(
         job=job, clip=clip,
         defaults={

@@ -101,6 +101,7 @@ def finish_training(args: argparse.Namespace, recipe: object, recs: list,  # typ
     """Shared tail of every mode: features, repeated patient-grouped CV, final fit, save."""
     import torch
 
+    from scoring.core.domain import fit_domain_check
     from scoring.core.features import HAND_NAMES
     from scoring.core.nets import FINDINGS, SCORE_CLASSES, backbone_weights_path, sha256_file
     from scoring.core.train import Featurizer, Recipe, cross_validate, featurize_records, fit_with_noise_filter
@@ -127,6 +128,16 @@ def finish_training(args: argparse.Namespace, recipe: object, recs: list,  # typ
                               if isinstance(v, dict) and "mean" in v))
     bundle, keep = fit_with_noise_filter(feats, y, fnd, groups, recipe, args.seed)
     bundle.backbone_state = dict(backbone_state or {})
+    if recipe.hires_size:
+        kept = np.nonzero(keep)[0]
+        try:
+            bundle.domain = fit_domain_check(np.stack([feats[i]["hires"] for i in kept]),
+                                             [groups[i] for i in kept])
+        except ValueError as exc:  # a toy training set: the weights work, without the check
+            _log(f"domain check skipped: {exc}")
+        else:
+            _log(f"domain check: {bundle.domain.components.shape[0]} components, threshold "
+                 f"{bundle.domain.threshold:.2f} (leave-one-patient-out q{bundle.domain.quantile:.2f})")
     version = args.version or f"{VERSION_PREFIX}-{args.mode}-{recipe.size}px-{recipe.aggregator}-s{args.seed}"
     bundle.meta = {
         "version": version,
@@ -148,6 +159,11 @@ def finish_training(args: argparse.Namespace, recipe: object, recs: list,  # typ
         "training_clips": int(keep.sum()),
         "dropped_noisy_clips": [recs[i].name for i in np.nonzero(~keep)[0]],
         "cv": cv,
+        "domain_check": None if bundle.domain is None else {
+            "method": "PCA residual of the standardised clip descriptor (hires view), relative to the mean "
+                      "training residual; threshold = leave-one-patient-out quantile",
+            "components": int(bundle.domain.components.shape[0]), "quantile": bundle.domain.quantile,
+            "threshold": round(bundle.domain.threshold, 4), "training_clips": bundle.domain.n_training},
         "seed": args.seed,
         "command": "python -m scoring.core.cli train " + " ".join(shlex.quote(a) for a in args.argv),
         "backbone_file": backbone_weights_path().name,
@@ -231,12 +247,15 @@ def score_main(argv: Sequence[str] | None = None) -> int:
         d = res.to_dict()
         row = {"file": f, "frames": d["frames"], "frame_scores": d["frame_scores"], "frame_probs": d["frame_probs"],
                "clip_score": d["clip_score"], "clip_probs": d["clip_probs"], "findings": d["findings"],
-               "model": d["model"], "aggregator": d["aggregator"], "six_class_mean": d["six_class"]["mean"]}  # type: ignore[index]
+               "model": d["model"], "aggregator": d["aggregator"], "six_class_mean": d["six_class"]["mean"],  # type: ignore[index]
+               "domain": d["domain"]}
         if args.json:
             print(json.dumps(row))
         else:
             probs = " ".join(f"{x:.2f}" for x in res.clip_probs)
-            print(f"{f}: score {res.clip_score} (probs {probs}), {len(res.frame_scores)} frames, model {scorer.version}")
+            unlike = " - UNLIKE THE TRAINING CLIPS (scores not validated)" if res.in_domain is False else ""
+            print(f"{f}: score {res.clip_score} (probs {probs}), {len(res.frame_scores)} frames, "
+                  f"model {scorer.version}{unlike}")
     return rc
 
 

@@ -39,6 +39,11 @@ class ClipResult:
     aggregator: str
     model: str
     members: dict[str, list[float]] = field(default_factory=dict)
+    # Out-of-domain check (None when the weights carry none): distance of the clip to the
+    # training clips (1 = typical) and whether it is within the weights' threshold.
+    domain_distance: float | None = None
+    in_domain: bool | None = None
+    domain_threshold: float | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly dict."""
@@ -52,6 +57,9 @@ class ClipResult:
             "six_class": self.six_class.to_dict(),
             "aggregator": self.aggregator,
             "model": self.model,
+            "domain": None if self.domain_distance is None else {
+                "distance": round(float(self.domain_distance), 4), "threshold": self.domain_threshold,
+                "in_domain": self.in_domain},
         }
 
 
@@ -109,6 +117,12 @@ class Scorer:
         ff = np.asarray(out["frame_findings"], np.float64)
         findings = {name: float(ff[:, i].mean()) for i, name in enumerate(FINDINGS)}
         members = {k: np.asarray(v).tolist() for k, v in dict(out["members"]).items()}  # type: ignore[call-overload]
+        distance = in_domain = threshold = None
+        check = self.bundle.domain
+        if check is not None and feat.get("hires") is not None and np.size(feat["hires"]):
+            distance = float(check.distance(feat["hires"])[0])
+            in_domain = distance <= check.threshold
+            threshold = round(float(check.threshold), 4)
         return ClipResult(
             frame_probs=fp,
             frame_scores=fp.argmax(1).astype(int),
@@ -120,6 +134,9 @@ class Scorer:
             aggregator=self.recipe.aggregator,
             model=self.version,
             members=members,
+            domain_distance=distance,
+            in_domain=in_domain,
+            domain_threshold=threshold,
         )
 
     def gradcam(self, frames: np.ndarray, indices: Sequence[int], target: int | None = None) -> list[np.ndarray]:

@@ -40,6 +40,7 @@ from scipy.special import expit
 
 from scoring.core.aggregate import UninormAggregator, get_aggregator
 from scoring.core.datasets import CACHE_ROOT, ClipRecord, cached_frames, cached_views
+from scoring.core.domain import DomainCheck
 from scoring.core.features import HAND_NAMES, handcrafted_features
 from scoring.core.metrics import classification_report
 from scoring.core.nets import FINDINGS, LITE0_BLOCK_CHANNELS, LITE_MEAN, LITE_STD, SCORE_CLASSES, fuse_bn_, load_lite0
@@ -481,6 +482,7 @@ class Bundle:
     uninorm: UninormAggregator | None = None
     meta: dict[str, object] = field(default_factory=dict)
     backbone_state: dict[str, torch.Tensor] = field(default_factory=dict)
+    domain: DomainCheck | None = None  # out-of-domain check on the hires descriptor
 
     def predict(self, feat: dict[str, np.ndarray]) -> dict[str, object]:
         """Frame and clip predictions for one clip's features."""
@@ -519,6 +521,8 @@ class Bundle:
             st["backbone_state"] = self.backbone_state
         if self.uninorm is not None:
             st["uninorm"] = {k: v.detach().clone() for k, v in self.uninorm.state_dict().items()}
+        if self.domain is not None:
+            st["domain"] = self.domain.to_state()
         return st
 
     @classmethod
@@ -537,6 +541,7 @@ class Bundle:
             uni,
             dict(st.get("meta", {})),  # type: ignore[call-overload]
             dict(st.get("backbone_state", {})),  # type: ignore[call-overload]
+            DomainCheck.from_state(st["domain"]) if "domain" in st else None,  # type: ignore[arg-type]
         )
 
 

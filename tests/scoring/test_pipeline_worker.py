@@ -88,6 +88,9 @@ def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[[], Worker],
     assert [z["zone"] for z in data["zones"]] == list(exam.zone_codes)
     for z in data["zones"]:  # the probability the reader sees is the one of the given score
         assert z["confidence"] == pytest.approx(z["probs"][z["score"]], abs=1e-3)
+    # Phantoms are not the scanner the weights were trained on: every zone is flagged.
+    assert data["out_of_domain_zones"] == list(exam.zone_codes)
+    assert all(z["in_domain"] is False and z["domain_distance"] > 2 for z in data["zones"])
     # The default weights' cross-validated figures travel with every exam's scores.
     cv = job.model_version.metadata["cv"]
     assert data["model_cv"]["accuracy"] == pytest.approx(cv["accuracy"]["mean"], abs=1e-3)
@@ -95,6 +98,7 @@ def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[[], Worker],
     page = Client()
     page.force_login(Membership.objects.get(study=exam.patient.study).user)
     html = page.get(f"/exams/{exam.pk}/").content.decode()
+    assert 'id="out-of-domain"' in html and "12 zones" in html
     assert 'id="score-confidence"' in html and f"agrees with the expert on {round(100 * cv['accuracy']['mean'])} %" in html
     frames = api_view.get(f"/api/v1/clips/{scores.first().clip_id}/frames/").data
     assert len(frames["frame_probs"]) == 20 and len(frames["frame_scores"]) == 20

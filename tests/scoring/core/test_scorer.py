@@ -104,8 +104,29 @@ def test_quick_real_clips_rank_correlation(scorer, shared_data: Path) -> None:  
                 seen.add(r.patient)
                 pick.append(r)
     results = scorer.score_clips([read_clip(r.path).frames for r in pick])
+    # The scanner and protocol the weights were trained on pass the out-of-domain check.
+    assert all(res.in_domain for res in results), [round(res.domain_distance, 2) for res in results]
     expected = [float(res.clip_probs @ np.arange(4)) for res in results]
     rho = spearmanr([r.score for r in pick], expected).statistic
     # These patients are in the training set of the default weights: this only checks that
     # the whole chain (reader -> preprocess -> features -> heads) works on real data.
     assert rho > 0.0
+
+
+def test_out_of_domain_clips_are_flagged(scorer) -> None:  # type: ignore[no-untyped-def]
+    """Phantoms and non-lung images from other machines are unlike the training clips."""
+    from pydicom.data import get_testdata_file
+
+    from scoring.core.phantoms import phantom_cohort_clip
+    from scoring.core.reader import read_clip
+
+    check = scorer.bundle.domain
+    assert check is not None and check.n_training == 235 and 1.0 < check.threshold < 5.0
+    assert scorer.meta["domain_check"]["threshold"] == pytest.approx(check.threshold, abs=1e-3)
+    clips = [phantom_cohort_clip(s, seed=3, n_frames=12).frames for s in range(4)]
+    clips += [read_clip(get_testdata_file(n)).frames for n in ("examples_rgb_color.dcm", "examples_palette.dcm")]
+    results = scorer.score_clips(clips)
+    assert [r.in_domain for r in results] == [False] * 6, [r.domain_distance for r in results]
+    assert all(r.domain_distance > check.threshold for r in results)
+    d = results[0].to_dict()["domain"]
+    assert d["in_domain"] is False and d["threshold"] == pytest.approx(check.threshold, abs=1e-3)
