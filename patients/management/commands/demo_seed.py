@@ -24,8 +24,9 @@ DEMO_STUDY = "Demo ward (synthetic)"
 PHANTOM_RATER = "phantom-design"
 DEMO_DESCRIPTION = (
     "Synthetic patients followed from admission to rehabilitation. Phantom clips, not real data. "
-    "The scorer was trained on real clips (COVID-BLUES, Philips Lumify) and reads most phantoms as "
-    f"score 2; the score each phantom was drawn with is stored as rater '{PHANTOM_RATER}' (see Agreement)."
+    "The scorer was trained on real clips (COVID-BLUES, Philips Lumify): it flags every phantom as unlike "
+    "its training clips and reads most of them as score 2; the score each phantom was drawn with is stored "
+    f"as rater '{PHANTOM_RATER}' (see Agreement)."
 )
 DEMO_USERS = [
     ("demo_admin", "lusweb-admin-demo", Role.STUDY_ADMIN),
