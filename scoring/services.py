@@ -85,9 +85,14 @@ def model_version_register(*, weights: str = "", activate: bool = False) -> Mode
     scorer = runtime.get_scorer(weights)
     metadata = _jsonable(getattr(scorer, "meta", None) or getattr(scorer, "metadata", None) or {})
     with transaction.atomic():
-        version, _ = ModelVersion.objects.get_or_create(
+        version, created = ModelVersion.objects.get_or_create(
             version=str(scorer.version), defaults={"weights": weights, "metadata": metadata}
         )
+        if not created and version.metadata != metadata:
+            # The same weights re-saved with more metadata (e.g. calibration figures): keep the
+            # row, whose scores stay valid, and describe the file as it is now.
+            version.metadata = metadata
+            version.save(update_fields=["metadata"])
         if activate and not version.is_active:
             ModelVersion.objects.filter(is_active=True).update(is_active=False)
             version.is_active = True

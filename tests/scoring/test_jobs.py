@@ -105,6 +105,16 @@ def test_activating_a_version_deactivates_the_others(version: ModelVersion) -> N
     assert list(ModelVersion.objects.filter(is_active=True).values_list("version", flat=True)) == ["test-v2"]
 
 
+def test_registering_again_refreshes_the_metadata_of_the_same_version() -> None:
+    first = services.model_version_register(activate=True)
+    assert "ece" in first.metadata["cv"] and first.metadata["domain_check"]["components"] == 10
+    ModelVersion.objects.filter(pk=first.pk).update(metadata={"cv": {"accuracy": {"mean": 0.1}}})  # older file
+    again = services.model_version_register()
+    assert again.pk == first.pk and again.is_active
+    assert again.metadata["cv"]["accuracy"]["mean"] == first.metadata["cv"]["accuracy"]["mean"]
+    assert ModelVersion.objects.count() == 1
+
+
 def test_batches_group_clips_up_to_a_frame_budget() -> None:
     import numpy as np
 
