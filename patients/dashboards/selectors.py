@@ -350,10 +350,10 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
 
     Each exam is paired with the nearest gas of the same patient within +-window hours (ties:
     the earlier gas). Figures are null with a ``message`` when fewer than 3 pairs exist. For a
-    study, ``repeated`` is the repeated-measures (within-patient) correlation. Every
-    pair has ``exam_label`` / ``exam_day`` and ``gas_label`` / ``gas_day`` (days since the patient's
-    day 0); the calendar
-    fields (``exam_acquired_at``, ``exam_time``, ``gas_sampled_at``) are null for researchers.
+    study, ``repeated`` is the repeated-measures (within-patient) correlation. Every pair has
+    ``exam_label`` / ``exam_day`` and ``gas_label`` / ``gas_day`` (days since the patient's day 0);
+    the calendar fields (``exam_acquired_at``, ``exam_time``, ``gas_sampled_at``) are null for
+    researchers.
     """
     if (study is None) == (patient is None):
         raise ValueError("give a study or a patient")
