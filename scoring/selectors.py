@@ -101,12 +101,14 @@ def clip_frames_payload(*, clip: ZoneClip) -> dict[str, Any]:
     )
     if score is None:
         return {"clip": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count, "fps": clip.fps,
-                "model_version": None, "frame_probs": [], "frame_scores": [], "expected_scores": []}
+                "model_version": None, "confidence": None, "in_domain": None, "domain_distance": None,
+                "frame_probs": [], "frame_scores": [], "expected_scores": []}
     probs = score.frame_probs
     return {
         "clip": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count, "fps": clip.fps,
         "model_version": score.model_version.version, "clip_score": score.score, "clip_probs": score.probs,
         "findings": score.findings, "aggregator": score.aggregator,
+        "confidence": _confidence(score.probs, score.score), **_domain(score.extra),
         "frame_probs": [[round(float(p), 4) for p in row] for row in probs],
         "frame_scores": [int(i) for i in probs.argmax(axis=1)],
         "expected_scores": [round(float(v), 4) for v in probs @ [0.0, 1.0, 2.0, 3.0]],

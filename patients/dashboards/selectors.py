@@ -449,6 +449,8 @@ def _player(clip: ZoneClip, clock: chrono.PatientClock) -> dict[str, Any]:
         "frame_url": frame0[: -len("0.png")], "gradcam_url": gradcam0[: -len("0.png")],
         "model_version": frames["model_version"], "clip_score": frames.get("clip_score"),
         "clip_probs": frames.get("clip_probs"), "findings": frames.get("findings"),
+        "confidence": frames["confidence"], "in_domain": frames["in_domain"],
+        "domain_distance": frames["domain_distance"],
         "expected_scores": frames["expected_scores"], "frame_scores": frames["frame_scores"],
         "frame_probs": frames["frame_probs"],
     }

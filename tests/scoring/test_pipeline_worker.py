@@ -102,6 +102,10 @@ def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[[], Worker],
     assert 'id="score-confidence"' in html and f"agrees with the expert on {round(100 * cv['accuracy']['mean'])} %" in html
     frames = api_view.get(f"/api/v1/clips/{scores.first().clip_id}/frames/").data
     assert len(frames["frame_probs"]) == 20 and len(frames["frame_scores"]) == 20
+    assert frames["in_domain"] is False and frames["confidence"] == pytest.approx(
+        frames["clip_probs"][frames["clip_score"]], abs=1e-3)
+    viewer = page.get(f"/clips/{scores.first().clip_id}/viewer/").content.decode()
+    assert "unlike training clips" in viewer
     job_api = api_view.get(f"/api/v1/jobs/{job.pk}/").data
     assert job_api["status"] == "succeeded" and job_api["progress"] == 1.0
     # Severity ran as the last step, with its zone attention (BLUE-point zones of a 12-zone exam).
