@@ -75,7 +75,7 @@ def load_exams(exam_qs: QuerySet[Exam], *, zone_details: bool = True) -> list[di
 
     The current exam score follows ``scoring.selectors.current_exam_score``: the newest result of
     the active model, else the newest of any model. Each exam dict has ``score`` (None = not
-    scored yet), ``zones`` {zone: {score, probs, findings, clip}} of that score's job, ``clips``
+    scored yet), ``zones`` {zone: {score, probs, findings, clip, in_domain}} of that score's job, ``clips``
     {zone: clip id} and ``severity`` (the prediction of the same job if any, else the newest;
     None = no severity yet).
     """
@@ -98,8 +98,11 @@ def load_exams(exam_qs: QuerySet[Exam], *, zone_details: bool = True) -> list[di
         for chunk in _chunks(jobs):
             # Not the float16 frame array: the dashboards only need the clip-level results.
             for cs in ClipScore.objects.filter(job_id__in=chunk).values("job_id", "zone", "score", "probs",
-                                                                        "findings", "clip_id"):
-                zone_rows.setdefault(cs["job_id"], {})[cs["zone"]] = dict(cs)
+                                                                        "findings", "clip_id", "extra"):
+                row = dict(cs)
+                domain = (row.pop("extra") or {}).get("domain") or {}
+                row["in_domain"] = domain.get("in_domain")  # None: weights without the check
+                zone_rows.setdefault(cs["job_id"], {})[cs["zone"]] = row
     severities: dict[int, list[dict[str, Any]]] = {}
     for sp in (SeverityPrediction.objects.filter(exam__in=ids).order_by("exam_id", "-created_at", "-pk")
                .values("exam_id", "job_id", "label", "probs", "severe_probability", "model_version")):
@@ -244,7 +247,8 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
     The trend compares the latest *scored* exam with the previous scored one. Flags: a zone up
     by >= 2 between consecutive scored exams, or the global score crossing ``threshold``
     (default: half the maximum, 18 for 12 zones). Gaps: zones without a clip at the last exam,
-    exams with no blood gas within +-``window_hours``, exams not scored yet, no clinical record.
+    exams with no blood gas within +-``window_hours``, exams not scored yet, no clinical record,
+    zones of the latest scored exam unlike the model's training clips (``unvalidated_zones``).
     Identifying fields are only included for roles that may see them.
     """
     protocol = get_protocol(study.protocol)
@@ -302,6 +306,9 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
                       for f in flags],
             "missing_zones": [z for z in last_protocol.codes if z not in last_exam["clips"]] if last_exam else [],
             "unscored_exams": len(pex) - len(scored),
+            # Zones of the latest scored exam whose clips are unlike the model's training clips.
+            "unvalidated_zones": sorted(z for z, r in latest["zones"].items() if r.get("in_domain") is False)
+            if latest else [],
             "exams_without_gas": len(no_gas),
             "no_clinical": not clinical.get(p["id"]),
         })

@@ -75,6 +75,25 @@ def test_overview_rows(cohort: Cohort) -> None:
     assert a["exams_without_gas"] == 3
 
 
+def test_overview_lists_zones_unlike_the_training_clips(cohort: Cohort) -> None:
+    from scoring.models import ClipScore
+
+    e1, e2, _ = cohort.exams
+    a_row = next(r for r in selectors.study_overview(study=cohort.study, user=cohort.users["clinician"])["patients"]
+                 if r["code"] == "A-001")
+    assert a_row["unvalidated_zones"] == []  # scores without the check (extra has no domain)
+    for zone, inside in (("R1", False), ("L2", False), ("R2", True)):
+        ClipScore.objects.filter(clip__exam=e2, zone=zone).update(
+            extra={"domain": {"distance": 1.0 if inside else 6.0, "in_domain": inside, "threshold": 2.3}})
+    # An older exam's flag does not count: the row is about the latest scored exam (e2).
+    ClipScore.objects.filter(clip__exam=e1, zone="R3").update(extra={"domain": {"in_domain": False}})
+    a_row = next(r for r in selectors.study_overview(study=cohort.study, user=cohort.users["clinician"])["patients"]
+                 if r["code"] == "A-001")
+    assert a_row["unvalidated_zones"] == ["L2", "R1"]
+    page = client_for(cohort.users["researcher"]).get(f"/studies/{cohort.study.pk}/overview/").content.decode()
+    assert "2 zones unlike training clips at the latest scored exam" in page
+
+
 def test_overview_bad_threshold_falls_back(cohort: Cohort) -> None:
     res = client_for(cohort.users["clinician"]).get(f"/studies/{cohort.study.pk}/overview/?threshold=abc")
     assert res.status_code == 200 and res.context["data"]["threshold"] == 18
