@@ -99,10 +99,10 @@ def load_exams(exam_qs: QuerySet[Exam], *, zone_details: bool = True) -> list[di
             # Not the float16 frame array: the dashboards only need the clip-level results.
             for cs in ClipScore.objects.filter(job_id__in=chunk).values("job_id", "zone", "score", "probs",
                                                                         "findings", "clip_id", "extra"):
-                row = dict(cs)
-                domain = (row.pop("extra") or {}).get("domain") or {}
-                row["in_domain"] = domain.get("in_domain")  # None: weights without the check
-                zone_rows.setdefault(cs["job_id"], {})[cs["zone"]] = row
+                zone: dict[str, Any] = dict(cs)
+                domain = (zone.pop("extra") or {}).get("domain") or {}
+                zone["in_domain"] = domain.get("in_domain")  # None: weights without the check
+                zone_rows.setdefault(cs["job_id"], {})[cs["zone"]] = zone
     severities: dict[int, list[dict[str, Any]]] = {}
     for sp in (SeverityPrediction.objects.filter(exam__in=ids).order_by("exam_id", "-created_at", "-pk")
                .values("exam_id", "job_id", "label", "probs", "severe_probability", "model_version")):
