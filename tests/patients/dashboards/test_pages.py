@@ -92,6 +92,13 @@ def test_overview_lists_zones_unlike_the_training_clips(cohort: Cohort) -> None:
     assert a_row["unvalidated_zones"] == ["L2", "R1"]
     page = client_for(cohort.users["researcher"]).get(f"/studies/{cohort.study.pk}/overview/").content.decode()
     assert "2 zones unlike training clips at the latest scored exam" in page
+    # The exam page and the clip viewer mark the same zones.
+    web = client_for(cohort.users["clinician"])
+    exam_page = web.get(f"/exams/{e2.pk}/").content.decode()
+    assert exam_page.count('class="ood"') == 2 and "(R1, L2) look unlike the clips" in exam_page
+    r1 = e2.clips.get(zone="R1")
+    viewer = web.get(f"/clips/{r1.pk}/viewer/").content.decode()
+    assert "unlike training clips" in viewer and "distance 6.0" in viewer
 
 
 def test_overview_bad_threshold_falls_back(cohort: Cohort) -> None:
