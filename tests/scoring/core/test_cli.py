@@ -57,6 +57,7 @@ def test_train_eval_score(tiny_data: Path, tmp_path: Path, capsys: pytest.Captur
     assert cli.eval_main(["--weights", str(out), "--data", str(tiny_data / "covid-blues"), "--json"]) == 0
     rep = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
     assert rep["n"] == 8 and rep["model"] == "tiny-test" and 0 <= rep["accuracy"] <= 1
+    assert 0 <= rep["ece"] <= 1 and 0 <= rep["brier"] <= 2  # calibration of the clip probabilities
     assert rep["patients_seen_in_training"] == 4
 
     files = sorted(str(p) for p in (tiny_data / "covid-blues" / "lus_videos").glob("*.mp4"))[:2]
