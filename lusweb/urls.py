@@ -15,5 +15,6 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("", include("patients.dashboards.urls")),
     path("api/v1/", include("patients.api.urls")),
+    path("", include("scoring.urls")),
     path("", include("patients.urls")),
 ]

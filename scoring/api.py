@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from patients.api.serializers import PatientTimeMixin
 from patients.models import Patient
 from scoring import services
-from scoring.models import ScoringJob
+from scoring.models import ModelVersion, ScoringJob
 
 
 class JobSerializer(PatientTimeMixin, serializers.ModelSerializer[ScoringJob]):
@@ -65,3 +65,24 @@ def exam_scores_field(obj: Any) -> dict[str, Any]:
     from scoring.selectors import exam_scores_payload
 
     return exam_scores_payload(exam=obj)
+
+
+class ModelVersionSerializer(serializers.Serializer[Any]):
+    """A model card (see ``scoring.selectors.model_card``)."""
+
+    def to_representation(self, instance: Any) -> dict[str, Any]:
+        from scoring.selectors import model_card
+
+        card = model_card(version=instance)
+        card["registered_at"] = instance.created_at.isoformat()
+        return card
+
+
+class ModelVersionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):  # type: ignore[type-arg]
+    """Registered scoring models with their validation, calibration and domain check (read-only)."""
+
+    serializer_class = ModelVersionSerializer
+    pagination_class = None
+
+    def get_queryset(self) -> QuerySet[ModelVersion]:
+        return ModelVersion.objects.order_by("-is_active", "-created_at")

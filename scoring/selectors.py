@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 
 from patients.models import Exam, ZoneClip
 from patients.protocols import get_protocol
-from scoring.models import ClipScore, ExamScore, JobStatus, ScoringJob
+from scoring.models import ClipScore, ExamScore, JobStatus, ModelVersion, ScoringJob
 
 
 def latest_job(*, exam: Exam) -> ScoringJob | None:
@@ -117,3 +117,62 @@ def clip_frames_payload(*, clip: ZoneClip) -> dict[str, Any]:
 
 def score_history(*, exam: Exam) -> QuerySet[ExamScore]:
     return ExamScore.objects.filter(exam=exam).select_related("model_version").order_by("created_at")
+
+
+# Metrics of the cross-validation block of a weights file, in the order a card lists them.
+CARD_METRICS: tuple[tuple[str, str], ...] = (
+    ("accuracy", "Accuracy (exact score)"),
+    ("within1", "Within one point"),
+    ("spearman", "Spearman (hard scores)"),
+    ("spearman_expected", "Spearman (expected score)"),
+    ("qwk", "Quadratic weighted kappa"),
+    ("macro_f1", "Macro-F1"),
+    ("ece", "Expected calibration error"),
+    ("brier", "Brier score"),
+)
+
+
+def model_card(*, version: ModelVersion) -> dict[str, Any]:
+    """What a reader needs to judge a model: its data, validation, calibration and domain check.
+
+    Everything comes from the weights' metadata as registered; absent parts are None (weights
+    trained before a figure existed), never guessed.
+    """
+    meta: dict[str, Any] = version.metadata or {}
+    raw_cv = meta.get("cv")
+    cv: dict[str, Any] = raw_cv if isinstance(raw_cv, dict) else {}
+    metrics = []
+    for key, label in CARD_METRICS:
+        value = cv.get(key)
+        if isinstance(value, dict) and isinstance(value.get("mean"), int | float):
+            metrics.append({"key": key, "label": label, "mean": value["mean"], "sd": value.get("sd"),
+                            "per_seed": value.get("per_seed") or []})
+    classes = [str(c).replace("score_", "") for c in meta.get("classes") or []]
+    confusion = cv.get("confusion_seed0")
+    per_class = None
+    if classes and isinstance(cv.get("sensitivity_seed0"), list) and isinstance(cv.get("specificity_seed0"), list):
+        per_class = [{"score": c, "sensitivity": se, "specificity": sp}
+                     for c, se, sp in zip(classes, cv["sensitivity_seed0"], cv["specificity_seed0"], strict=False)]
+    return {
+        "version": version.version, "active": version.is_active, "weights": version.weights or "default",
+        "registered_at": version.created_at,
+        "architecture": meta.get("architecture"), "mode": meta.get("mode"),
+        "training_patients": len(meta.get("training_patients") or []) or None,
+        "training_clips": meta.get("training_clips"),
+        "cv": {"folds": cv.get("k"), "seeds": cv.get("seeds"), "patients": cv.get("n_patients"),
+               "clips": cv.get("n_clips"), "optimistic": bool(cv.get("optimistic_backbone_seen_all_folds")),
+               "metrics": metrics} if cv else None,
+        "classes": classes,
+        "confusion": [{"score": classes[i] if i < len(classes) else str(i), "counts": row}
+                      for i, row in enumerate(confusion)] if isinstance(confusion, list) else None,
+        "per_class": per_class,
+        "domain_check": meta.get("domain_check") if isinstance(meta.get("domain_check"), dict) else None,
+        "preprocess": meta.get("preprocess"), "command": meta.get("command"),
+        "backbone_sha256": meta.get("backbone_sha256"), "software": {"python": meta.get("python"),
+                                                                     "torch": meta.get("torch")},
+    }
+
+
+def model_cards() -> list[dict[str, Any]]:
+    """Cards of every registered scoring model, the active one first."""
+    return [model_card(version=v) for v in ModelVersion.objects.order_by("-is_active", "-created_at")]

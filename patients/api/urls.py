@@ -6,7 +6,7 @@ from rest_framework.authtoken.views import obtain_auth_token
 from rest_framework.routers import DefaultRouter
 
 from patients.api import views
-from scoring.api import JobViewSet
+from scoring.api import JobViewSet, ModelVersionViewSet
 
 router = DefaultRouter()
 router.register("studies", views.StudyViewSet, basename="study")
@@ -14,6 +14,7 @@ router.register("patients", views.PatientViewSet, basename="patient")
 router.register("exams", views.ExamViewSet, basename="exam")
 router.register("clips", views.ClipViewSet, basename="clip")
 router.register("jobs", JobViewSet, basename="job")
+router.register("models", ModelVersionViewSet, basename="model")
 
 urlpatterns = [
     path("auth/token/", obtain_auth_token, name="api-token"),
