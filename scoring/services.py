@@ -80,19 +80,32 @@ def _jsonable(value: Any) -> Any:
     return str(value)
 
 
+def _weights_metadata(scorer: Any) -> dict[str, Any]:
+    return _jsonable(getattr(scorer, "meta", None) or getattr(scorer, "metadata", None) or {})  # type: ignore[no-any-return]
+
+
+def _sync_metadata(version: ModelVersion, scorer: Any) -> None:
+    """Describe a version by its weights file as loaded now.
+
+    The same weights re-saved with more metadata (e.g. calibration figures, a domain check) keep
+    their version - their scores stay valid - so the row is refreshed rather than duplicated.
+    """
+    metadata = _weights_metadata(scorer)
+    if version.metadata != metadata:
+        ModelVersion.objects.filter(pk=version.pk).update(metadata=metadata)
+        version.metadata = metadata
+
+
 def model_version_register(*, weights: str = "", activate: bool = False) -> ModelVersion:
     """Register the weights ``weights`` ('' = the default weights) and optionally activate them."""
     scorer = runtime.get_scorer(weights)
-    metadata = _jsonable(getattr(scorer, "meta", None) or getattr(scorer, "metadata", None) or {})
+    metadata = _weights_metadata(scorer)
     with transaction.atomic():
         version, created = ModelVersion.objects.get_or_create(
             version=str(scorer.version), defaults={"weights": weights, "metadata": metadata}
         )
-        if not created and version.metadata != metadata:
-            # The same weights re-saved with more metadata (e.g. calibration figures): keep the
-            # row, whose scores stay valid, and describe the file as it is now.
-            version.metadata = metadata
-            version.save(update_fields=["metadata"])
+        if not created:
+            _sync_metadata(version, scorer)
         if activate and not version.is_active:
             ModelVersion.objects.filter(is_active=True).update(is_active=False)
             version.is_active = True
@@ -320,6 +333,7 @@ def _run(job: ScoringJob, worker: str) -> None:
     scorer = runtime.get_scorer(version.weights)
     if str(scorer.version) != version.version:
         raise RuntimeError(f"worker loaded weights {scorer.version!r} but the job asks for {version.version!r}")
+    _sync_metadata(version, scorer)
     timings["load_model_s"] = time.perf_counter() - started
 
     t0 = time.perf_counter()

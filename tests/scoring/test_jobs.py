@@ -113,6 +113,14 @@ def test_registering_again_refreshes_the_metadata_of_the_same_version() -> None:
     assert again.pk == first.pk and again.is_active
     assert again.metadata["cv"]["accuracy"]["mean"] == first.metadata["cv"]["accuracy"]["mean"]
     assert ModelVersion.objects.count() == 1
+    # A worker that loads the weights for a job does the same (the active row is never
+    # registered again once it exists).
+    from scoring import runtime
+
+    ModelVersion.objects.filter(pk=first.pk).update(metadata={})
+    stale = ModelVersion.objects.get(pk=first.pk)
+    services._sync_metadata(stale, runtime.get_scorer(""))
+    assert ModelVersion.objects.get(pk=first.pk).metadata == again.metadata == stale.metadata
 
 
 def test_batches_group_clips_up_to_a_frame_budget() -> None:
