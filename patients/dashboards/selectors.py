@@ -97,11 +97,11 @@ def load_exams(exam_qs: QuerySet[Exam], *, zone_details: bool = True) -> list[di
         jobs = [s["job_id"] for s in scores.values()]
         for chunk in _chunks(jobs):
             # Not the float16 frame array: the dashboards only need the clip-level results.
-            for cs in ClipScore.objects.filter(job_id__in=chunk).values("job_id", "zone", "score", "probs",
-                                                                        "findings", "clip_id", "extra"):
+            # Only the domain flag of ``extra``: the rest (per-frame six-class values) is kilobytes a clip.
+            for cs in ClipScore.objects.filter(job_id__in=chunk).values(
+                    "job_id", "zone", "score", "probs", "findings", "clip_id", "extra__domain__in_domain"):
                 zone: dict[str, Any] = dict(cs)
-                domain = (zone.pop("extra") or {}).get("domain") or {}
-                zone["in_domain"] = domain.get("in_domain")  # None: weights without the check
+                zone["in_domain"] = zone.pop("extra__domain__in_domain")  # None: weights without the check
                 zone_rows.setdefault(cs["job_id"], {})[cs["zone"]] = zone
     severities: dict[int, list[dict[str, Any]]] = {}
     for sp in (SeverityPrediction.objects.filter(exam__in=ids).order_by("exam_id", "-created_at", "-pk")
