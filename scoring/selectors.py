@@ -37,6 +37,14 @@ def _domain(extra: Any) -> dict[str, Any]:
     return {"in_domain": bool(d.get("in_domain")), "domain_distance": d.get("distance")}
 
 
+def _cv_figure(cv: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """``{"mean", "sd", "per_seed"}`` of one metric of a weights' CV block, if it is there."""
+    value = cv.get(key)
+    if isinstance(value, dict) and isinstance(value.get("mean"), int | float):
+        return value
+    return None
+
+
 def model_cv_summary(metadata: dict[str, Any] | None) -> dict[str, float] | None:
     """Cross-validated accuracy, within-1 and calibration of a model, from its weights' metadata.
 
@@ -48,9 +56,9 @@ def model_cv_summary(metadata: dict[str, Any] | None) -> dict[str, float] | None
         return None
     out: dict[str, float] = {}
     for key in ("accuracy", "within1", "spearman", "ece", "brier"):
-        value = cv.get(key)
-        if isinstance(value, dict) and isinstance(value.get("mean"), int | float):
-            out[key] = round(float(value["mean"]), 3)
+        figure = _cv_figure(cv, key)
+        if figure is not None:
+            out[key] = round(float(figure["mean"]), 3)
     if isinstance(cv.get("n_patients"), int):
         out["n_patients"] = cv["n_patients"]
     return out or None
@@ -143,10 +151,10 @@ def model_card(*, version: ModelVersion) -> dict[str, Any]:
     cv: dict[str, Any] = raw_cv if isinstance(raw_cv, dict) else {}
     metrics = []
     for key, label in CARD_METRICS:
-        value = cv.get(key)
-        if isinstance(value, dict) and isinstance(value.get("mean"), int | float):
-            metrics.append({"key": key, "label": label, "mean": value["mean"], "sd": value.get("sd"),
-                            "per_seed": value.get("per_seed") or []})
+        figure = _cv_figure(cv, key)
+        if figure is not None:
+            metrics.append({"key": key, "label": label, "mean": figure["mean"], "sd": figure.get("sd"),
+                            "per_seed": figure.get("per_seed") or []})
     classes = [str(c).replace("score_", "") for c in meta.get("classes") or []]
     confusion = cv.get("confusion_seed0")
     per_class = None
