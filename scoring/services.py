@@ -84,13 +84,12 @@ def _weights_metadata(scorer: Any) -> dict[str, Any]:
     return _jsonable(getattr(scorer, "meta", None) or getattr(scorer, "metadata", None) or {})  # type: ignore[no-any-return]
 
 
-def _sync_metadata(version: ModelVersion, scorer: Any) -> None:
-    """Describe a version by its weights file as loaded now.
+def _sync_metadata(version: ModelVersion, metadata: dict[str, Any]) -> None:
+    """Describe a version by its weights file as loaded now (``metadata``: ``_weights_metadata``).
 
     The same weights re-saved with more metadata (e.g. calibration figures, a domain check) keep
     their version - their scores stay valid - so the row is refreshed rather than duplicated.
     """
-    metadata = _weights_metadata(scorer)
     if version.metadata != metadata:
         ModelVersion.objects.filter(pk=version.pk).update(metadata=metadata)
         version.metadata = metadata
@@ -105,7 +104,7 @@ def model_version_register(*, weights: str = "", activate: bool = False) -> Mode
             version=str(scorer.version), defaults={"weights": weights, "metadata": metadata}
         )
         if not created:
-            _sync_metadata(version, scorer)
+            _sync_metadata(version, metadata)
         if activate and not version.is_active:
             ModelVersion.objects.filter(is_active=True).update(is_active=False)
             version.is_active = True
@@ -333,7 +332,7 @@ def _run(job: ScoringJob, worker: str) -> None:
     scorer = runtime.get_scorer(version.weights)
     if str(scorer.version) != version.version:
         raise RuntimeError(f"worker loaded weights {scorer.version!r} but the job asks for {version.version!r}")
-    _sync_metadata(version, scorer)
+    _sync_metadata(version, _weights_metadata(scorer))
     timings["load_model_s"] = time.perf_counter() - started
 
     t0 = time.perf_counter()
@@ -419,10 +418,9 @@ def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, re
     six = getattr(result, "six_class", None)
     if six is not None:
         extra["six_class"] = _jsonable(six)
-    distance = getattr(result, "domain_distance", None)
-    if distance is not None:
-        extra["domain"] = {"distance": round(float(distance), 4), "in_domain": bool(result.in_domain),
-                           "threshold": result.domain_threshold}
+    domain = result.domain() if callable(getattr(result, "domain", None)) else None
+    if domain is not None:
+        extra["domain"] = domain
     ClipScore.objects.update_or_create(
         job=job, clip=clip,
         defaults={

@@ -57,10 +57,15 @@ class ClipResult:
             "six_class": self.six_class.to_dict(),
             "aggregator": self.aggregator,
             "model": self.model,
-            "domain": None if self.domain_distance is None else {
-                "distance": round(float(self.domain_distance), 4), "threshold": self.domain_threshold,
-                "in_domain": self.in_domain},
+            "domain": self.domain(),
         }
+
+    def domain(self) -> dict[str, object] | None:
+        """The out-of-domain check as stored and printed (None when the weights have none)."""
+        if self.domain_distance is None:
+            return None
+        return {"distance": round(float(self.domain_distance), 4), "threshold": self.domain_threshold,
+                "in_domain": self.in_domain}
 
 
 class Scorer:

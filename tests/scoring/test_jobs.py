@@ -119,7 +119,7 @@ def test_registering_again_refreshes_the_metadata_of_the_same_version() -> None:
 
     ModelVersion.objects.filter(pk=first.pk).update(metadata={})
     stale = ModelVersion.objects.get(pk=first.pk)
-    services._sync_metadata(stale, runtime.get_scorer(""))
+    services._sync_metadata(stale, services._weights_metadata(runtime.get_scorer("")))
     assert ModelVersion.objects.get(pk=first.pk).metadata == again.metadata == stale.metadata
 
 
