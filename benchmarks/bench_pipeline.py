@@ -31,8 +31,8 @@ def main() -> None:
     from django.contrib.auth import get_user_model
 
     from patients import services
+    from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4
     from patients.models import Membership, Role, Study
-    from scoring.core.phantoms import phantom_cohort_clip, write_mp4
     from scoring.models import ExamScore, JobStatus, ScoringJob
     from scoring.services import model_version_active
 

@@ -49,7 +49,7 @@ def _source_clips(n: int, frames: int) -> list[np.ndarray]:
     out: list[np.ndarray] = []
     files = sorted(SHARED.glob("*.mp4"))[:n] if SHARED.is_dir() else []
     if files:
-        from scoring.core.reader import read_clip
+        from patients.imaging.core.reader import read_clip
 
         for f in files:
             a = read_clip(str(f)).frames
@@ -57,7 +57,7 @@ def _source_clips(n: int, frames: int) -> list[np.ndarray]:
             reps = int(np.ceil(frames / len(loop)))
             out.append(np.concatenate([loop] * reps, 0)[:frames])
         return out
-    from scoring.core.phantoms import phantom_cohort_clip
+    from patients.imaging.core.phantoms import phantom_cohort_clip
 
     for i in range(n):
         out.append(phantom_cohort_clip(i % 4, seed=i, n_frames=frames, rows=350, columns=350).frames)
@@ -91,7 +91,7 @@ def bench_scorer(scorer: object, clips: list[np.ndarray], reps: int = 2) -> floa
 
 def bench_exam(scorer: object, clips: list[np.ndarray]) -> tuple[float, float, float]:
     """(total, read, score) seconds for reading 12 MP4 files and scoring them in one batch."""
-    from scoring.core.reader import read_clip
+    from patients.imaging.core.reader import read_clip
 
     with tempfile.TemporaryDirectory() as d:
         paths = []

@@ -6,11 +6,11 @@ from typing import Any
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from lusweb.errors import ServiceError
+
 
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, plus an ``error`` string so clients always have one readable message."""
-    from patients.services import ServiceError
-
     if isinstance(exc, ServiceError):
         return Response({"error": exc.message, "code": exc.code}, status=exc.status)
     response = drf_exception_handler(exc, context)

@@ -16,7 +16,7 @@ patient within ``?window_hours=``, default 12). The clinical record is the lates
 or before the exam.
 
 Privacy: patients appear under their study pseudonym (HMAC-SHA256 of the patient id with the
-study secret, see :func:`patients.deid.pseudonym`), never name or hospital number. Time is "days
+study secret, see :func:`patients.imaging.core.deid.pseudonym`), never name or hospital number. Time is "days
 since admission" (or since the patient's first exam when the admission date is unknown). Only
 users who may see identifying data (clinicians, study admins) also get ``patient_code``,
 ``admission_date`` and ``acquired_at``; researchers never receive a calendar date.
@@ -42,7 +42,7 @@ from django.utils import timezone
 
 from patients import chrono
 from patients.dashboards.stats import ExamPoint, GasPoint, pair_nearest
-from patients.deid import pseudonym
+from patients.imaging.core.deid import pseudonym
 from patients.models import BloodGas, ClinicalInfo, Exam, Patient, ScoreOverride, Study, ZoneClip
 from patients.protocols import PROTOCOLS, get_protocol
 

@@ -137,7 +137,7 @@ def _sector_mask(clip: ZoneClip, frames: Any) -> Any:
     import numpy as np
     from django.core.cache import cache
 
-    from patients import deid
+    from patients.imaging.core import deid
 
     key = f"lusweb:sector:{clip.pk}:{clip.sha256}"
     hit = cache.get(key)

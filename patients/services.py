@@ -22,8 +22,10 @@ from django.core.files import File
 from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
-from patients import deid, permissions
+from lusweb.errors import ServiceError
+from patients import permissions
 from patients.audit import audit_record, diff, snapshot
+from patients.imaging.core import deid
 from patients.models import (
     KPA_TO_MMHG,
     AuditAction,
@@ -42,19 +44,6 @@ from patients.models import (
 from patients.protocols import PROTOCOLS, get_protocol
 
 logger = logging.getLogger(__name__)
-
-
-class ServiceError(ValueError):
-    """Bad input: carries a machine code, a human message and the HTTP status to answer with."""
-
-    status = 400
-
-    def __init__(self, message: str, *, code: str = "invalid", status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.code = code
-        if status is not None:
-            self.status = status
 
 
 class IngestError(ServiceError):
@@ -392,7 +381,7 @@ def clip_ingest(
     (``created=False``). Any failure raises ``IngestError`` naming the problem and leaves no row
     and no file behind.
     """
-    from scoring.core.reader import ClipReadError, read_clip
+    from patients.imaging.core.reader import ClipReadError, read_clip
 
     permissions.require_write(by, exam.study)
     protocol = get_protocol(exam.protocol)
@@ -475,7 +464,7 @@ def clip_ingest(
 
 def _deidentify(*, study: Study, exam: Exam, path: str, sha256: str, frames: np.ndarray, fps: float | None,
                 meta: dict[str, Any]) -> tuple[np.ndarray, deid.DeidResult, dict[str, Any]]:
-    """Redact burned-in text outside the sector and de-identify the header (see ``patients.deid``).
+    """Redact burned-in text outside the sector and de-identify the header (see ``patients.imaging.core.deid``).
 
     Returns the redacted frames, the de-identified DICOM to store and the clip's meta with the
     remapped UIDs. DICOM uploads keep their header (cleaned); videos and images become a

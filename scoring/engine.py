@@ -12,10 +12,10 @@
 """
 from __future__ import annotations
 
+from patients.imaging.core.reader import Clip, ClipReadError, read_clip
 from scoring.core.aggregate import AGGREGATORS
 from scoring.core.exam import ZONES_12, ZONES_BLUE6, ExamScore, exam_score
 from scoring.core.nets import FINDINGS, SCORE_CLASSES
-from scoring.core.reader import Clip, ClipReadError, read_clip
 from scoring.core.scorer import DEFAULT_WEIGHTS, ClipResult, Scorer, load_scorer
 from scoring.core.six_class import SIX_CLASSES
 

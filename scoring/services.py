@@ -21,6 +21,7 @@ from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from lusweb.errors import ServiceError
 from patients import permissions
 from patients.models import Exam, Study, ZoneClip
 from patients.protocols import get_protocol
@@ -166,8 +167,6 @@ def scoring_job_retry(*, job: ScoringJob, by: Any) -> ScoringJob:
         lease_expires_at=None, finished_at=None,
     )
     if not updated:
-        from patients.services import ServiceError
-
         raise ServiceError(f"job {job.pk} is {job.status}; only failed or cancelled jobs can be retried",
                            code="not_retryable", status=409)
     transaction.on_commit(lambda: _dispatch(job.pk))

@@ -139,11 +139,11 @@ def pocus_records(root: str | Path, scored_only: bool = False) -> list[ClipRecor
 def decode_frames(path: str | Path) -> tuple[np.ndarray, float]:
     """Decode any clip or image to uint8 grey [T,H,W] and its fps.
 
-    Uses ``scoring.core.reader.read_clip`` when that module is present (it handles DICOM
+    Uses ``patients.imaging.core.reader.read_clip`` when that module is present (it handles DICOM
     and the project's formats), with PyAV / Pillow as the fallback.
     """
     try:
-        from scoring.core.reader import read_clip
+        from patients.imaging.core.reader import read_clip
 
         clip = read_clip(str(path))
         return np.asarray(clip.frames), float(getattr(clip, "fps", 0.0) or 0.0)

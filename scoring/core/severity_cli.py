@@ -29,7 +29,7 @@ BLUE6 = ("R1", "R2", "R3", "L1", "L2", "L3")
 
 def covid_blues_samples(root: Path, scorer: Any, log: Any = print) -> list[PatientSample]:
     """One sample per patient: zone features from the frame scorer, expert zone scores, clinical record."""
-    from scoring.core.reader import read_clip
+    from patients.imaging.core.reader import read_clip
     from scoring.core.severity_features import score_with_features, zone_feature
 
     rows = covid_blues.clinical_rows(root)

@@ -51,8 +51,8 @@ class World:
 
 
 def _ingest(exam: Exam, zone: str, score: int, seed: int, by: Any, *, cine: bool = False) -> ZoneClip:
+    from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4, write_png
     from patients.services import clip_ingest
-    from scoring.core.phantoms import phantom_cohort_clip, write_mp4, write_png
 
     buf = io.BytesIO()
     if cine:

@@ -22,7 +22,7 @@ worker_env = worker_env_fixture
 
 def test_upload_and_watch_the_progress_bar(browser: Any, live_server: Any, worker_env: Callable[[], Worker],
                                            screenshot_dir: Path) -> None:
-    from scoring.core.phantoms import phantom_cohort_clip, write_mp4
+    from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4
 
     study = StudyFactory(protocol="12-zone")
     user = UserFactory(username="ward-nurse")

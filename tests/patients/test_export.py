@@ -13,7 +13,8 @@ import pytest
 from django.http import StreamingHttpResponse
 from rest_framework.test import APIClient
 
-from patients import deid, export
+from patients import export
+from patients.imaging.core import deid
 from patients.models import AuditEvent, BloodGas, ClinicalInfo, Exam, Membership, Role, ScoreOverride, ZoneClip
 from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction
 from tests.factories import PatientFactory, StudyFactory, UserFactory

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from lusweb.errors import ServiceError
 from patients.models import Membership, Role
-from patients.services import ServiceError
 from scoring import services
 from scoring.models import JobStatus, ModelVersion, ScoringJob
 from tests.factories import ExamFactory, UserFactory

@@ -24,7 +24,7 @@ worker_env = worker_env_fixture
 
 
 def _exam_with_clips(api_for: Callable[..., APIClient], *, frames: int, size: int) -> tuple[Exam, list[int]]:
-    from scoring.core.phantoms import phantom_cohort_clip, write_dicom, write_mp4
+    from patients.imaging.core.phantoms import phantom_cohort_clip, write_dicom, write_mp4
 
     study = StudyFactory(protocol="12-zone")
     user = UserFactory()

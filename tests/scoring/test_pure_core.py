@@ -1,4 +1,4 @@
-"""scoring.engine and every scoring.core module must be importable without Django."""
+"""scoring.engine, every scoring.core module and every patients.imaging.core module import without Django."""
 from __future__ import annotations
 
 import pkgutil
@@ -10,10 +10,12 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_no_django_in_pure_core() -> None:
+    import patients.imaging.core
     import scoring.core
 
-    mods = sorted(m.name for m in pkgutil.iter_modules(scoring.core.__path__, "scoring.core."))
-    assert "scoring.core.scorer" in mods
+    mods = sorted(m.name for pkg in (scoring.core, patients.imaging.core)
+                  for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."))
+    assert "scoring.core.scorer" in mods and "patients.imaging.core.reader" in mods
     code = (
         "import importlib, sys\n"
         f"mods = {mods!r}\n"

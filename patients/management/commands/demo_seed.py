@@ -82,7 +82,7 @@ class Command(BaseCommand):
         return study
 
     def _cohort(self, study: Study, clinician: Any, options: dict[str, Any]) -> None:
-        from scoring.core.phantoms import phantom_cohort_clip, write_dicom, write_mp4
+        from patients.imaging.core.phantoms import phantom_cohort_clip, write_dicom, write_mp4
 
         rng = np.random.default_rng(options["seed"])
         zones = get_protocol(study.protocol).codes

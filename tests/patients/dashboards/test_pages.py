@@ -176,8 +176,8 @@ def test_gradcam_unavailable_is_503(cohort: Cohort, monkeypatch: pytest.MonkeyPa
 
 def test_gradcam_overlay_is_cached(cohort: Cohort, monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     import scoring.runtime
+    from patients.imaging.core.phantoms import phantom_cohort_clip
     from patients.models import ZoneClip
-    from scoring.core.phantoms import phantom_cohort_clip
 
     calls: list[list[int]] = []
     real = scoring.runtime.get_scorer("default")  # the real default weights

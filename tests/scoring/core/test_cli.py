@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4
 from scoring.core import cli
-from scoring.core.phantoms import phantom_cohort_clip, write_mp4
 
 
 @pytest.fixture(scope="module")

@@ -35,8 +35,8 @@ def test_pocus_index(shared_data: Path) -> None:
 
 
 def test_cached_views_decode_once_and_equal_two_cached_frames(tmp_path: Path, monkeypatch: Any) -> None:
+    from patients.imaging.core.phantoms import PhantomSpec, render_phantom, write_mp4
     from scoring.core import datasets
-    from scoring.core.phantoms import PhantomSpec, render_phantom, write_mp4
     from scoring.core.preprocess import PreprocessConfig
 
     clip = tmp_path / "clip.mp4"

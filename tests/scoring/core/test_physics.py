@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from scoring.core.phantoms import PhantomSpec, phantom_cohort_clip, render_phantom
+from patients.imaging.core.phantoms import PhantomSpec, phantom_cohort_clip, render_phantom
 from scoring.core.physics import (
     Geometry,
     beam_images,
@@ -121,7 +121,7 @@ def test_beam_images_mark_the_rib_shadow_columns() -> None:
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="../shared/data/covid-blues is absent (fresh clone)")
 def test_real_lumify_clip_has_a_convex_fan_with_the_apex_above_the_image() -> None:
-    from scoring.core.reader import read_clip
+    from patients.imaging.core.reader import read_clip
 
     frames = read_clip(DATA / "lus_videos" / "patient_1_L1.mp4").frames
     g = sector_geometry(frames)

@@ -84,7 +84,7 @@ def test_to_grey_and_intensity() -> None:
 
 @pytest.mark.parametrize("geometry", ["convex", "linear"])
 def test_sector_on_phantoms(geometry: str) -> None:
-    from scoring.core.phantoms import phantom_cohort_clip
+    from patients.imaging.core.phantoms import phantom_cohort_clip
 
     ph = phantom_cohort_clip(2, seed=3, geometry=geometry, n_frames=10)  # type: ignore[arg-type]
     mask = find_sector(ph.frames)

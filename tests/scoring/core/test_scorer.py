@@ -90,8 +90,8 @@ def test_metadata_and_cv_floors(scorer) -> None:  # type: ignore[no-untyped-def]
 def test_quick_real_clips_rank_correlation(scorer, shared_data: Path) -> None:  # type: ignore[no-untyped-def]
     from scipy.stats import spearmanr
 
+    from patients.imaging.core.reader import read_clip
     from scoring.core.datasets import covid_blues_records
-    from scoring.core.reader import read_clip
 
     recs = covid_blues_records(shared_data / "covid-blues")
     # Three clips per score from different patients: cheap (12 clips) and not cherry-picked
@@ -117,8 +117,8 @@ def test_out_of_domain_clips_are_flagged(scorer) -> None:  # type: ignore[no-unt
     """Phantoms and non-lung images from other machines are unlike the training clips."""
     from pydicom.data import get_testdata_file
 
-    from scoring.core.phantoms import phantom_cohort_clip
-    from scoring.core.reader import read_clip
+    from patients.imaging.core.phantoms import phantom_cohort_clip
+    from patients.imaging.core.reader import read_clip
 
     check = scorer.bundle.domain
     assert check is not None and check.n_training == 235 and 1.0 < check.threshold < 5.0

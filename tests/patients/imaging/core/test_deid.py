@@ -13,10 +13,10 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from pydicom.data import get_testdata_file
 from rest_framework.test import APIClient
 
-from patients import deid
+from patients.imaging.core import deid
+from patients.imaging.core.phantoms import PhantomSpec, render_phantom, write_dicom, write_png
+from patients.imaging.core.reader import read_clip
 from patients.models import AuditEvent, Exam, Membership, Role, Study, ZoneClip
-from scoring.core.phantoms import PhantomSpec, render_phantom, write_dicom, write_png
-from scoring.core.reader import read_clip
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
 from tests.patients.conftest import stored_files
 

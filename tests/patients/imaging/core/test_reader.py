@@ -1,4 +1,4 @@
-"""scoring.core.reader: real vendor DICOMs, every POCUS container, error classes and messages."""
+"""patients.imaging.core.reader: real vendor DICOMs, every POCUS container, error classes and messages."""
 from __future__ import annotations
 
 import csv
@@ -19,8 +19,8 @@ from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from scoring.core.phantoms import phantom_cohort_clip, write_mp4
-from scoring.core.reader import (
+from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4
+from patients.imaging.core.reader import (
     ClipReadError,
     CorruptFile,
     EmptyFile,
@@ -355,7 +355,7 @@ def test_missing_path_is_not_a_clip_error(tmp_path: Path) -> None:
 
 
 def test_core_never_imports_django() -> None:
-    code = "import sys, scoring.core.reader, scoring.core.phantoms; assert 'django' not in sys.modules"
+    code = "import sys, patients.imaging.core.reader, patients.imaging.core.phantoms; assert 'django' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], cwd=ROOT, check=True)
 
 

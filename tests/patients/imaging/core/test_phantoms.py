@@ -1,4 +1,4 @@
-"""scoring.core.phantoms: ground truth, rendering speed and the DICOM / MP4 / GIF / PNG writers."""
+"""patients.imaging.core.phantoms: ground truth, rendering speed and the DICOM / MP4 / GIF / PNG writers."""
 from __future__ import annotations
 
 import io
@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from scoring.core.phantoms import (
+from patients.imaging.core.phantoms import (
     FINDINGS,
     JPEG_BASELINE,
     US_MULTIFRAME_SOP_CLASS,
@@ -22,7 +22,7 @@ from scoring.core.phantoms import (
     write_mp4,
     write_png,
 )
-from scoring.core.reader import read_clip
+from patients.imaging.core.reader import read_clip
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:
