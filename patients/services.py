@@ -23,6 +23,7 @@ from django.core.files.base import ContentFile
 from django.db import IntegrityError, transaction
 
 from lusweb.errors import ServiceError
+from lusweb.jsonable import jsonable
 from patients import permissions
 from patients.audit import audit_record, diff, snapshot
 from patients.imaging.core import deid
@@ -523,7 +524,7 @@ def _clip_store(
         frame_count=int(frames.shape[0]), fps=fps, rows=int(frames.shape[1]), columns=int(frames.shape[2]),
         manufacturer=_text(meta, "manufacturer", 128), model_name=_text(meta, "model", 128),
         transducer=_text(meta, "transducer", 128), sop_instance_uid=_text(meta, "sop_instance_uid", 64),
-        study_instance_uid=_text(meta, "study_instance_uid", 64), meta=_jsonable(meta), uploaded_by=by,
+        study_instance_uid=_text(meta, "study_instance_uid", 64), meta=jsonable(meta), uploaded_by=by,
         deidentified=stored is not None,
     )
     written: list[str] = []
@@ -571,20 +572,6 @@ def _remove(storage: Any, names: list[str]) -> None:
             storage.delete(name)
         except OSError:  # pragma: no cover - best effort cleanup
             logger.warning("could not remove %s after a failed ingest", name)
-
-
-def _jsonable(meta: dict[str, Any]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in meta.items():
-        if value is None or isinstance(value, (str, int, float, bool)):
-            out[key] = value
-        elif isinstance(value, dict):
-            out[key] = _jsonable(value)
-        elif isinstance(value, (list, tuple)):
-            out[key] = [v if isinstance(v, (str, int, float, bool)) else str(v) for v in value]
-        else:
-            out[key] = str(value)
-    return out
 
 
 def clip_delete(*, clip: ZoneClip, by: Any) -> None:

@@ -22,6 +22,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from lusweb.errors import ServiceError
+from lusweb.jsonable import jsonable
 from patients import permissions
 from patients.models import Exam, Study, ZoneClip
 from patients.protocols import get_protocol
@@ -65,24 +66,8 @@ def worker_name() -> str:
 # --- model versions --------------------------------------------------------------------------
 
 
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, (np.integer,)):
-        return int(value)
-    if isinstance(value, (np.floating,)):
-        return float(value)
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    if value is None or isinstance(value, (str, int, float, bool)):
-        return value
-    return str(value)
-
-
 def _weights_metadata(scorer: Any) -> dict[str, Any]:
-    return _jsonable(getattr(scorer, "meta", None) or getattr(scorer, "metadata", None) or {})  # type: ignore[no-any-return]
+    return jsonable(getattr(scorer, "meta", None) or getattr(scorer, "metadata", None) or {})  # type: ignore[no-any-return]
 
 
 def _sync_metadata(version: ModelVersion, metadata: dict[str, Any]) -> None:
@@ -416,7 +401,7 @@ def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, re
     extra: dict[str, Any] = {}
     six = getattr(result, "six_class", None)
     if six is not None:
-        extra["six_class"] = _jsonable(six)
+        extra["six_class"] = jsonable(six)
     domain = result.domain() if callable(getattr(result, "domain", None)) else None
     if domain is not None:
         extra["domain"] = domain
