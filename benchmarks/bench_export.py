@@ -50,8 +50,10 @@ def build_cohort(study: Any, *, patients: int, exams_per_patient: int, seed: int
     import numpy as np
     from django.utils import timezone
 
-    from patients.models import BloodGas, ClinicalInfo, Exam, Patient, ScoreOverride, ZoneClip
-    from patients.protocols import get_protocol
+    from patients.imaging.models import ZoneClip
+    from patients.readings.models import ScoreOverride
+    from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+    from patients.studies.protocols import get_protocol
     from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction
 
     rng = np.random.default_rng(seed)
@@ -124,8 +126,9 @@ def main() -> int:
     _setup()
     from django.contrib.auth import get_user_model
 
-    from patients.export import ExportParams, stream_csv
-    from patients.models import Study
+    from patients.research.export.params import ExportParams
+    from patients.research.export.stream import stream_csv
+    from patients.studies.models import Study
 
     study = Study.objects.create(name="Bench export", protocol="12-zone")
     get_user_model().objects.create(username="bench-researcher")

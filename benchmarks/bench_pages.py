@@ -45,8 +45,10 @@ def _cohort(n_exams: int, n_others: int) -> dict[str, Any]:
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
-    from patients.models import BloodGas, ClinicalInfo, Exam, Membership, Patient, Role, Study, ZoneClip
-    from patients.protocols import get_protocol
+    from patients.imaging.models import ZoneClip
+    from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+    from patients.studies.models import Membership, Role, Study
+    from patients.studies.protocols import get_protocol
     from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction
 
     rng = np.random.default_rng(0)

@@ -30,9 +30,10 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     from django.contrib.auth import get_user_model
 
-    from patients import services
     from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4
-    from patients.models import Membership, Role, Study
+    from patients.imaging.ingest import clip_ingest
+    from patients.records.services import exam_create, patient_create
+    from patients.studies.models import Membership, Role, Study
     from scoring.models import ExamScore, JobStatus, ScoringJob
     from scoring.services import model_version_active
 
@@ -40,10 +41,10 @@ def main() -> None:
     user = get_user_model().objects.create(username=f"bench{time.time_ns()}")
     study = Study.objects.create(name=f"bench {time.time_ns()}", protocol="12-zone")
     Membership.objects.create(study=study, user=user, role=Role.CLINICIAN)
-    patient = services.patient_create(study=study, code="B1", by=user)
+    patient = patient_create(study=study, code="B1", by=user)
     from django.utils import timezone
 
-    exam = services.exam_create(patient=patient, acquired_at=timezone.now(), by=user)
+    exam = exam_create(patient=patient, acquired_at=timezone.now(), by=user)
     clips = []
     for i, zone in enumerate(exam.zone_codes):
         path = tmp / f"{zone}.mp4"
@@ -58,13 +59,13 @@ def main() -> None:
     )
     try:
         time.sleep(1.0)
-        warm = services.exam_create(patient=patient, acquired_at=timezone.now(), by=user)
+        warm = exam_create(patient=patient, acquired_at=timezone.now(), by=user)
         zone, path = clips[0]
-        services.clip_ingest(exam=warm, upload=SimpleUploadedFile(path.name, path.read_bytes()), zone=zone, by=user)
+        clip_ingest(exam=warm, upload=SimpleUploadedFile(path.name, path.read_bytes()), zone=zone, by=user)
         _wait(lambda: ScoringJob.objects.filter(exam=warm, status=JobStatus.SUCCEEDED).exists(), 300)
         t_upload = time.perf_counter()
         for zone, path in clips:
-            services.clip_ingest(exam=exam, upload=SimpleUploadedFile(path.name, path.read_bytes()), zone=zone,
+            clip_ingest(exam=exam, upload=SimpleUploadedFile(path.name, path.read_bytes()), zone=zone,
                                  by=user)
         t_last = time.perf_counter()
         # Done when a job that saw all twelve zones has succeeded.

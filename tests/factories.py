@@ -7,7 +7,8 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from patients.models import BloodGas, ClinicalInfo, Exam, Membership, Patient, Role, Study
+from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+from patients.studies.models import Membership, Role, Study
 
 
 class UserFactory(factory.django.DjangoModelFactory):

@@ -1,11 +1,12 @@
-"""``manage.py import_pocus <dir> [--study NAME] [--limit N] [--match TEXT]`` (see patients.importers)."""
+"""``manage.py import_pocus <dir> [--study NAME] [--limit N] [--match TEXT]`` (see patients.research.importers)."""
 from __future__ import annotations
 
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from patients import importers, services
+from lusweb.errors import ServiceError
+from patients.research import importers
 
 
 class Command(BaseCommand):
@@ -25,7 +26,7 @@ class Command(BaseCommand):
                 options["directory"], by=importers.importer_user(options["user"]), study_name=options["study"],
                 limit=options["limit"], match=options["match"], deidentify=options["deidentify"],
                 log=lambda m: self.stdout.write(m) if options["verbosity"] > 1 else None)
-        except services.ServiceError as exc:
+        except ServiceError as exc:
             raise CommandError(exc.message) from exc
         for reason in report.skipped:
             self.stderr.write(f"skipped: {reason}")

@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from patients.models import Patient, Role, Study
-from patients.protocols import get_protocol
+from patients.records.models import Patient
+from patients.studies.models import Role, Study
+from patients.studies.protocols import get_protocol
 from tests.factories import (
     BloodGasFactory,
     ClinicalInfoFactory,
