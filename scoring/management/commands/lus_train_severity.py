@@ -10,7 +10,7 @@ class Command(BaseCommand):
     help = "Train and evaluate the patient-severity models (DSA-MIL + MA-CLR); see --help."
 
     def run_from_argv(self, argv: list[str]) -> None:
-        from scoring.core.severity_cli import main
+        from scoring.core.severity_cli import main  # lazy: training imports torch
 
         code = main(argv[2:])
         if code:
