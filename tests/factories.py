@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
@@ -78,3 +79,11 @@ class BloodGasFactory(factory.django.DjangoModelFactory):
     paco2_mmhg = 40.0
     pao2_mmhg = 80.0
     fio2 = 0.21
+
+
+def members_by_role(study: Study, username: str) -> dict[str, Any]:
+    """One member of ``study`` per role, keyed by role; ``username`` formats ``{role}`` into a name."""
+    users = {role: UserFactory(username=username.format(role=role)) for role in Role.values}
+    for role, user in users.items():
+        Membership.objects.create(study=study, user=user, role=role)
+    return users

@@ -11,13 +11,15 @@ import contextlib
 import contextvars
 import datetime as dt
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
 from django.db import models, transaction
 from django.http import HttpRequest
 from django.utils import timezone
 
 from patients.audit.models import AuditAction, AuditEvent
+
+M = TypeVar("M", bound=models.Model)
 
 _client_ip: contextvars.ContextVar[str | None] = contextvars.ContextVar("lusweb_audit_ip", default=None)
 
@@ -102,6 +104,17 @@ def audit_finish_export(*, event: AuditEvent, row_count: int, complete: bool) ->
     changes = dict(event.changes or {})
     changes["complete"] = complete
     AuditEvent.objects.filter(pk=event.pk).update(row_count=row_count, changes=changes)
+
+
+def create_audited(model: type[M], *, audited_in: models.Model, by: Any, tracked: Iterable[str],
+                   **fields: Any) -> M:
+    """Create a row of ``model`` from ``fields`` and audit (in study ``audited_in``) its ``tracked``
+    fields as new values, in one transaction."""
+    with transaction.atomic():
+        obj = model._default_manager.create(**fields)
+        audit_record(actor=by, action=AuditAction.CREATE, study=audited_in, obj=obj,
+                     changes=diff({}, snapshot(obj, tracked)))
+    return obj
 
 
 def update_audited(obj: models.Model, *, fields: Mapping[str, Any], tracked: Iterable[str], study: models.Model,

@@ -7,6 +7,7 @@ the export's convention). The exam resource is routed by the dashboards, which a
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 from django.db.models import QuerySet
@@ -217,26 +218,25 @@ class PatientViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     @extend_schema(request=BloodGasSerializer, responses=BloodGasSerializer(many=True))
     @action(detail=True, methods=["get", "post"], url_path="blood-gases")
     def blood_gases(self, request: Request, pk: str | None = None) -> Response:
-        patient = self.get_object()
-        if request.method == "POST":
-            ser = BloodGasSerializer(data=request.data)
-            ser.is_valid(raise_exception=True)
-            gas = services.blood_gas_create(patient=patient, by=request.user, **ser.validated_data)
-            return Response(BloodGasSerializer(gas, context={"request": request}).data, status=status.HTTP_201_CREATED)
-        return Response(BloodGasSerializer(selectors.blood_gas_list(patient=patient), many=True,
-                                          context={"request": request}).data)
+        return _patient_rows(request, self.get_object(), BloodGasSerializer, create=services.blood_gas_create,
+                             rows=selectors.blood_gas_list)
 
     @extend_schema(request=ClinicalInfoSerializer, responses=ClinicalInfoSerializer(many=True))
     @action(detail=True, methods=["get", "post"])
     def clinical(self, request: Request, pk: str | None = None) -> Response:
-        patient = self.get_object()
-        if request.method == "POST":
-            ser = ClinicalInfoSerializer(data=request.data)
-            ser.is_valid(raise_exception=True)
-            record = services.clinical_info_create(patient=patient, by=request.user, **ser.validated_data)
-            return Response(ClinicalInfoSerializer(record, context={"request": request}).data, status=status.HTTP_201_CREATED)
-        return Response(ClinicalInfoSerializer(selectors.clinical_info_list(patient=patient), many=True,
-                                               context={"request": request}).data)
+        return _patient_rows(request, self.get_object(), ClinicalInfoSerializer,
+                             create=services.clinical_info_create, rows=selectors.clinical_info_list)
+
+
+def _patient_rows(request: Request, patient: Patient, serializer: type[serializers.ModelSerializer[Any]], *,
+                  create: Callable[..., Any], rows: Callable[..., Any]) -> Response:
+    """A patient's rows of one kind: GET lists them, POST validates one and creates it (201)."""
+    if request.method == "POST":
+        ser = serializer(data=request.data)
+        ser.is_valid(raise_exception=True)
+        row = create(patient=patient, by=request.user, **ser.validated_data)
+        return Response(serializer(row, context={"request": request}).data, status=status.HTTP_201_CREATED)
+    return Response(serializer(rows(patient=patient), many=True, context={"request": request}).data)
 
 
 # The exam resource's CRUD; ``patients.dashboards.api`` routes it, with the exam's scores. (No

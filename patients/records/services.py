@@ -12,7 +12,7 @@ from django.db import transaction
 
 from lusweb.errors import ServiceError, check_settable
 from patients.audit.models import AuditAction
-from patients.audit.services import audit_record, diff, snapshot, update_audited
+from patients.audit.services import audit_record, create_audited, diff, snapshot, update_audited
 from patients.records.models import KPA_TO_MMHG, BloodGas, ClinicalInfo, Exam, GasUnit, Patient
 from patients.studies import permissions
 from patients.studies.models import Study
@@ -60,14 +60,9 @@ def patient_create(
     permissions.require_write(by, study)
     code = _clean_patient_code(study, code)
     _check_birth_year(birth_year)
-    with transaction.atomic():
-        patient = Patient.objects.create(
-            study=study, code=code, sex=sex, birth_year=birth_year, admission_date=admission_date,
-            name=name, hospital_number=hospital_number,
-        )
-        audit_record(actor=by, action=AuditAction.CREATE, study=study, obj=patient,
-                     changes=diff({}, snapshot(patient, PATIENT_FIELDS)))
-    return patient
+    return create_audited(Patient, audited_in=study, by=by, tracked=PATIENT_FIELDS, study=study, code=code, sex=sex,
+                          birth_year=birth_year, admission_date=admission_date, name=name,
+                          hospital_number=hospital_number)
 
 
 def patient_update(*, patient: Patient, by: Any, **fields: Any) -> Patient:
@@ -95,14 +90,9 @@ def exam_create(
     permissions.require_write(by, patient.study)
     protocol = protocol or patient.study.protocol
     validate_protocol(protocol)
-    with transaction.atomic():
-        exam = Exam.objects.create(
-            patient=patient, acquired_at=acquired_at, protocol=protocol, device=device, probe=probe,
-            operator=operator, notes=notes, created_by=by,
-        )
-        audit_record(actor=by, action=AuditAction.CREATE, study=patient.study, obj=exam,
-                     changes=diff({}, snapshot(exam, EXAM_FIELDS)))
-    return exam
+    return create_audited(Exam, audited_in=patient.study, by=by, tracked=EXAM_FIELDS, patient=patient,
+                          acquired_at=acquired_at, protocol=protocol, device=device, probe=probe, operator=operator,
+                          notes=notes, created_by=by)
 
 
 def exam_update(*, exam: Exam, by: Any, **fields: Any) -> Exam:
@@ -188,11 +178,6 @@ def blood_gas_create(
     _check_range(ph, 6.5, 8.0, f"pH {ph} is outside 6.5-8.0", "bad_ph")
     _check_range(fio2, 0.21, 1.0, f"FiO2 {fio2} must be a fraction between 0.21 and 1.0", "bad_fio2")
     _check_range(sao2, 0, 100, f"SaO2 {sao2} is outside 0-100 %", "bad_sao2")
-    with transaction.atomic():
-        gas = BloodGas.objects.create(
-            patient=patient, sampled_at=sampled_at, paco2_mmhg=converted["paco2"], pao2_mmhg=converted["pao2"],
-            ph=ph, hco3=hco3, lactate=lactate, sao2=sao2, fio2=fio2, unit_entered=unit,
-        )
-        audit_record(actor=by, action=AuditAction.CREATE, study=patient.study, obj=gas,
-                     changes=diff({}, snapshot(gas, GAS_AUDIT_FIELDS)))
-    return gas
+    return create_audited(BloodGas, audited_in=patient.study, by=by, tracked=GAS_AUDIT_FIELDS, patient=patient,
+                          sampled_at=sampled_at, paco2_mmhg=converted["paco2"], pao2_mmhg=converted["pao2"], ph=ph,
+                          hco3=hco3, lactate=lactate, sao2=sao2, fio2=fio2, unit_entered=unit)

@@ -1,8 +1,10 @@
 """Record pages: a study's patient list (the study page) and the patient page."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -48,12 +50,12 @@ def study_detail(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
     patient, role = selectors.patient_for(user=request.user, pk=pk)
-    forms: dict[str, Any] = {"exam_form": ExamForm(initial={"protocol": patient.study.protocol}),
-                             "clinical_form": ClinicalInfoForm(), "gas_form": BloodGasForm()}
+    page_forms: dict[str, Any] = {"exam_form": ExamForm(initial={"protocol": patient.study.protocol}),
+                                  "clinical_form": ClinicalInfoForm(), "gas_form": BloodGasForm()}
     if request.method == "POST":
         permissions.require_write(request.user, patient.study)
         try:
-            done = _record_post(request, patient, forms)
+            done = _record_post(request, patient, page_forms)
         except ServiceError as exc:
             messages.error(request, exc.message)
         else:
@@ -71,28 +73,30 @@ def patient_detail(request: HttpRequest, pk: int) -> HttpResponse:
         "exams": selectors.exam_list(user=request.user, patient=patient).prefetch_related("clips"),
         "clinical_records": selectors.clinical_info_list(patient=patient),
         "blood_gases": selectors.blood_gas_list(patient=patient),
-        **forms,
+        **page_forms,
     })
 
 
-def _record_post(request: HttpRequest, patient: Patient, forms: dict[str, Any]) -> HttpResponse | None:
+# kind -> (the form's name in the page context, the form, the service that saves it, the message)
+_RECORD_FORMS: dict[str, tuple[str, type[forms.ModelForm[Any]], Callable[..., Any], str]] = {
+    "clinical": ("clinical_form", ClinicalInfoForm, services.clinical_info_create, "Clinical record saved."),
+    "gas": ("gas_form", BloodGasForm, services.blood_gas_create, "Blood gas saved."),
+}
+
+
+def _record_post(request: HttpRequest, patient: Patient, context: dict[str, Any]) -> HttpResponse | None:
     """One of the patient page's forms (``kind``: exam, clinical or gas): the redirect once saved,
-    else None with the bound form left in ``forms`` to show its errors."""
+    else None with the bound form left in ``context`` to show its errors."""
     kind = request.POST.get("kind")
     if kind == "exam":
-        forms["exam_form"] = exam_form = ExamForm(request.POST)
+        context["exam_form"] = exam_form = ExamForm(request.POST)
         if exam_form.is_valid():
             return redirect(services.exam_create(patient=patient, by=request.user, **exam_form.cleaned_data))
-    elif kind == "clinical":
-        forms["clinical_form"] = clinical_form = ClinicalInfoForm(request.POST)
-        if clinical_form.is_valid():
-            services.clinical_info_create(patient=patient, by=request.user, **clinical_form.cleaned_data)
-            messages.success(request, "Clinical record saved.")
-            return redirect(patient)
-    elif kind == "gas":
-        forms["gas_form"] = gas_form = BloodGasForm(request.POST)
-        if gas_form.is_valid():
-            services.blood_gas_create(patient=patient, by=request.user, **gas_form.cleaned_data)
-            messages.success(request, "Blood gas saved.")
+    elif kind in _RECORD_FORMS:
+        name, form_class, create, saved = _RECORD_FORMS[kind]
+        context[name] = form = form_class(request.POST)
+        if form.is_valid():
+            create(patient=patient, by=request.user, **form.cleaned_data)
+            messages.success(request, saved)
             return redirect(patient)
     return None

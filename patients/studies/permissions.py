@@ -42,18 +42,18 @@ def require_read(user: Any, study: Study) -> str:
 
 
 def require_write(user: Any, study: Study) -> str:
-    role = require_read(user, study)
-    if role not in WRITE_ROLES:
-        raise PermissionDenied("Researchers have read-only access; ask a clinician or study admin.")
-    if study.archived:
-        raise PermissionDenied(f"Study {study.name!r} is archived and read-only.")
-    return role
+    return _require_change(user, study, WRITE_ROLES, "Researchers have read-only access; ask a clinician or study admin.")
 
 
 def require_admin(user: Any, study: Study) -> str:
+    return _require_change(user, study, ADMIN_ROLES, "Only a study admin can manage this study.")
+
+
+def _require_change(user: Any, study: Study, roles: frozenset[str], refusal: str) -> str:
+    """The user's role when it is one of ``roles`` and the study is not archived."""
     role = require_read(user, study)
-    if role not in ADMIN_ROLES:
-        raise PermissionDenied("Only a study admin can manage this study.")
+    if role not in roles:
+        raise PermissionDenied(refusal)
     if study.archived:
         raise PermissionDenied(f"Study {study.name!r} is archived and read-only.")
     return role

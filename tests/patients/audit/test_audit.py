@@ -26,7 +26,7 @@ from patients.records.services import (
 )
 from patients.studies.models import Membership, Role, Study
 from patients.studies.services import membership_remove, membership_set, study_create, study_set_archived, study_update
-from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
+from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory, members_by_role
 from tests.patients.conftest import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -35,9 +35,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def world() -> dict[str, Any]:
     study = StudyFactory(protocol="12-zone", deidentify=False)
-    users = {role: UserFactory(username=f"aud-{role}") for role in Role.values}
-    for role, user in users.items():
-        Membership.objects.create(study=study, user=user, role=role)
+    users = members_by_role(study, "aud-{role}")
     other = StudyFactory(protocol="12-zone")
     other_admin = UserFactory(username="aud-other-admin")
     Membership.objects.create(study=other, user=other_admin, role=Role.STUDY_ADMIN)

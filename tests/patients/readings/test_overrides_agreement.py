@@ -15,9 +15,9 @@ from patients.readings.models import ScoreOverride, ZoneAnnotation
 from patients.readings.selectors import current_override
 from patients.readings.services import score_override_create
 from patients.research import agreement
-from patients.studies.models import Membership, Role
+from patients.studies.models import Role
 from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob
-from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
+from tests.factories import ExamFactory, PatientFactory, StudyFactory, members_by_role
 
 pytestmark = pytest.mark.django_db
 
@@ -25,9 +25,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def world() -> dict[str, Any]:
     study = StudyFactory(protocol="12-zone")
-    users = {role: UserFactory(username=f"agr-{role}") for role in Role.values}
-    for role, user in users.items():
-        Membership.objects.create(study=study, user=user, role=role)
+    users = members_by_role(study, "agr-{role}")
     exam = ExamFactory(patient=PatientFactory(study=study))
     clips = [ZoneClip.objects.create(exam=exam, zone=z, file=f"t/{z}", frames=f"t/{z}.npz", sha256=z, size_bytes=1,
                                      format="png", frame_count=1, rows=1, columns=1)

@@ -13,6 +13,7 @@ import pytest
 from django.http import StreamingHttpResponse
 from rest_framework.test import APIClient
 
+from benchmarks.cohorts import build_cohort
 from patients.audit.models import AuditEvent
 from patients.imaging.core import deid
 from patients.imaging.models import ZoneClip
@@ -23,7 +24,7 @@ from patients.research.export.params import ExportParams
 from patients.research.export.stream import stream_csv
 from patients.studies.models import Membership, Role
 from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction
-from tests.factories import PatientFactory, StudyFactory, UserFactory
+from tests.factories import PatientFactory, StudyFactory, UserFactory, members_by_role
 
 pytestmark = pytest.mark.django_db
 
@@ -61,9 +62,7 @@ def _score(exam: Exam, version: ModelVersion, clips: dict[str, ZoneClip], scores
 def cohort(settings: Any) -> dict[str, Any]:
     settings.TIME_ZONE = "UTC"
     study = StudyFactory(protocol="blue-6", name="Export ward")
-    users = {role: UserFactory(username=f"exp-{role}") for role in Role.values}
-    for role, user in users.items():
-        Membership.objects.create(study=study, user=user, role=role)
+    users = members_by_role(study, "exp-{role}")
     p1 = PatientFactory(study=study, admission_date=dt.date(2026, 3, 1), name="Ada Lovelace", hospital_number="HN-777")
     p2 = PatientFactory(study=study, admission_date=None, name="Bob Builder", hospital_number="HN-888")
     e1 = Exam.objects.create(patient=p1, acquired_at=_at("2026-03-03T12:00:00"), protocol="blue-6")
@@ -261,8 +260,6 @@ def test_membership_required(cohort: dict[str, Any], api_for: Callable[..., APIC
 
 
 def _sizeable(study: Any, patients: int) -> None:
-    from benchmarks.bench_export import build_cohort
-
     build_cohort(study, patients=patients, exams_per_patient=5, seed=patients)
 
 

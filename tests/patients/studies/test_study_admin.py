@@ -9,7 +9,7 @@ from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
 from patients.studies.models import Membership, Role, Study
-from tests.factories import StudyFactory, UserFactory
+from tests.factories import StudyFactory, UserFactory, members_by_role
 
 pytestmark = pytest.mark.django_db
 
@@ -17,9 +17,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def world() -> dict[str, Any]:
     study = StudyFactory(protocol="12-zone")
-    users = {role: UserFactory(username=f"adm-{role}") for role in Role.values}
-    for role, user in users.items():
-        Membership.objects.create(study=study, user=user, role=role)
+    users = members_by_role(study, "adm-{role}")
     return {"study": study, "users": users}
 
 
