@@ -36,11 +36,6 @@ def score_exam(self: Any, job_id: int) -> str:
         raise self.retry(countdown=held.retry_in, max_retries=None) from held
 
 
-@shared_task
-def recover_jobs() -> int:
-    return services.scoring_jobs_recover()
-
-
 def _recovery_loop(interval: float) -> None:
     while True:
         try:
