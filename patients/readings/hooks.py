@@ -11,7 +11,7 @@ from collections.abc import Callable
 
 from patients.imaging.models import ZoneClip
 
-AiScoreSource = Callable[[ZoneClip], "int | None"]
+AiScoreSource = Callable[[ZoneClip], int | None]
 
 _ai_score_source: list[AiScoreSource] = []
 
