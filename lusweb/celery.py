@@ -2,8 +2,10 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from celery import Celery
+from django.conf import settings
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lusweb.settings.local")
@@ -30,17 +32,14 @@ app.conf.update(
 app.autodiscover_tasks()
 
 
-def _ensure_filesystem_broker() -> None:
-    """The server-less broker of the demo needs its folders before the first message."""
-    from pathlib import Path
-
-    from django.conf import settings
-
+def ensure_filesystem_broker() -> None:
+    """The server-less broker of the demo needs its folders (messages, processed messages,
+    exchange tables) before the first message."""
     if str(getattr(settings, "CELERY_BROKER_URL", "")).startswith("filesystem://"):
-        for key in ("data_folder_out", "processed_folder"):
+        for key in ("data_folder_out", "processed_folder", "control_folder"):
             Path(str(settings.CELERY_BROKER_TRANSPORT_OPTIONS[key])).mkdir(parents=True, exist_ok=True)
 
 
 @app.on_after_configure.connect
 def _on_configure(sender: Celery, **_: object) -> None:
-    _ensure_filesystem_broker()
+    ensure_filesystem_broker()

@@ -7,6 +7,8 @@ that every capability can raise it without importing another one.
 """
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
+
 
 class ServiceError(ValueError):
     """Bad input: carries a machine code, a human message and the HTTP status to answer with."""
@@ -19,3 +21,11 @@ class ServiceError(ValueError):
         self.code = code
         if status is not None:
             self.status = status
+
+
+def check_settable(fields: Iterable[str], settable: Sequence[str]) -> None:
+    """Refuse (code ``bad_field``) a change of any field outside ``settable``, naming them all."""
+    unknown = set(fields) - set(settable)
+    if unknown:
+        raise ServiceError(f"cannot change {', '.join(sorted(unknown))}; settable: {', '.join(settable)}",
+                           code="bad_field")

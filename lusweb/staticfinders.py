@@ -8,22 +8,20 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import plotly
 from django.contrib.staticfiles.finders import BaseFinder
+from django.core.checks import Error
 from django.core.files.storage import FileSystemStorage
 
 PUBLIC_NAME = "vendor/plotly/plotly.min.js"
 
 
 def _plotly_js() -> Path:
-    import plotly
-
     return Path(plotly.__file__).parent / "package_data" / "plotly.min.js"
 
 
 class PlotlyFinder(BaseFinder):
     def check(self, **kwargs: Any) -> list[Any]:
-        from django.core.checks import Error
-
         if not _plotly_js().exists():
             return [Error(f"plotly.min.js not found at {_plotly_js()}", id="lusweb.E001")]
         return []

@@ -1,3 +1,8 @@
+"""Pages and the API: each capability's pages, and ``/api/v1/`` (``lusweb.api_urls``).
+
+A name that is both a page and an API route (``clip-override``, ``model-list``) reverses to the
+page: the API comes first, and Django reverses a name to its last pattern.
+"""
 from __future__ import annotations
 
 from django.contrib import admin
@@ -13,8 +18,12 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("login/", auth_views.LoginView.as_view(), name="login"),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("api/v1/", include("lusweb.api_urls")),
+    path("", include("patients.studies.urls")),
+    path("", include("patients.records.urls")),
+    path("", include("patients.imaging.urls")),
+    path("", include("patients.readings.urls")),
     path("", include("patients.dashboards.urls")),
-    path("api/v1/", include("patients.api.urls")),
+    path("", include("patients.research.urls")),
     path("", include("scoring.urls")),
-    path("", include("patients.urls")),
 ]

@@ -8,4 +8,6 @@ class PatientsConfig(AppConfig):
     verbose_name = "Studies and patients"
 
     def ready(self) -> None:
-        from patients import signals  # noqa: F401  (connects receivers)
+        # lazy: receivers import models, which exist only once the app registry is ready
+        from patients.audit import receivers as audit_receivers  # noqa: F401  (connects the login audit)
+        from patients.imaging import signals as imaging_signals  # noqa: F401  (connects file removal)

@@ -1,4 +1,4 @@
-"""Scoring API: jobs (status, retry, cancel) and per-frame results of clips."""
+"""Scoring API: jobs (status, retry, cancel), model cards and per-frame results of clips."""
 from __future__ import annotations
 
 from typing import Any
@@ -9,11 +9,16 @@ from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.routers import SimpleRouter
 
-from patients.api.serializers import PatientTimeMixin
-from patients.models import Patient
+from patients.imaging.api import ClipSerializer
+from patients.imaging.models import ZoneClip
+from patients.imaging.selectors import clip_list
+from patients.records.api import PatientTimeMixin, query_int
+from patients.records.models import Patient
 from scoring import services
 from scoring.models import ModelVersion, ScoringJob
+from scoring.selectors import clip_frames_payload, model_card
 
 
 class JobSerializer(PatientTimeMixin, serializers.ModelSerializer[ScoringJob]):
@@ -61,18 +66,10 @@ class JobViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, viewsets.Gene
         return Response(JobSerializer(job, context={"request": request}).data)
 
 
-def exam_scores_field(obj: Any) -> dict[str, Any]:
-    from scoring.selectors import exam_scores_payload
-
-    return exam_scores_payload(exam=obj)
-
-
 class ModelVersionSerializer(serializers.Serializer[Any]):
     """A model card (see ``scoring.selectors.model_card``)."""
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
-        from scoring.selectors import model_card
-
         card = model_card(version=instance)
         card["registered_at"] = instance.created_at.isoformat()
         return card
@@ -86,3 +83,28 @@ class ModelVersionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):  # ty
 
     def get_queryset(self) -> QuerySet[ModelVersion]:
         return ModelVersion.objects.order_by("-is_active", "-created_at")
+
+
+# The clip's per-frame results. Its schema answers with the Clip component, as it always has:
+# the viewset's serializer is the clip's.
+class ClipFramesViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
+    serializer_class = ClipSerializer
+
+    def get_queryset(self) -> QuerySet[ZoneClip]:
+        return clip_list(user=self.request.user, exam=query_int(self.request, "exam"))
+
+    @action(detail=True, methods=["get"])
+    def frames(self, request: Request, pk: str | None = None) -> Response:
+        """Per-frame probabilities, scores and expected scores of the clip's current score."""
+        return Response(clip_frames_payload(clip=self.get_object()))
+
+
+# --- routes (assembled by lusweb.api_urls) -------------------------------------------------------
+
+router = SimpleRouter()
+router.register("jobs", JobViewSet, basename="job")
+router.register("models", ModelVersionViewSet, basename="model")
+# Only the ``frames`` action: the clip resource itself is imaging's.
+router.register("clips", ClipFramesViewSet, basename="clip")
+
+urlpatterns: list[Any] = []

@@ -11,24 +11,22 @@ from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from rest_framework.authtoken.models import Token
 
+from patients.records.models import Exam
+from patients.studies import permissions
 from scoring.progress import exam_group
+from scoring.selectors import exam_scores_payload
 
 
 @database_sync_to_async
 def _user_from_token(key: str) -> Any:
-    from rest_framework.authtoken.models import Token
-
     token = Token.objects.select_related("user").filter(key=key).first()
     return token.user if token and token.user.is_active else None
 
 
 @database_sync_to_async
 def _snapshot(user: Any, exam_id: int) -> dict[str, Any] | None:
-    from patients import permissions
-    from patients.models import Exam
-    from scoring.selectors import exam_scores_payload
-
     exam = Exam.objects.select_related("patient__study").filter(pk=exam_id).first()
     if exam is None or permissions.role_in_study(user, exam.patient.study) is None:
         return None

@@ -7,7 +7,8 @@ import numpy as np
 from django.conf import settings
 from django.db import models
 
-from patients.models import Exam, ZoneClip
+from patients.imaging.models import ZoneClip
+from patients.records.models import Exam
 
 
 class ModelVersion(models.Model):

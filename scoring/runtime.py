@@ -15,7 +15,7 @@ def device() -> str:
     wanted = getattr(settings, "DEVICE", "auto")
     if wanted == "cpu":
         return "cpu"
-    import torch
+    import torch  # lazy: the web process never needs torch unless it scores
 
     if wanted == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("LUSWEB_DEVICE=cuda but no CUDA device is available to this worker")
@@ -27,7 +27,7 @@ def get_scorer(weights: str) -> Any:
     with _lock:
         scorer = _scorers.get(weights)
         if scorer is None:
-            from scoring.engine import load_scorer
+            from scoring.engine import load_scorer  # lazy: the scorer imports torch
 
             scorer = load_scorer(weights or None)
             to = getattr(scorer, "to", None)

@@ -3,10 +3,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
-
-from patients.models import Exam, ZoneClip
-from patients.protocols import get_protocol
+from patients.imaging.models import ZoneClip
+from patients.records.models import Exam
+from patients.studies.protocols import get_protocol
 from scoring.models import ClipScore, ExamScore, JobStatus, ModelVersion, ScoringJob
 
 
@@ -101,12 +100,21 @@ def exam_scores_payload(*, exam: Exam) -> dict[str, Any]:
     return payload
 
 
+def current_clip_score(*, clip: ZoneClip) -> ClipScore | None:
+    """The clip's current score: the newest of the active model, else the newest of any model."""
+    return (ClipScore.objects.filter(clip=clip).select_related("model_version")
+            .order_by("-model_version__is_active", "-created_at", "-pk").first())
+
+
+def clip_ai_score(clip: ZoneClip) -> int | None:
+    """The AI's current score of the clip, 0-3 (None: not scored); readings' AI score source."""
+    score = current_clip_score(clip=clip)
+    return score.score if score is not None else None
+
+
 def clip_frames_payload(*, clip: ZoneClip) -> dict[str, Any]:
     """Per-frame probabilities and scores of the clip's current score."""
-    score = (
-        ClipScore.objects.filter(clip=clip).select_related("model_version").order_by("-model_version__is_active",
-                                                                                      "-created_at", "-pk").first()
-    )
+    score = current_clip_score(clip=clip)
     if score is None:
         return {"clip": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count, "fps": clip.fps,
                 "model_version": None, "confidence": None, "in_domain": None, "domain_distance": None,
@@ -121,10 +129,6 @@ def clip_frames_payload(*, clip: ZoneClip) -> dict[str, Any]:
         "frame_scores": [int(i) for i in probs.argmax(axis=1)],
         "expected_scores": [round(float(v), 4) for v in probs @ [0.0, 1.0, 2.0, 3.0]],
     }
-
-
-def score_history(*, exam: Exam) -> QuerySet[ExamScore]:
-    return ExamScore.objects.filter(exam=exam).select_related("model_version").order_by("created_at")
 
 
 # Metrics of the cross-validation block of a weights file, in the order a card lists them.

@@ -2,19 +2,23 @@
 from __future__ import annotations
 
 import logging
+import os
 import threading
+import time
 from typing import Any
 
 from celery import shared_task
 from celery.signals import worker_ready
-from django.db import InterfaceError, OperationalError
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, close_old_connections
 
-from scoring import services
+from scoring import pipeline, services
 
 logger = logging.getLogger(__name__)
 
 
 @shared_task(
+    name=services.SCORE_EXAM_TASK,
     bind=True,
     acks_late=True,
     reject_on_worker_lost=True,
@@ -22,33 +26,17 @@ logger = logging.getLogger(__name__)
     retry_backoff=2,
     retry_backoff_max=60,
     max_retries=8,
-
 )
 def score_exam(self: Any, job_id: int) -> str:
     """Score the exam of job ``job_id`` (idempotent: a finished or foreign-leased job is left alone)."""
     try:
-        return services.scoring_job_execute(job_id=job_id, worker=f"{self.request.hostname}:{_pid()}")
-    except services.JobLeaseHeld as held:
+        return pipeline.scoring_job_execute(job_id=job_id, worker=f"{self.request.hostname}:{os.getpid()}")
+    except pipeline.JobLeaseHeld as held:
         # Another worker holds a live lease (or held it when it died): look again when it expires.
         raise self.retry(countdown=held.retry_in, max_retries=None) from held
 
 
-@shared_task
-def recover_jobs() -> int:
-    return services.scoring_jobs_recover()
-
-
-def _pid() -> int:
-    import os
-
-    return os.getpid()
-
-
 def _recovery_loop(interval: float) -> None:
-    import time
-
-    from django.db import close_old_connections
-
     while True:
         try:
             close_old_connections()
@@ -62,7 +50,5 @@ def _recovery_loop(interval: float) -> None:
 def _start_recovery(**_: Any) -> None:
     """Every worker re-dispatches lost jobs at start and then periodically: a broker restart or
     a killed worker never loses a job (the conditional claim makes duplicates harmless)."""
-    from django.conf import settings
-
     interval = float(getattr(settings, "SCORING_RECOVERY_SECONDS", 60))
     threading.Thread(target=_recovery_loop, args=(interval,), daemon=True, name="lusweb-recovery").start()

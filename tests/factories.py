@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import datetime as dt
+from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
-from patients.models import BloodGas, ClinicalInfo, Exam, Membership, Patient, Role, Study
+from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+from patients.studies.models import Membership, Role, Study
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -77,3 +79,11 @@ class BloodGasFactory(factory.django.DjangoModelFactory):
     paco2_mmhg = 40.0
     pao2_mmhg = 80.0
     fio2 = 0.21
+
+
+def members_by_role(study: Study, username: str) -> dict[str, Any]:
+    """One member of ``study`` per role, keyed by role; ``username`` formats ``{role}`` into a name."""
+    users = {role: UserFactory(username=username.format(role=role)) for role in Role.values}
+    for role, user in users.items():
+        Membership.objects.create(study=study, user=user, role=role)
+    return users

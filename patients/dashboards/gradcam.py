@@ -10,12 +10,14 @@ import os
 import re
 import tempfile
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 from django.conf import settings
 
-from patients.models import ZoneClip
+from patients.imaging.models import ZoneClip
+from scoring import runtime
+from scoring.models import ModelVersion
+from scoring.selectors import current_clip_score
 
 # Jet-like ramp (blue -> cyan -> green -> yellow -> red), the usual Grad-CAM palette.
 _ANCHORS = np.array([[0, 0, 143], [0, 0, 255], [0, 255, 255], [0, 255, 0], [255, 255, 0], [255, 0, 0],
@@ -27,11 +29,9 @@ class GradcamUnavailable(Exception):
     """No scorer can be loaded here (missing dependency or weights, no model version)."""
 
 
-def _model_version_for(clip: ZoneClip) -> Any:
-    from scoring.models import ClipScore, ModelVersion
-
-    score = (ClipScore.objects.filter(clip=clip).select_related("model_version")
-             .order_by("-model_version__is_active", "-created_at", "-pk").first())
+def _model_version_for(clip: ZoneClip) -> ModelVersion:
+    """The model of the clip's current score, else the active model."""
+    score = current_clip_score(clip=clip)
     if score is not None:
         return score.model_version
     active = ModelVersion.objects.filter(is_active=True).first()
@@ -66,16 +66,14 @@ def gradcam_png(clip: ZoneClip, index: int) -> bytes:
     if path.exists():
         return path.read_bytes()
     try:
-        from scoring.runtime import get_scorer
-
-        scorer = get_scorer(mv.weights)
+        scorer = runtime.get_scorer(mv.weights)
     except ImportError as exc:
         raise GradcamUnavailable(f"The scoring model cannot be loaded on this server ({exc}).") from exc
     except (OSError, RuntimeError) as exc:  # missing or mismatched weights file
         raise GradcamUnavailable(f"The weights of model {mv.version} cannot be loaded ({exc}).") from exc
     frames = clip.load_frames()
     cam = scorer.gradcam(frames, [index])[0]
-    from PIL import Image
+    from PIL import Image  # lazy: only overlays need Pillow
 
     buf = io.BytesIO()
     Image.fromarray(heat_rgba(cam)).save(buf, format="PNG")

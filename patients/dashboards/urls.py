@@ -1,9 +1,9 @@
-"""Dashboard pages and their API routes; included once from ``lusweb/urls.py``."""
+"""Dashboard pages (the exam page among them); included from ``lusweb/urls.py``."""
 from __future__ import annotations
 
 from django.urls import path
 
-from patients.dashboards import api, views
+from patients.dashboards import views
 
 urlpatterns = [
     path("studies/<int:pk>/overview/", views.study_overview, name="dashboard-study-overview"),
@@ -12,8 +12,5 @@ urlpatterns = [
     path("patients/<int:pk>/correlation/", views.patient_correlation, name="dashboard-patient-correlation"),
     path("clips/<int:pk>/viewer/", views.clip_viewer, name="dashboard-clip-viewer"),
     path("clips/<int:pk>/gradcam/<int:index>.png", views.clip_gradcam, name="dashboard-clip-gradcam"),
-    path("api/v1/patients/<int:pk>/timeline/", api.PatientTimelineAPI.as_view(), name="api-patient-timeline"),
-    path("api/v1/patients/<int:pk>/correlation/", api.PatientCorrelationAPI.as_view(),
-         name="api-patient-correlation"),
-    path("api/v1/studies/<int:pk>/correlation/", api.StudyCorrelationAPI.as_view(), name="api-study-correlation"),
+    path("exams/<int:pk>/", views.exam_detail, name="exam-detail"),
 ]

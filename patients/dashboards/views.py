@@ -6,11 +6,26 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
 
-from patients import chrono, permissions
 from patients.dashboards import gradcam, selectors, stats
-from patients.protocols import get_protocol
+from patients.dashboards.correlation import correlation
+from patients.dashboards.overview import study_overview as overview_data
+from patients.dashboards.timeline import patient_timeline as timeline_data
+from patients.imaging.forms import ClipUploadForm
+from patients.imaging.selectors import clip_for
+from patients.imaging.views import exam_page_upload
+from patients.readings.forms import OverrideForm
+from patients.readings.selectors import exam_overrides
+from patients.records import chrono
+from patients.records.models import Exam
+from patients.records.selectors import exam_for, patient_for
+from patients.studies import permissions
+from patients.studies.protocols import get_protocol
+from patients.studies.selectors import study_for
+from scoring.models import SEVERITY_ORDER
+from scoring.selectors import exam_scores_payload
+from scoring.severity import severity_payload
 
 
 def _number(request: HttpRequest, name: str, default: float, *, low: float, high: float) -> float:
@@ -29,12 +44,59 @@ def _number(request: HttpRequest, name: str, default: float, *, low: float, high
 
 
 @login_required
+def exam_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    """The exam page: its zones with clips, scores, overrides and severity; the upload form."""
+    exam, role = exam_for(user=request.user, pk=pk)
+    form = ClipUploadForm()
+    if request.method == "POST":
+        form, stored = exam_page_upload(request, exam)
+        if stored:
+            return redirect(exam)
+    protocol = get_protocol(exam.protocol)
+    clips = {c.zone: c for c in exam.clips.all()}
+    scores = exam_scores_payload(exam=exam)
+    by_zone = {z["zone"]: z for z in scores["zones"]}
+    overrides = exam_overrides(exam=exam)
+    zones: list[dict[str, Any]] = [
+        {"zone": z, "clip": clips.get(z.code), "score": by_zone.get(z.code),
+         "override": overrides.get(clips[z.code].pk) if z.code in clips else None}
+        for z in protocol.zones
+    ]
+    return render(request, "dashboards/exam_detail.html", {
+        "exam": exam, "patient": exam.patient, "study": exam.study, "role": role,
+        "can_write": role in permissions.WRITE_ROLES and not exam.study.archived,
+        "clock": chrono.clock_for(user=request.user, patient=exam.patient),
+        "identifying": permissions.can_see_identifying(request.user, exam.study),
+        "is_admin": role in permissions.ADMIN_ROLES and not exam.study.archived,
+        "zones": zones, "protocol": protocol, "missing": [z["zone"].code for z in zones if z["clip"] is None],
+        "form": form, "scores": scores, "progress_pct": round(100 * (scores["progress"] or 0)),
+        "override_form": OverrideForm(),
+        "chest_zones": selectors.chest_diagram_zones(exam=exam),
+        "severity": _severity_context(exam),
+    })
+
+
+def _severity_context(exam: Exam) -> dict[str, Any] | None:
+    """Severity with its probabilities and the zones that drove it, strongest first."""
+    payload = severity_payload(exam=exam)
+    if payload is None:
+        return None
+    attention = sorted(payload["zone_attention"].items(), key=lambda kv: -kv[1])
+    return {
+        **payload,
+        "classes": [{"label": str(c.label), "value": c.value, "p": p} for c, p in zip(SEVERITY_ORDER, payload["probs"],
+                                                                                   strict=True)],
+        "attention": [{"zone": z, "weight": w, "pct": round(100 * w)} for z, w in attention],
+    }
+
+
+@login_required
 def study_overview(request: HttpRequest, pk: int) -> HttpResponse:
-    study, role = selectors.study_for(user=request.user, pk=pk)
+    study, role = study_for(user=request.user, pk=pk)
     n_zones = len(get_protocol(study.protocol).codes)
     threshold = _number(request, "threshold", stats.default_threshold(n_zones), low=0, high=3 * n_zones)
     window = _number(request, "window_hours", stats.DEFAULT_WINDOW_HOURS, low=0.5, high=stats.MAX_WINDOW_HOURS)
-    data = selectors.study_overview(study=study, user=request.user, threshold=threshold, window_hours=window)
+    data = overview_data(study=study, user=request.user, threshold=threshold, window_hours=window)
     return render(request, "dashboards/study_overview.html", {
         "study": study, "role": role, "data": data, "chart": data["chart"],
         "colours": {"severity": selectors.SEVERITY_COLOURS, "none": selectors.NO_SEVERITY_COLOUR},
@@ -43,8 +105,8 @@ def study_overview(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def patient_timeline(request: HttpRequest, pk: int) -> HttpResponse:
-    patient, role = selectors.patient_for(user=request.user, pk=pk)
-    data = selectors.patient_timeline(patient=patient, user=request.user)
+    patient, role = patient_for(user=request.user, pk=pk)
+    data = timeline_data(patient=patient, user=request.user)
     return render(request, "dashboards/patient_timeline.html", {
         "patient": patient, "study": patient.study, "role": role, "data": data,
         "identifying": permissions.can_see_identifying(request.user, patient.study),
@@ -63,7 +125,7 @@ def _correlation_params(request: HttpRequest) -> stats.CorrelationParams:
 
 def _correlation_page(request: HttpRequest, context: dict[str, Any], **target: Any) -> HttpResponse:
     params = _correlation_params(request)
-    data = selectors.correlation(params=params, user=request.user, **target)
+    data = correlation(params=params, user=request.user, **target)
     return render(request, "dashboards/correlation.html", {
         **context, "data": data, "params": params, "scores": stats.SCORES, "gases": stats.GASES,
         "units": stats.UNITS,
@@ -72,19 +134,19 @@ def _correlation_page(request: HttpRequest, context: dict[str, Any], **target: A
 
 @login_required
 def study_correlation(request: HttpRequest, pk: int) -> HttpResponse:
-    study, role = selectors.study_for(user=request.user, pk=pk)
+    study, role = study_for(user=request.user, pk=pk)
     return _correlation_page(request, {"study": study, "role": role, "patient": None}, study=study)
 
 
 @login_required
 def patient_correlation(request: HttpRequest, pk: int) -> HttpResponse:
-    patient, role = selectors.patient_for(user=request.user, pk=pk)
+    patient, role = patient_for(user=request.user, pk=pk)
     return _correlation_page(request, {"study": patient.study, "role": role, "patient": patient}, patient=patient)
 
 
 @login_required
 def clip_viewer(request: HttpRequest, pk: int) -> HttpResponse:
-    clip, role = selectors.clip_for(user=request.user, pk=pk)
+    clip, role = clip_for(user=request.user, pk=pk)
     return render(request, "dashboards/clip_viewer.html", {
         "clip": clip, "exam": clip.exam, "patient": clip.exam.patient, "study": clip.exam.patient.study,
         "role": role, "data": selectors.clip_viewer(clip=clip, user=request.user),
@@ -95,7 +157,7 @@ def clip_viewer(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def clip_gradcam(request: HttpRequest, pk: int, index: int) -> HttpResponse:
     """Grad-CAM++ overlay (RGBA PNG) of one frame; 503 with a plain message when no scorer runs here."""
-    clip, _ = selectors.clip_for(user=request.user, pk=pk)
+    clip, _ = clip_for(user=request.user, pk=pk)
     try:
         png = gradcam.gradcam_png(clip, index)
     except IndexError as exc:

@@ -1,11 +1,11 @@
-"""``{{ moment|when:clock }}``: a patient's moment as the viewer may see it (see patients.chrono)."""
+"""``{{ moment|when:clock }}``: a patient's moment as the viewer may see it (see patients.records.chrono)."""
 from __future__ import annotations
 
 import datetime as dt
 
 from django import template
 
-from patients.chrono import PatientClock
+from patients.records.chrono import PatientClock
 
 register = template.Library()
 

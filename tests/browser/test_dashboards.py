@@ -1,7 +1,7 @@
 """Dashboards in a real browser: every page for every role, plots read back from the DOM.
 
 Data: factories plus result rows written directly (no model run); clips are small phantom PNGs
-(one MP4 cine per exam for the viewer) ingested through ``patients.services.clip_ingest``.
+(one MP4 cine per exam for the viewer) ingested through ``patients.imaging.ingest.clip_ingest``.
 """
 from __future__ import annotations
 
@@ -16,8 +16,10 @@ import numpy as np
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from patients.models import KPA_TO_MMHG, Exam, Patient, Role, Study, ZoneClip
-from patients.protocols import get_protocol
+from patients.imaging.models import ZoneClip
+from patients.records.models import KPA_TO_MMHG, Exam, Patient
+from patients.studies.models import Role, Study
+from patients.studies.protocols import get_protocol
 from tests.browser.conftest import login
 from tests.factories import (
     BloodGasFactory,
@@ -52,7 +54,7 @@ class World:
 
 def _ingest(exam: Exam, zone: str, score: int, seed: int, by: Any, *, cine: bool = False) -> ZoneClip:
     from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4, write_png
-    from patients.services import clip_ingest
+    from patients.imaging.ingest import clip_ingest
 
     buf = io.BytesIO()
     if cine:
@@ -293,11 +295,12 @@ def _viewer(page: Any, base: str, w: World, role: str, out: Path) -> None:
 def _correlation(page: Any, base: str, w: World, role: str, out: Path) -> None:
     from django.contrib.auth import get_user_model
 
-    from patients.dashboards import selectors, stats
+    from patients.dashboards import stats
+    from patients.dashboards.correlation import correlation
 
     viewer = get_user_model().objects.get(username=f"b-{role}")
     page.goto(f"{base}/studies/{w.study.pk}/correlation/")
-    expected = selectors.correlation(params=stats.CorrelationParams(), user=viewer, study=w.study)
+    expected = correlation(params=stats.CorrelationParams(), user=viewer, study=w.study)
     assert expected["n"] == 5
     text = page.inner_text("#corr-stats")
     assert "n = 5" in text and f"r = {expected['pearson_r']:.3f}" in text
@@ -306,7 +309,7 @@ def _correlation(page: Any, base: str, w: World, role: str, out: Path) -> None:
     assert traces[0]["x"] == [_luss(s) for s in w.scores if s is not None]
     shoot(page, out, "correlation-study", role)
     page.goto(f"{base}/patients/{w.patient.pk}/correlation/?gas=pao2&unit=kPa")
-    mine = selectors.correlation(params=stats.CorrelationParams(gas="pao2", unit="kPa"), user=viewer,
+    mine = correlation(params=stats.CorrelationParams(gas="pao2", unit="kPa"), user=viewer,
                                  patient=w.patient)
     assert mine["n"] == 3
     text = page.inner_text("#corr-stats")

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from patients.models import Membership, Role
+from patients.studies.models import Membership, Role
 from scoring.models import JobStatus, ScoringJob
 from tests.browser.conftest import login
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory

@@ -9,7 +9,7 @@ from channels.testing import WebsocketCommunicator
 from rest_framework.authtoken.models import Token
 
 from lusweb.asgi import application
-from patients.models import Membership, Role
+from patients.studies.models import Membership, Role
 from scoring.models import JobStatus, ModelVersion, ScoringJob
 from scoring.progress import exam_group
 from tests.factories import ExamFactory, UserFactory

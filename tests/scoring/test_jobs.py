@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 
 from lusweb.errors import ServiceError
-from patients.models import Membership, Role
-from scoring import services
+from patients.studies.models import Membership, Role
+from scoring import pipeline, services
 from scoring.models import JobStatus, ModelVersion, ScoringJob
 from tests.factories import ExamFactory, UserFactory
 
@@ -24,13 +24,13 @@ def version() -> ModelVersion:
 def test_claim_is_exclusive_until_the_lease_expires(version: ModelVersion, settings: Any) -> None:
     settings.SCORING_LEASE_SECONDS = 60
     job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version)
-    assert services.scoring_job_claim(job_id=job.pk, worker="w1") is True
-    assert services.scoring_job_claim(job_id=job.pk, worker="w2") is False
+    assert pipeline.scoring_job_claim(job_id=job.pk, worker="w1") is True
+    assert pipeline.scoring_job_claim(job_id=job.pk, worker="w2") is False
     job.refresh_from_db()
     assert (job.status, job.worker, job.attempts) == (JobStatus.RUNNING, "w1", 1)
     # w1 dies: its lease runs out, w2 takes over.
     ScoringJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1))
-    assert services.scoring_job_claim(job_id=job.pk, worker="w2") is True
+    assert pipeline.scoring_job_claim(job_id=job.pk, worker="w2") is True
     job.refresh_from_db()
     assert (job.worker, job.attempts) == ("w2", 2)
 
@@ -38,31 +38,31 @@ def test_claim_is_exclusive_until_the_lease_expires(version: ModelVersion, setti
 def test_finished_jobs_are_never_claimed(version: ModelVersion) -> None:
     for status in (JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.CANCELLED):
         job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version, status=status)
-        assert services.scoring_job_claim(job_id=job.pk, worker="w") is False
-        assert services.scoring_job_execute(job_id=job.pk, worker="w") == "skipped"
+        assert pipeline.scoring_job_claim(job_id=job.pk, worker="w") is False
+        assert pipeline.scoring_job_execute(job_id=job.pk, worker="w") == "skipped"
 
 
 def test_execute_on_a_deleted_exam_exits_cleanly(version: ModelVersion) -> None:
     job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version)
     job_id = job.pk
     job.exam.delete()
-    assert services.scoring_job_execute(job_id=job_id, worker="w") == "gone"
+    assert pipeline.scoring_job_execute(job_id=job_id, worker="w") == "gone"
 
 
 def test_live_lease_held_by_another_worker_asks_for_a_retry(version: ModelVersion) -> None:
     job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version)
-    assert services.scoring_job_claim(job_id=job.pk, worker="w1")
-    with pytest.raises(services.JobLeaseHeld) as held:
-        services.scoring_job_execute(job_id=job.pk, worker="w2")
+    assert pipeline.scoring_job_claim(job_id=job.pk, worker="w1")
+    with pytest.raises(pipeline.JobLeaseHeld) as held:
+        pipeline.scoring_job_execute(job_id=job.pk, worker="w2")
     assert 1 <= held.value.retry_in <= services.lease_seconds() + 2
 
 
 def test_lost_lease_stops_renewal(version: ModelVersion) -> None:
     job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version)
-    services.scoring_job_claim(job_id=job.pk, worker="w1")
+    pipeline.scoring_job_claim(job_id=job.pk, worker="w1")
     ScoringJob.objects.filter(pk=job.pk).update(worker="w2")
-    with pytest.raises(services.LeaseLost):
-        services._renew(job, "w1", progress_value=0.5, step="x")
+    with pytest.raises(pipeline.LeaseLost):
+        pipeline._renew(job, "w1", progress_value=0.5, step="x")
 
 
 def test_requests_coalesce_while_pending_and_dispatch_on_commit(version: ModelVersion,
@@ -119,7 +119,7 @@ def test_registering_again_refreshes_the_metadata_of_the_same_version() -> None:
 
     ModelVersion.objects.filter(pk=first.pk).update(metadata={})
     stale = ModelVersion.objects.get(pk=first.pk)
-    services._sync_metadata(stale, services._weights_metadata(runtime.get_scorer("")))
+    services.sync_metadata(stale, services.weights_metadata(runtime.get_scorer("")))
     assert ModelVersion.objects.get(pk=first.pk).metadata == again.metadata == stale.metadata
 
 
@@ -127,8 +127,8 @@ def test_batches_group_clips_up_to_a_frame_budget() -> None:
     import numpy as np
 
     frames = [np.zeros((n, 2, 2), np.uint8) for n in (100, 100, 150, 50, 300)]
-    assert services._batches(frames, max_frames=250) == [(0, 2), (2, 4), (4, 5)]
-    assert services._batches(frames, max_frames=10) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
+    assert pipeline._batches(frames, max_frames=250) == [(0, 2), (2, 4), (4, 5)]
+    assert pipeline._batches(frames, max_frames=10) == [(0, 1), (1, 2), (2, 3), (3, 4), (4, 5)]
 
 
 def test_a_newer_request_supersedes_the_running_job(monkeypatch: pytest.MonkeyPatch,
@@ -137,7 +137,7 @@ def test_a_newer_request_supersedes_the_running_job(monkeypatch: pytest.MonkeyPa
     (no scores written), the newer job scores every clip."""
     import io
 
-    from patients.services import clip_ingest
+    from patients.imaging.ingest import clip_ingest
     from scoring import runtime
     from scoring.models import ClipScore, ExamScore
     from tests.patients.conftest import png_bytes
@@ -161,12 +161,12 @@ def test_a_newer_request_supersedes_the_running_job(monkeypatch: pytest.MonkeyPa
         return load(weights)
 
     monkeypatch.setattr(runtime, "get_scorer", upload_while_loading)
-    assert services.scoring_job_execute(job_id=first.pk, worker="w") == "superseded"
+    assert pipeline.scoring_job_execute(job_id=first.pk, worker="w") == "superseded"
     first.refresh_from_db()
     assert (first.status, first.step) == (JobStatus.CANCELLED, "superseded")
     assert f"superseded by job {newer[0].pk}" in first.error and first.lease_expires_at is None
     assert not ClipScore.objects.filter(job=first).exists() and not ExamScore.objects.filter(job=first).exists()
-    assert services.scoring_job_execute(job_id=newer[0].pk, worker="w") == "succeeded"
+    assert pipeline.scoring_job_execute(job_id=newer[0].pk, worker="w") == "succeeded"
     assert sorted(ClipScore.objects.filter(job=newer[0]).values_list("zone", flat=True)) == ["L1", "R1"]
     # A job whose exam gets no newer request is not disturbed.
-    assert services._newer_request(newer[0]) is None
+    assert pipeline._newer_request(newer[0]) is None

@@ -13,7 +13,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
-from patients.models import Exam, Membership, Role
+from patients.records.models import Exam
+from patients.studies.models import Membership, Role
 from scoring.models import ClipScore, ExamScore, JobStatus, ScoringJob
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
 from tests.worker import Worker, worker_env_fixture
@@ -166,7 +167,7 @@ def test_a_failure_is_readable_and_retry_succeeds(worker_env: Callable[[], Worke
     assert "No such file" in job.error or "FileNotFoundError" in job.error
     assert api.get(f"/api/v1/exams/{exam.pk}/").data["scores"]["status"] == "failed"
     # Put the frames back (re-upload with replace would also do) and retry through the API.
-    from patients.services import _frames_npz
+    from patients.imaging.ingest import _frames_npz
     from scoring.engine import read_clip
 
     Path(clip.frames.path).write_bytes(_frames_npz(read_clip(clip.file.path).frames))

@@ -10,6 +10,8 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
+from lusweb.celery import ensure_filesystem_broker
+
 
 class Command(BaseCommand):
     help = "Run the ASGI site on 127.0.0.1:8000 and a Celery worker (queues gpu,cpu) beside it."
@@ -18,9 +20,7 @@ class Command(BaseCommand):
         parser.add_argument("--addr", default="127.0.0.1:8000")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        broker_dir = settings.BROKER_DIR
-        for sub in ("out", "processed"):
-            (broker_dir / sub).mkdir(parents=True, exist_ok=True)
+        ensure_filesystem_broker()
         env = dict(os.environ)
         env.setdefault("DJANGO_SETTINGS_MODULE", "lusweb.settings.local")
         worker = subprocess.Popen(

@@ -1,31 +1,22 @@
-"""``manage.py import_covid_blues <dir> [--study NAME] [--limit-patients N]`` (see patients.importers)."""
+"""``manage.py import_covid_blues <dir> [--study NAME] [--limit-patients N]`` (see patients.research.importers)."""
 from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandParser
 
-from patients import importers, services
+from patients.management.importing import DatasetImportCommand
+from patients.research import importers
 
 
-class Command(BaseCommand):
+class Command(DatasetImportCommand):
     help = "Import the COVID-BLUES dataset folder (clips, expert scores, clinical variables, blood gases)."
+    dataset = "COVID-BLUES"
+    default_study = importers.COVID_BLUES_STUDY
 
     def add_arguments(self, parser: CommandParser) -> None:
-        parser.add_argument("directory", help="the COVID-BLUES folder, e.g. ../shared/data/covid-blues")
-        parser.add_argument("--study", default=importers.COVID_BLUES_STUDY, help="study name (created if missing)")
+        super().add_arguments(parser)
         parser.add_argument("--limit-patients", type=int, default=None, help="import only the first N patients")
-        parser.add_argument("--user", default=None, help="acting user (default: the lusweb-importer account)")
-        parser.add_argument("--deidentify", action="store_true", help="de-identify the clips like uploads")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            report = importers.import_covid_blues(
-                options["directory"], by=importers.importer_user(options["user"]), study_name=options["study"],
-                limit_patients=options["limit_patients"], deidentify=options["deidentify"],
-                log=lambda m: self.stdout.write(m) if options["verbosity"] > 1 else None)
-        except services.ServiceError as exc:
-            raise CommandError(exc.message) from exc
-        for reason in report.skipped:
-            self.stderr.write(f"skipped: {reason}")
-        self.stdout.write(self.style.SUCCESS(report.summary()))
+        self.run_import(importers.import_covid_blues, options, limit_patients=options["limit_patients"])

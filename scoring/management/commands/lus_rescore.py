@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from patients.models import Study
+from patients.studies.models import Study
 from scoring.services import model_version_active, study_rescore
 
 

@@ -1,21 +1,7 @@
-"""Thin wrapper: ``python manage.py lus_train_severity ...`` -> scoring.core.severity_cli."""
+"""``manage.py lus_train_severity`` - thin wrapper over :func:`scoring.core.severity_cli.main`
+(train and evaluate the patient-severity models, DSA-MIL + MA-CLR; see --help)."""
 from __future__ import annotations
 
-from typing import Any
+from scoring.management.forward import forwarding_command
 
-from django.core.management.base import BaseCommand, CommandError
-
-
-class Command(BaseCommand):
-    help = "Train and evaluate the patient-severity models (DSA-MIL + MA-CLR); see --help."
-
-    def run_from_argv(self, argv: list[str]) -> None:
-        from scoring.core.severity_cli import main
-
-        code = main(argv[2:])
-        if code:
-            raise SystemExit(code)
-
-    def handle(self, *args: Any, **options: Any) -> None:  # pragma: no cover - run_from_argv is used
-        raise CommandError("use: python manage.py lus_train_severity --help")
-
+Command = forwarding_command("lus_train_severity", "scoring.core.severity_cli", "main")

@@ -6,8 +6,9 @@ from typing import Any
 
 import numpy as np
 
-from patients.models import Exam, ZoneClip
-from patients.protocols import get_protocol
+from patients.imaging.models import ZoneClip
+from patients.records.models import Exam
+from patients.studies.protocols import get_protocol
 from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction
 
 SEVERITY_PROBS = {

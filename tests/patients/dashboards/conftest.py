@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from patients.models import Patient, Role, Study
-from patients.protocols import get_protocol
+from patients.records.models import Patient
+from patients.studies.models import Role, Study
+from patients.studies.protocols import get_protocol
 from tests.factories import (
     BloodGasFactory,
     ClinicalInfoFactory,
@@ -16,6 +17,7 @@ from tests.factories import (
     PatientFactory,
     StudyFactory,
     UserFactory,
+    members_by_role,
 )
 from tests.patients.dashboards import builders
 
@@ -38,9 +40,7 @@ def cohort(db: Any) -> Cohort:
     """A 12-zone study: patient A with 3 exams (2 scored, the last not), patients B and C with one
     scored exam each, blood gases near most exams, an outsider with a study of their own."""
     study = StudyFactory(name="Ward 7", protocol="12-zone")
-    users = {role: UserFactory(username=f"{role}-user") for role in ("study_admin", "clinician", "researcher")}
-    for role, user in users.items():
-        MembershipFactory(study=study, user=user, role=role)
+    users = members_by_role(study, "{role}-user")
     outsider = UserFactory(username="outsider")
     MembershipFactory(study=StudyFactory(name="Other ward"), user=outsider, role=Role.STUDY_ADMIN)
     users["outsider"] = outsider

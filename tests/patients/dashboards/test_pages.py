@@ -13,6 +13,8 @@ from django.test import Client
 from PIL import Image
 
 from patients.dashboards import selectors
+from patients.dashboards.overview import study_overview
+from patients.dashboards.timeline import patient_timeline
 from tests.assets import external_asset_refs
 from tests.patients.dashboards import builders
 from tests.patients.dashboards.conftest import Cohort
@@ -51,12 +53,12 @@ def test_identifying_fields_only_for_clinical_roles(cohort: Cohort) -> None:
     url = f"/studies/{cohort.study.pk}/overview/"
     assert "Alice Secret" in client_for(cohort.users["clinician"]).get(url).content.decode()
     assert "Alice Secret" not in client_for(cohort.users["researcher"]).get(url).content.decode()
-    data = selectors.study_overview(study=cohort.study, user=cohort.users["researcher"])
+    data = study_overview(study=cohort.study, user=cohort.users["researcher"])
     assert all(row["name"] is None and row["hospital_number"] is None for row in data["patients"])
 
 
 def test_overview_rows(cohort: Cohort) -> None:
-    data = selectors.study_overview(study=cohort.study, user=cohort.users["clinician"])
+    data = study_overview(study=cohort.study, user=cohort.users["clinician"])
     assert data["threshold"] == 18 and data["max_luss"] == 36
     a = next(r for r in data["patients"] if r["code"] == "A-001")
     assert a["luss"] == cohort.luss[1] and a["delta"] == cohort.luss[1] - cohort.luss[0] and a["arrow"] == "↑"
@@ -69,7 +71,7 @@ def test_overview_rows(cohort: Cohort) -> None:
     b = next(r for r in data["patients"] if r["code"] == "B-001")
     assert b["delta"] is None and b["arrow"] == "" and b["no_clinical"] is True and b["exams_without_gas"] == 0
     assert data["chart"]["codes"] == ["A-001", "B-001", "B-002"]
-    custom = selectors.study_overview(study=cohort.study, user=cohort.users["clinician"], threshold=30, window_hours=1)
+    custom = study_overview(study=cohort.study, user=cohort.users["clinician"], threshold=30, window_hours=1)
     a = next(r for r in custom["patients"] if r["code"] == "A-001")
     assert not [f for f in a["flags"] if f["kind"].startswith("threshold")]
     assert a["exams_without_gas"] == 3
@@ -79,7 +81,7 @@ def test_overview_lists_zones_unlike_the_training_clips(cohort: Cohort) -> None:
     from scoring.models import ClipScore
 
     e1, e2, _ = cohort.exams
-    a_row = next(r for r in selectors.study_overview(study=cohort.study, user=cohort.users["clinician"])["patients"]
+    a_row = next(r for r in study_overview(study=cohort.study, user=cohort.users["clinician"])["patients"]
                  if r["code"] == "A-001")
     assert a_row["unvalidated_zones"] == []  # scores without the check (extra has no domain)
     for zone, inside in (("R1", False), ("L2", False), ("R2", True)):
@@ -87,7 +89,7 @@ def test_overview_lists_zones_unlike_the_training_clips(cohort: Cohort) -> None:
             extra={"domain": {"distance": 1.0 if inside else 6.0, "in_domain": inside, "threshold": 2.3}})
     # An older exam's flag does not count: the row is about the latest scored exam (e2).
     ClipScore.objects.filter(clip__exam=e1, zone="R3").update(extra={"domain": {"in_domain": False}})
-    a_row = next(r for r in selectors.study_overview(study=cohort.study, user=cohort.users["clinician"])["patients"]
+    a_row = next(r for r in study_overview(study=cohort.study, user=cohort.users["clinician"])["patients"]
                  if r["code"] == "A-001")
     assert a_row["unvalidated_zones"] == ["L2", "R1"]
     page = client_for(cohort.users["researcher"]).get(f"/studies/{cohort.study.pk}/overview/").content.decode()
@@ -114,7 +116,7 @@ def test_timeline_page_embeds_the_api_payload(cohort: Cohort) -> None:
     start = html.index('<script id="timeline-data" type="application/json">') + len(
         '<script id="timeline-data" type="application/json">')
     payload = json.loads(html[start:html.index("</script>", start)])
-    api = selectors.patient_timeline(patient=cohort.patient, user=cohort.users["clinician"])
+    api = patient_timeline(patient=cohort.patient, user=cohort.users["clinician"])
     assert payload == json.loads(json.dumps(api))
 
 
@@ -177,7 +179,7 @@ def test_gradcam_unavailable_is_503(cohort: Cohort, monkeypatch: pytest.MonkeyPa
 def test_gradcam_overlay_is_cached(cohort: Cohort, monkeypatch: pytest.MonkeyPatch, settings: Any) -> None:
     import scoring.runtime
     from patients.imaging.core.phantoms import phantom_cohort_clip
-    from patients.models import ZoneClip
+    from patients.imaging.models import ZoneClip
 
     calls: list[list[int]] = []
     real = scoring.runtime.get_scorer("default")  # the real default weights
@@ -215,5 +217,5 @@ def test_unscored_study_is_graceful(db: Any) -> None:
                 f"/studies/{exam.patient.study.pk}/correlation/?score=severity",
                 f"/clips/{exam.clips.get().pk}/viewer/"):
         assert c.get(url).status_code == 200, url
-    data = selectors.patient_timeline(patient=exam.patient, user=user)
+    data = patient_timeline(patient=exam.patient, user=user)
     assert data["exams"][0]["luss"] is None and data["exams"][0]["severity"] is None

@@ -35,7 +35,7 @@ def _urls(c: Cohort) -> tuple[list[str], list[str]]:
 
 
 def _bodies(c: Cohort, role: str, api_for: Callable[..., Any]) -> dict[str, str]:
-    from patients.models import ScoreOverride
+    from patients.readings.models import ScoreOverride
 
     clip = c.exams[0].clips.get(zone="R1")
     if not ScoreOverride.objects.filter(clip=clip).exists():
@@ -102,7 +102,8 @@ def test_researcher_api_gives_days_since_day_zero(cohort: Cohort, api_for: Calla
 
 def test_researcher_sees_no_operator_or_override_reason(cohort: Cohort, api_for: Callable[..., Any]) -> None:
     """Names of staff and free text can identify the patient: researchers get neither, clinicians both."""
-    from patients.models import Exam, ScoreOverride
+    from patients.readings.models import ScoreOverride
+    from patients.records.models import Exam
 
     Exam.objects.filter(pk__in=[e.pk for e in cohort.exams]).update(operator="Dr Greta Operatorson")
     clip = cohort.exams[0].clips.get(zone="R1")

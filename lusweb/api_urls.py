@@ -1,0 +1,36 @@
+"""The one API URLconf (``/api/v1/``): one router assembled from every capability's routes.
+
+Each capability's ``api`` module has a ``router`` (its viewsets) and ``urlpatterns`` (its other
+API paths). Two capabilities may route actions under one resource - ``clips/<id>/override/`` is
+readings', ``clips/<id>/frames/`` scoring's - so their registries are joined here rather than
+registered twice. The order of the registry is the order of the API root.
+"""
+from __future__ import annotations
+
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from rest_framework.authtoken.views import obtain_auth_token
+from rest_framework.routers import DefaultRouter
+
+from patients.dashboards import api as dashboards_api
+from patients.imaging import api as imaging_api
+from patients.readings import api as readings_api
+from patients.records import api as records_api
+from patients.research import api as research_api
+from patients.studies import api as studies_api
+from scoring import api as scoring_api
+
+CAPABILITIES = (studies_api, records_api, dashboards_api, imaging_api, readings_api, scoring_api, research_api)
+
+router = DefaultRouter()
+for capability in CAPABILITIES:
+    router.registry.extend(capability.router.registry)
+
+urlpatterns = [
+    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    *[pattern for capability in CAPABILITIES for pattern in capability.urlpatterns],
+    path("", include(router.urls)),
+]

@@ -1,0 +1,117 @@
+"""Score vs blood gas over a study's (or one patient's) exams."""
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import QuerySet
+from django.urls import reverse
+
+from patients.dashboards import stats
+from patients.dashboards.selectors import load_exams
+from patients.records import chrono
+from patients.records.models import BloodGas, Exam, Patient
+from patients.studies import permissions
+from patients.studies.models import Study
+
+
+def _score_value(exam: dict[str, Any], score: str) -> float | None:
+    s, sev = exam["score"], exam["severity"]
+    if score == "luss":
+        return float(s["luss"]) if s else None
+    if score == "mean":
+        return s["mean_score"] if s else None
+    if score == "severity":
+        o = stats.severity_ordinal(sev["label"]) if sev else None
+        return None if o is None else float(o)
+    if score == "severe_prob":
+        return sev["severe_probability"] if sev else None
+    raise ValueError(f"unknown score {score!r}")
+
+
+def _gas_value(row: Mapping[str, Any], gas: str, unit: str) -> float | None:
+    if gas == "paco2":
+        return stats.convert_pressure(row["paco2_mmhg"], unit)
+    if gas == "pao2":
+        return stats.convert_pressure(row["pao2_mmhg"], unit)
+    if gas == "pf":
+        return stats.pf_ratio(row["pao2_mmhg"], row["fio2"])
+    raise ValueError(f"unknown gas {gas!r}")
+
+
+def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | None = None,
+                patient: Patient | None = None) -> dict[str, Any]:
+    """Score vs blood gas over a study's (or one patient's) exams; see ``stats.pair_nearest``.
+
+    Each exam is paired with the nearest gas of the same patient within +-window hours (ties:
+    the earlier gas). Figures are null with a ``message`` when fewer than 3 pairs exist. For a
+    study, ``repeated`` is the repeated-measures (within-patient) correlation. Every pair has
+    ``exam_label`` / ``exam_day`` and ``gas_label`` / ``gas_day`` (days since the patient's day 0);
+    the calendar fields (``exam_acquired_at``, ``exam_time``, ``gas_sampled_at``) are null for
+    researchers.
+    """
+    if (study is None) == (patient is None):
+        raise ValueError("give a study or a patient")
+    scope = _scope(study=study, patient=patient)
+    exams = load_exams(scope.exams, zone_details=False)
+    first: dict[int, dt.datetime] = {}
+    for e in exams:  # ordered by patient, then time
+        first.setdefault(e["patient_id"], e["acquired_at"])
+    dates = permissions.can_see_identifying(user, scope.study)
+    # Keyed by the pairs' group (the patient id).
+    clocks: dict[Any, chrono.PatientClock] = chrono.clocks_for(patients=scope.admissions, first_exam_at=first,
+                                                                shows_dates=dates)
+    points = [stats.ExamPoint(e["id"], e["patient_id"], e["acquired_at"], _score_value(e, params.score))
+              for e in exams]
+    gases = [stats.GasPoint(g["id"], g["patient_id"], g["sampled_at"], _gas_value(g, params.gas, params.unit))
+             for g in scope.gases.values("id", "patient_id", "sampled_at", "paco2_mmhg", "pao2_mmhg", "fio2")]
+    pairs = stats.pair_nearest(points, gases, params.window_hours)
+    result = stats.correlate([p.score for p in pairs], [p.value for p in pairs])
+    # Across patients the pooled r mixes patients with each other; the within-patient figure is
+    # what a longitudinal question needs (one patient's page has only the pooled one, which is it).
+    repeated = (stats.repeated_measures_correlation([p.score for p in pairs], [p.value for p in pairs],
+                                                    [p.group for p in pairs]).as_dict()
+                if patient is None else None)
+    return {
+        **result.as_dict(),
+        "score": params.score, "gas": params.gas, "unit": params.unit, "window_hours": params.window_hours,
+        "score_label": params.score_label, "gas_label": params.gas_label,
+        "exams": len(exams), "exams_with_score": sum(1 for p in points if p.score is not None),
+        "repeated": repeated,
+        "pairs": [_pair(p, scope.codes, clocks[p.group], dates) for p in pairs],
+    }
+
+
+@dataclass
+class _Scope:
+    """The exams and blood gases of a study or of one patient, with the patients' codes and
+    admission dates."""
+
+    study: Study
+    exams: QuerySet[Exam]
+    gases: QuerySet[BloodGas]
+    codes: dict[Any, str]
+    admissions: dict[int, dt.date | None]
+
+
+def _scope(*, study: Study | None, patient: Patient | None) -> _Scope:
+    if patient is not None:
+        return _Scope(patient.study, Exam.objects.filter(patient=patient), BloodGas.objects.filter(patient=patient),
+                      {patient.pk: patient.code}, {patient.pk: patient.admission_date})
+    assert study is not None
+    return _Scope(study, Exam.objects.filter(patient__study=study), BloodGas.objects.filter(patient__study=study),
+                  dict(Patient.objects.filter(study=study).values_list("id", "code")),
+                  dict(Patient.objects.filter(study=study).values_list("id", "admission_date")))
+
+
+def _pair(p: stats.Pair, codes: dict[Any, str], clock: chrono.PatientClock, dates: bool) -> dict[str, Any]:
+    """One exam-gas pair, its times as the viewer may see them."""
+    return {"exam": p.exam, "patient": p.group, "patient_code": codes.get(p.group, ""), "score": p.score,
+            "gas": p.value, "gas_sampled_at": chrono.local(p.gas_at).isoformat() if dates else None,
+            "exam_acquired_at": chrono.local(p.exam_at).isoformat() if dates else None,
+            "exam_time": chrono.plot_time(p.exam_at) if dates else None,
+            "exam_label": clock.label(p.exam_at), "exam_day": clock.day(p.exam_at),
+            "gas_label": clock.label(p.gas_at), "gas_day": clock.day(p.gas_at),
+            "hours_apart": round(p.hours_apart, 3), "exam_url": reverse("exam-detail", args=[p.exam])}

@@ -1,0 +1,138 @@
+"""A study's overview: one row per patient with the latest score, trend, flags and data gaps."""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count
+from django.urls import reverse
+
+from patients.dashboards import stats
+from patients.dashboards.selectors import load_exams
+from patients.records import chrono
+from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+from patients.studies import permissions
+from patients.studies.models import Study
+from patients.studies.protocols import Protocol, get_protocol
+
+
+def study_overview(*, study: Study, user: Any, threshold: float | None = None,
+                   window_hours: float = stats.DEFAULT_WINDOW_HOURS) -> dict[str, Any]:
+    """One row per patient: latest global score and trend, severity, last exam, flags, data gaps.
+
+    The trend compares the latest *scored* exam with the previous scored one. Flags: a zone up
+    by >= 2 between consecutive scored exams, or the global score crossing ``threshold``
+    (default: half the maximum, 18 for 12 zones). Gaps: zones without a clip at the last exam,
+    exams with no blood gas within +-``window_hours``, exams not scored yet, no clinical record,
+    zones of the latest scored exam unlike the model's training clips (``unvalidated_zones``).
+    Identifying fields are only included for roles that may see them.
+    """
+    protocol = get_protocol(study.protocol)
+    max_luss = 3 * len(protocol.codes)
+    if threshold is None:
+        threshold = stats.default_threshold(len(protocol.codes))
+    identifying = permissions.can_see_identifying(user, study)
+    fields = ["id", "code", "admission_date"] + (["name", "hospital_number"] if identifying else [])
+    patients = list(Patient.objects.filter(study=study).order_by("code").values(*fields))
+    cohort = _cohort(study, patients, identifying=identifying, protocol=protocol, threshold=threshold,
+                     window_hours=window_hours)
+    rows = [_patient_row(p, cohort) for p in patients]
+    return {
+        "study": study.pk, "threshold": threshold, "max_luss": max_luss, "window_hours": window_hours,
+        "identifying": identifying, "patients": rows,
+        "chart": {
+            "codes": [r["code"] for r in rows if r["luss"] is not None],
+            "luss": [r["luss"] for r in rows if r["luss"] is not None],
+            "severity": [r["severity"] for r in rows if r["luss"] is not None],
+            "urls": [r["timeline_url"] for r in rows if r["luss"] is not None],
+        },
+    }
+
+
+@dataclass
+class _Cohort:
+    """A study's exams (with results), blood-gas times, clinical record counts and clocks, by patient."""
+
+    protocol: Protocol
+    threshold: float
+    window_hours: float
+    exams: dict[int, list[dict[str, Any]]]
+    gas_times: dict[int, list[dt.datetime]]
+    clinical: dict[int, int]
+    clocks: dict[int, chrono.PatientClock]
+
+
+def _cohort(study: Study, patients: list[dict[str, Any]], *, identifying: bool, protocol: Protocol,
+            threshold: float, window_hours: float) -> _Cohort:
+    by_patient: dict[int, list[dict[str, Any]]] = {}
+    for e in load_exams(Exam.objects.filter(patient__study=study)):
+        by_patient.setdefault(e["patient_id"], []).append(e)
+    gas_times: dict[int, list[dt.datetime]] = {}
+    for pid, at in BloodGas.objects.filter(patient__study=study).order_by("patient_id", "sampled_at").values_list(
+            "patient_id", "sampled_at"):
+        gas_times.setdefault(pid, []).append(at)
+    clinical = dict(ClinicalInfo.objects.filter(patient__study=study).values("patient_id")
+                    .annotate(n=Count("id")).values_list("patient_id", "n"))
+    clocks = chrono.clocks_for(patients={p["id"]: p["admission_date"] for p in patients},
+                               first_exam_at={pid: ex[0]["acquired_at"] for pid, ex in by_patient.items()},
+                               shows_dates=identifying)
+    return _Cohort(protocol, threshold, window_hours, by_patient, gas_times, clinical, clocks)
+
+
+def _patient_row(p: dict[str, Any], cohort: _Cohort) -> dict[str, Any]:
+    pex = cohort.exams.get(p["id"], [])
+    clock = cohort.clocks[p["id"]]
+    scored = [e for e in pex if e["score"] is not None]
+    last_exam = pex[-1] if pex else None
+    return {
+        "id": p["id"], "code": p["code"], "name": p.get("name"), "hospital_number": p.get("hospital_number"),
+        "page_url": reverse("patient-detail", args=[p["id"]]),
+        "timeline_url": reverse("dashboard-patient-timeline", args=[p["id"]]),
+        "exam_count": len(pex),
+        "last_exam": {"id": last_exam["id"], "label": clock.label(last_exam["acquired_at"]),
+                      "url": reverse("exam-detail", args=[last_exam["id"]])} if last_exam else None,
+        **_latest_scores(scored, clock, cohort),
+        **_gaps(p["id"], pex, scored, cohort),
+    }
+
+
+def _latest_scores(scored: list[dict[str, Any]], clock: chrono.PatientClock, cohort: _Cohort) -> dict[str, Any]:
+    """The latest scored exam's score, its trend from the previous one, severity and flags."""
+    latest, previous = (scored[-1] if scored else None), (scored[-2] if len(scored) > 1 else None)
+    luss = latest["score"]["luss"] if latest else None
+    tr = stats.trend(luss, previous["score"]["luss"] if previous else None)
+    summaries = [stats.ExamSummary(e["id"], e["acquired_at"], e["score"]["luss"],
+                                   {z: r["score"] for z, r in e["zones"].items()}) for e in scored]
+    sev = latest["severity"] if latest else None
+    return {
+        "luss": luss,
+        "max_luss": latest["score"]["max_luss"] if latest else 3 * len(cohort.protocol.codes),
+        "scored_at": clock.label(latest["acquired_at"], with_time=False) if latest else None,
+        "delta": tr.delta, "arrow": tr.arrow, "direction": tr.direction,
+        "severity": sev["label"] if sev else None,
+        "severe_probability": sev["severe_probability"] if sev else None,
+        "above_threshold": luss is not None and luss >= cohort.threshold,
+        "flags": [{"kind": f.kind, "text": f.text, "label": clock.label(f.at, with_time=False),
+                   "latest": bool(latest and f.exam == latest["id"])}
+                  for f in stats.exam_flags(summaries, cohort.threshold)],
+    }
+
+
+def _gaps(patient_id: int, pex: list[dict[str, Any]], scored: list[dict[str, Any]],
+          cohort: _Cohort) -> dict[str, Any]:
+    """What is missing: zones at the last exam, scores, blood gases near exams, clinical records."""
+    last_exam = pex[-1] if pex else None
+    last_protocol = get_protocol(last_exam["protocol"]) if last_exam else cohort.protocol
+    latest = scored[-1] if scored else None
+    no_gas = [e for e in pex if not stats.has_gas_within(e["acquired_at"], cohort.gas_times.get(patient_id, []),
+                                                         cohort.window_hours)]
+    return {
+        "missing_zones": [z for z in last_protocol.codes if z not in last_exam["clips"]] if last_exam else [],
+        "unscored_exams": len(pex) - len(scored),
+        # Zones of the latest scored exam whose clips are unlike the model's training clips.
+        "unvalidated_zones": sorted(z for z, r in latest["zones"].items() if r.get("in_domain") is False)
+        if latest else [],
+        "exams_without_gas": len(no_gas),
+        "no_clinical": not cohort.clinical.get(patient_id),
+    }

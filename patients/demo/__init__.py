@@ -1,0 +1,1 @@
+"""The demo: a synthetic longitudinal cohort with phantom clips (``manage.py demo_seed``)."""

@@ -1,0 +1,171 @@
+"""The demo study: three users, a synthetic longitudinal cohort with phantom clips, clinical
+records and blood gases (``manage.py demo_seed``). Idempotent: seeding again resets the demo
+passwords and leaves existing demo data alone."""
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import Permission
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import transaction
+from django.utils import timezone
+
+from patients.imaging.core.phantoms import phantom_cohort_clip, write_dicom, write_mp4
+from patients.imaging.ingest import clip_ingest
+from patients.readings.services import annotation_set
+from patients.records.models import KPA_TO_MMHG, Exam, Patient
+from patients.records.services import blood_gas_create, clinical_info_create, exam_create, patient_create
+from patients.studies.models import Membership, Role, Study
+from patients.studies.protocols import get_protocol
+from patients.studies.services import study_create
+
+DEMO_STUDY = "Demo ward (synthetic)"
+PHANTOM_RATER = "phantom-design"
+DEMO_DESCRIPTION = (
+    "Synthetic patients followed from admission to rehabilitation. Phantom clips, not real data. "
+    "The scorer was trained on real clips (COVID-BLUES, Philips Lumify): it flags every phantom as unlike "
+    "its training clips and reads most of them as score 2; the score each phantom was drawn with is stored "
+    f"as rater '{PHANTOM_RATER}' (see Agreement)."
+)
+DEMO_USERS = [
+    ("demo_admin", "lusweb-admin-demo", Role.STUDY_ADMIN),
+    ("demo_clinician", "lusweb-clinician-demo", Role.CLINICIAN),
+    ("demo_researcher", "lusweb-researcher-demo", Role.RESEARCHER),
+]
+
+
+@dataclass(frozen=True)
+class DemoOptions:
+    patients: int = 10
+    exams: int = 5  # per patient (4-6 in the demo)
+    frames: int = 24  # per phantom clip
+    size: int = 160  # phantom clip rows and columns
+    seed: int = 7
+
+
+def demo_seed(options: DemoOptions, *, log: Callable[[str], None] = lambda message: None) -> Study:
+    """Create (or find) the demo users and study; give a new study its synthetic cohort."""
+    users = demo_users()
+    study = _demo_study(users)
+    if study.patients.exists():
+        log(f"demo study already has {study.patients.count()} patients; leaving them")
+    else:
+        _cohort(study, users["demo_clinician"], options, log)
+    return study
+
+
+def demo_users() -> dict[str, Any]:
+    """The three demo users (username -> user) with their documented passwords."""
+    user_model = get_user_model()
+    users: dict[str, Any] = {}
+    for username, password, role in DEMO_USERS:
+        user, _ = user_model.objects.get_or_create(username=username)
+        user.set_password(password)
+        if role == Role.STUDY_ADMIN:
+            user.is_staff = True
+            user.save()
+            user.user_permissions.add(Permission.objects.get(codename="add_study"))
+        user.save()
+        users[username] = user
+    return users
+
+
+def _demo_study(users: dict[str, Any]) -> Study:
+    study = Study.objects.filter(name=DEMO_STUDY).first()
+    if study is None:
+        study = study_create(
+            name=DEMO_STUDY, protocol="12-zone", created_by=users["demo_admin"],
+            description=DEMO_DESCRIPTION,
+        )
+    for username, _password, role in DEMO_USERS:
+        Membership.objects.update_or_create(study=study, user=users[username], defaults={"role": role})
+    return study
+
+
+def _cohort(study: Study, clinician: Any, options: DemoOptions, log: Callable[[str], None]) -> None:
+    rng = np.random.default_rng(options.seed)
+    zones = get_protocol(study.protocol).codes
+    start = timezone.now() - dt.timedelta(days=40)
+    with tempfile.TemporaryDirectory(prefix="lusweb-demo-") as tmp:
+        for p in range(options.patients):
+            admitted = start + dt.timedelta(days=int(rng.integers(0, 10)))
+            with transaction.atomic():
+                patient = patient_create(
+                    study=study, code=f"DEMO-{p + 1:03d}", by=clinician, sex=str(rng.choice(["F", "M"])),
+                    birth_year=int(rng.integers(1940, 1995)), admission_date=admitted.date(),
+                    name=f"Demo Patient {p + 1}", hospital_number=f"H{100000 + p}",
+                )
+                _patient_course(patient, clinician, admitted, zones, rng, Path(tmp), options)
+            log(f"  {patient.code}: {options.exams} exams x {len(zones)} zones")
+
+
+def _patient_course(patient: Patient, clinician: Any, admitted: dt.datetime, zones: tuple[str, ...],
+                    rng: np.random.Generator, tmp: Path, options: DemoOptions) -> None:
+    # Each zone starts at a severity and recovers over the stay, with noise: the course a ward
+    # team follows from admission to rehabilitation.
+    peak = rng.integers(0, 4, size=len(zones)).astype(float) * rng.uniform(0.6, 1.0)
+    clinical_info_create(
+        patient=patient, by=clinician, recorded_at=admitted, age=admitted.year - (patient.birth_year or 1960),
+        diabetes=bool(rng.random() < 0.2), hypertension=bool(rng.random() < 0.35),
+        cardiovascular=bool(rng.random() < 0.2), respiratory=bool(rng.random() < 0.15),
+        fever=bool(rng.random() < 0.7), cough=bool(rng.random() < 0.7), dyspnea=bool(rng.random() < 0.6),
+        oxygen_support="nasal_cannula" if peak.mean() > 1.2 else "none",
+        spo2=float(round(97 - 2.5 * peak.mean() + rng.normal(0, 1), 1)),
+        respiratory_rate=float(round(16 + 3 * peak.mean() + rng.normal(0, 2), 0)),
+    )
+    for e in range(options.exams):
+        when = admitted + dt.timedelta(days=e * 4 + float(rng.uniform(0, 1.5)))
+        recovery = max(0.0, 1.0 - e / max(options.exams - 1, 1) * rng.uniform(0.7, 1.1))
+        scores = np.clip(np.rint(peak * recovery + rng.normal(0, 0.35, size=len(zones))), 0, 3).astype(int)
+        exam = exam_create(patient=patient, acquired_at=when, by=clinician, device="LUSWeb phantom",
+                           probe="convex C5-2", operator="demo")
+        for z, (zone, score) in enumerate(zip(zones, scores, strict=True)):
+            if rng.random() < 0.06:
+                continue  # a zone the team could not scan: shows as missing
+            _phantom_clip(exam, zone, int(score), use_dicom=z % 2 == 0, clinician=clinician, rng=rng, tmp=tmp,
+                          options=options)
+        luss = int(scores.sum())
+        # PaCO2 follows the lung score with noise (Hu et al. 2021: r = 0.73).
+        unit = "kPa" if rng.random() < 0.5 else "mmHg"
+        blood_gas_create(
+            patient=patient, by=clinician, sampled_at=when + dt.timedelta(hours=float(rng.uniform(-6, 6))),
+            unit=unit, **_gas(luss, rng, unit),
+        )
+
+
+def _phantom_clip(exam: Exam, zone: str, score: int, *, use_dicom: bool, clinician: Any, rng: np.random.Generator,
+                  tmp: Path, options: DemoOptions) -> None:
+    """A phantom clip of ``score`` uploaded to the zone (DICOM or MP4), its drawn score as a rater."""
+    patient = exam.patient
+    phantom = phantom_cohort_clip(score, seed=int(rng.integers(0, 2**31)), n_frames=options.frames,
+                                  rows=options.size, columns=options.size)
+    path = tmp / f"{exam.pk}-{zone}.{'dcm' if use_dicom else 'mp4'}"
+    if use_dicom:
+        write_dicom(phantom, path, jpeg=True, patient_name=patient.name, patient_id=patient.hospital_number)
+    else:
+        write_mp4(phantom, path)
+    ingested = clip_ingest(exam=exam, upload=SimpleUploadedFile(path.name, path.read_bytes()), zone=zone,
+                           by=clinician, filename=path.name)
+    # The score the phantom was drawn with, as a rater: the agreement page then shows how the
+    # model (trained on real clips) reads synthetic ones.
+    annotation_set(
+        clip=ingested.clip, rater=PHANTOM_RATER, by=clinician, score=phantom.clip_score,
+        findings={k: bool(v.any()) for k, v in phantom.frame_findings.items()},
+        comment="score and findings drawn into the phantom")
+
+
+def _gas(luss: int, rng: np.random.Generator, unit: str) -> dict[str, Any]:
+    """A plausible arterial gas for a global LUS score, entered in ``unit`` as a ward would."""
+    paco2_mmhg = 36 + 0.45 * luss + rng.normal(0, 2.5)
+    pao2_mmhg = 95 - 1.2 * luss + rng.normal(0, 6)
+    scale = 1 / KPA_TO_MMHG if unit == "kPa" else 1.0
+    return {"paco2": round(paco2_mmhg * scale, 2), "pao2": round(pao2_mmhg * scale, 2),
+            "fio2": round(min(1.0, 0.21 + 0.012 * luss), 2),
+            "ph": round(7.42 - 0.002 * luss + rng.normal(0, 0.015), 2)}

@@ -1,0 +1,114 @@
+"""Clip pages: the clip page, its stored and original files, frame images, deletion, and the
+exam page's upload form (the exam page itself is a dashboard)."""
+from __future__ import annotations
+
+import io
+from typing import Any
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from lusweb.errors import ServiceError
+from patients.audit.models import AuditAction
+from patients.audit.services import audit_record
+from patients.imaging import selectors, services
+from patients.imaging.forms import ClipUploadForm
+from patients.imaging.ingest import clip_ingest
+from patients.imaging.models import ZoneClip
+from patients.records import chrono
+from patients.records.models import Exam
+from patients.studies import permissions
+
+
+def exam_page_upload(request: HttpRequest, exam: Exam) -> tuple[ClipUploadForm, bool]:
+    """The exam page's upload form, posted: (the bound form, whether a clip is now stored). The
+    outcome is told with a message; ingest is the same as the API's (``clip_ingest``)."""
+    permissions.require_write(request.user, exam.study)
+    form = ClipUploadForm(request.POST, request.FILES)
+    if not form.is_valid():
+        messages.error(request, "Choose a zone and a file.")
+        return form, False
+    upload = form.cleaned_data["file"]
+    try:
+        result = clip_ingest(exam=exam, upload=upload, zone=form.cleaned_data["zone"], by=request.user,
+                             filename=upload.name or "", replace=form.cleaned_data["replace"])
+    except ServiceError as exc:
+        messages.error(request, f"{upload.name}: {exc.message}")
+        return form, False
+    verb = "stored" if result.created else "was already stored"
+    messages.success(request, f"{upload.name} {verb} as zone {result.clip.zone}.")
+    return form, True
+
+
+@login_required
+def clip_detail(request: HttpRequest, pk: int) -> HttpResponse:
+    clip, _role = selectors.clip_for(user=request.user, pk=pk)
+    return render(request, "imaging/clip_detail.html", {
+        "clip": clip, "exam": clip.exam, "patient": clip.exam.patient, "study": clip.exam.study,
+        "clock": chrono.clock_for(user=request.user, patient=clip.exam.patient),
+        "identifying": permissions.can_see_identifying(request.user, clip.exam.study),
+    })
+
+
+@login_required
+def clip_original(request: HttpRequest, pk: int) -> FileResponse:
+    """The stored file: the de-identified DICOM in de-identifying studies (anyone in the study),
+    otherwise the untouched upload (clinicians and study admins only, audited)."""
+    clip, _role = selectors.clip_for(user=request.user, pk=pk)
+    if clip.deidentified:
+        return FileResponse(clip.file.open("rb"), as_attachment=True, filename=f"clip-{clip.pk}-deidentified.dcm")
+    return _identifying_download(request, clip, clip.file, "original")
+
+
+@login_required
+def clip_source(request: HttpRequest, pk: int) -> FileResponse:
+    """The untouched upload kept beside a de-identified clip (``keep_original`` studies)."""
+    clip, _role = selectors.clip_for(user=request.user, pk=pk)
+    if not clip.source:
+        raise Http404("this clip's original was not kept (the study does not keep originals)")
+    return _identifying_download(request, clip, clip.source, "source")
+
+
+def _identifying_download(request: HttpRequest, clip: ZoneClip, field: Any, which: str) -> FileResponse:
+    study = clip.exam.study
+    if not permissions.can_see_identifying(request.user, study):
+        raise PermissionDenied("The original file may identify the patient: clinicians and study admins only.")
+    audit_record(actor=request.user, action=AuditAction.VIEW_IDENTIFYING, study=study, obj=clip,
+                 changes={"download": which})
+    name = clip.original_filename or f"clip-{clip.pk}.{clip.format}"
+    return FileResponse(field.open("rb"), as_attachment=True, filename=name)
+
+
+@login_required
+def clip_frame(request: HttpRequest, pk: int, index: int) -> HttpResponse:
+    """One decoded frame as PNG (for previews and the cine viewer)."""
+    from PIL import Image  # lazy: only frame images need Pillow
+
+    clip, _role = selectors.clip_for(user=request.user, pk=pk)
+    try:
+        frame = selectors.clip_frame_for(clip=clip, user=request.user, index=index)
+    except IndexError as exc:
+        raise Http404(str(exc)) from None
+    except selectors.FramesWithheld as exc:
+        return HttpResponse(str(exc), status=403, content_type="text/plain; charset=utf-8")
+    buf = io.BytesIO()
+    Image.fromarray(frame).save(buf, format="PNG", compress_level=1)
+    response = HttpResponse(buf.getvalue(), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    return response
+
+
+@login_required
+@require_POST
+def clip_delete(request: HttpRequest, pk: int) -> HttpResponse:
+    clip, _role = selectors.clip_for(user=request.user, pk=pk)
+    exam = clip.exam
+    try:
+        services.clip_delete(clip=clip, by=request.user)
+    except PermissionDenied as exc:
+        messages.error(request, str(exc))
+    return redirect(exam)

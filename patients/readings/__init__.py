@@ -1,0 +1,1 @@
+"""Readings and review: raters' annotations of clips and clinicians' score overrides."""

@@ -1,0 +1,9 @@
+"""The exam page's score override form."""
+from __future__ import annotations
+
+from django import forms
+
+
+class OverrideForm(forms.Form):
+    score = forms.TypedChoiceField(choices=[(i, str(i)) for i in range(4)], coerce=int)
+    reason = forms.CharField(max_length=2000)

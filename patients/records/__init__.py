@@ -1,0 +1,1 @@
+"""Clinical records: patients, exams, clinical information and blood gases, and patient time."""

@@ -1,0 +1,1 @@
+"""Research: the cohort export, AI-vs-rater agreement and the public-dataset importers."""

@@ -1,0 +1,26 @@
+"""Cohort export: CSV rows streamed in constant memory, with a data dictionary.
+
+Levels and formats (``?level=...&format=...``):
+
+* ``zone`` + ``long``: one row per recorded zone (a clip) of every exam: patient x exam x zone.
+* ``exam`` + ``long``: one row per exam.
+* ``zone`` or ``exam`` + ``wide``: one row per exam with a ``zone_<Z>_score`` and
+  ``zone_<Z>_override`` column per zone (the study protocol's zones first, then those of other
+  protocols used by its exams).
+* ``patient`` + ``long``: one row per patient (course summary).
+
+Scores are those of one model version per exam: ``?model=<version>`` when given, else the
+newest result of the active model, else the newest result of any model (as on the exam page).
+Blood gases are paired with each exam by ``patients.dashboards.stats.pair_nearest`` (nearest gas of the
+patient within ``?window_hours=``, default 12). The clinical record is the latest one recorded at
+or before the exam.
+
+Privacy: patients appear under their study pseudonym (HMAC-SHA256 of the patient id with the
+study secret, see :func:`patients.imaging.core.deid.pseudonym`), never name or hospital number. Time is "days
+since admission" (or since the patient's first exam when the admission date is unknown). Only
+users who may see identifying data (clinicians, study admins) also get ``patient_code``,
+``admission_date`` and ``acquired_at``; researchers never receive a calendar date.
+
+Memory: exams (or patients) are read with ``QuerySet.iterator(chunk_size=batch)`` and processed
+batch by batch with a fixed number of queries per batch, so the whole cohort is never in memory.
+"""

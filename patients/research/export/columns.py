@@ -1,0 +1,130 @@
+"""The export's columns: name, type, unit and meaning of each, in order (the data dictionary)."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from patients.records.models import ClinicalInfo, Exam
+from patients.research.export.params import ExportParams
+from patients.studies.models import Study
+from patients.studies.protocols import PROTOCOLS, get_protocol
+
+SEVERITY_LABELS = ("mild", "moderate", "severe", "critical")
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # string | integer | number | boolean (0/1) | date | datetime | json
+    unit: str
+    meaning: str
+
+
+def _c(name: str, type_: str, unit: str, meaning: str) -> Column:
+    return Column(name, type_, unit, meaning)
+
+
+_HEAD = [
+    _c("study", "string", "", "Study name"),
+    _c("patient", "string", "", "Patient pseudonym: stable within the study, not reversible without the study secret"),
+]
+_IDENTIFYING_PATIENT = [
+    _c("patient_code", "string", "", "The study's own patient code (clinicians and study admins only)"),
+    _c("admission_date", "date", "", "Admission date (clinicians and study admins only)"),
+]
+_EXAM_HEAD = [
+    _c("exam_id", "integer", "", "Exam id in LUSWeb"),
+    _c("exam_number", "integer", "", "1 for the patient's first exam, 2 for the second ..."),
+    _c("day", "number", "days", "Exam time minus the admission date (00:00), or minus the first exam when the admission date is unknown"),
+    _c("day_origin", "string", "", "'admission' or 'first_exam': what day 0 is"),
+]
+_IDENTIFYING_EXAM = [_c("acquired_at", "datetime", "ISO 8601", "Exam time (clinicians and study admins only)")]
+_SEX = [_c("sex", "string", "", "F, M, O (other) or U (unknown)")]
+_ZONE = [
+    _c("zone", "string", "", "Lung zone code of the exam's protocol (R1 ... L7)"),
+    _c("clip_id", "integer", "", "Zone clip id in LUSWeb"),
+    _c("score", "integer", "0-3", "AI Soldati score of the zone"),
+    _c("p0", "number", "probability", "AI probability of score 0"),
+    _c("p1", "number", "probability", "AI probability of score 1"),
+    _c("p2", "number", "probability", "AI probability of score 2"),
+    _c("p3", "number", "probability", "AI probability of score 3"),
+    _c("findings", "json", "probability", "AI finding probabilities (A-lines, B-lines, consolidation ...)"),
+    _c("aggregator", "string", "", "How frame scores were aggregated into the clip score"),
+    _c("override_score", "integer", "0-3", "Latest clinician override of the zone score, if any"),
+    _c("final_score", "integer", "0-3", "override_score when present, else score"),
+]
+_MODEL = [_c("model_version", "string", "", "Model version of the scores")]
+_EXAM_SCORES = [
+    _c("protocol", "string", "", "Lung-zone protocol of the exam"),
+    _c("zones_recorded", "integer", "zones", "Zones with a clip"),
+    _c("luss", "integer", "points", "Global LUS score: sum of the scored zones' AI scores"),
+    _c("max_luss", "integer", "points", "3 x the number of protocol zones"),
+    _c("mean_score", "number", "0-3", "Mean AI zone score"),
+    _c("worst_zone", "string", "", "Zone with the highest AI score"),
+    _c("zones_ge2", "integer", "zones", "Zones with an AI score of 2 or more"),
+    _c("coverage", "number", "fraction", "Scored zones / protocol zones"),
+    _c("overrides", "integer", "zones", "Zones with a clinician override"),
+    _c("luss_final", "integer", "points", "Global LUS score with overrides replacing AI scores"),
+]
+_SEVERITY = [
+    _c("severity", "string", "", "Predicted severity class: mild, moderate, severe, critical"),
+    *[_c(f"severity_p_{label}", "number", "probability", f"Probability of {label}") for label in SEVERITY_LABELS],
+    _c("severe_probability", "number", "probability", "P(severe or critical)"),
+]
+_GAS = [
+    _c("gas_hours_from_exam", "number", "hours", "Blood-gas time minus exam time (nearest gas within the window)"),
+    _c("paco2_mmhg", "number", "mmHg", "PaCO2"),
+    _c("pao2_mmhg", "number", "mmHg", "PaO2"),
+    _c("ph", "number", "", "pH"),
+    _c("hco3", "number", "mmol/L", "Bicarbonate"),
+    _c("lactate", "number", "mmol/L", "Lactate"),
+    _c("sao2", "number", "%", "Arterial oxygen saturation"),
+    _c("fio2", "number", "fraction", "Inspired oxygen fraction (0.21-1.0)"),
+    _c("pf_ratio", "number", "mmHg", "PaO2 / FiO2"),
+]
+_CLINICAL = [
+    _c("clinical_days_before_exam", "number", "days", "Exam time minus the time of the clinical record used"),
+    _c("age", "integer", "years", "Age at the clinical record"),
+    *[_c(name, "boolean", "0/1", f"Comorbidity: {name.replace('_', ' ')}") for name in ClinicalInfo.COMORBIDITIES],
+    *[_c(name, "boolean", "0/1", f"Symptom: {name.replace('_', ' ')}") for name in ClinicalInfo.SYMPTOMS],
+    _c("oxygen_support", "string", "", "none, nasal_cannula, mask, hfnc, niv, invasive, ecmo"),
+    _c("spo2", "number", "%", "Peripheral oxygen saturation"),
+    _c("respiratory_rate", "number", "breaths/min", "Respiratory rate"),
+]
+_PATIENT = [
+    _c("exams", "integer", "", "Number of exams"),
+    _c("clips", "integer", "", "Number of zone clips"),
+    _c("first_exam_day", "number", "days", "Day of the first exam (see day)"),
+    _c("last_exam_day", "number", "days", "Day of the last exam"),
+    _c("first_luss", "integer", "points", "Global LUS score of the first scored exam"),
+    _c("last_luss", "integer", "points", "Global LUS score of the last scored exam"),
+    _c("max_luss", "integer", "points", "Highest global LUS score"),
+    _c("max_luss_day", "number", "days", "Day of the highest global LUS score"),
+    _c("last_severity", "string", "", "Severity class predicted at the last exam with a prediction"),
+    _c("age", "integer", "years", "Age at the latest clinical record"),
+]
+
+
+def wide_zones(study: Study) -> list[str]:
+    """The zone columns of a wide export: the study protocol's, then other protocols' in use."""
+    codes = list(get_protocol(study.protocol).codes)
+    used = Exam.objects.filter(patient__study=study).values_list("protocol", flat=True).distinct()
+    for key in sorted(set(used) - {study.protocol}):
+        codes += [c for c in PROTOCOLS[key].codes if c not in codes] if key in PROTOCOLS else []
+    return codes
+
+
+def columns(study: Study, params: ExportParams) -> list[Column]:
+    """The export's columns, in order."""
+    head = list(_HEAD) + (_IDENTIFYING_PATIENT if params.identifying else []) + _SEX
+    if params.level == "patient":
+        return head + _PATIENT
+    exam_head = list(_EXAM_HEAD) + (_IDENTIFYING_EXAM if params.identifying else [])
+    if params.wide:
+        zones: list[Column] = []
+        for code in wide_zones(study):
+            zones += [_c(f"zone_{code}_score", "integer", "0-3", f"AI score of zone {code}"),
+                      _c(f"zone_{code}_override", "integer", "0-3", f"Clinician override of zone {code}, if any")]
+        return head + exam_head + _MODEL + _EXAM_SCORES + zones + _SEVERITY + _GAS + _CLINICAL
+    if params.level == "exam":
+        return head + exam_head + _MODEL + _EXAM_SCORES + _SEVERITY + _GAS + _CLINICAL
+    return head + exam_head + _ZONE + _MODEL + [_EXAM_SCORES[2]] + _SEVERITY + _GAS + _CLINICAL

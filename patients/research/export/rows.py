@@ -1,0 +1,208 @@
+"""The export's data rows, batch by batch (``QuerySet.iterator``), in constant memory."""
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+import json
+from collections import defaultdict
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from django.db.models import Count
+from django.utils import timezone
+
+from patients.imaging.core.deid import pseudonym
+from patients.imaging.models import ZoneClip
+from patients.readings.selectors import override_scores
+from patients.records.models import Exam, Patient
+from patients.research.export.columns import SEVERITY_LABELS, wide_zones
+from patients.research.export.lookups import (
+    CLINICAL_FIELDS,
+    GAS_FIELDS,
+    ClinicalIndex,
+    DayZero,
+    ExamScores,
+    chosen_scores,
+    clip_scores,
+    days,
+    nearest_gases,
+    num,
+    severities,
+)
+from patients.research.export.params import ExportParams
+from patients.studies.models import Study
+from patients.studies.protocols import PROTOCOLS, get_protocol
+
+
+def _patient_values(study: Study, patient: Patient, params: ExportParams) -> list[Any]:
+    values: list[Any] = [study.name, pseudonym(study.secret, patient.pk)]
+    if params.identifying:
+        values += [patient.code, patient.admission_date.isoformat() if patient.admission_date else None]
+    return [*values, patient.sex]
+
+
+def _severity_values(sev: Mapping[str, Any] | None) -> list[Any]:
+    if sev is None:
+        return [None] * (len(SEVERITY_LABELS) + 2)
+    probs = list(sev["probs"] or []) + [None] * len(SEVERITY_LABELS)
+    return [sev["label"], *[num(p) for p in probs[: len(SEVERITY_LABELS)]], num(sev["severe_probability"])]
+
+
+def _gas_values(gas: tuple[dict[str, Any], float] | None) -> list[Any]:
+    if gas is None:
+        return [None] * (len(GAS_FIELDS) + 2)
+    row, hours = gas
+    pf = row["pao2_mmhg"] / row["fio2"] if row["pao2_mmhg"] is not None and row["fio2"] else None
+    return [num(hours, 2), *[num(row[f]) for f in GAS_FIELDS], num(pf, 1)]
+
+
+def _clinical_values(record: Mapping[str, Any] | None, at: dt.datetime) -> list[Any]:
+    if record is None:
+        return [None] * (len(CLINICAL_FIELDS) + 1)
+    out: list[Any] = [days(at - record["recorded_at"])]
+    for name in CLINICAL_FIELDS:
+        value = record[name]
+        out.append(int(value) if isinstance(value, bool) else (value if value != "" else None))
+    return out
+
+
+def batched(iterable: Iterable[Any], size: int) -> Iterator[list[Any]]:
+    it = iter(iterable)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def export_rows(study: Study, params: ExportParams, *, batch: int = 500) -> Iterator[list[Any]]:
+    """The data rows (without the header), batch by batch."""
+    if params.level == "patient":
+        yield from _patient_rows(study, params, batch)
+    else:
+        yield from _exam_rows(study, params, batch)
+
+
+@dataclass
+class _ExamBatch:
+    """What the rows of one batch of exams need, loaded in a fixed number of queries."""
+
+    chosen: dict[int, ExamScores]
+    scores: dict[int, dict[str, Any]]
+    overrides: dict[int, int]
+    severities: dict[int, dict[str, Any]]
+    gases: dict[int, tuple[dict[str, Any], float]]
+    clinical: ClinicalIndex
+    day_zero: DayZero
+    clips: dict[int, list[tuple[int, str]]]
+
+
+def _exam_batch(exams: list[Exam], params: ExportParams) -> _ExamBatch:
+    ids = [e.pk for e in exams]
+    chosen = chosen_scores(ids, params.model)
+    clips: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    for clip_id, exam_id, zone in ZoneClip.objects.filter(exam_id__in=ids).values_list("pk", "exam_id", "zone"):
+        clips[exam_id].append((clip_id, zone))
+    return _ExamBatch(
+        chosen=chosen,
+        scores=clip_scores((s.job_id for s in chosen.values()), full=params.level == "zone" and not params.wide),
+        overrides=override_scores(exam_ids=ids), severities=severities(ids, chosen),
+        gases=nearest_gases(exams, params.window_hours), clinical=ClinicalIndex({e.patient_id for e in exams}),
+        day_zero=DayZero({e.patient_id: e.patient for e in exams}), clips=clips,
+    )
+
+
+def _exam_rows(study: Study, params: ExportParams, batch: int) -> Iterator[list[Any]]:
+    exams = (Exam.objects.filter(patient__study=study).select_related("patient")
+             .order_by("patient_id", "acquired_at", "pk").iterator(chunk_size=batch))
+    zones = wide_zones(study) if params.wide else []
+    number: tuple[int, int] = (0, 0)  # (patient id, exam count so far) carried across batches
+    for chunk in batched(exams, batch):
+        data = _exam_batch(chunk, params)
+        for exam in chunk:
+            number = (exam.patient_id, number[1] + 1 if number[0] == exam.patient_id else 1)
+            day, origin = data.day_zero.day(exam.patient_id, exam.acquired_at)
+            head = _patient_values(study, exam.patient, params) + [exam.pk, number[1], day, origin]
+            if params.identifying:
+                head.append(timezone.localtime(exam.acquired_at).isoformat())
+            exam_clips = _in_zone_order(exam, data.clips.get(exam.pk, []))
+            tail = (_severity_values(data.severities.get(exam.pk)) + _gas_values(data.gases.get(exam.pk))
+                    + _clinical_values(data.clinical.before(exam.patient_id, exam.acquired_at), exam.acquired_at))
+            if params.level == "zone" and not params.wide:
+                for values in _zone_values(exam_clips, data, data.chosen.get(exam.pk)):
+                    yield head + values + tail
+            else:
+                yield head + _exam_values(exam, exam_clips, data, zones) + tail
+
+
+def _in_zone_order(exam: Exam, clips: list[tuple[int, str]]) -> list[tuple[int, str]]:
+    """(clip id, zone) in the protocol's anatomical order, unknown zones last by code."""
+    order = {c: i for i, c in enumerate(get_protocol(exam.protocol).codes)} if exam.protocol in PROTOCOLS else {}
+    return sorted(clips, key=lambda c: (order.get(c[1], 99), c[1]))
+
+
+def _zone_values(exam_clips: list[tuple[int, str]], data: _ExamBatch,
+                 summary: ExamScores | None) -> Iterator[list[Any]]:
+    """The zone columns of each clip of an exam (zone level, long format)."""
+    for clip_id, zone in exam_clips:
+        s = data.scores.get(clip_id)
+        probs = (list(s["probs"] or []) + [None] * 4)[:4] if s else [None] * 4
+        ai = s["score"] if s else None
+        over = data.overrides.get(clip_id)
+        yield [
+            zone, clip_id, ai, *[num(p) for p in probs],
+            json.dumps(s["findings"], sort_keys=True, separators=(",", ":")) if s else None,
+            s["aggregator"] if s else None, over, over if over is not None else ai,
+            summary.version if summary else None, summary.luss if summary else None,
+        ]
+
+
+def _exam_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch, zones: list[str]) -> list[Any]:
+    """The exam-score columns of an exam, and in the wide format a score and override per zone."""
+    summary = data.chosen.get(exam.pk)
+    scores, overrides = data.scores, data.overrides
+    final = [overrides.get(cid, scores[cid]["score"] if cid in scores else None) for cid, _ in exam_clips]
+    known = [v for v in final if v is not None]
+    values = [
+        summary.version if summary else None, exam.protocol, len(exam_clips),
+        summary.luss if summary else None, summary.max_luss if summary else None,
+        num(summary.mean_score) if summary else None, (summary.worst_zone or None) if summary else None,
+        summary.zones_ge2 if summary else None, num(summary.coverage) if summary else None,
+        sum(1 for cid, _ in exam_clips if cid in overrides), sum(known) if known else None,
+    ]
+    by_zone = {zone: cid for cid, zone in exam_clips}
+    for code in zones:
+        cid = by_zone.get(code)
+        s = scores.get(cid) if cid is not None else None
+        values += [s["score"] if s else None, overrides.get(cid) if cid is not None else None]
+    return values
+
+
+def _patient_rows(study: Study, params: ExportParams, batch: int) -> Iterator[list[Any]]:
+    patients = Patient.objects.filter(study=study).order_by("pk").iterator(chunk_size=batch)
+    for chunk in batched(patients, batch):
+        by_id = {p.pk: p for p in chunk}
+        exams = list(Exam.objects.filter(patient_id__in=by_id).order_by("patient_id", "acquired_at", "pk")
+                     .values("pk", "patient_id", "acquired_at"))
+        clip_counts = dict(ZoneClip.objects.filter(exam__patient_id__in=by_id).values("exam__patient_id")
+                           .annotate(n=Count("pk")).values_list("exam__patient_id", "n"))
+        ids = [e["pk"] for e in exams]
+        chosen = chosen_scores(ids, params.model)
+        predicted = severities(ids, chosen)
+        clinical = ClinicalIndex(by_id)
+        day_zero = DayZero(by_id)
+        per_patient: dict[int, list[Any]] = defaultdict(list)
+        for e in exams:
+            per_patient[e["patient_id"]].append(e)
+        for patient in chunk:
+            mine = per_patient.get(patient.pk, [])
+            day_of = [day_zero.day(patient.pk, e["acquired_at"])[0] for e in mine]
+            scored = [(e, d) for e, d in zip(mine, day_of, strict=True) if e["pk"] in chosen]
+            top = max(scored, key=lambda ed: chosen[ed[0]["pk"]].luss, default=None)
+            last_sev = next((predicted[e["pk"]]["label"] for e in reversed(mine) if e["pk"] in predicted), None)
+            latest = clinical.latest(patient.pk)
+            yield _patient_values(study, patient, params) + [
+                len(mine), clip_counts.get(patient.pk, 0), day_of[0] if day_of else None,
+                day_of[-1] if day_of else None,
+                chosen[scored[0][0]["pk"]].luss if scored else None, chosen[scored[-1][0]["pk"]].luss if scored else None,
+                chosen[top[0]["pk"]].luss if top else None, top[1] if top else None, last_sev,
+                latest["age"] if latest else None,
+            ]

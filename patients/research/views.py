@@ -1,0 +1,58 @@
+"""Research pages: the cohort export and AI-vs-rater agreement."""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.handlers.asgi import ASGIRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.shortcuts import render
+
+from patients.research import agreement
+from patients.research.export.params import ExportParamError, parse_export_params, parse_flag
+from patients.research.export.stream import dictionary_http_response, export_http_response
+from patients.research.forms import ExportForm
+from patients.studies import permissions
+from patients.studies.selectors import study_for
+
+
+@login_required
+def study_export(request: HttpRequest, pk: int) -> HttpResponse:
+    """The export page: choose level, format and gas window; download the CSV or its dictionary."""
+    study, role = study_for(user=request.user, pk=pk)
+    return render(request, "research/study_export.html", {
+        "study": study, "role": role, "form": ExportForm(),
+        "identifying": permissions.can_see_identifying(request.user, study),
+    })
+
+
+@login_required
+def study_export_download(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """The CSV (streamed) or, with ``dictionary=1``, its data dictionary; 400 names a bad parameter."""
+    study, _role = study_for(user=request.user, pk=pk)
+    try:
+        params = parse_export_params(request.GET, identifying=permissions.can_see_identifying(request.user, study))
+        dictionary = parse_flag(request.GET, "dictionary")
+    except ExportParamError as exc:
+        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+    if dictionary:
+        return dictionary_http_response(study=study, params=params)
+    return export_http_response(user=request.user, study=study, params=params, asgi=isinstance(request, ASGIRequest))
+
+
+@login_required
+def study_agreement(request: HttpRequest, pk: int) -> HttpResponse:
+    """AI-vs-rater agreement for any rater (imported experts, clinicians' overrides ...)."""
+    study, role = study_for(user=request.user, pk=pk)
+    error = ""
+    report = None
+    try:
+        report = agreement.agreement_report(study=study, rater=request.GET.get("rater"),
+                                            model=request.GET.get("model"))
+    except agreement.AgreementQueryError as exc:
+        error = str(exc)
+    rows = []
+    if report is not None:
+        rows = [{"rater": r, "cells": cells, "total": sum(cells)} for r, cells in enumerate(report["confusion"])]
+    return render(request, "research/study_agreement.html", {
+        "study": study, "role": role, "report": report, "error": error, "rows": rows,
+        "raters": agreement.agreement_raters(study=study), "models": agreement.agreement_models(study=study),
+    }, status=400 if error and (request.GET.get("rater") or request.GET.get("model")) else 200)

@@ -1,0 +1,305 @@
+"""Running a scoring job: claim, execute, score and store (``scoring.tasks`` calls this).
+
+The database row of a job is the source of truth. A task only carries the job id, claims the
+job with a conditional UPDATE (so two deliveries cannot both run it), renews a lease while it
+works, and writes all results of an exam in one transaction at the end (so a worker killed
+mid-exam leaves nothing partial; the redelivered task reclaims the job once the lease expires).
+"""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from django.conf import settings
+from django.db import InterfaceError, OperationalError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from lusweb.jsonable import jsonable
+from patients.imaging.models import ZoneClip
+from patients.records.models import Exam
+from patients.studies.protocols import get_protocol
+from scoring import progress, runtime
+from scoring.core.exam import exam_score
+from scoring.models import ClipScore, ExamScore, JobStatus, ModelVersion, ScoringJob, SeverityPrediction
+from scoring.services import lease_seconds, sync_metadata, weights_metadata
+from scoring.severity import severity_predict
+
+logger = logging.getLogger(__name__)
+
+Report = Callable[..., None]
+
+
+class JobLeaseHeld(Exception):
+    """Another worker holds a live lease on the job; try again when it may have expired."""
+
+    def __init__(self, retry_in: float) -> None:
+        super().__init__(f"job is leased by another worker; retry in {retry_in:.0f}s")
+        self.retry_in = retry_in
+
+
+class LeaseLost(Exception):
+    """Our lease expired and another worker took the job over: stop without writing."""
+
+
+class Superseded(Exception):
+    """A newer request for the same exam and model is waiting: its job reads every clip, ours
+    would be stale the moment it finished, so we stop and let the worker move on."""
+
+    def __init__(self, newer_job_id: int) -> None:
+        super().__init__(f"superseded by job {newer_job_id}: new clips arrived while scoring")
+        self.newer_job_id = newer_job_id
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+# --- running jobs ------------------------------------------------------------------------------
+
+
+def scoring_job_claim(*, job_id: int, worker: str) -> bool:
+    """Conditional UPDATE: pending, or running with an expired lease (its worker died)."""
+    now = timezone.now()
+    claimed = (
+        ScoringJob.objects.filter(pk=job_id)
+        .filter(Q(status=JobStatus.PENDING) | Q(status=JobStatus.RUNNING, lease_expires_at__lt=now))
+        .update(status=JobStatus.RUNNING, worker=worker, attempts=F("attempts") + 1, started_at=now,
+                lease_expires_at=now + dt.timedelta(seconds=lease_seconds()), step="starting", progress=0.0,
+                error="")
+    )
+    return claimed == 1
+
+
+def _renew(job: ScoringJob, worker: str, *, progress_value: float, step: str) -> None:
+    now = timezone.now()
+    updated = ScoringJob.objects.filter(pk=job.pk, worker=worker, status=JobStatus.RUNNING).update(
+        progress=progress_value, step=step, lease_expires_at=now + dt.timedelta(seconds=lease_seconds())
+    )
+    if not updated:
+        raise LeaseLost(f"job {job.pk} is no longer ours")
+
+
+def scoring_job_execute(*, job_id: int, worker: str | None = None) -> str:
+    """Run a job to completion. Returns what happened: 'succeeded', 'failed', 'skipped', 'gone' or
+    'superseded' (a newer job for the exam is queued: this one is cancelled at its next step)."""
+    worker = worker or worker_name()
+    job = ScoringJob.objects.select_related("exam", "exam__patient", "model_version").filter(pk=job_id).first()
+    if job is None:
+        return "gone"  # the exam (and its jobs) was deleted: nothing to do
+    if job.is_finished:
+        return "skipped"
+    if not scoring_job_claim(job_id=job_id, worker=worker):
+        job.refresh_from_db()
+        if job.is_finished:
+            return "skipped"
+        remaining = (job.lease_expires_at - timezone.now()).total_seconds() if job.lease_expires_at else 5.0
+        raise JobLeaseHeld(max(remaining, 1.0) + 1.0)
+    job.refresh_from_db()
+    try:
+        _run(job, worker)
+    except LeaseLost:
+        logger.warning("job %s was taken over by another worker; stopping", job_id)
+        return "skipped"
+    except Superseded as exc:
+        ScoringJob.objects.filter(pk=job.pk, worker=worker, status=JobStatus.RUNNING).update(
+            status=JobStatus.CANCELLED, step="superseded", error=str(exc), finished_at=timezone.now(),
+            lease_expires_at=None,
+        )
+        progress.publish(job.exam_id, {"type": "superseded", "job": job.pk, "by": exc.newer_job_id})
+        logger.info("job %s %s", job_id, exc)
+        return "superseded"
+    except _transient_errors():
+        # Give the job back so the retried task can claim it at once.
+        ScoringJob.objects.filter(pk=job.pk, worker=worker).update(status=JobStatus.PENDING, step="retrying")
+        raise
+    except Exception as exc:
+        message = _readable(exc)
+        logger.exception("scoring job %s failed", job_id)
+        ScoringJob.objects.filter(pk=job.pk, worker=worker).update(
+            status=JobStatus.FAILED, error=message, step="failed", finished_at=timezone.now(), lease_expires_at=None
+        )
+        progress.publish(job.exam_id, {"type": "failed", "job": job.pk, "error": message})
+        return "failed"
+    return "succeeded"
+
+
+def _transient_errors() -> tuple[type[BaseException], ...]:
+    return (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+
+
+def _readable(exc: BaseException) -> str:
+    text = str(exc).strip() or exc.__class__.__name__
+    return f"{exc.__class__.__name__}: {text}"[:2000]
+
+
+def _ordered_clips(exam: Exam) -> list[ZoneClip]:
+    order = {code: i for i, code in enumerate(get_protocol(exam.protocol).codes)}
+    return sorted(exam.clips.all(), key=lambda c: order.get(c.zone, len(order)))
+
+
+def _run(job: ScoringJob, worker: str) -> None:
+    exam = job.exam
+    timings: dict[str, float] = {}
+    started = time.perf_counter()
+    clips = _ordered_clips(exam)
+    if not clips:
+        raise ValueError("the exam has no clips to score")
+    report = _reporter(job, worker)
+    report(0.01, "loading model")
+    scorer = _scorer_for(job.model_version)
+    timings["load_model_s"] = time.perf_counter() - started
+    t0 = time.perf_counter()
+    frames = _decode(clips, report)
+    timings["decode_s"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    results, features = _score(scorer, clips, frames, report)
+    timings["score_s"] = time.perf_counter() - t0
+    timings["frames"] = float(sum(f.shape[0] for f in frames))
+    zone_scores = {clip.zone: int(r.clip_score) for clip, r in zip(clips, results, strict=True)}
+    summary = _exam_summary(exam, zone_scores)
+    report(0.97, "severity")
+    scored = {clip.zone: (r, f) for clip, r, f in zip(clips, results, features, strict=True)}
+    severity = _store(job, worker, clips=clips, results=results, summary=summary, scored=scored,
+                      timings=timings, started=started)
+    progress.publish(exam.pk, {"type": "finished", "job": job.pk, "progress": 1.0, "luss": summary["luss"],
+                               "zones": zone_scores, "model_version": job.model_version.version,
+                               "severity": severity.label if severity is not None else None})
+
+
+def _reporter(job: ScoringJob, worker: str) -> Report:
+    """``report(fraction, step, **extra)``: renew the lease, stop when superseded, publish progress."""
+
+    def report(fraction: float, step: str, **extra: Any) -> None:
+        _renew(job, worker, progress_value=fraction, step=step)
+        newer = _newer_request(job)
+        if newer is not None:
+            raise Superseded(newer)
+        progress.publish(job.exam_id, {"type": "progress", "job": job.pk, "progress": round(fraction, 4),
+                                       "step": step, **extra})
+
+    return report
+
+
+def _scorer_for(version: ModelVersion) -> Any:
+    """The scorer of the job's model version (refused when the worker has other weights)."""
+    scorer = runtime.get_scorer(version.weights)
+    if str(scorer.version) != version.version:
+        raise RuntimeError(f"worker loaded weights {scorer.version!r} but the job asks for {version.version!r}")
+    sync_metadata(version, weights_metadata(scorer))
+    return scorer
+
+
+def _decode(clips: list[ZoneClip], report: Report) -> list[np.ndarray]:
+    frames: list[np.ndarray] = []
+    for i, clip in enumerate(clips):
+        frames.append(clip.load_frames())
+        report(0.05 + 0.15 * (i + 1) / len(clips), f"decoded {clip.zone}", clip=clip.pk, zone=clip.zone,
+               stage="decoded")
+    return frames
+
+
+def _score(scorer: Any, clips: list[ZoneClip], frames: list[np.ndarray],
+           report: Report) -> tuple[list[Any], list[np.ndarray]]:
+    """Clip results and frame features, batching frames of several clips through the model at once
+    (progress after each batch)."""
+    from scoring.core.severity_features import score_with_features  # lazy: torch, worker only
+
+    results: list[Any] = []
+    features: list[np.ndarray] = []
+    done = 0
+    for start, stop in _batches(frames, max_frames=int(getattr(settings, "SCORING_BATCH_FRAMES", 600))):
+        # One CNN pass gives the zone scores and the frame features the severity model needs.
+        for result, frame_features in score_with_features(scorer, frames[start:stop]):
+            results.append(result)
+            features.append(frame_features)
+        for clip in clips[start:stop]:
+            done += 1
+            report(0.2 + 0.75 * done / len(clips), f"scored {clip.zone}", clip=clip.pk, zone=clip.zone,
+                   stage="scored", score=int(results[clips.index(clip)].clip_score))
+    return results, features
+
+
+def _store(job: ScoringJob, worker: str, *, clips: list[ZoneClip], results: list[Any], summary: dict[str, Any],
+           scored: dict[str, tuple[Any, np.ndarray]], timings: dict[str, float],
+           started: float) -> SeverityPrediction | None:
+    """Write every result of the job in one transaction, if the job is still ours."""
+    with transaction.atomic():
+        # Still ours? (a takeover after our lease expired must not produce a second result set)
+        locked = ScoringJob.objects.select_for_update().filter(pk=job.pk, worker=worker,
+                                                                status=JobStatus.RUNNING).first()
+        if locked is None:
+            raise LeaseLost(f"job {job.pk} is no longer ours")
+        for clip, result in zip(clips, results, strict=True):
+            _store_clip_score(job, clip, job.model_version, result)
+        ExamScore.objects.update_or_create(job=job, defaults={"exam": job.exam, "model_version": job.model_version,
+                                                              **summary})
+        severity = severity_predict(job=job, exam=job.exam, scored=scored)
+        timings["total_s"] = time.perf_counter() - started
+        ScoringJob.objects.filter(pk=job.pk).update(
+            status=JobStatus.SUCCEEDED, progress=1.0, step="finished", finished_at=timezone.now(),
+            lease_expires_at=None, timings=timings,
+        )
+    return severity
+
+
+def _newer_request(job: ScoringJob) -> int | None:
+    """Id of a pending job for the same exam and model created after ``job`` (an upload or a
+    rescore that arrived while we run), else None."""
+    return (
+        ScoringJob.objects.filter(exam_id=job.exam_id, model_version_id=job.model_version_id,
+                                  status=JobStatus.PENDING, pk__gt=job.pk)
+        .order_by("pk").values_list("pk", flat=True).first()
+    )
+
+
+def _batches(frames: list[np.ndarray], *, max_frames: int) -> list[tuple[int, int]]:
+    out: list[tuple[int, int]] = []
+    start, count = 0, 0
+    for i, f in enumerate(frames):
+        if count and count + f.shape[0] > max_frames:
+            out.append((start, i))
+            start, count = i, 0
+        count += f.shape[0]
+    out.append((start, len(frames)))
+    return out
+
+
+def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, result: Any) -> None:
+    frame_probs = np.asarray(result.frame_probs, dtype=np.float32)
+    extra: dict[str, Any] = {}
+    six = getattr(result, "six_class", None)
+    if six is not None:
+        extra["six_class"] = jsonable(six)
+    domain = result.domain() if callable(getattr(result, "domain", None)) else None
+    if domain is not None:
+        extra["domain"] = domain
+    ClipScore.objects.update_or_create(
+        job=job, clip=clip,
+        defaults={
+            "zone": clip.zone, "model_version": version, "score": int(result.clip_score),
+            "probs": [round(float(p), 5) for p in np.asarray(result.clip_probs).ravel()],
+            "findings": {str(k): round(float(v), 5) for k, v in dict(result.findings).items()},
+            "aggregator": str(getattr(result, "aggregator", "")),
+            "frame_count": int(frame_probs.shape[0]),
+            "frame_probs_f16": ClipScore.pack_frame_probs(frame_probs),
+            "extra": extra,
+        },
+    )
+
+
+def _exam_summary(exam: Exam, zone_scores: dict[str, int]) -> dict[str, Any]:
+    codes = get_protocol(exam.protocol).codes
+    s = exam_score(zone_scores, expected=codes)
+    return {
+        "luss": s.global_score, "max_luss": s.max_score,
+        "mean_score": None if s.mean_zone_score is None else round(s.mean_zone_score, 4),
+        "worst_zone": s.worst_zone or "", "worst_score": s.worst_score, "zones_ge2": len(s.zones_ge2),
+        "coverage": round(s.coverage, 4), "missing_zones": s.missing,
+    }

@@ -1,0 +1,50 @@
+"""`make demo`'s data: three users who can log in with the printed passwords, and a cohort."""
+from __future__ import annotations
+
+import io
+
+import pytest
+from django.core.management import call_command
+from django.test import Client
+
+from patients.demo.seed import DEMO_STUDY, DEMO_USERS, PHANTOM_RATER
+from patients.imaging.models import ZoneClip
+from patients.readings.models import ZoneAnnotation
+from patients.records.models import BloodGas, ClinicalInfo, Exam
+from patients.studies.models import Membership, Study
+
+pytestmark = pytest.mark.django_db
+
+
+def test_demo_seed_creates_users_study_and_cohort() -> None:
+    out = io.StringIO()
+    call_command("demo_seed", patients=2, exams=2, frames=6, size=96, stdout=out)
+    study = Study.objects.get(name=DEMO_STUDY)
+    assert {(m.user.username, m.role) for m in Membership.objects.filter(study=study)} == {
+        (u, r) for u, _p, r in DEMO_USERS
+    }
+    assert study.patients.count() == 2 and Exam.objects.filter(patient__study=study).count() == 4
+    clips = ZoneClip.objects.filter(exam__patient__study=study)
+    assert 36 <= clips.count() <= 48  # ~6 % of zones are left unscanned on purpose
+    assert set(clips.values_list("format", flat=True)) == {"dicom", "mp4"}
+    assert ClinicalInfo.objects.filter(patient__study=study).count() == 2
+    assert BloodGas.objects.filter(patient__study=study).count() == 4
+    # Every clip carries the score it was drawn with, as a rater the agreement page can compare.
+    design = ZoneAnnotation.objects.filter(clip__exam__patient__study=study, rater=PHANTOM_RATER)
+    assert design.count() == clips.count()
+    assert set(design.values_list("score", flat=True)) <= {0, 1, 2, 3}
+    assert len(set(design.values_list("score", flat=True))) >= 2  # a course, not one score everywhere
+    a = design.first()
+    assert a is not None and set(a.findings) >= {"a_lines", "b_lines"}
+    assert a.score == 0 or any(a.findings.values())  # a score above 0 comes with a finding drawn
+    printed = out.getvalue()
+    for username, password, _role in DEMO_USERS:
+        assert username in printed and password in printed
+        client = Client()
+        response = client.post("/login/", {"username": username, "password": password})
+        assert response.status_code == 302 and response["Location"] == "/", username
+        home = client.get("/")
+        assert DEMO_STUDY.encode() in home.content
+    # Running it again keeps the data and resets the passwords.
+    call_command("demo_seed", patients=2, exams=2, frames=6, size=96, stdout=io.StringIO())
+    assert Study.objects.filter(name=DEMO_STUDY).count() == 1 and study.patients.count() == 2
