@@ -137,14 +137,14 @@ def _sector_mask(clip: ZoneClip, frames: Any) -> Any:
     import numpy as np
     from django.core.cache import cache
 
-    from patients.imaging.core import deid
+    from patients.imaging.core.sector import find_sector
 
     key = f"lusweb:sector:{clip.pk}:{clip.sha256}"
     hit = cache.get(key)
     if hit is not None:
         found, shape, packed = hit
         return np.unpackbits(packed)[: shape[0] * shape[1]].reshape(shape).astype(bool) if found else None
-    sector = deid.find_sector(frames)
+    sector = find_sector(frames)
     mask = sector.mask
     cache.set(key, (sector.found, mask.shape, np.packbits(mask)), timeout=None)
     return mask if sector.found else None

@@ -26,6 +26,7 @@ from lusweb.errors import ServiceError
 from patients import permissions
 from patients.audit import audit_record, diff, snapshot
 from patients.imaging.core import deid
+from patients.imaging.core.sector import find_sector
 from patients.models import (
     KPA_TO_MMHG,
     AuditAction,
@@ -470,7 +471,7 @@ def _deidentify(*, study: Study, exam: Exam, path: str, sha256: str, frames: np.
     remapped UIDs. DICOM uploads keep their header (cleaned); videos and images become a
     de-identified DICOM of their redacted frames.
     """
-    sector = deid.find_sector(frames)
+    sector = find_sector(frames)
     redacted = deid.redact_frames(frames, sector.mask) if sector.found else frames
     pseudo = deid.pseudonym(study.secret, exam.patient_id)
     try:

@@ -3,19 +3,10 @@
 Bound to the weights: the parameters (:class:`PreprocessConfig`) are stored in every weights
 file and the scorer rebuilds the exact same pipeline from them.
 
-Sector detection (once per clip, not per frame):
-
-1. temporal max and temporal standard deviation (locally averaged) over up to
-   ``max_probe_frames`` frames; speckle moves, burned-in text, rulers and logos do not;
-2. bright-or-moving pixels, morphological opening (removes thin text strokes and ruler
-   ticks), connected components; on cine loops only components that mostly move are kept
-   (a static near field connected to the image stays, a separate static overlay goes); a
-   still image or frozen loop falls back to the bright components; every component of at
-   least 10% of the largest one is kept, holes filled;
-3. its convex hull (convex fans and linear rectangles are both convex), rasterised.
-
-Frames are then cropped to the hull's bounding box, everything outside the hull is set to
-0, and the crop is resized keeping its aspect ratio into a ``size x size`` canvas: centred
+The sector (once per clip, not per frame) is the tight sector of
+:func:`patients.imaging.core.sector.find_sector` with this configuration's parameters
+(:meth:`PreprocessConfig.sector`). Frames are cropped to its bounding box, everything outside
+it is set to 0, and the crop is resized keeping its aspect ratio into a ``size x size`` canvas: centred
 horizontally, **top-aligned** (depth 0 stays at row 0 so the pleura sits at a similar row
 for all probes), zero-padded.  All steps are deterministic numpy / scipy.ndimage / torch.
 """
@@ -26,7 +17,8 @@ from dataclasses import asdict, dataclass, field
 import numpy as np
 import torch
 import torch.nn.functional as F
-from scipy import ndimage
+
+from patients.imaging.core.sector import SectorConfig, find_sector
 
 #: Bump when the output of :func:`preprocess_clip` changes (keys the feature caches).
 PREPROCESS_VERSION = "pp-2"
@@ -44,6 +36,12 @@ class PreprocessConfig:
     min_area_fraction: float = 0.08
     intensity: str = "p99"  # "none" | "p99": per-clip gain normalisation (see normalise_intensity)
     version: str = PREPROCESS_VERSION
+
+    def sector(self) -> SectorConfig:
+        """The sector finder's configuration: the tight sector with these parameters."""
+        return SectorConfig(max_probe_frames=self.max_probe_frames, std_threshold=self.std_threshold,
+                            max_threshold=self.max_threshold, open_iterations=self.open_iterations,
+                            min_area_fraction=self.min_area_fraction)
 
     def to_dict(self) -> dict[str, object]:
         """Plain dict (stored in weights metadata)."""
@@ -82,87 +80,6 @@ def to_grey(frames: np.ndarray) -> np.ndarray:
     return a
 
 
-def _hull_mask(mask: np.ndarray) -> np.ndarray:
-    """Rasterised convex hull of a boolean mask (half-plane test over hull edges)."""
-    from scipy.spatial import ConvexHull, QhullError
-
-    ys, xs = np.nonzero(mask)
-    if len(ys) < 3:
-        return mask.copy()
-    # Boundary pixels are enough for the hull and much cheaper than all pixels.
-    edge = mask & ~ndimage.binary_erosion(mask)
-    ey, ex = np.nonzero(edge)
-    pts = np.stack([ex, ey], 1).astype(np.float64)
-    try:
-        hull = ConvexHull(pts)
-    except QhullError:
-        return mask.copy()
-    h, w = mask.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    out = np.ones((h, w), bool)
-    # Each facet equation a*x + b*y + c <= 0 holds inside; 0.5 px tolerance keeps edges.
-    for a, b, c in hull.equations:
-        out &= (a * xx + b * yy + c) <= 0.5
-    return out
-
-
-def _large_components(mask: np.ndarray, min_frac: float) -> tuple[np.ndarray, np.ndarray, list]:  # type: ignore[type-arg]
-    """Labels, sizes and slices of the components of ``mask`` larger than ``min_frac`` of it."""
-    lab, n = ndimage.label(mask)
-    sizes = np.asarray(ndimage.sum_labels(mask, lab, index=np.arange(1, n + 1)), float) if n else np.zeros(0)
-    big = sizes >= min_frac * mask.size
-    return lab, np.where(big, sizes, 0.0), ndimage.find_objects(lab)
-
-
-def find_sector(frames: np.ndarray, cfg: PreprocessConfig | None = None) -> np.ndarray:
-    """Boolean [H, W] mask of the ultrasound image area of a clip (uint8 [T,H,W])."""
-    cfg = cfg or PreprocessConfig()
-    f = to_grey(frames)
-    t = f.shape[0]
-    h, w = f.shape[1:]
-    idx = np.linspace(0, t - 1, min(t, cfg.max_probe_frames)).round().astype(int)
-    probe = f[idx].astype(np.float32)
-    # Local means: speckle makes single-pixel std / max maps full of holes.
-    bright = ndimage.uniform_filter(probe.max(0), 3) > cfg.max_threshold
-    moving = np.zeros_like(bright)
-    if len(idx) >= 3:
-        moving = ndimage.uniform_filter(probe.std(0), 5) > cfg.std_threshold
-    use_motion = moving.mean() > cfg.min_area_fraction  # a frozen loop or a still has no motion
-    base = moving if use_motion else bright
-    base = ndimage.binary_opening(base, iterations=cfg.open_iterations)
-    lab, sizes, _ = _large_components(base, 0.005)
-    if not sizes.any():
-        return np.ones((h, w), bool)
-    # The image can be split by static dark bands (rib shadows, anechoic areas): keep every
-    # large component, not only the largest one; their convex hull reunites the sector.
-    keep = np.nonzero(sizes >= 0.1 * sizes.max())[0] + 1
-    big = np.isin(lab, keep)
-    if use_motion:
-        # Static overlays (text, rulers, logos) do not move and are left out even when they
-        # touch the image. A static near field (e.g. above the pleura with a still probe) is
-        # added when it spans at least half the moving image's width within its columns;
-        # labels and logos are narrow or outside those columns.
-        cols = np.nonzero(big.any(0))[0]
-        c0, c1 = int(cols.min()), int(cols.max())
-        static = bright & ~ndimage.binary_dilation(big, iterations=3)
-        static = ndimage.binary_opening(static, iterations=cfg.open_iterations)
-        slab, ssizes, objs = _large_components(static, 0.005)
-        in_cols = np.zeros((h, w), bool)
-        in_cols[:, max(c0 - 3, 0) : c1 + 4] = True
-        for j in np.nonzero(ssizes)[0]:
-            comp = slab == j + 1
-            inside = comp & in_cols
-            xs = np.nonzero(inside.any(0))[0]
-            if xs.size and inside.sum() >= 0.8 * ssizes[j] and (xs[-1] - xs[0]) >= 0.5 * (c1 - c0):
-                big |= inside
-    if big.mean() < cfg.min_area_fraction:
-        return np.ones((h, w), bool)
-    big = ndimage.binary_fill_holes(big)
-    # Undo the growth of the 5x5 / 3x3 local means (keeps adjacent rulers out of the hull).
-    big = ndimage.binary_erosion(big, iterations=2)
-    return _hull_mask(big)
-
-
 def geometry_for(mask: np.ndarray, size: int) -> Geometry:
     """Crop box and scale that fit the mask's bounding box into a ``size`` canvas."""
     ys, xs = np.nonzero(mask)
@@ -194,7 +111,7 @@ def preprocess_clip(frames: np.ndarray, cfg: PreprocessConfig | None = None) -> 
     """Full pipeline for one clip: returns (float32 [T,size,size] in [0,1], geometry)."""
     cfg = cfg or PreprocessConfig()
     f = to_grey(frames)
-    mask = find_sector(f, cfg)
+    mask = find_sector(f, cfg.sector()).mask
     geom = geometry_for(mask, cfg.size)
     return apply_geometry(f, geom), geom
 

@@ -3,10 +3,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from patients.imaging.core.sector import MODEL_CROP, REDACTION, find_sector
 from scoring.core.preprocess import (
     PreprocessConfig,
     canvas_to_original,
-    find_sector,
     geometry_for,
     model_input,
     model_input_views,
@@ -34,7 +34,7 @@ def _fan_clip(t: int = 12, h: int = 200, w: int = 260, seed: int = 0) -> tuple[n
 
 def test_sector_excludes_static_overlays() -> None:
     frames, fan = _fan_clip()
-    mask = find_sector(frames)
+    mask = find_sector(frames, MODEL_CROP).mask
     assert not mask[5:15, 5:60].any()
     assert not mask[20:60, -6:-4].any()
     inter = (mask & fan).sum() / fan.sum()
@@ -67,8 +67,8 @@ def test_deterministic_and_single_image() -> None:
 
 def test_blank_clip_falls_back_to_full_frame() -> None:
     z = np.zeros((3, 40, 50), np.uint8)
-    assert find_sector(z).all()
-    g = geometry_for(find_sector(z), 32)
+    assert find_sector(z, MODEL_CROP).mask.all()
+    g = geometry_for(find_sector(z, MODEL_CROP).mask, 32)
     assert g.bbox == (0, 40, 0, 50)
 
 
@@ -87,7 +87,7 @@ def test_sector_on_phantoms(geometry: str) -> None:
     from patients.imaging.core.phantoms import phantom_cohort_clip
 
     ph = phantom_cohort_clip(2, seed=3, geometry=geometry, n_frames=10)  # type: ignore[arg-type]
-    mask = find_sector(ph.frames)
+    mask = find_sector(ph.frames, MODEL_CROP).mask
     truth = ph.sector_mask
     iou = (mask & truth).sum() / (mask | truth).sum()
     assert iou > 0.9
@@ -111,3 +111,9 @@ def test_views_share_the_sector_and_match_model_input() -> None:
     assert np.corrcoef(pooled[inside], small[inside])[0, 1] > 0.95
     assert np.array_equal(pooled > 0, small > 0) or np.mean((pooled > 0) != (small > 0)) < 0.02
     assert model_input_views(frames, cfg)[2] is None
+
+
+def test_the_default_preprocessing_crops_with_model_crop() -> None:
+    assert PreprocessConfig().sector() == MODEL_CROP and not MODEL_CROP.redact and REDACTION.redact
+    custom = PreprocessConfig(max_probe_frames=8, max_threshold=20).sector()
+    assert (custom.max_probe_frames, custom.max_threshold, custom.redact) == (8, 20, False)
