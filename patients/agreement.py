@@ -1,6 +1,6 @@
 """Agreement of the AI's zone scores with a rater's: pure maths, no Django import.
 
-Reuses ``scoring.core.metrics`` (confusion matrix, quadratic weighted kappa) so training,
+Reuses ``scoring.core.stats`` (confusion matrix, quadratic weighted kappa) so training,
 evaluation and the platform report the same numbers.
 """
 from __future__ import annotations
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from scoring.core.metrics import confusion, quadratic_kappa
+from scoring.core.stats import confusion, quadratic_kappa
 
 N_CLASSES = 4
 

@@ -1,7 +1,9 @@
-"""Pure dashboard computations: exam/blood-gas pairing, correlation, trends and flags.
+"""Pure dashboard computations: exam/blood-gas pairing, trends and flags.
 
-No Django import: everything here works on plain values so it is unit-tested against scipy on
-hand-made data, and the selectors only translate rows to and from these types.
+No Django import: everything here works on plain values so it is unit-tested on hand-made data,
+and the selectors only translate rows to and from these types. The correlation statistics
+computed on the pairs live in :mod:`scoring.core.stats` (the one statistics module); the
+correlation page reads them here, beside the pairing.
 """
 from __future__ import annotations
 
@@ -12,13 +14,13 @@ from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from scipy import special
+# Re-exported for the correlation page's selectors, which pair here and correlate the pairs.
+from scoring.core.stats import correlate as correlate
+from scoring.core.stats import repeated_measures_correlation as repeated_measures_correlation
 
 # Same constant as patients.models.KPA_TO_MMHG (duplicated to keep this module Django-free;
 # a test pins them equal).
 KPA_TO_MMHG = 7.50062
-# Two-sided 95 % normal quantile for the Fisher z interval.
-Z_975 = 1.959963984540054
 
 SCORES: dict[str, str] = {
     "luss": "Global LUS score",
@@ -200,175 +202,6 @@ def has_gas_within(at: dt.datetime, gas_times: Sequence[dt.datetime], window_hou
     window = dt.timedelta(hours=window_hours)
     i = bisect.bisect_left(gas_times, at - window)
     return i < len(gas_times) and gas_times[i] <= at + window
-
-
-# --- correlation ---------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Correlation:
-    """Pearson r with Fisher-z CI and two-sided p, Spearman rho and p, least-squares line.
-
-    Every figure is None when ``n < 3`` (or when a variable is constant) and ``message`` says why.
-    """
-
-    n: int
-    pearson_r: float | None = None
-    p_value: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    spearman_rho: float | None = None
-    spearman_p: float | None = None
-    slope: float | None = None
-    intercept: float | None = None
-    message: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "n": self.n, "pearson_r": self.pearson_r, "p_value": self.p_value, "ci_low": self.ci_low,
-            "ci_high": self.ci_high, "spearman_rho": self.spearman_rho, "spearman_p": self.spearman_p,
-            "slope": self.slope, "intercept": self.intercept, "message": self.message,
-        }
-
-
-def _pearson(xs: Sequence[float], ys: Sequence[float]) -> tuple[float | None, float, float, float]:
-    """(r or None when a variable is constant, sxx, sxy, syy)."""
-    n = len(xs)
-    mx, my = math.fsum(xs) / n, math.fsum(ys) / n
-    sxx = math.fsum((x - mx) ** 2 for x in xs)
-    syy = math.fsum((y - my) ** 2 for y in ys)
-    sxy = math.fsum((x - mx) * (y - my) for x, y in zip(xs, ys))
-    if sxx == 0 or syy == 0:
-        return None, sxx, sxy, syy
-    r = sxy / math.sqrt(sxx * syy)
-    return max(-1.0, min(1.0, r)), sxx, sxy, syy
-
-
-def correlation_p_value(r: float, n: int) -> float:
-    """Two-sided p of H0: rho = 0, from t = r sqrt((n-2)/(1-r^2)) with n-2 degrees of freedom."""
-    df = n - 2
-    if abs(r) >= 1.0:
-        return 0.0
-    t2 = r * r * df / (1.0 - r * r)
-    # P(|T| > t) = I_{df/(df+t^2)}(df/2, 1/2): the regularised incomplete beta, as scipy does.
-    return float(min(1.0, special.betainc(df / 2.0, 0.5, df / (df + t2))))
-
-
-def fisher_ci(r: float, n: int, z: float = Z_975) -> tuple[float, float]:
-    """Confidence interval of Pearson r: tanh(atanh(r) -+ z / sqrt(n - 3)).
-
-    n = 3 leaves no degree of freedom for the interval: (-1, 1). |r| = 1 gives (r, r).
-    """
-    if abs(r) >= 1.0:
-        return r, r
-    if n <= 3:
-        return -1.0, 1.0
-    zr = math.atanh(r)
-    half = z / math.sqrt(n - 3)
-    return math.tanh(zr - half), math.tanh(zr + half)
-
-
-def rank_average(values: Sequence[float]) -> list[float]:
-    """Ranks 1..n, ties sharing their average rank (as scipy.stats.rankdata 'average')."""
-    order = sorted(range(len(values)), key=lambda i: values[i])
-    ranks = [0.0] * len(values)
-    i = 0
-    while i < len(order):
-        j = i
-        while j + 1 < len(order) and values[order[j + 1]] == values[order[i]]:
-            j += 1
-        avg = (i + j) / 2.0 + 1.0
-        for k in range(i, j + 1):
-            ranks[order[k]] = avg
-        i = j + 1
-    return ranks
-
-
-def correlate(xs: Sequence[float], ys: Sequence[float]) -> Correlation:
-    """Pearson (with 95 % Fisher CI, two-sided p), Spearman and the least-squares line of y on x."""
-    if len(xs) != len(ys):
-        raise ValueError(f"xs has {len(xs)} values but ys has {len(ys)}")
-    n = len(xs)
-    if n < 3:
-        return Correlation(n=n, message=f"Only {n} paired exam{'s' if n != 1 else ''}: at least 3 are needed.")
-    r, sxx, sxy, _ = _pearson(xs, ys)
-    slope = intercept = None
-    if sxx > 0:
-        slope = sxy / sxx
-        intercept = math.fsum(ys) / n - slope * math.fsum(xs) / n
-    if r is None:
-        return Correlation(n=n, slope=slope, intercept=intercept,
-                           message="One of the variables is constant: no correlation can be computed.")
-    ci_low, ci_high = fisher_ci(r, n)
-    rho, _, _, _ = _pearson(rank_average(xs), rank_average(ys))
-    return Correlation(
-        n=n, pearson_r=r, p_value=correlation_p_value(r, n), ci_low=ci_low, ci_high=ci_high,
-        spearman_rho=rho, spearman_p=None if rho is None else correlation_p_value(rho, n),
-        slope=slope, intercept=intercept,
-    )
-
-
-@dataclass(frozen=True)
-class RepeatedCorrelation:
-    """Repeated-measures correlation (Bakdash & Marusich 2017, as R's ``rmcorr``).
-
-    The common within-patient association: every patient keeps their own intercept, all share
-    one slope. Exams of one patient are not independent, so this, not the pooled Pearson r, is
-    the figure for "does the gas move with the score in a patient". Only patients with at least
-    two pairs count; ``df = n - patients - 1``. Figures are None (``message`` says why) when
-    ``df < 2`` or nothing varies within patients.
-    """
-
-    n: int  # pairs from patients with >= 2 pairs
-    patients: int
-    df: int
-    r: float | None = None
-    p_value: float | None = None
-    ci_low: float | None = None
-    ci_high: float | None = None
-    slope: float | None = None
-    message: str = ""
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"n": self.n, "patients": self.patients, "df": self.df, "r": self.r, "p_value": self.p_value,
-                "ci_low": self.ci_low, "ci_high": self.ci_high, "slope": self.slope, "message": self.message}
-
-
-def repeated_measures_correlation(xs: Sequence[float], ys: Sequence[float],
-                                  groups: Sequence[Hashable]) -> RepeatedCorrelation:
-    """r_rm = sum(x'y') / sqrt(sum(x'^2) sum(y'^2)) over values centred on their patient's means.
-
-    With df = N - k - 1 the p-value is the t test of r on df degrees of freedom and the 95 % CI
-    is tanh(atanh(r) -+ z / sqrt(df - 1)) - r behaves like a Pearson r of df + 2 points. This
-    reproduces rmcorr's published example (Bland & Altman 1995: r -0.507, df 38, p 0.00085,
-    CI -0.707 to -0.232).
-    """
-    if not len(xs) == len(ys) == len(groups):
-        raise ValueError(f"xs, ys and groups differ in length ({len(xs)}, {len(ys)}, {len(groups)})")
-    by: dict[Hashable, list[int]] = {}
-    for i, g in enumerate(groups):
-        by.setdefault(g, []).append(i)
-    kept = [idx for idx in by.values() if len(idx) >= 2]
-    n, k = sum(len(idx) for idx in kept), len(kept)
-    df = n - k - 1
-    if df < 2:
-        return RepeatedCorrelation(n=n, patients=k, df=max(df, 0),
-                                   message="Too few patients with two or more paired exams "
-                                           f"({k} patients, {n} pairs): at least 4 pairs from them are needed.")
-    sxx = sxy = syy = 0.0
-    for idx in kept:
-        mx = math.fsum(xs[i] for i in idx) / len(idx)
-        my = math.fsum(ys[i] for i in idx) / len(idx)
-        sxx += math.fsum((xs[i] - mx) ** 2 for i in idx)
-        syy += math.fsum((ys[i] - my) ** 2 for i in idx)
-        sxy += math.fsum((xs[i] - mx) * (ys[i] - my) for i in idx)
-    if sxx == 0 or syy == 0:
-        return RepeatedCorrelation(n=n, patients=k, df=df,
-                                   message="One of the variables does not change within any patient.")
-    r = max(-1.0, min(1.0, sxy / math.sqrt(sxx * syy)))
-    low, high = fisher_ci(r, df + 2)
-    return RepeatedCorrelation(n=n, patients=k, df=df, r=r, p_value=correlation_p_value(r, df + 2),
-                               ci_low=low, ci_high=high, slope=sxy / sxx)
 
 
 # --- trends and flags ----------------------------------------------------------------------

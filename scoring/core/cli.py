@@ -183,8 +183,8 @@ def finish_training(args: argparse.Namespace, recipe: object, recs: list,  # typ
 def eval_main(argv: Sequence[str] | None = None) -> int:
     """Score a labelled folder (COVID-BLUES layout) with any weights; print the metrics."""
     from scoring.core.datasets import covid_blues_records, decode_frames
-    from scoring.core.metrics import classification_report
     from scoring.core.scorer import load_scorer
+    from scoring.core.stats import classification_report
 
     p = argparse.ArgumentParser(prog="lus_eval", description="Evaluate weights on a labelled folder.")
     p.add_argument("--weights", default=None)

@@ -42,10 +42,10 @@ from scoring.core.aggregate import UninormAggregator, get_aggregator
 from scoring.core.datasets import CACHE_ROOT, ClipRecord, cached_frames, cached_views
 from scoring.core.domain import DomainCheck
 from scoring.core.features import HAND_NAMES, handcrafted_features
-from scoring.core.metrics import classification_report
 from scoring.core.nets import FINDINGS, LITE0_BLOCK_CHANNELS, LITE_MEAN, LITE_STD, SCORE_CLASSES, fuse_bn_, load_lite0
 from scoring.core.preprocess import PreprocessConfig, normalise_intensity
 from scoring.core.sord import sord_targets
+from scoring.core.stats import classification_report
 
 N_CLASSES = len(SCORE_CLASSES)
 #: Bump when features or the bundle layout change.
