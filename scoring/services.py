@@ -345,7 +345,7 @@ def _run(job: ScoringJob, worker: str) -> None:
 
     # Batch frames of several clips through the model at once; progress after each batch.
     t0 = time.perf_counter()
-    from scoring.core.severity_features import score_with_features
+    from scoring.core.severity.features import score_with_features
 
     results: list[Any] = []
     features: list[np.ndarray] = []
@@ -435,7 +435,7 @@ def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, re
 
 
 def _exam_summary(exam: Exam, zone_scores: dict[str, int]) -> dict[str, Any]:
-    from scoring.core.exam import exam_score
+    from scoring.core.inference.exam import exam_score
 
     codes = get_protocol(exam.protocol).codes
     s = exam_score(zone_scores, expected=codes)

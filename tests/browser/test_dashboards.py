@@ -51,8 +51,9 @@ class World:
 
 
 def _ingest(exam: Exam, zone: str, score: int, seed: int, by: Any, *, cine: bool = False) -> ZoneClip:
-    from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4, write_png
+    from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4
     from patients.services import clip_ingest
+    from tests.patients.imaging.core.phantom_images import write_png
 
     buf = io.BytesIO()
     if cine:

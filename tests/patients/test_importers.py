@@ -147,7 +147,7 @@ def test_full_covid_blues_import_and_agreement_with_the_experts(shared_data: Pat
 
     # ... and against the lead's default model (scoring/weights/default.pt), scored through the
     # real pipeline (scoring_job_request + scoring_job_execute), synchronously.
-    from scoring.core.scorer import DEFAULT_WEIGHTS
+    from scoring.core.inference.scorer import DEFAULT_WEIGHTS
 
     require(DEFAULT_WEIGHTS.exists(), f"default scorer weights not found at {DEFAULT_WEIGHTS}")
     from scoring.services import model_version_register

@@ -643,19 +643,3 @@ def write_mp4(phantom: PhantomClip, path: str | os.PathLike[str] | io.BytesIO, *
         for packet in stream.encode():
             container.mux(packet)
     return codec
-
-
-def write_gif(phantom: PhantomClip, path: str | os.PathLike[str] | io.BytesIO) -> None:
-    """Animated GIF, looping; GIF timing has 10 ms resolution so fps round-trips approximately."""
-    from PIL import Image
-
-    images = [Image.fromarray(frame, mode="L") for frame in phantom.frames]
-    duration = max(20, int(round(1000.0 / phantom.spec.fps / 10.0)) * 10)
-    images[0].save(path, format="GIF", save_all=True, append_images=images[1:], duration=duration, loop=0)
-
-
-def write_png(phantom: PhantomClip, path: str | os.PathLike[str] | io.BytesIO, *, frame: int = 0) -> None:
-    """One frame (the first by default) as an 8-bit grey PNG."""
-    from PIL import Image
-
-    Image.fromarray(phantom.frames[frame], mode="L").save(path, format="PNG")

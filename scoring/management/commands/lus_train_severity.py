@@ -1,4 +1,4 @@
-"""Thin wrapper: ``python manage.py lus_train_severity ...`` -> scoring.core.severity_cli."""
+"""Thin wrapper: ``python manage.py lus_train_severity ...`` -> scoring.core.severity.cli."""
 from __future__ import annotations
 
 from typing import Any
@@ -10,7 +10,7 @@ class Command(BaseCommand):
     help = "Train and evaluate the patient-severity models (DSA-MIL + MA-CLR); see --help."
 
     def run_from_argv(self, argv: list[str]) -> None:
-        from scoring.core.severity_cli import main
+        from scoring.core.severity.cli import main
 
         code = main(argv[2:])
         if code:

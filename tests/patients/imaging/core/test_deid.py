@@ -14,12 +14,13 @@ from pydicom.data import get_testdata_file
 from rest_framework.test import APIClient
 
 from patients.imaging.core import deid
-from patients.imaging.core.phantoms import PhantomSpec, render_phantom, write_dicom, write_png
+from patients.imaging.core.phantoms import PhantomSpec, render_phantom, write_dicom
 from patients.imaging.core.reader import read_clip
 from patients.imaging.core.sector import find_sector
 from patients.models import AuditEvent, Exam, Membership, Role, Study, ZoneClip
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
 from tests.patients.conftest import stored_files
+from tests.patients.imaging.core.phantom_images import write_png
 
 pytestmark = pytest.mark.django_db
 
