@@ -23,8 +23,7 @@ from scoring.core.training.datasets import DEFAULT_DATA, covid_blues_records, de
 
 def eval_main(argv: Sequence[str] | None = None) -> int:
     """Score a labelled folder (COVID-BLUES layout) with any weights; print the metrics."""
-    from scoring.core.inference.scorer import load_scorer
-    from scoring.core.training.datasets import decode_frames
+    from scoring.core.inference.scorer import load_scorer  # lazy: torch loads only when a command runs
 
     p = argparse.ArgumentParser(prog="lus_eval", description="Evaluate weights on a labelled folder.")
     p.add_argument("--weights", default=None)
@@ -63,7 +62,7 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
 
 def score_main(argv: Sequence[str] | None = None) -> int:
     """Score clip files; ``--json`` prints one JSON object per line."""
-    from scoring.core.inference.scorer import load_scorer
+    from scoring.core.inference.scorer import load_scorer  # lazy: torch loads only when a command runs
 
     p = argparse.ArgumentParser(prog="lus_score", description="Score LUS clips.")
     p.add_argument("files", nargs="+")
@@ -105,8 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("usage: python -m scoring.core.cli {train,eval,score} [options]", file=sys.stderr)
         return 2
     if a[0] == "train":
-        # lazy: torch and the training stack load only for training
-        from scoring.core.training.cli import train_main
+        from scoring.core.training.cli import train_main  # lazy: torch loads only when a command runs
 
         return train_main(a[1:])
     return {"eval": eval_main, "score": score_main}[a[0]](a[1:])

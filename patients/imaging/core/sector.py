@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
+from scipy.spatial import ConvexHull, QhullError
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,6 @@ def find_sector(frames: np.ndarray, cfg: SectorConfig = REDACTION) -> Sector:
 
 def hull_mask(mask: np.ndarray) -> np.ndarray:
     """Rasterised convex hull of a boolean mask (half-plane test over the hull's facets)."""
-    from scipy.spatial import ConvexHull, QhullError
-
     ys, _xs = np.nonzero(mask)
     if len(ys) < 3:
         return mask.copy()

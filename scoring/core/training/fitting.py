@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
 
 from scoring.core.features.featurizer import clip_descriptor, cnn_columns, hires_columns
 from scoring.core.features.handcrafted import HAND_NAMES
@@ -43,8 +44,6 @@ def class_weights(y: np.ndarray, n_classes: int = N_CLASSES, mode: str = "balanc
 def fit_logreg(x: np.ndarray, y: np.ndarray, c: float, class_weight: str, seed: int,
                cols: np.ndarray | None = None) -> LinearModel:
     """Multinomial logistic regression (scikit-learn lbfgs) copied into a LinearModel."""
-    from sklearn.linear_model import LogisticRegression
-
     xs = x[:, cols] if cols is not None else x
     mu, sd = _standardiser(xs)
     cw = class_weights(y, mode=class_weight)
