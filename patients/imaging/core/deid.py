@@ -126,7 +126,7 @@ _KEEP_TEXT = frozenset({"DeidentificationMethod"})
 
 
 def _clean_element(ds: Any, elem: Any, uid_map: Callable[[str], str]) -> None:
-    from pydicom.multival import MultiValue
+    from pydicom.multival import MultiValue  # lazy: pydicom only for DICOM uploads
 
     keyword = elem.keyword or ""
     tag = elem.tag
@@ -170,7 +170,7 @@ class DeidResult:
 
 def _redact_native(ds: Any, mask: np.ndarray) -> bool:
     """Redact uncompressed pixel data in its own photometric interpretation; False if unsupported."""
-    from pydicom.pixels import apply_color_lut, get_decoder
+    from pydicom.pixels import apply_color_lut, get_decoder  # lazy: pydicom only for DICOM uploads
 
     pi = str(ds.get("PhotometricInterpretation", ""))
     if pi not in {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "PALETTE COLOR"}:
@@ -227,7 +227,7 @@ def _reencode_grey(ds: Any, grey: np.ndarray) -> None:
 
 
 def _stamp(ds: Any, redacted: bool) -> None:
-    from pydicom.dataset import Dataset
+    from pydicom.dataset import Dataset  # lazy: pydicom only for DICOM uploads
 
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = list(DEID_METHOD) if redacted else [m for m in DEID_METHOD if "Pixel" not in m]
@@ -260,6 +260,7 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
     MONOCHROME2, Explicit VR Little Endian (``LossyImageCompression`` keeps saying "01" when the
     source was lossy).
     """
+    # lazy: pydicom only for DICOM uploads (pseudonyms and redaction need none)
     import pydicom
     from pydicom.uid import UID, ExplicitVRLittleEndian
 
@@ -272,19 +273,7 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
             cache[uid] = remap_uid(secret, uid)
         return cache[uid]
 
-    pixels = "unchanged"
-    redact = sector.found
-    if "PixelData" in ds:
-        handled = False
-        if redact and not tsyntax.is_compressed:
-            try:
-                handled = _redact_native(ds, sector.mask)
-            except (ValueError, AttributeError, KeyError, NotImplementedError):
-                handled = False
-            pixels = "redacted-native" if handled else pixels
-        if redact and not handled:
-            _reencode_grey(ds, redact_frames(grey_frames, sector.mask))
-            pixels = "redacted-reencoded"
+    pixels = _redact_pixels(ds, tsyntax, grey_frames, sector)
     _clean_dataset(ds, uid_map)
     ds.PatientName = patient_pseudonym
     ds.PatientID = patient_pseudonym
@@ -307,12 +296,29 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
     )
 
 
+def _redact_pixels(ds: Any, tsyntax: Any, grey_frames: np.ndarray, sector: Sector) -> str:
+    """Redact the pixel data outside the sector, natively when it can (see
+    :func:`deidentify_dataset`); returns what happened: ``DeidResult.pixels``."""
+    if "PixelData" not in ds or not sector.found:
+        return "unchanged"
+    if not tsyntax.is_compressed:
+        try:
+            if _redact_native(ds, sector.mask):
+                return "redacted-native"
+        except (ValueError, AttributeError, KeyError, NotImplementedError):
+            pass
+    _reencode_grey(ds, redact_frames(grey_frames, sector.mask))
+    return "redacted-reencoded"
+
+
 def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, patient_pseudonym: str,
                       fps: float | None, manufacturer: str = "", model: str = "") -> DeidResult:
     """A de-identified Ultrasound (Multi-frame) Image DICOM holding ``grey`` frames (already
     redacted), for uploads that were videos or images: their containers can carry metadata
     (titles, comments, GPS) that we do not parse, so they are not kept."""
+    # lazy: pydicom only when a clip is stored as DICOM
     from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.tag import Tag
     from pydicom.uid import UID, ExplicitVRLittleEndian
 
     multi = grey.shape[0] > 1
@@ -335,8 +341,6 @@ def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, pati
     if multi and fps:
         ds.FrameTime = f"{1000.0 / fps:.4f}".rstrip("0").rstrip(".")
         ds.CineRate = round(fps)
-        from pydicom.tag import Tag
-
         ds.FrameIncrementPointer = Tag("FrameTime")
     _reencode_grey(ds, grey)
     if not multi and "NumberOfFrames" in ds:

@@ -1,4 +1,4 @@
-"""patients.imaging.core.reader: real vendor DICOMs, every POCUS container, error classes and messages."""
+"""patients.imaging.core.reader: sniffing, every source kind and POCUS container, error classes and messages."""
 from __future__ import annotations
 
 import csv
@@ -14,12 +14,10 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
-from pydicom.data import get_testdata_file
 from pydicom.dataset import FileMetaDataset
 from pydicom.encaps import encapsulate
 from pydicom.uid import UID, ExplicitVRLittleEndian, generate_uid
 
-from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4
 from patients.imaging.core.reader import (
     ClipReadError,
     CorruptFile,
@@ -33,49 +31,7 @@ from patients.imaging.core.reader import (
     read_clip,
 )
 from tests.conftest import ROOT
-
-US_MULTIFRAME = "1.2.840.10008.5.1.4.1.1.3.1"
-
-
-def _testdata(name: str) -> Path:
-    # Only files that ship inside the pydicom wheel: nothing is downloaded.
-    return Path(str(get_testdata_file(name)))
-
-
-def _dicom_bytes(ds: pydicom.Dataset) -> bytes:
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
-
-
-def _image_ds(pixels: np.ndarray, *, photometric: str = "MONOCHROME2", frames: int | None = None,
-              syntax: str = ExplicitVRLittleEndian, bits: int = 8) -> pydicom.Dataset:
-    """A minimal US multi-frame data set around ``pixels`` ([T, H, W] or [T, H, W, 3])."""
-    ds = pydicom.Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.MediaStorageSOPClassUID = UID(US_MULTIFRAME)
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.file_meta.TransferSyntaxUID = UID(syntax)
-    ds.SOPClassUID, ds.SOPInstanceUID = US_MULTIFRAME, ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.Modality = "US"
-    ds.Rows, ds.Columns = int(pixels.shape[1]), int(pixels.shape[2])
-    ds.SamplesPerPixel = 3 if pixels.ndim == 4 else 1
-    if ds.SamplesPerPixel == 3:
-        ds.PlanarConfiguration = 0
-    ds.PhotometricInterpretation = photometric
-    ds.BitsAllocated = 16 if bits > 8 else 8
-    ds.BitsStored, ds.HighBit, ds.PixelRepresentation = bits, bits - 1, 0
-    ds.NumberOfFrames = pixels.shape[0] if frames is None else frames
-    ds.PixelData = pixels.astype(np.uint16 if bits > 8 else np.uint8).tobytes()
-    return ds
-
-
-def _mp4_bytes(n_frames: int = 12) -> bytes:
-    buf = io.BytesIO()
-    write_mp4(phantom_cohort_clip(1, seed=3, n_frames=n_frames, rows=64, columns=80, burned_in_text=False), buf)
-    return buf.getvalue()
-
+from tests.patients.imaging.core.reader.builders import dicom_bytes, image_ds, mp4_bytes, pydicom_file
 
 # --- sniffing ------------------------------------------------------------------------------
 
@@ -101,111 +57,6 @@ def _mp4_bytes(n_frames: int = 12) -> bytes:
 ])
 def test_probe_format_uses_magic_bytes(head: bytes, expected: str | None) -> None:
     assert probe_format(head) == expected
-
-
-# --- real vendor DICOMs shipped with pydicom -----------------------------------------------
-
-
-def test_sonosite_multiframe_jpeg_baseline_ybr() -> None:
-    clip = read_clip(_testdata("examples_ybr_color.dcm"))
-    assert clip.frames.shape == (30, 240, 320) and clip.frames.dtype == np.uint8
-    assert clip.fps == pytest.approx(30.0, abs=0.01)
-    meta = clip.meta
-    assert meta["format"] == "dicom" and meta["manufacturer"] == "SonoSite, Inc."
-    assert meta["transfer_syntax"] == "1.2.840.10008.1.2.4.50" and meta["codec"] == "JPEG Baseline (Process 1)"
-    assert meta["photometric"] == "YBR_FULL_422" and meta["modality"] == "US"
-    assert meta["sop_class_uid"] == US_MULTIFRAME and meta["frame_count"] == 30
-    assert (meta["rows"], meta["columns"]) == (240, 320)
-    ds = pydicom.dcmread(_testdata("examples_ybr_color.dcm"))
-    assert meta["sop_instance_uid"] == ds.SOPInstanceUID and meta["study_instance_uid"] == ds.StudyInstanceUID
-    json.dumps(meta)  # stored as a JSON field
-
-
-def test_ybr_jpeg_is_converted_once_to_bt601_luma() -> None:
-    """Grey must equal the luma of pydicom's own RGB rendering (within RGB clipping/rounding),
-    proving the YCbCr data was not converted twice."""
-    path = _testdata("examples_ybr_color.dcm")
-    ds = pydicom.dcmread(path)
-    rgb = ds.pixel_array.astype(np.float64)  # pydicom default: as RGB
-    luma = rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114
-    diff = np.abs(read_clip(path).frames - luma)
-    assert diff.mean() < 0.6 and diff.max() <= 8
-
-
-@pytest.mark.parametrize("name, shape, manufacturer", [
-    ("examples_rgb_color.dcm", (1, 240, 320), "G.E. Medical Systems"),
-    ("examples_palette.dcm", (1, 350, 800), "Philips Medical Systems"),
-    ("examples_jpeg2k.dcm", (1, 480, 640), "G.E. Medical Systems"),
-])
-def test_other_vendor_files(name: str, shape: tuple[int, int, int], manufacturer: str) -> None:
-    clip = read_clip(_testdata(name))
-    assert clip.frames.shape == shape and clip.fps is None
-    assert clip.meta["manufacturer"] == manufacturer and clip.meta["modality"] == "US"
-
-
-def test_palette_colour_goes_through_the_lut() -> None:
-    from pydicom.pixels import apply_color_lut
-
-    path = _testdata("examples_palette.dcm")
-    ds = pydicom.dcmread(path)
-    rgb = apply_color_lut(ds.pixel_array, ds).astype(np.float64)
-    if rgb.max() > 255:
-        rgb = np.floor(rgb / 257)
-    luma = np.rint(rgb[..., 0] * 0.299 + rgb[..., 1] * 0.587 + rgb[..., 2] * 0.114)
-    frames = read_clip(path).frames[0]
-    assert np.abs(frames - luma).max() <= 1
-    assert frames.std() > 5  # not a blank or an index image
-
-
-def test_rgb_luminance_of_known_colours() -> None:
-    colours = np.array([[255, 0, 0], [0, 255, 0], [0, 0, 255], [10, 200, 30], [255, 255, 255]], dtype=np.uint8)
-    pixels = np.tile(colours[None, None, :, :], (2, 3, 1, 1))  # [T=2, H=3, W=5, 3]
-    clip = read_clip(_dicom_bytes(_image_ds(pixels, photometric="RGB")))
-    assert clip.frames.shape == (2, 3, 5)
-    assert clip.frames[0, 0].tolist() == [76, 150, 29, 124, 255]  # round(0.299 R + 0.587 G + 0.114 B)
-
-
-def test_uncompressed_ybr_full_uses_its_luma() -> None:
-    from pydicom.pixels import convert_color_space
-
-    rgb = np.random.default_rng(1).integers(0, 256, (3, 8, 10, 3), dtype=np.uint8)
-    ybr = convert_color_space(rgb, "RGB", "YBR_FULL")
-    clip = read_clip(_dicom_bytes(_image_ds(ybr, photometric="YBR_FULL")))
-    assert np.array_equal(clip.frames, ybr[..., 0])
-
-
-def test_monochrome1_is_inverted() -> None:
-    grey = np.random.default_rng(2).integers(0, 256, (2, 6, 7), dtype=np.uint8)
-    assert np.array_equal(read_clip(_dicom_bytes(_image_ds(grey, photometric="MONOCHROME1"))).frames, 255 - grey)
-    assert np.array_equal(read_clip(_dicom_bytes(_image_ds(grey))).frames, grey)
-
-
-def test_high_bit_depth_is_windowed_or_stretched() -> None:
-    ramp = np.linspace(0, 4095, 64, dtype=np.float64).reshape(1, 8, 8).repeat(2, axis=0)
-    clip = read_clip(_dicom_bytes(_image_ds(ramp, bits=12)))
-    assert clip.frames.min() == 0 and clip.frames.max() == 255  # min..max without a VOI window
-    ds = _image_ds(ramp, bits=12)
-    ds.WindowCenter, ds.WindowWidth = 1024, 2048  # window 0..2048
-    frames = read_clip(_dicom_bytes(ds)).frames
-    assert frames[0, 0, 0] == 0 and frames[0, -1, -1] == 255
-    assert frames[0].ravel()[16] == pytest.approx(16 * 4095 / 63 / 2048 * 255, abs=1)
-
-
-@pytest.mark.parametrize("compressed, reference", [
-    ("MR_small_RLE.dcm", "MR_small.dcm"),  # RLE lossless, 16-bit MONOCHROME2
-    ("MR_small_jpeg_ls_lossless.dcm", "MR_small.dcm"),
-    ("SC_rgb_jpeg_gdcm.dcm", "SC_rgb_rle.dcm"),  # JPEG lossless (process 14) vs RLE, RGB
-    ("SC_rgb_rle_2frame.dcm", "SC_rgb_rle_2frame.dcm"),
-])
-def test_lossless_syntaxes_decode_identically(compressed: str, reference: str) -> None:
-    a, b = read_clip(_testdata(compressed)), read_clip(_testdata(reference))
-    assert np.array_equal(a.frames, b.frames) and a.frames.std() > 10
-
-
-def test_monochrome2_16bit_ct() -> None:
-    clip = read_clip(_testdata("CT_small.dcm"))
-    assert clip.frames.shape == (1, 128, 128) and clip.meta["bits_stored"] == 16
-    assert clip.meta["manufacturer"] == "GE MEDICAL SYSTEMS" and clip.frames.std() > 10
 
 
 # --- input kinds ---------------------------------------------------------------------------
@@ -235,13 +86,13 @@ class _Pipe(io.RawIOBase):
     lambda p: _Pipe(Path(p).read_bytes()),
 ], ids=["str", "Path", "bytes", "bytearray", "memoryview", "BytesIO", "non-seekable"])
 def test_every_source_kind(wrap: Callable[[Any], Any]) -> None:
-    clip = read_clip(wrap(str(_testdata("examples_ybr_color.dcm"))))
+    clip = read_clip(wrap(str(pydicom_file("examples_ybr_color.dcm"))))
     assert clip.frames.shape == (30, 240, 320)
 
 
 def test_file_name_is_irrelevant(tmp_path: Path) -> None:
     misnamed = tmp_path / "clip.mp4"
-    misnamed.write_bytes(_testdata("examples_rgb_color.dcm").read_bytes())
+    misnamed.write_bytes(pydicom_file("examples_rgb_color.dcm").read_bytes())
     assert read_clip(misnamed).meta["format"] == "dicom"
 
 
@@ -256,30 +107,30 @@ def _sr_bytes() -> bytes:
     ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
     ds.SOPClassUID, ds.SOPInstanceUID = "1.2.840.10008.5.1.4.1.1.88.33", ds.file_meta.MediaStorageSOPInstanceUID
     ds.Modality = "SR"
-    return _dicom_bytes(ds)
+    return dicom_bytes(ds)
 
 
 def _encapsulated(syntax: str) -> bytes:
-    ds = _image_ds(np.zeros((1, 16, 16), dtype=np.uint8), syntax=syntax)
+    ds = image_ds(np.zeros((1, 16, 16), dtype=np.uint8), syntax=syntax)
     ds.PixelData = encapsulate([b"\x00\x01" * 50])
     ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
-    return _dicom_bytes(ds)
+    return dicom_bytes(ds)
 
 
 def _image_without_pixels() -> bytes:
-    ds = _image_ds(np.zeros((1, 4, 4), dtype=np.uint8))
+    ds = image_ds(np.zeros((1, 4, 4), dtype=np.uint8))
     del ds.PixelData
-    return _dicom_bytes(ds)
+    return dicom_bytes(ds)
 
 
 def _empty_pixels() -> bytes:
-    ds = _image_ds(np.zeros((1, 4, 4), dtype=np.uint8))
+    ds = image_ds(np.zeros((1, 4, 4), dtype=np.uint8))
     ds.PixelData = b""
-    return _dicom_bytes(ds)
+    return dicom_bytes(ds)
 
 
 def _corrupt_mp4() -> bytes:
-    good = _mp4_bytes()
+    good = mp4_bytes()
     return good[:32] + bytes(np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8))
 
 
@@ -287,27 +138,27 @@ ERRORS: list[tuple[str, Callable[[], bytes], type[ClipReadError], str]] = [
     ("empty", lambda: b"", EmptyFile, r"empty \(0 bytes\)"),
     ("random bytes", lambda: bytes(range(256)) * 8, UnsupportedFormat, r"not a recognised DICOM, video or image file"),
     ("text", lambda: b"patient,score\n1,2\n", UnsupportedFormat, r"not a recognised"),
-    ("truncated JPEG DICOM", lambda: _testdata("examples_ybr_color.dcm").read_bytes()[:20000], TruncatedFile,
+    ("truncated JPEG DICOM", lambda: pydicom_file("examples_ybr_color.dcm").read_bytes()[:20000], TruncatedFile,
      r"^file is truncated"),
-    ("truncated native DICOM", lambda: _testdata("examples_rgb_color.dcm").read_bytes()[:50000], TruncatedFile,
+    ("truncated native DICOM", lambda: pydicom_file("examples_rgb_color.dcm").read_bytes()[:50000], TruncatedFile,
      r"^file is truncated: the DICOM pixel data is shorter"),
-    ("DICOM cut in its header", lambda: _testdata("examples_ybr_color.dcm").read_bytes()[:300], TruncatedFile,
+    ("DICOM cut in its header", lambda: pydicom_file("examples_ybr_color.dcm").read_bytes()[:300], TruncatedFile,
      r"^file is truncated: the DICOM file ends inside its header"),
     ("DICOM without pixel data element", _image_without_pixels, NoPixelData,
      r"no pixel data \(SOP class Ultrasound Multi-frame Image Storage\): the image is missing"),
     ("structured report", _sr_bytes, NoPixelData,
      r"^DICOM file has no pixel data \(SOP class Comprehensive SR Storage\): not an image$"),
-    ("real SR", lambda: _testdata("test-SR.dcm").read_bytes(), NoPixelData, r"SOP class Comprehensive SR Storage"),
-    ("zero frames", lambda: _dicom_bytes(_image_ds(np.zeros((0, 4, 4), dtype=np.uint8), frames=0)), NoFrames,
+    ("real SR", lambda: pydicom_file("test-SR.dcm").read_bytes(), NoPixelData, r"SOP class Comprehensive SR Storage"),
+    ("zero frames", lambda: dicom_bytes(image_ds(np.zeros((0, 4, 4), dtype=np.uint8), frames=0)), NoFrames,
      r"no frames \(Number of Frames is 0\)"),
     ("empty pixel data", _empty_pixels, NoFrames, r"pixel data is empty"),
     ("HEVC syntax", lambda: _encapsulated("1.2.840.10008.1.2.4.107"), UndecodableCodec,
      r"transfer syntax HEVC/H.265 .* cannot be decoded"),
     ("HTJ2K syntax", lambda: _encapsulated("1.2.840.10008.1.2.4.201"), UndecodableCodec, r"cannot be decoded"),
-    ("12-bit JPEG extended", lambda: _testdata("JPEG-lossy.dcm").read_bytes(), UndecodableCodec,
+    ("12-bit JPEG extended", lambda: pydicom_file("JPEG-lossy.dcm").read_bytes(), UndecodableCodec,
      r"JPEG Extended .* could not be decoded"),
-    ("truncated MP4 head", lambda: _mp4_bytes()[:600], TruncatedFile, r"^file is truncated"),
-    ("truncated MP4 half", lambda: _mp4_bytes()[: len(_mp4_bytes()) // 2], TruncatedFile, r"^file is truncated"),
+    ("truncated MP4 head", lambda: mp4_bytes()[:600], TruncatedFile, r"^file is truncated"),
+    ("truncated MP4 half", lambda: mp4_bytes()[: len(mp4_bytes()) // 2], TruncatedFile, r"^file is truncated"),
     ("corrupt MP4", _corrupt_mp4, CorruptFile, r"corrupt|truncated"),
     ("truncated AVI", lambda: b"RIFF\xff\xff\x00\x00AVI LIST" + b"\x00" * 100, TruncatedFile, r"truncated"),
     ("cut PNG", lambda: _png_bytes()[:60], CorruptFile, r"truncated|corrupt"),
