@@ -193,7 +193,8 @@ def correlate(xs: Sequence[float], ys: Sequence[float]) -> Correlation:
         return Correlation(n=n, slope=slope, intercept=intercept,
                            message="One of the variables is constant: no correlation can be computed.")
     pearson = sps.pearsonr(x, y)
-    ci = pearson.confidence_interval(0.95)
+    with np.errstate(invalid="ignore"):  # 3 collinear pairs: atanh(+-1) +- inf; scipy answers (-1, 1)
+        ci = pearson.confidence_interval(0.95)
     spearman_ = sps.spearmanr(x, y)
     return Correlation(
         n=n, pearson_r=float(pearson.statistic), p_value=float(pearson.pvalue), ci_low=float(ci.low),

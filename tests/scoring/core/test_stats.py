@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -116,6 +117,16 @@ def test_small_or_degenerate_samples_give_no_figures() -> None:
     assert (perfect.ci_low, perfect.ci_high) == (perfect.pearson_r, perfect.pearson_r)
     with pytest.raises(ValueError):
         stats.correlate([1.0], [1.0, 2.0])
+
+
+def test_three_collinear_pairs_leave_the_interval_open() -> None:
+    # No degree of freedom for the Fisher interval (n - 3 = 0): scipy's answer, without a warning.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = stats.correlate([0.0, 0.0, 3.0], [36.0, 36.0, 33.0])
+    with np.errstate(invalid="ignore"):
+        ci = sps.pearsonr([0.0, 0.0, 3.0], [36.0, 36.0, 33.0]).confidence_interval(0.95)
+    assert got.pearson_r == pytest.approx(-1.0) and (got.ci_low, got.ci_high) == (ci.low, ci.high) == (-1.0, 1.0)
 
 
 def test_repeated_measures_interval_and_p_match_rmcorr() -> None:
