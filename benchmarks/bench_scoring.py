@@ -66,7 +66,7 @@ def _source_clips(n: int, frames: int) -> list[np.ndarray]:
 
 def bench_resnet(batch: int = 16, reps: int = 3) -> float:
     """Frames/s of a random-weight ResNet-50 at 224x224."""
-    from scoring.core.nets import ResNet50
+    from scoring.core.models.resnet import ResNet50
 
     m = ResNet50(4).eval()
     x = torch.randn(batch, 3, 224, 224)
@@ -116,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-fail", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from scoring.core.scorer import load_scorer
+    from scoring.core.inference.scorer import load_scorer
 
     scorer = load_scorer(args.weights)
     clips = _source_clips(12, 150)

@@ -9,19 +9,10 @@ from __future__ import annotations
 from patients.audit.models import AuditAction, AuditEvent
 from patients.imaging.models import ZoneClip
 from patients.readings.models import ScoreOverride, ZoneAnnotation
-from patients.records.models import (
-    KPA_TO_MMHG,
-    BloodGas,
-    ClinicalInfo,
-    Exam,
-    GasUnit,
-    OxygenSupport,
-    Patient,
-    Sex,
-)
+from patients.records.models import BloodGas, ClinicalInfo, Exam, GasUnit, OxygenSupport, Patient, Sex
 from patients.studies.models import Membership, Role, Study
 
 __all__ = [
-    "KPA_TO_MMHG", "AuditAction", "AuditEvent", "BloodGas", "ClinicalInfo", "Exam", "GasUnit", "Membership",
+    "AuditAction", "AuditEvent", "BloodGas", "ClinicalInfo", "Exam", "GasUnit", "Membership",
     "OxygenSupport", "Patient", "Role", "ScoreOverride", "Sex", "Study", "ZoneAnnotation", "ZoneClip",
 ]

@@ -9,15 +9,19 @@
 
 ``scorer.score_clips([frames, ...])`` scores all clips of an exam in one batched pass;
 ``scorer.gradcam(frames, indices)`` returns Grad-CAM++ maps on the original frame grid.
+
+Behind the contract: ``patients.imaging.core.reader`` (decoding), ``scoring.core.inference``
+(``scorer``, ``aggregate``, ``exam``, ``six_class``) and ``scoring.core.labels`` (classes and
+findings); the map of the whole core is the docstring of ``scoring.core``.
 """
 from __future__ import annotations
 
 from patients.imaging.core.reader import Clip, ClipReadError, read_clip
-from scoring.core.aggregate import AGGREGATORS
-from scoring.core.exam import ZONES_12, ZONES_BLUE6, ExamScore, exam_score
-from scoring.core.nets import FINDINGS, SCORE_CLASSES
-from scoring.core.scorer import DEFAULT_WEIGHTS, ClipResult, Scorer, load_scorer
-from scoring.core.six_class import SIX_CLASSES
+from scoring.core.inference.aggregate import AGGREGATORS
+from scoring.core.inference.exam import ZONES_12, ZONES_BLUE6, ExamScore, exam_score
+from scoring.core.inference.scorer import DEFAULT_WEIGHTS, ClipResult, Scorer, load_scorer
+from scoring.core.inference.six_class import SIX_CLASSES
+from scoring.core.labels import FINDINGS, SCORE_CLASSES
 
 __all__ = [
     "AGGREGATORS", "Clip", "ClipReadError", "ClipResult", "DEFAULT_WEIGHTS", "ExamScore", "FINDINGS",

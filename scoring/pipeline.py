@@ -26,7 +26,7 @@ from patients.imaging.models import ZoneClip
 from patients.records.models import Exam
 from patients.studies.protocols import get_protocol
 from scoring import progress, runtime
-from scoring.core.exam import exam_score
+from scoring.core.inference.exam import exam_score
 from scoring.models import ClipScore, ExamScore, JobStatus, ModelVersion, ScoringJob, SeverityPrediction
 from scoring.services import lease_seconds, sync_metadata, weights_metadata
 from scoring.severity import severity_predict
@@ -209,7 +209,7 @@ def _score(scorer: Any, clips: list[ZoneClip], frames: list[np.ndarray],
            report: Report) -> tuple[list[Any], list[np.ndarray]]:
     """Clip results and frame features, batching frames of several clips through the model at once
     (progress after each batch)."""
-    from scoring.core.severity_features import score_with_features  # lazy: torch, worker only
+    from scoring.core.severity.features import score_with_features  # lazy: torch, worker only
 
     results: list[Any] = []
     features: list[np.ndarray] = []

@@ -39,7 +39,7 @@ def severity_model() -> Any | None:
                 logger.warning("no severity weights at %s: exams get no severity", path)
                 _model[str(path)] = None
             else:
-                from scoring.core.severity_train import load_severity  # lazy: torch, worker only
+                from scoring.core.severity.bundle import load_severity  # lazy: torch, worker only
 
                 _model[str(path)] = load_severity(path)
         return _model[str(path)]
@@ -89,7 +89,7 @@ def zone_mapping(protocol_key: str, model_zones: tuple[str, ...], model_protocol
 def severity_predict(*, job: ScoringJob, exam: Exam, scored: dict[str, tuple[Any, np.ndarray]]
                      ) -> SeverityPrediction | None:
     """Predict and store the exam's severity. ``scored``: zone -> (clip result, frame features)."""
-    from scoring.core.severity_features import sampled_zone_features, vote  # lazy: torch, worker only
+    from scoring.core.severity.features import sampled_zone_features, vote  # lazy: torch, worker only
 
     model = severity_model()
     if model is None:

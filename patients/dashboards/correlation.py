@@ -11,10 +11,11 @@ from django.urls import reverse
 
 from patients.dashboards import stats
 from patients.dashboards.selectors import load_exams
-from patients.records import chrono
+from patients.records import chrono, pairing
 from patients.records.models import BloodGas, Exam, Patient
 from patients.studies import permissions
 from patients.studies.models import Study
+from scoring.core.stats import correlate, repeated_measures_correlation
 
 
 def _score_value(exam: dict[str, Any], score: str) -> float | None:
@@ -43,7 +44,7 @@ def _gas_value(row: Mapping[str, Any], gas: str, unit: str) -> float | None:
 
 def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | None = None,
                 patient: Patient | None = None) -> dict[str, Any]:
-    """Score vs blood gas over a study's (or one patient's) exams; see ``stats.pair_nearest``.
+    """Score vs blood gas over a study's (or one patient's) exams; see ``pairing.pair_nearest``.
 
     Each exam is paired with the nearest gas of the same patient within +-window hours (ties:
     the earlier gas). Figures are null with a ``message`` when fewer than 3 pairs exist. For a
@@ -63,15 +64,15 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
     # Keyed by the pairs' group (the patient id).
     clocks: dict[Any, chrono.PatientClock] = chrono.clocks_for(patients=scope.admissions, first_exam_at=first,
                                                                 shows_dates=dates)
-    points = [stats.ExamPoint(e["id"], e["patient_id"], e["acquired_at"], _score_value(e, params.score))
+    points = [pairing.ExamPoint(e["id"], e["patient_id"], e["acquired_at"], _score_value(e, params.score))
               for e in exams]
-    gases = [stats.GasPoint(g["id"], g["patient_id"], g["sampled_at"], _gas_value(g, params.gas, params.unit))
+    gases = [pairing.GasPoint(g["id"], g["patient_id"], g["sampled_at"], _gas_value(g, params.gas, params.unit))
              for g in scope.gases.values("id", "patient_id", "sampled_at", "paco2_mmhg", "pao2_mmhg", "fio2")]
-    pairs = stats.pair_nearest(points, gases, params.window_hours)
-    result = stats.correlate([p.score for p in pairs], [p.value for p in pairs])
+    pairs = pairing.pair_nearest(points, gases, params.window_hours)
+    result = correlate([p.score for p in pairs], [p.value for p in pairs])
     # Across patients the pooled r mixes patients with each other; the within-patient figure is
     # what a longitudinal question needs (one patient's page has only the pooled one, which is it).
-    repeated = (stats.repeated_measures_correlation([p.score for p in pairs], [p.value for p in pairs],
+    repeated = (repeated_measures_correlation([p.score for p in pairs], [p.value for p in pairs],
                                                     [p.group for p in pairs]).as_dict()
                 if patient is None else None)
     return {
@@ -106,7 +107,7 @@ def _scope(*, study: Study | None, patient: Patient | None) -> _Scope:
                   dict(Patient.objects.filter(study=study).values_list("id", "admission_date")))
 
 
-def _pair(p: stats.Pair, codes: dict[Any, str], clock: chrono.PatientClock, dates: bool) -> dict[str, Any]:
+def _pair(p: pairing.Pair, codes: dict[Any, str], clock: chrono.PatientClock, dates: bool) -> dict[str, Any]:
     """One exam-gas pair, its times as the viewer may see them."""
     return {"exam": p.exam, "patient": p.group, "patient_code": codes.get(p.group, ""), "score": p.score,
             "gas": p.value, "gas_sampled_at": chrono.local(p.gas_at).isoformat() if dates else None,

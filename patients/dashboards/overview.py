@@ -10,7 +10,7 @@ from django.urls import reverse
 
 from patients.dashboards import stats
 from patients.dashboards.selectors import load_exams
-from patients.records import chrono
+from patients.records import chrono, pairing
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
 from patients.studies import permissions
 from patients.studies.models import Study
@@ -125,7 +125,7 @@ def _gaps(patient_id: int, pex: list[dict[str, Any]], scored: list[dict[str, Any
     last_exam = pex[-1] if pex else None
     last_protocol = get_protocol(last_exam["protocol"]) if last_exam else cohort.protocol
     latest = scored[-1] if scored else None
-    no_gas = [e for e in pex if not stats.has_gas_within(e["acquired_at"], cohort.gas_times.get(patient_id, []),
+    no_gas = [e for e in pex if not pairing.has_gas_within(e["acquired_at"], cohort.gas_times.get(patient_id, []),
                                                          cohort.window_hours)]
     return {
         "missing_zones": [z for z in last_protocol.codes if z not in last_exam["clips"]] if last_exam else [],

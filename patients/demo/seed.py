@@ -20,8 +20,9 @@ from django.utils import timezone
 from patients.imaging.core.phantoms import phantom_cohort_clip, write_dicom, write_mp4
 from patients.imaging.ingest import clip_ingest
 from patients.readings.services import annotation_set
-from patients.records.models import KPA_TO_MMHG, Exam, Patient
+from patients.records.models import Exam, Patient
 from patients.records.services import blood_gas_create, clinical_info_create, exam_create, patient_create
+from patients.records.units import KPA_TO_MMHG
 from patients.studies.models import Membership, Role, Study
 from patients.studies.protocols import get_protocol
 from patients.studies.services import study_create

@@ -26,6 +26,7 @@ from patients.audit.models import AuditAction
 from patients.audit.services import audit_record
 from patients.imaging.core import deid
 from patients.imaging.core.reader import Clip, ClipReadError, read_clip
+from patients.imaging.core.sector import find_sector
 from patients.imaging.models import ZoneClip
 from patients.imaging.signals import clip_stored
 from patients.records.models import Exam
@@ -235,7 +236,7 @@ def _deidentify(*, study: Study, exam: Exam, path: str, sha256: str, frames: np.
     remapped UIDs. DICOM uploads keep their header (cleaned); videos and images become a
     de-identified DICOM of their redacted frames.
     """
-    sector = deid.find_sector(frames)
+    sector = find_sector(frames)
     redacted = deid.redact_frames(frames, sector.mask) if sector.found else frames
     pseudo = deid.pseudonym(study.secret, exam.patient_id)
     try:

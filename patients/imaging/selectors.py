@@ -8,7 +8,7 @@ from django.core.cache import cache
 from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
-from patients.imaging.core import deid
+from patients.imaging.core.sector import find_sector
 from patients.imaging.models import ZoneClip
 from patients.records.models import Exam
 from patients.studies import permissions
@@ -40,7 +40,7 @@ def _sector_mask(clip: ZoneClip, frames: Any) -> Any:
     if hit is not None:
         found, shape, packed = hit
         return np.unpackbits(packed)[: shape[0] * shape[1]].reshape(shape).astype(bool) if found else None
-    sector = deid.find_sector(frames)
+    sector = find_sector(frames)
     mask = sector.mask
     cache.set(key, (sector.found, mask.shape, np.packbits(mask)), timeout=None)
     return mask if sector.found else None

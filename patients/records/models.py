@@ -8,8 +8,6 @@ from django.urls import reverse
 from patients.studies.models import Study
 from patients.studies.protocols import PROTOCOL_CHOICES, get_protocol
 
-KPA_TO_MMHG = 7.50062
-
 
 class Sex(models.TextChoices):
     FEMALE = "F", "Female"

@@ -13,7 +13,8 @@ from django.db import transaction
 from lusweb.errors import ServiceError, check_settable
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_record, create_audited, diff, snapshot, update_audited
-from patients.records.models import KPA_TO_MMHG, BloodGas, ClinicalInfo, Exam, GasUnit, Patient
+from patients.records.models import BloodGas, ClinicalInfo, Exam, GasUnit, Patient
+from patients.records.units import KPA_TO_MMHG
 from patients.studies import permissions
 from patients.studies.models import Study
 from patients.studies.protocols import validate_protocol

@@ -1,6 +1,6 @@
 """Agreement of the AI's zone scores with a rater's: the maths, and the pairs a study offers.
 
-The maths (:func:`agreement`) reuses ``scoring.core.metrics`` (confusion matrix, quadratic
+The maths (:func:`agreement`) reuses ``scoring.core.stats`` (confusion matrix, quadratic
 weighted kappa) so training, evaluation and the platform report the same numbers; the
 selectors below pair a study's rater scores with a model's.
 """
@@ -12,7 +12,7 @@ from typing import Any
 
 from patients.readings.selectors import OVERRIDE_RATER, annotation_raters, annotation_scores, override_scores
 from patients.studies.models import Study
-from scoring.core.metrics import confusion, quadratic_kappa
+from scoring.core.stats import confusion, quadratic_kappa
 from scoring.models import ClipScore, ModelVersion
 
 N_CLASSES = 4

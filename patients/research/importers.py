@@ -26,7 +26,7 @@ COVID-BLUES (``import_covid_blues``)
       headache, fatigue, loss of smell/taste (anosmia or ageusia); SpO2 without oxygen (else
       with oxygen); respiratory rate; oxygen support none when ``oxygen_liter`` is 0, mask when
       applied by mask, else nasal cannula. The mapping lives in
-      ``scoring.core.covid_blues.clinical_record`` and is shared with severity training;
+      ``scoring.core.training.covid_blues.clinical_record`` and is shared with severity training;
     * one blood gas at the same time with ``pCO2_find`` and ``pO2_find`` entered in kPa
       (converted to mmHg by the service), ``pH_find`` and ``HCO3_find``; an implausible value
       is reported and that gas skipped.
@@ -66,7 +66,7 @@ from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient, Sex
 from patients.records.services import blood_gas_create, clinical_info_create, exam_create, patient_create
 from patients.studies.models import Study
 from patients.studies.services import study_for_import
-from scoring.core.covid_blues import clinical_record, number
+from scoring.core.training.covid_blues import clinical_record, number
 
 COVID_BLUES_STUDY = "COVID-BLUES"
 COVID_BLUES_RATER = "covid-blues-expert"
@@ -164,7 +164,7 @@ _CB_FILE = re.compile(r"^patient_(\d+)_([LR][1-3])(_2)?\.mp4$", re.IGNORECASE)
 
 def _cb_clinical(row: dict[str, str]) -> dict[str, Any]:
     """The clinical record of a COVID-BLUES row: the mapping shared with severity training
-    (``scoring.core.covid_blues.clinical_record``); sex belongs to the patient, not the record."""
+    (``scoring.core.training.covid_blues.clinical_record``); sex belongs to the patient, not the record."""
     record = clinical_record(row)
     record.pop("sex")
     return record

@@ -1,0 +1,8 @@
+"""The pure scoring core (no Django; imports only ``patients.imaging.core`` outside itself).
+
+Layers, each importing only those before it: ``labels`` and ``stats`` (shared), ``models``
+(network definitions), ``features`` (preprocessing, hand-crafted features, the featuriser and
+the recipe), ``inference`` (bundle, scorer, Grad-CAM, aggregation, exam, six-class, domain
+check; never imports training), ``training`` (data sets, caches, SORD, fitting, CV, fine-tuning,
+the ``train`` command), ``severity`` (the patient-severity models). ``cli`` is the command line.
+"""

@@ -17,7 +17,8 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from patients.imaging.models import ZoneClip
-from patients.records.models import KPA_TO_MMHG, Exam, Patient
+from patients.records.models import Exam, Patient
+from patients.records.units import KPA_TO_MMHG
 from patients.studies.models import Role, Study
 from patients.studies.protocols import get_protocol
 from tests.browser.conftest import login
@@ -53,8 +54,9 @@ class World:
 
 
 def _ingest(exam: Exam, zone: str, score: int, seed: int, by: Any, *, cine: bool = False) -> ZoneClip:
-    from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4, write_png
+    from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4
     from patients.imaging.ingest import clip_ingest
+    from tests.patients.imaging.core.phantom_images import write_png
 
     buf = io.BytesIO()
     if cine:

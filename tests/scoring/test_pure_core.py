@@ -15,7 +15,7 @@ def test_no_django_in_pure_core() -> None:
 
     mods = sorted(m.name for pkg in (scoring.core, patients.imaging.core)
                   for m in pkgutil.walk_packages(pkg.__path__, pkg.__name__ + "."))
-    assert "scoring.core.scorer" in mods and "patients.imaging.core.reader" in mods
+    assert "scoring.core.inference.scorer" in mods and "patients.imaging.core.reader" in mods
     code = (
         "import importlib, sys\n"
         f"mods = {mods!r}\n"

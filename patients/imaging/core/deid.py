@@ -5,16 +5,11 @@ ingest service only passes the study's secret in.
 
 * :func:`pseudonym` / :func:`remap_uid`: HMAC-SHA256 of the study's secret. Stable within a
   study, different across studies, not reversible without the secret.
-* :func:`find_sector`: the ultrasound image area of a clip, built to be *conservative*: it may
-  keep a little of the frame around the sector but must never cut into it.
-* :func:`redact_frames`: zero everything outside the sector.
+* :func:`redact_frames`: zero everything outside the sector (found by
+  :func:`patients.imaging.core.sector.find_sector` with its ``REDACTION`` configuration, which may
+  keep a little of the frame around the image but never cuts into it).
 * :func:`deidentify_dataset`: the DICOM PS3.15 Annex E Basic Application Level Confidentiality
   Profile, with the Clean Pixel Data option (burned-in text redacted) - see the docstring.
-
-Why not ``scoring.core.preprocess.find_sector``: it imports torch (seconds and hundreds of MB in
-the web process) and is tuned for the model's crop, not for a guarantee that the sector is kept
-whole; this finder adds the pixels of the max image connected to the moving region and a safety
-margin.
 """
 from __future__ import annotations
 
@@ -26,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import ndimage
+
+from patients.imaging.core.sector import Sector
 
 #: Values of (0012,0063) De-identification Method (LO: at most 64 characters each).
 DEID_METHOD = (
@@ -58,123 +54,7 @@ def remap_uid(secret: str, uid: str) -> str:
     return "2.25." + str(int.from_bytes(_mac(secret, f"uid:{uid.strip()}")[:16], "big"))
 
 
-# --- sector and redaction ----------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Sector:
-    """``mask``: bool [H, W], True inside the (slightly widened) image area. ``found`` is False when
-    no plausible sector was found: then the mask is all True and nothing is redacted."""
-
-    mask: np.ndarray
-    found: bool
-    method: str
-
-    @property
-    def area_fraction(self) -> float:
-        return float(self.mask.mean())
-
-
-def _hull(mask: np.ndarray) -> np.ndarray:
-    """Rasterised convex hull of a boolean mask (half-plane test over the hull's facets)."""
-    from scipy.spatial import ConvexHull, QhullError
-
-    edge = mask & ~ndimage.binary_erosion(mask)
-    ey, ex = np.nonzero(edge)
-    if len(ey) < 3:
-        return mask.copy()
-    try:
-        hull = ConvexHull(np.stack([ex, ey], 1).astype(float))
-    except QhullError:
-        return mask.copy()
-    h, w = mask.shape
-    yy, xx = np.mgrid[0:h, 0:w]
-    out = np.ones((h, w), bool)
-    # Each facet equation a*x + b*y + c <= 0 holds inside; 0.5 px keeps the edge pixels.
-    for a, b, c in hull.equations:
-        out &= (a * xx + b * yy + c) <= 0.5
-    return out | mask
-
-
-def find_sector(frames: np.ndarray, *, margin: float = 1.5, max_probe_frames: int = 64,
-                std_threshold: float = 2.0, max_threshold: int = 8, min_area_fraction: float = 0.08) -> Sector:
-    """The ultrasound image area of a clip (uint8 [T, H, W]).
-
-    1. Temporal max and standard deviation over up to ``max_probe_frames`` frames: speckle
-       moves, burned-in text, rulers and logos do not. For a still (or a frozen loop) the
-       bright region of the max image is used instead.
-    2. Opening removes thin strokes; the largest connected component is the image, with every
-       other large moving component (an anechoic effusion can split the image in two) and the
-       bright static pixels of the max image that touch them (the pleural line, the dim rim);
-       holes filled.
-    3. Convex hull (fans and rectangles are convex), widened by ``margin`` pixels (Euclidean).
-
-    When no component covers ``min_area_fraction`` of the frame, nothing is trusted and the
-    mask is the whole frame (``found=False``): redaction then removes nothing rather than risk
-    cutting into the image.
-    """
-    f = np.asarray(frames)
-    if f.ndim == 2:
-        f = f[None]
-    t, h, w = f.shape
-    idx = np.unique(np.linspace(0, t - 1, min(t, max_probe_frames)).round().astype(int))
-    probe = f[idx].astype(np.float32)
-    mx = probe.max(0)
-    bright = mx > max_threshold
-    attempts: list[tuple[str, np.ndarray]] = []
-    if len(idx) >= 3:
-        moving = probe.std(0) > std_threshold
-        if moving.mean() > min_area_fraction / 2:
-            attempts.append(("motion", moving & (mx > 2)))
-    # Stills, frozen loops, and short or heavily compressed loops whose motion map is too patchy.
-    attempts.append(("max", bright))
-    for method, cand in attempts:
-        core = _core(cand, bright if method == "motion" else None, min_area_fraction)
-        if core is None:
-            continue
-        hull = _hull(ndimage.binary_fill_holes(core))
-        if margin > 0:
-            hull = ndimage.distance_transform_edt(~hull) <= margin
-        if hull.mean() <= 0.98:
-            return Sector(hull, True, method)
-    return Sector(np.ones((h, w), bool), False, attempts[0][0])
-
-
-def _core(cand: np.ndarray, bright: np.ndarray | None, min_area_fraction: float) -> np.ndarray | None:
-    """The image's pixels from a candidate map (see :func:`find_sector`); None if implausible.
-    ``bright`` (the max image's bright pixels) is given for a motion map."""
-    h, w = cand.shape
-    cand = ndimage.binary_opening(cand, iterations=2)
-    lab, n = ndimage.label(cand)
-    if n == 0:
-        return None
-    sizes = ndimage.sum_labels(cand, lab, index=np.arange(1, n + 1))
-    if sizes.max() < min_area_fraction * h * w:
-        return None
-    if bright is None:
-        return np.asarray(lab == (int(np.argmax(sizes)) + 1))
-    # Burned-in text does not move, so large moving components are all image.
-    keep = np.flatnonzero(sizes >= max(0.005 * h * w, 0.05 * sizes.max())) + 1
-    core = np.isin(lab, keep)
-    # Bright static pixels touching the moving region belong to the image (pleural line, the rim
-    # of the fan); separate bright blobs (text, logos) do not ...
-    blab, _bn = ndimage.label(bright | core)
-    touching = np.unique(blab[core])
-    core = np.isin(blab, touching[touching > 0])
-    # ... except a large static band right above or below the image, across its width: the chest
-    # wall over an anechoic effusion, which cuts it off from the moving lung.
-    olab, _on = ndimage.label(ndimage.binary_opening(bright & ~core, iterations=2))
-    cols = np.flatnonzero(core.any(0))
-    rows = np.flatnonzero(core.any(1))
-    for i, sl in enumerate(ndimage.find_objects(olab), start=1):
-        if sl is None or (olab[sl] == i).sum() < 0.02 * h * w:
-            continue
-        c0, c1, r0, r1 = sl[1].start, sl[1].stop, sl[0].start, sl[0].stop
-        overlap = max(0, min(c1, cols[-1] + 1) - max(c0, cols[0]))
-        gap = max(rows[0] - r1, r0 - rows[-1] - 1, 0)
-        if overlap >= 0.5 * (c1 - c0) and gap <= 0.1 * h:
-            core |= olab == i
-    return core
+# --- redaction ----------------------------------------------------------------------------------
 
 
 def redact_frames(frames: np.ndarray, mask: np.ndarray, fill: int = 0) -> np.ndarray:
@@ -246,7 +126,7 @@ _KEEP_TEXT = frozenset({"DeidentificationMethod"})
 
 
 def _clean_element(ds: Any, elem: Any, uid_map: Callable[[str], str]) -> None:
-    from pydicom.multival import MultiValue
+    from pydicom.multival import MultiValue  # lazy: pydicom only for DICOM uploads
 
     keyword = elem.keyword or ""
     tag = elem.tag
@@ -290,7 +170,7 @@ class DeidResult:
 
 def _redact_native(ds: Any, mask: np.ndarray) -> bool:
     """Redact uncompressed pixel data in its own photometric interpretation; False if unsupported."""
-    from pydicom.pixels import apply_color_lut, get_decoder
+    from pydicom.pixels import apply_color_lut, get_decoder  # lazy: pydicom only for DICOM uploads
 
     pi = str(ds.get("PhotometricInterpretation", ""))
     if pi not in {"MONOCHROME1", "MONOCHROME2", "RGB", "YBR_FULL", "PALETTE COLOR"}:
@@ -347,7 +227,7 @@ def _reencode_grey(ds: Any, grey: np.ndarray) -> None:
 
 
 def _stamp(ds: Any, redacted: bool) -> None:
-    from pydicom.dataset import Dataset
+    from pydicom.dataset import Dataset  # lazy: pydicom only for DICOM uploads
 
     ds.PatientIdentityRemoved = "YES"
     ds.DeidentificationMethod = list(DEID_METHOD) if redacted else [m for m in DEID_METHOD if "Pixel" not in m]
@@ -380,6 +260,7 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
     MONOCHROME2, Explicit VR Little Endian (``LossyImageCompression`` keeps saying "01" when the
     source was lossy).
     """
+    # lazy: pydicom only for DICOM uploads (pseudonyms and redaction need none)
     import pydicom
     from pydicom.uid import UID, ExplicitVRLittleEndian
 
@@ -392,19 +273,7 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
             cache[uid] = remap_uid(secret, uid)
         return cache[uid]
 
-    pixels = "unchanged"
-    redact = sector.found
-    if "PixelData" in ds:
-        handled = False
-        if redact and not tsyntax.is_compressed:
-            try:
-                handled = _redact_native(ds, sector.mask)
-            except (ValueError, AttributeError, KeyError, NotImplementedError):
-                handled = False
-            pixels = "redacted-native" if handled else pixels
-        if redact and not handled:
-            _reencode_grey(ds, redact_frames(grey_frames, sector.mask))
-            pixels = "redacted-reencoded"
+    pixels = _redact_pixels(ds, tsyntax, grey_frames, sector)
     _clean_dataset(ds, uid_map)
     ds.PatientName = patient_pseudonym
     ds.PatientID = patient_pseudonym
@@ -427,12 +296,29 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
     )
 
 
+def _redact_pixels(ds: Any, tsyntax: Any, grey_frames: np.ndarray, sector: Sector) -> str:
+    """Redact the pixel data outside the sector, natively when it can (see
+    :func:`deidentify_dataset`); returns what happened: ``DeidResult.pixels``."""
+    if "PixelData" not in ds or not sector.found:
+        return "unchanged"
+    if not tsyntax.is_compressed:
+        try:
+            if _redact_native(ds, sector.mask):
+                return "redacted-native"
+        except (ValueError, AttributeError, KeyError, NotImplementedError):
+            pass
+    _reencode_grey(ds, redact_frames(grey_frames, sector.mask))
+    return "redacted-reencoded"
+
+
 def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, patient_pseudonym: str,
                       fps: float | None, manufacturer: str = "", model: str = "") -> DeidResult:
     """A de-identified Ultrasound (Multi-frame) Image DICOM holding ``grey`` frames (already
     redacted), for uploads that were videos or images: their containers can carry metadata
     (titles, comments, GPS) that we do not parse, so they are not kept."""
+    # lazy: pydicom only when a clip is stored as DICOM
     from pydicom.dataset import Dataset, FileMetaDataset
+    from pydicom.tag import Tag
     from pydicom.uid import UID, ExplicitVRLittleEndian
 
     multi = grey.shape[0] > 1
@@ -455,8 +341,6 @@ def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, pati
     if multi and fps:
         ds.FrameTime = f"{1000.0 / fps:.4f}".rstrip("0").rstrip(".")
         ds.CineRate = round(fps)
-        from pydicom.tag import Tag
-
         ds.FrameIncrementPointer = Tag("FrameTime")
     _reencode_grey(ds, grey)
     if not multi and "NumberOfFrames" in ds:

@@ -11,7 +11,7 @@ Levels and formats (``?level=...&format=...``):
 
 Scores are those of one model version per exam: ``?model=<version>`` when given, else the
 newest result of the active model, else the newest result of any model (as on the exam page).
-Blood gases are paired with each exam by ``patients.dashboards.stats.pair_nearest`` (nearest gas of the
+Blood gases are paired with each exam by ``patients.records.pairing.pair_nearest`` (nearest gas of the
 patient within ``?window_hours=``, default 12). The clinical record is the latest one recorded at
 or before the exam.
 

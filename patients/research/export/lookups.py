@@ -10,9 +10,9 @@ from typing import Any
 
 from django.db.models import Min
 
-from patients.dashboards.stats import ExamPoint, GasPoint, pair_nearest
 from patients.records import chrono
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+from patients.records.pairing import ExamPoint, GasPoint, pair_nearest
 from scoring.models import ClipScore, ExamScore, SeverityPrediction
 
 

@@ -13,7 +13,7 @@ from django.utils import timezone
 from rest_framework.test import APIClient
 from scipy import stats as sps
 
-from patients.records.models import KPA_TO_MMHG
+from patients.records.units import KPA_TO_MMHG
 from tests.factories import BloodGasFactory, ExamFactory
 from tests.patients.dashboards import builders
 from tests.patients.dashboards.conftest import Cohort

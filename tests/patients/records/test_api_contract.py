@@ -7,7 +7,8 @@ import pytest
 from django.contrib.auth.models import Permission
 from rest_framework.test import APIClient
 
-from patients.records.models import KPA_TO_MMHG, BloodGas
+from patients.records.models import BloodGas
+from patients.records.units import KPA_TO_MMHG
 from patients.studies.models import Membership, Role, Study
 from tests.assets import external_asset_refs
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory

@@ -14,7 +14,8 @@ from sklearn.metrics import cohen_kappa_score
 
 from patients.imaging.models import ZoneClip
 from patients.readings.models import ZoneAnnotation
-from patients.records.models import KPA_TO_MMHG, BloodGas, ClinicalInfo, Exam, Patient
+from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+from patients.records.units import KPA_TO_MMHG
 from patients.research import importers
 from patients.studies.models import Study
 from scoring.models import ClipScore, ModelVersion
@@ -151,7 +152,7 @@ def test_full_covid_blues_import_and_agreement_with_the_experts(shared_data: Pat
 
     # ... and against the lead's default model (scoring/weights/default.pt), scored through the
     # real pipeline (scoring_job_request + scoring_job_execute), synchronously.
-    from scoring.core.scorer import DEFAULT_WEIGHTS
+    from scoring.core.inference.scorer import DEFAULT_WEIGHTS
 
     require(DEFAULT_WEIGHTS.exists(), f"default scorer weights not found at {DEFAULT_WEIGHTS}")
     from scoring.services import model_version_register

