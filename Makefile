@@ -4,7 +4,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test lint typecheck pytest bench serve worker clean
+.PHONY: setup demo test lint typecheck contracts pytest bench serve worker clean
 
 setup: $(STAMP)
 
@@ -19,10 +19,14 @@ lint: setup
 typecheck: setup
 	$(VENV)/bin/mypy
 
+# The architecture's import contracts (pyproject.toml [tool.importlinter]; docs/architecture.md).
+contracts: setup
+	$(VENV)/bin/lint-imports --no-cache --no-logo
+
 pytest: setup
 	$(VENV)/bin/pytest
 
-test: setup lint typecheck pytest
+test: setup lint typecheck contracts pytest
 
 demo: setup
 	$(PY) manage.py migrate --noinput
@@ -33,4 +37,4 @@ bench: setup
 	$(PY) benchmarks/run_all.py
 
 clean:
-	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache .grimp_cache .import_linter_cache

@@ -14,23 +14,25 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import tempfile
 import time
 from pathlib import Path
 
+import av
 import numpy as np
 import torch
 
+from patients.imaging.core.phantoms import phantom_cohort_clip
+from patients.imaging.core.reader import read_clip
+from scoring.core.inference.scorer import load_scorer
+from scoring.core.models.resnet import ResNet50
+
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
 
 SHARED = ROOT.parent / "shared" / "data" / "covid-blues" / "lus_videos"
 
 
 def _write_mp4(frames: np.ndarray, path: Path, fps: int = 25) -> None:
-    import av
-
     with av.open(str(path), "w") as c:
         s = c.add_stream("mpeg4", rate=fps)
         s.width, s.height = frames.shape[2] - frames.shape[2] % 2, frames.shape[1] - frames.shape[1] % 2
@@ -49,16 +51,12 @@ def _source_clips(n: int, frames: int) -> list[np.ndarray]:
     out: list[np.ndarray] = []
     files = sorted(SHARED.glob("*.mp4"))[:n] if SHARED.is_dir() else []
     if files:
-        from patients.imaging.core.reader import read_clip
-
         for f in files:
             a = read_clip(str(f)).frames
             loop = np.concatenate([a, a[::-1]], 0)
             reps = int(np.ceil(frames / len(loop)))
             out.append(np.concatenate([loop] * reps, 0)[:frames])
         return out
-    from patients.imaging.core.phantoms import phantom_cohort_clip
-
     for i in range(n):
         out.append(phantom_cohort_clip(i % 4, seed=i, n_frames=frames, rows=350, columns=350).frames)
     return out
@@ -66,8 +64,6 @@ def _source_clips(n: int, frames: int) -> list[np.ndarray]:
 
 def bench_resnet(batch: int = 16, reps: int = 3) -> float:
     """Frames/s of a random-weight ResNet-50 at 224x224."""
-    from scoring.core.models.resnet import ResNet50
-
     m = ResNet50(4).eval()
     x = torch.randn(batch, 3, 224, 224)
     with torch.inference_mode():
@@ -91,8 +87,6 @@ def bench_scorer(scorer: object, clips: list[np.ndarray], reps: int = 2) -> floa
 
 def bench_exam(scorer: object, clips: list[np.ndarray]) -> tuple[float, float, float]:
     """(total, read, score) seconds for reading 12 MP4 files and scoring them in one batch."""
-    from patients.imaging.core.reader import read_clip
-
     with tempfile.TemporaryDirectory() as d:
         paths = []
         for i, c in enumerate(clips):
@@ -116,8 +110,6 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-fail", action="store_true")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
-    from scoring.core.inference.scorer import load_scorer
-
     scorer = load_scorer(args.weights)
     clips = _source_clips(12, 150)
     resnet_fps = bench_resnet()

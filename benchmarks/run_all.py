@@ -16,7 +16,8 @@ def main() -> int:
         if not path.exists():
             continue
         print(f"\n=== {name} ===", flush=True)
-        code = subprocess.call([sys.executable, str(path)], cwd=HERE.parent)
+        # As modules from the repository root, so each benchmark imports the project like any code.
+        code = subprocess.call([sys.executable, "-m", f"benchmarks.{path.stem}"], cwd=HERE.parent)
         if code:
             failed.append(name)
     if failed:
