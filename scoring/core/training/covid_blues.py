@@ -89,7 +89,7 @@ def _flag(row: dict[str, str], *columns: str) -> bool | None:
 def clinical_record(row: dict[str, str]) -> dict[str, Any]:
     """Map the 127 COVID-BLUES variables onto LUSWeb's clinical record (presentation values).
 
-    The one mapping used both by the importer (``patients.importers``, what the platform
+    The one mapping used both by the importer (``patients.research.importers``, what the platform
     stores and the severity model reads in production) and by severity training, so the model
     is trained on exactly what it is later served:
 

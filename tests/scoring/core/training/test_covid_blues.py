@@ -42,7 +42,7 @@ def test_oxygen_spo2_and_unanswered_comorbidities() -> None:
 
 
 def test_importer_stores_the_same_mapping(shared_data: Path) -> None:
-    from patients.importers import _cb_clinical
+    from patients.research.importers import _cb_clinical
 
     rows = clinical_rows(shared_data / "covid-blues")
     assert len(rows) == 42
