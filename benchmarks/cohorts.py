@@ -12,7 +12,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from patients.imaging.models import ZoneClip
-from patients.readings.models import ScoreOverride
+from patients.readings.models import ReadingSource, ZoneReading
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
 from patients.studies.models import Membership, Role, Study
 from patients.studies.protocols import get_protocol
@@ -24,8 +24,8 @@ from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, Sever
 def build_cohort(study: Study, *, patients: int, exams_per_patient: int, seed: int = 0,
                  start: dt.datetime | None = None) -> dict[str, Any]:
     """Scored exams for ``study`` written with ``bulk_create`` (no files): every protocol zone has
-    a clip and a ClipScore; each exam an ExamScore, a severity, a blood gas 2 h later and a
-    clinical record 1 h before; one zone in 50 has a clinician override.
+    a clip, a ClipScore and the AI's reading; each exam an ExamScore, a severity, a blood gas 2 h
+    later and a clinical record 1 h before; one zone in 50 has a clinician reading.
     Returns counts: ``{"patients", "exams", "clips"}``."""
     rng = np.random.default_rng(seed)
     version = ModelVersion.objects.filter(is_active=True).first() or ModelVersion.objects.create(
@@ -34,8 +34,9 @@ def build_cohort(study: Study, *, patients: int, exams_per_patient: int, seed: i
     people, exams = _patients_and_exams(study, patients, exams_per_patient, start)
     _clinical_and_gases(exams)
     clips = _scored_clips(study, exams, version, rng)
-    ScoreOverride.objects.bulk_create([
-        ScoreOverride(clip=c, score=3, reason="bench") for c in clips[::50]
+    ZoneReading.objects.bulk_create([
+        ZoneReading(clip=c, source=ReadingSource.CLINICIAN, rater_name="bench", score=3, comment="bench")
+        for c in clips[::50]
     ], batch_size=2000)
     return {"patients": len(people), "exams": len(exams), "clips": len(clips)}
 
@@ -88,6 +89,7 @@ def _scored_clips(study: Study, exams: list[Exam], version: ModelVersion, rng: n
                   frame_probs_f16=b"\x00" * 8)
         for c, s in zip(clips, scores, strict=True)
     ], batch_size=2000)
+    _ai_readings(clips, scores, version)
     per_exam: dict[int, int] = {}
     for c, s in zip(clips, scores, strict=True):
         per_exam[c.exam_id] = per_exam.get(c.exam_id, 0) + int(s)
@@ -103,6 +105,15 @@ def _scored_clips(study: Study, exams: list[Exam], version: ModelVersion, rng: n
         for e in exams
     ], batch_size=2000)
     return clips
+
+
+def _ai_readings(clips: list[ZoneClip], scores: Any, version: ModelVersion) -> None:
+    """The AI's reading of each clip, as the pipeline stores it beside the clip score."""
+    ZoneReading.objects.bulk_create([
+        ZoneReading(clip=c, source=ReadingSource.AI, rater_name=f"model:{version.version}", score=int(s),
+                    findings={"b_lines": True}, confidence=0.4)
+        for c, s in zip(clips, scores, strict=True)
+    ], batch_size=2000)
 
 
 # --- the pages' cohort: one long patient among others --------------------------------------------
@@ -146,6 +157,7 @@ def _page_exam(patient: Patient, at: dt.datetime, mv: ModelVersion, rng: np.rand
                   findings={"b_lines": 0.7}, aggregator="mean", frame_count=30, frame_probs_f16=fp)
         for c, s in zip(clips, scores, strict=True)
     ])
+    _ai_readings(clips, scores, mv)
     ExamScore.objects.create(job=job, exam=exam, model_version=mv, luss=int(scores.sum()), max_luss=36,
                              mean_score=float(scores.mean()), worst_zone=codes[int(scores.argmax())],
                              worst_score=int(scores.max()), zones_ge2=int((scores >= 2).sum()), coverage=1.0,

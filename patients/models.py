@@ -8,11 +8,11 @@ from __future__ import annotations
 
 from patients.audit.models import AuditAction, AuditEvent
 from patients.imaging.models import ZoneClip
-from patients.readings.models import ScoreOverride, ZoneAnnotation
+from patients.readings.models import BlindRead, ExamSignature, ReadingSource, ZoneReading
 from patients.records.models import BloodGas, ClinicalInfo, Exam, GasUnit, OxygenSupport, Patient, Sex
 from patients.studies.models import Membership, Role, Study
 
 __all__ = [
-    "AuditAction", "AuditEvent", "BloodGas", "ClinicalInfo", "Exam", "GasUnit", "Membership",
-    "OxygenSupport", "Patient", "Role", "ScoreOverride", "Sex", "Study", "ZoneAnnotation", "ZoneClip",
+    "AuditAction", "AuditEvent", "BlindRead", "BloodGas", "ClinicalInfo", "Exam", "ExamSignature", "GasUnit",
+    "Membership", "OxygenSupport", "Patient", "ReadingSource", "Role", "Sex", "Study", "ZoneClip", "ZoneReading",
 ]

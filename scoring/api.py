@@ -14,6 +14,7 @@ from rest_framework.routers import SimpleRouter
 from patients.imaging.api import ClipSerializer
 from patients.imaging.models import ZoneClip
 from patients.imaging.selectors import clip_list
+from patients.readings.selectors import open_blind_exams
 from patients.records.api import PatientTimeMixin, query_int
 from patients.records.models import Patient
 from scoring import services
@@ -95,8 +96,11 @@ class ClipFramesViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
 
     @action(detail=True, methods=["get"])
     def frames(self, request: Request, pk: str | None = None) -> Response:
-        """Per-frame probabilities, scores and expected scores of the clip's current score."""
-        return Response(clip_frames_payload(clip=self.get_object()))
+        """Per-frame probabilities, scores and expected scores of the clip's current score (none
+        during the caller's blind read of the exam)."""
+        clip = self.get_object()
+        hidden = bool(open_blind_exams(user=request.user, exam_ids=[clip.exam_id]))
+        return Response(clip_frames_payload(clip=clip, hidden=hidden))
 
 
 # --- routes (assembled by lusweb.api_urls) -------------------------------------------------------

@@ -137,6 +137,11 @@ class SeverityClass(models.TextChoices):
     CRITICAL = "critical", "Critical"
 
 
+class SeverityInput(models.TextChoices):
+    AI = "ai", "AI scores"
+    RECORD = "record", "Scores of record"
+
+
 SEVERITY_ORDER = [SeverityClass.MILD, SeverityClass.MODERATE, SeverityClass.SEVERE, SeverityClass.CRITICAL]
 
 
@@ -153,6 +158,9 @@ class SeverityPrediction(models.Model):
     clinical_record = models.ForeignKey(
         "patients.ClinicalInfo", null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    input_source = models.CharField(
+        max_length=8, choices=SeverityInput.choices, default=SeverityInput.AI,
+        help_text="the zone scores it used: the AI's (ai) or the score of record (record)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

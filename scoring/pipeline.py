@@ -23,13 +23,16 @@ from django.utils import timezone
 
 from lusweb.jsonable import jsonable
 from patients.imaging.models import ZoneClip
+from patients.readings.models import ReadingSource, ZoneReading
+from patients.readings.services import ai_reading_record
 from patients.records.models import Exam
 from patients.studies.protocols import get_protocol
 from scoring import progress, runtime
 from scoring.core.inference.exam import exam_score
 from scoring.models import ClipScore, ExamScore, JobStatus, ModelVersion, ScoringJob, SeverityPrediction
+from scoring.selectors import score_confidence
 from scoring.services import lease_seconds, sync_metadata, weights_metadata
-from scoring.severity import severity_predict
+from scoring.severity import pack_features, severity_feature_sets, severity_predict
 
 logger = logging.getLogger(__name__)
 
@@ -236,11 +239,12 @@ def _store(job: ScoringJob, worker: str, *, clips: list[ZoneClip], results: list
                                                                 status=JobStatus.RUNNING).first()
         if locked is None:
             raise LeaseLost(f"job {job.pk} is no longer ours")
+        sets = severity_feature_sets(job=job, scored=scored) or {}
         for clip, result in zip(clips, results, strict=True):
-            _store_clip_score(job, clip, job.model_version, result)
+            ai_reading_of(_store_clip_score(job, clip, job.model_version, result, sets.get(clip.zone)))
         ExamScore.objects.update_or_create(job=job, defaults={"exam": job.exam, "model_version": job.model_version,
                                                               **summary})
-        severity = severity_predict(job=job, exam=job.exam, scored=scored)
+        severity = severity_predict(job=job, exam=job.exam, sets=sets)
         timings["total_s"] = time.perf_counter() - started
         ScoringJob.objects.filter(pk=job.pk).update(
             status=JobStatus.SUCCEEDED, progress=1.0, step="finished", finished_at=timezone.now(),
@@ -271,7 +275,8 @@ def _batches(frames: list[np.ndarray], *, max_frames: int) -> list[tuple[int, in
     return out
 
 
-def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, result: Any) -> None:
+def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, result: Any,
+                      severity_sets: np.ndarray | None) -> ClipScore:
     frame_probs = np.asarray(result.frame_probs, dtype=np.float32)
     extra: dict[str, Any] = {}
     six = getattr(result, "six_class", None)
@@ -280,7 +285,10 @@ def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, re
     domain = result.domain() if callable(getattr(result, "domain", None)) else None
     if domain is not None:
         extra["domain"] = domain
-    ClipScore.objects.update_or_create(
+    if severity_sets is not None:
+        # Kept so that a clinician's reading refreshes the severity without the CNN.
+        extra["severity_features"] = pack_features(severity_sets)
+    score, _ = ClipScore.objects.update_or_create(
         job=job, clip=clip,
         defaults={
             "zone": clip.zone, "model_version": version, "score": int(result.clip_score),
@@ -292,6 +300,24 @@ def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, re
             "extra": extra,
         },
     )
+    return score
+
+
+def ai_reading_of(score: ClipScore) -> ZoneReading | None:
+    """The AI's reading of a stored clip score - the zone's record until a clinician reads it -
+    when its model is the active one, or when the clip has no AI reading yet (a job that outlived
+    its model's activation); else None."""
+    active = ModelVersion.objects.filter(pk=score.model_version_id, is_active=True).exists()
+    if not active and ZoneReading.objects.filter(clip_id=score.clip_id, source=ReadingSource.AI).exists():
+        return None
+    return ai_reading_record(clip=score.clip, model_version=score.model_version.version, score=score.score,
+                             findings=score.findings, confidence=score_confidence(score.probs, score.score),
+                             in_domain=_in_domain(score.extra))
+
+
+def _in_domain(extra: Any) -> bool | None:
+    domain = extra.get("domain") if isinstance(extra, dict) else None
+    return bool(domain["in_domain"]) if isinstance(domain, dict) and "in_domain" in domain else None
 
 
 def _exam_summary(exam: Exam, zone_scores: dict[str, int]) -> dict[str, Any]:

@@ -1,11 +1,14 @@
 """Scoring reads: the current scores of an exam, job details, per-frame results."""
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from patients.imaging.models import ZoneClip
+from patients.readings.selectors import ZoneRecord, open_blind_exams, record_scores
 from patients.records.models import Exam
 from patients.studies.protocols import get_protocol
+from scoring.core.inference.exam import exam_score
 from scoring.models import ClipScore, ExamScore, JobStatus, ModelVersion, ScoringJob
 
 
@@ -20,7 +23,7 @@ def current_exam_score(*, exam: Exam) -> ExamScore | None:
     return active or scores.first()
 
 
-def _confidence(probs: Any, score: int) -> float | None:
+def score_confidence(probs: Any, score: int) -> float | None:
     """The model's probability of the score it gave (what a reader should weigh it by)."""
     try:
         return round(float(probs[score]), 3)
@@ -63,39 +66,70 @@ def model_cv_summary(metadata: dict[str, Any] | None) -> dict[str, float] | None
     return out or None
 
 
-def exam_scores_payload(*, exam: Exam) -> dict[str, Any]:
-    """The ``scores`` block of ``GET /api/v1/exams/<id>/``."""
+def record_summary(zone_scores: Mapping[str, int | None], codes: Sequence[str]) -> dict[str, Any]:
+    """The exam headline of zone scores (``scoring.core.inference.exam.exam_score``): luss, max_luss,
+    mean_score, worst_zone, worst_score, zones_ge2 (a count), coverage, missing_zones. Zones outside
+    ``codes`` (another protocol's) are counted as extra expected zones rather than refused."""
+    expected = list(codes) + [z for z in zone_scores if z not in codes]
+    s = exam_score(dict(zone_scores), expected=expected)
+    return {
+        "luss": s.global_score, "max_luss": 3 * len(codes),
+        "mean_score": s.mean_zone_score, "worst_zone": s.worst_zone, "worst_score": s.worst_score,
+        "zones_ge2": len(s.zones_ge2), "coverage": len(s.present) / len(codes) if codes else 0.0,
+        "missing_zones": [z for z in codes if z not in s.present],
+    }
+
+
+def _zone_payload(record: ZoneRecord, clip_score: dict[str, Any] | None, hidden: bool) -> dict[str, Any]:
+    """One zone of the ``scores`` block: the record with the AI's reading beside it."""
+    ai = None if hidden else clip_score
+    return {
+        "zone": record.zone, "clip": record.clip_id, "score": record.score, "source": record.source,
+        "kind": record.kind, "ai_score": record.ai_score, "reader": record.reader, "read_at": record.read_at,
+        "findings": record.findings, "blind": record.blind,
+        "probs": ai["probs"] if ai else None,
+        "confidence": score_confidence(ai["probs"], ai["score"]) if ai else record.ai_confidence,
+        "ai_findings": ai["findings"] if ai else None, "aggregator": ai["aggregator"] if ai else None,
+        **(_domain(ai["extra"]) if ai else {"in_domain": None, "domain_distance": None}),
+    }
+
+
+def exam_scores_payload(*, exam: Exam, user: Any = None) -> dict[str, Any]:
+    """The ``scores`` block of ``GET /api/v1/exams/<id>/``: the headline from the score of record
+    (``luss`` and the rest) and the AI's sum beside it (``luss_ai``); per zone the record score, its
+    source and the AI's reading. During ``user``'s blind read of the exam the AI is left out."""
     job = latest_job(exam=exam)
     result = current_exam_score(exam=exam)
+    codes = get_protocol(exam.protocol).codes
+    hidden = bool(open_blind_exams(user=user, exam_ids=[exam.pk]))
+    records = record_scores(exam_ids=[exam.pk], user=user)[exam.pk]
+    order = {code: i for i, code in enumerate(codes)}
+    read = sorted((r for r in records.values() if r.score is not None), key=lambda r: (order.get(r.zone, 99), r.zone))
+    clip_scores: dict[int, dict[str, Any]] = {}
+    if result is not None and not hidden:
+        # Not ``extra`` whole: it holds the six-class values and the severity features (kilobytes).
+        for c in ClipScore.objects.filter(job=result.job_id).values("clip_id", "score", "probs", "findings",
+                                                                    "aggregator", "extra__domain"):
+            row: dict[str, Any] = dict(c)
+            row["extra"] = {"domain": row.pop("extra__domain")}
+            clip_scores[row["clip_id"]] = row
+    summary = record_summary({r.zone: r.score for r in read}, codes) if read else dict.fromkeys(
+        ("luss", "max_luss", "mean_score", "worst_zone", "worst_score", "zones_ge2", "coverage", "missing_zones"))
+    ai_known = [r.ai_score for r in records.values() if r.ai_score is not None]
     payload: dict[str, Any] = {
-        "status": job.status if job else "not_scored",
-        "job": job.pk if job else None,
-        "progress": job.progress if job else 0.0,
-        "error": job.error if job else "",
-        "luss": None, "max_luss": None, "mean_score": None, "worst_zone": None, "zones_ge2": None,
-        "coverage": None, "missing_zones": None, "model_version": None, "model_cv": None,
-        "out_of_domain_zones": None, "zones": [],
+        "status": job.status if job else "not_scored", "job": job.pk if job else None,
+        "progress": job.progress if job else 0.0, "error": job.error if job else "",
+        **summary, "luss_ai": sum(ai_known) if ai_known and not hidden else None,
+        "reviewed_zones": sum(1 for r in read if r.source == "clinician"),
+        "model_version": None, "model_cv": None, "out_of_domain_zones": None,
+        "zones": [_zone_payload(r, clip_scores.get(r.clip_id), hidden) for r in read],
     }
-    if result is None:
-        return payload
-    order = {code: i for i, code in enumerate(get_protocol(exam.protocol).codes)}
-    clip_scores = sorted(ClipScore.objects.filter(job=result.job), key=lambda c: order.get(c.zone, 99))
-    payload.update({
-        "scored_job": result.job_id,
-        "luss": result.luss, "max_luss": result.max_luss, "mean_score": result.mean_score,
-        "worst_zone": result.worst_zone or None, "zones_ge2": result.zones_ge2, "coverage": result.coverage,
-        "missing_zones": result.missing_zones, "model_version": result.model_version.version,
-        "model_cv": model_cv_summary(result.model_version.metadata),
-        "zones": [
-            {"zone": c.zone, "clip": c.clip_id, "score": c.score, "probs": c.probs,
-             "confidence": _confidence(c.probs, c.score), "findings": c.findings, "aggregator": c.aggregator,
-             **_domain(c.extra)}
-            for c in clip_scores
-        ],
-    })
-    checked = [z for z in payload["zones"] if z["in_domain"] is not None]
-    payload["out_of_domain_zones"] = [z["zone"] for z in checked if not z["in_domain"]] if checked else None
-    if job is not None and job.pk != result.job_id and job.status != JobStatus.SUCCEEDED:
+    if result is not None and not hidden:
+        payload.update({"scored_job": result.job_id, "model_version": result.model_version.version,
+                        "model_cv": model_cv_summary(result.model_version.metadata)})
+        checked = [z for z in payload["zones"] if z["in_domain"] is not None]
+        payload["out_of_domain_zones"] = [z["zone"] for z in checked if not z["in_domain"]] if checked else None
+    if job is not None and result is not None and job.pk != result.job_id and job.status != JobStatus.SUCCEEDED:
         payload["status"] = job.status  # a newer job is queued or running; the shown scores are older
     return payload
 
@@ -106,15 +140,10 @@ def current_clip_score(*, clip: ZoneClip) -> ClipScore | None:
             .order_by("-model_version__is_active", "-created_at", "-pk").first())
 
 
-def clip_ai_score(clip: ZoneClip) -> int | None:
-    """The AI's current score of the clip, 0-3 (None: not scored); readings' AI score source."""
-    score = current_clip_score(clip=clip)
-    return score.score if score is not None else None
-
-
-def clip_frames_payload(*, clip: ZoneClip) -> dict[str, Any]:
-    """Per-frame probabilities and scores of the clip's current score."""
-    score = current_clip_score(clip=clip)
+def clip_frames_payload(*, clip: ZoneClip, hidden: bool = False) -> dict[str, Any]:
+    """Per-frame probabilities and scores of the clip's current score (``hidden``: none, as for a
+    user reading the exam blind)."""
+    score = None if hidden else current_clip_score(clip=clip)
     if score is None:
         return {"clip": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count, "fps": clip.fps,
                 "model_version": None, "confidence": None, "in_domain": None, "domain_distance": None,
@@ -124,7 +153,7 @@ def clip_frames_payload(*, clip: ZoneClip) -> dict[str, Any]:
         "clip": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count, "fps": clip.fps,
         "model_version": score.model_version.version, "clip_score": score.score, "clip_probs": score.probs,
         "findings": score.findings, "aggregator": score.aggregator,
-        "confidence": _confidence(score.probs, score.score), **_domain(score.extra),
+        "confidence": score_confidence(score.probs, score.score), **_domain(score.extra),
         "frame_probs": [[round(float(p), 4) for p in row] for row in probs],
         "frame_scores": [int(i) for i in probs.argmax(axis=1)],
         "expected_scores": [round(float(v), 4) for v in probs @ [0.0, 1.0, 2.0, 3.0]],

@@ -23,13 +23,15 @@ from patients.records.models import Exam
 from patients.studies import permissions
 from patients.studies.models import Study
 from scoring import runtime
-from scoring.models import JobStatus, ModelVersion, ScoringJob
+from scoring.models import ExamScore, JobStatus, ModelVersion, ScoringJob
 
 logger = logging.getLogger(__name__)
 
 #: The Celery task that runs a job (``scoring.tasks.score_exam``). Sent by name: the tasks call
 #: these services, so importing the task module here would make a cycle.
 SCORE_EXAM_TASK = "scoring.tasks.score_exam"
+#: The Celery task that recomputes an exam's severity from the score of record (cpu queue).
+SEVERITY_REFRESH_TASK = "scoring.tasks.severity_refresh"
 
 
 def lease_seconds() -> int:
@@ -114,6 +116,16 @@ def scoring_job_request(
         delay = float(getattr(settings, "SCORING_DEBOUNCE_SECONDS", 0)) if reason == "upload" else 0.0
         transaction.on_commit(lambda: _dispatch(job_id, delay))
     return job
+
+
+def severity_refresh_request(*, exam_id: int) -> None:
+    """Recompute the exam's severity from its score of record once the current transaction commits
+    (a clinician reading or adjudication was saved). A light task: no CNN, the stored features.
+    An exam the AI has not scored yet has no features: nothing is sent."""
+    if not ExamScore.objects.filter(exam_id=exam_id).exists():
+        return
+    transaction.on_commit(
+        lambda: signature(SEVERITY_REFRESH_TASK, args=(exam_id,)).apply_async(queue="cpu"))
 
 
 def scoring_job_retry(*, job: ScoringJob, by: Any) -> ScoringJob:

@@ -3,9 +3,15 @@
 Runs as the last step of a scoring job: the zone features come from the same CNN pass that
 scored the zones, the clinical record is the latest one before the exam within
 ``SEVERITY_CLINICAL_WINDOW_DAYS``, and the prediction is stored with its model version.
+
+Each zone's read-out in its features (class probabilities and findings) is the score of record:
+the clinician's reading when the zone has one, else the AI's. The sampled features are stored
+with the clip scores, so a clinician's reading refreshes the severity without the CNN
+(:func:`severity_refresh`, the ``scoring.tasks.severity_refresh`` task).
 """
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import logging
 import os
@@ -16,9 +22,10 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 
+from patients.readings.selectors import record_scores
 from patients.records.models import ClinicalInfo, Exam
 from patients.studies.protocols import PROTOCOLS, get_protocol
-from scoring.models import ScoringJob, SeverityPrediction
+from scoring.models import ClipScore, ExamScore, ScoringJob, SeverityInput, SeverityPrediction
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -86,34 +93,80 @@ def zone_mapping(protocol_key: str, model_zones: tuple[str, ...], model_protocol
     return mapping
 
 
-def severity_predict(*, job: ScoringJob, exam: Exam, scored: dict[str, tuple[Any, np.ndarray]]
-                     ) -> SeverityPrediction | None:
-    """Predict and store the exam's severity. ``scored``: zone -> (clip result, frame features)."""
-    from scoring.core.severity.features import sampled_zone_features, vote  # lazy: torch, worker only
+def severity_feature_sets(*, job: ScoringJob, scored: dict[str, tuple[Any, np.ndarray]]
+                          ) -> dict[str, np.ndarray] | None:
+    """zone -> the zone's sampled feature vectors ``[sets, D]`` for the severity model, from the
+    job's CNN pass (``scored``: zone -> (clip result, frame features)); None when no severity model
+    is installed or it needs another frame scorer."""
+    from scoring.core.severity.features import sampled_zone_features  # lazy: torch, worker only
 
     model = severity_model()
-    if model is None:
+    if model is None or not scored:
         return None
     wanted = model.meta.get("frame_scorer_version")
-    have = next(iter(scored.values()))[0].model if scored else None
+    have = next(iter(scored.values()))[0].model
     if wanted and have and wanted != have:
         # Zone features come from the frame scorer: another scorer means other features.
         logger.warning("severity model %s needs frame scorer %s, job used %s: no severity", model.version, wanted,
                        have)
         return None
+    return {zone: np.stack(sampled_zone_features(r, f, seed=job.pk or 0)) for zone, (r, f) in scored.items()}
+
+
+def pack_features(sets: np.ndarray) -> dict[str, Any]:
+    """Feature sets as JSON (``ClipScore.extra["severity_features"]``): float16, base64."""
+    arr = np.ascontiguousarray(np.asarray(sets, dtype=np.float16))
+    return {"dtype": "float16", "shape": list(arr.shape), "b64": base64.b64encode(arr.tobytes()).decode()}
+
+
+def unpack_features(packed: Any) -> np.ndarray | None:
+    """The float32 array of :func:`pack_features` (None when absent or malformed)."""
+    try:
+        raw = np.frombuffer(base64.b64decode(packed["b64"]), dtype=np.float16)
+        return raw.reshape([int(n) for n in packed["shape"]]).astype(np.float32)
+    except (KeyError, TypeError, ValueError):
+        return None
+
+
+def _record_inputs(exam: Exam, sets: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], str]:
+    """The sets with each zone read by a clinician (or adjudicated) carrying that reading instead of
+    the AI's read-out; ``"record"`` when at least one zone does, else ``"ai"``."""
+    from scoring.core.severity.features import with_reading  # lazy: torch, worker only
+
+    records = record_scores(exam_ids=[exam.pk])[exam.pk]
+    out: dict[str, np.ndarray] = {}
+    source = SeverityInput.AI
+    for zone, vectors in sets.items():
+        r = records.get(zone)
+        if r is not None and r.source == "clinician" and r.score is not None:
+            out[zone] = with_reading(vectors, r.score, r.findings)
+            source = SeverityInput.RECORD
+        else:
+            out[zone] = vectors
+    return out, source
+
+
+def severity_predict(*, job: ScoringJob, exam: Exam, sets: dict[str, np.ndarray] | None
+                     ) -> SeverityPrediction | None:
+    """Predict and store the exam's severity from the zones' feature sets (``[sets, D]`` each, see
+    :func:`severity_feature_sets`) with the score of record as each zone's read-out. Replaces the
+    job's previous prediction; ``input_source`` says whether a clinician's reading was used."""
+    from scoring.core.severity.features import vote  # lazy: torch, worker only
+
+    model = severity_model()
+    if model is None or not sets:
+        return None
     mapping = zone_mapping(exam.protocol, model.trained.zones, str(model.meta.get("protocol", "blue-6")))
-    present = {zone: scored[zone] for zone in mapping if zone in scored}
-    if not present:
+    inputs, source = _record_inputs(exam, {zone: sets[zone] for zone in mapping if zone in sets})
+    if not inputs:
         return None
     record = clinical_for_exam(exam)
     clinical = clinical_dict(record, exam)
-    sets = {zone: sampled_zone_features(r, f, seed=job.pk or 0) for zone, (r, f) in present.items()}
+    back = {v: k for k, v in mapping.items()}
     predictions = []
-    for i in range(len(next(iter(sets.values())))):
-        features = {mapping[zone]: s[i] for zone, s in sets.items()}
-        pred = model.predict_exam(features, clinical)
+    for i in range(min(len(v) for v in inputs.values())):
+        pred = model.predict_exam({mapping[zone]: v[i] for zone, v in inputs.items()}, clinical)
         # Report attention on the exam's own zone codes.
-        back = {v: k for k, v in mapping.items()}
         pred["zone_attention"] = {back[z]: a for z, a in pred["zone_attention"].items()}
         predictions.append(pred)
     result = vote(predictions)
@@ -121,9 +174,29 @@ def severity_predict(*, job: ScoringJob, exam: Exam, scored: dict[str, tuple[Any
         exam=exam, job=job,
         defaults={"model_version": model.version, "label": result["label"], "probs": result["probs"],
                   "severe_probability": result["severe_probability"], "zone_attention": result["zone_attention"],
-                  "clinical_record": record},
+                  "clinical_record": record, "input_source": source},
     )
     return prediction
+
+
+def severity_refresh(*, exam: Exam) -> SeverityPrediction | None:
+    """Recompute the exam's severity from its score of record without the CNN: the feature sets
+    stored with the clip scores of the exam's current result. None when there are none (scores
+    from before the sets were stored, or no severity model)."""
+    current = (ExamScore.objects.filter(exam=exam).select_related("job")
+               .order_by("-model_version__is_active", "-created_at", "-pk").first())
+    if current is None:
+        return None
+    sets: dict[str, np.ndarray] = {}
+    for zone, packed in (ClipScore.objects.filter(job_id=current.job_id)
+                         .values_list("zone", "extra__severity_features")):
+        arr = unpack_features(packed) if packed else None
+        if arr is not None:
+            sets[zone] = arr
+    if not sets:
+        logger.info("exam %s: no stored severity features; severity not refreshed", exam.pk)
+        return None
+    return severity_predict(job=current.job, exam=exam, sets=sets)
 
 
 def severity_payload(*, exam: Exam) -> dict[str, Any] | None:
@@ -133,4 +206,4 @@ def severity_payload(*, exam: Exam) -> dict[str, Any] | None:
         return None
     return {"label": pred.label, "probs": pred.probs, "severe_probability": pred.severe_probability,
             "zone_attention": pred.zone_attention, "model_version": pred.model_version,
-            "clinical_record": pred.clinical_record_id, "job": pred.job_id}
+            "clinical_record": pred.clinical_record_id, "job": pred.job_id, "input_source": pred.input_source}

@@ -12,7 +12,8 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, close_old_connections
 
-from scoring import pipeline, services
+from patients.records.models import Exam
+from scoring import pipeline, services, severity
 
 logger = logging.getLogger(__name__)
 
@@ -34,6 +35,22 @@ def score_exam(self: Any, job_id: int) -> str:
     except pipeline.JobLeaseHeld as held:
         # Another worker holds a live lease (or held it when it died): look again when it expires.
         raise self.retry(countdown=held.retry_in, max_retries=None) from held
+
+
+@shared_task(
+    name=services.SEVERITY_REFRESH_TASK,
+    acks_late=True,
+    autoretry_for=(OperationalError, InterfaceError, ConnectionError, TimeoutError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=8,
+)
+def severity_refresh(exam_id: int) -> str:
+    """Recompute exam ``exam_id``'s severity from its score of record (no CNN: the stored features)."""
+    exam = Exam.objects.select_related("patient").filter(pk=exam_id).first()
+    if exam is None:
+        return "gone"
+    return "refreshed" if severity.severity_refresh(exam=exam) is not None else "skipped"
 
 
 def _recovery_loop(interval: float) -> None:

@@ -8,8 +8,11 @@ import factory
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
+from patients.readings.models import ReadingSource, ZoneReading
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
 from patients.studies.models import Membership, Role, Study
+from scoring.models import ClipScore
+from scoring.pipeline import ai_reading_of
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -87,3 +90,22 @@ def members_by_role(study: Study, username: str) -> dict[str, Any]:
     for role, user in users.items():
         Membership.objects.create(study=study, user=user, role=role)
     return users
+
+
+class ZoneReadingFactory(factory.django.DjangoModelFactory):
+    """A clinician's reading of a clip (pass ``clip``; ``rater`` defaults to a new user)."""
+
+    class Meta:
+        model = ZoneReading
+
+    source = ReadingSource.CLINICIAN
+    rater = factory.SubFactory(UserFactory)
+    rater_name = factory.LazyAttribute(lambda o: o.rater.username if o.rater else "")
+    score = 1
+    findings = factory.LazyFunction(dict)
+
+
+def ai_readings(job: Any) -> list[Any]:
+    """The AI's readings of a finished job's clip scores, as the pipeline stores them."""
+    return [r for cs in ClipScore.objects.filter(job=job).select_related("clip", "model_version")
+            if (r := ai_reading_of(cs)) is not None]

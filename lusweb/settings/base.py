@@ -152,6 +152,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int("BROKER_VISIBILI
 # Scoring jobs: a worker holds a lease it renews while working; a dead worker's lease expires
 # and the job is claimed again.
 SCORING_ON_UPLOAD = env_bool("SCORING_ON_UPLOAD", True)
+# A clinician reading or an adjudication refreshes the exam's severity from the score of record.
+SEVERITY_ON_READING = env_bool("SEVERITY_ON_READING", True)
 SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 120, minimum=5)
 SCORING_RECOVERY_SECONDS = env_int("SCORING_RECOVERY_SECONDS", 60, minimum=1)
 SCORING_REDISPATCH_SECONDS = env_int("SCORING_REDISPATCH_SECONDS", 300, minimum=1)

@@ -10,6 +10,7 @@ from lusweb.settings.env import env_str
 SECRET_KEY = "test-only-not-secret"
 # Unit tests enqueue nothing; the pipeline tests turn this on and run a real worker.
 SCORING_ON_UPLOAD = False
+SEVERITY_ON_READING = False
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", tempfile.mkdtemp(prefix="lusweb-test-media-")) or "")

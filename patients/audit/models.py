@@ -13,6 +13,7 @@ class AuditAction(models.TextChoices):
     DELETE = "delete", "Deleted"
     OVERRIDE = "override", "Overrode a score"
     LOGIN = "login", "Logged in"
+    SIGN = "sign", "Signed exam"
 
 
 class AuditEvent(models.Model):

@@ -8,6 +8,7 @@ from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_serializer
 from rest_framework import serializers
+from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,9 +18,13 @@ from rest_framework.views import APIView
 from patients.dashboards import stats
 from patients.dashboards.correlation import correlation
 from patients.dashboards.timeline import patient_timeline
+from patients.readings import services as readings_services
+from patients.readings.selectors import ReviewState, exam_history, open_blind_exams, review_states
 from patients.records import api as records_api
+from patients.records import chrono
 from patients.records.models import Exam
 from patients.records.selectors import patient_for
+from patients.studies import permissions
 from patients.studies.selectors import study_for
 from scoring.selectors import exam_scores_payload
 from scoring.severity import severity_payload
@@ -33,6 +38,8 @@ CORRELATION_PARAMETERS = [
                      description="pair each exam with the nearest gas within +- this many hours (ties: earlier gas)"),
     OpenApiParameter("unit", str, enum=list(stats.UNITS), default="mmHg",
                      description="mmHg or kPa for PaCO2/PaO2; P/F is always mmHg"),
+    OpenApiParameter("reviewed", bool, default=False,
+                     description="1: only exams a clinician signed off (n of both choices: n_by_choice)"),
 ]
 
 
@@ -72,26 +79,109 @@ class PatientCorrelationAPI(APIView):
         return Response(correlation(params=params, user=request.user, patient=patient))
 
 
-# An exam with its current ``scores`` and newest ``severity``. (No docstring: the schema would take
-# it as the description of the Exam component.)
+# An exam with its ``scores`` (the score of record, the AI's beside it), review state and newest
+# ``severity``. (No docstring: the schema would take it as the description of the Exam component.)
 @extend_schema_serializer(component_name="Exam")
 class ExamWithScoresSerializer(records_api.ExamSerializer):
+    HIDDEN_DATES = ("created_at", "signed_at")
     scores = serializers.SerializerMethodField()
     severity = serializers.SerializerMethodField()
+    review_status = serializers.SerializerMethodField()
+    signed_by = serializers.SerializerMethodField()
+    signed_at = serializers.SerializerMethodField()
 
     class Meta(records_api.ExamSerializer.Meta):
         fields = ["id", "patient", "acquired_at", "protocol", "device", "probe", "operator", "notes",
-                  "created_at", "zones", "missing_zones", "clips", "scores", "severity", "page_url"]
+                  "created_at", "zones", "missing_zones", "clips", "scores", "severity", "review_status",
+                  "signed_by", "signed_at", "page_url"]
+
+    def _user(self) -> Any:
+        request = self.context.get("request")
+        return request.user if request is not None else None
+
+    def _review(self, obj: Exam) -> ReviewState:
+        cache: dict[int, ReviewState] = self.context.setdefault("_lusweb_reviews", {})
+        if obj.pk not in cache:
+            cache[obj.pk] = review_states(exam_ids=[obj.pk])[obj.pk]
+        return cache[obj.pk]
 
     def get_scores(self, obj: Exam) -> dict[str, Any]:
-        return exam_scores_payload(exam=obj)
+        scores = exam_scores_payload(exam=obj, user=self._user())
+        if permissions.can_see_identifying(self._user(), obj.study):
+            return scores
+        clock = chrono.clock_for(user=None, patient=obj.patient, shows_dates=False)
+        for zone in scores["zones"]:  # a researcher: the day of each reading, not its date
+            at = zone.pop("read_at")
+            zone["read_day"] = clock.day(at) if at else None
+        return scores
 
     def get_severity(self, obj: Exam) -> dict[str, Any] | None:
+        if open_blind_exams(user=self._user(), exam_ids=[obj.pk]):
+            return None  # the AI's view of the exam stays hidden during the user's blind read
         return severity_payload(exam=obj)
+
+    def get_review_status(self, obj: Exam) -> str:
+        return self._review(obj).status
+
+    def get_signed_by(self, obj: Exam) -> str | None:
+        return self._review(obj).signed_by
+
+    def get_signed_at(self, obj: Exam) -> str | None:
+        at = self._review(obj).signed_at
+        return at.isoformat() if at else None
+
+    def hide_dates(self, instance: Any, data: dict[str, Any]) -> dict[str, Any]:
+        signed_at = self._review(instance).signed_at
+        data = super().hide_dates(instance, data)
+        if "signed_at" not in data:  # a researcher: the day of the signature instead of its date
+            clock = chrono.clock_for(user=None, patient=instance.patient, shows_dates=False)
+            data["signed_day"] = clock.day(signed_at) if signed_at else None
+        return data
 
 
 class ExamViewSet(records_api.ExamViewSet):
     serializer_class = ExamWithScoresSerializer
+
+    def _exam(self, request: Request) -> Response:
+        exam = self.get_object()
+        return Response(self.get_serializer(exam).data)
+
+    @extend_schema(request=None, responses=ExamWithScoresSerializer)
+    @action(detail=True, methods=["post"])
+    def sign(self, request: Request, pk: str | None = None) -> Response:
+        """Clinicians and study admins sign the exam off (every zone needs a clinician reading; 400
+        names those without). Answers the exam, ``review_status`` "reviewed"."""
+        readings_services.exam_sign(exam=self.get_object(), by=request.user)
+        return self._exam(request)
+
+    @extend_schema(request=None, responses=ExamWithScoresSerializer)
+    @action(detail=True, methods=["post"])
+    def blind(self, request: Request, pk: str | None = None) -> Response:
+        """Start reading the exam blind: until you submit, the AI's and others' readings are hidden
+        from you here, on the pages and in the rest of the API. Answers the exam as you now see it."""
+        readings_services.blind_read_start(exam=self.get_object(), by=request.user)
+        return self._exam(request)
+
+    @extend_schema(request=None, responses=ExamWithScoresSerializer)
+    @action(detail=True, methods=["post"], url_path="blind/submit", url_name="blind-submit")
+    def blind_submit(self, request: Request, pk: str | None = None) -> Response:
+        """End your blind read (every zone needs your reading; 400 names those without)."""
+        readings_services.blind_read_submit(exam=self.get_object(), by=request.user)
+        return self._exam(request)
+
+    @extend_schema(responses=OpenApiTypes.OBJECT)
+    @action(detail=True, methods=["get"])
+    def history(self, request: Request, pk: str | None = None) -> Response:
+        """The exam's readings and signatures, newest first (researchers: days, no comments)."""
+        exam = self.get_object()
+        rows = exam_history(exam_id=exam.pk, user=request.user)
+        dates = permissions.can_see_identifying(request.user, exam.study)
+        clock = chrono.clock_for(user=request.user, patient=exam.patient, shows_dates=dates)
+        for row in rows:
+            at = row.pop("at")
+            row.update({"at": at.isoformat()} if dates else {"day": clock.day(at), "comment": None})
+        return Response({"exam": exam.pk, "review_status": review_states(exam_ids=[exam.pk])[exam.pk].status,
+                         "history": rows})
 
 
 # --- routes (assembled by lusweb.api_urls) -------------------------------------------------------

@@ -17,6 +17,9 @@ from patients.studies import permissions
 from patients.studies.models import Study
 from scoring.core.stats import correlate, repeated_measures_correlation
 
+#: Review states of an exam a clinician signed off (amended: a reading changed since).
+SIGNED = ("reviewed", "amended")
+
 
 def _score_value(exam: dict[str, Any], score: str) -> float | None:
     s, sev = exam["score"], exam["severity"]
@@ -46,6 +49,9 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
                 patient: Patient | None = None) -> dict[str, Any]:
     """Score vs blood gas over a study's (or one patient's) exams; see ``pairing.pair_nearest``.
 
+    Scores are the score of record. ``params.reviewed``: only the exams a clinician signed off;
+    ``n_by_choice`` gives the number of pairs of both choices (all exams, reviewed only).
+
     Each exam is paired with the nearest gas of the same patient within +-window hours (ties:
     the earlier gas). Figures are null with a ``message`` when fewer than 3 pairs exist. For a
     study, ``repeated`` is the repeated-measures (within-patient) correlation. Every pair has
@@ -56,10 +62,12 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
     if (study is None) == (patient is None):
         raise ValueError("give a study or a patient")
     scope = _scope(study=study, patient=patient)
-    exams = load_exams(scope.exams, zone_details=False)
+    every = load_exams(scope.exams, zone_details=False, user=user)
     first: dict[int, dt.datetime] = {}
-    for e in exams:  # ordered by patient, then time
+    for e in every:  # ordered by patient, then time
         first.setdefault(e["patient_id"], e["acquired_at"])
+    signed = [e for e in every if e["review_status"] in SIGNED]
+    exams = signed if params.reviewed else every
     dates = permissions.can_see_identifying(user, scope.study)
     # Keyed by the pairs' group (the patient id).
     clocks: dict[Any, chrono.PatientClock] = chrono.clocks_for(patients=scope.admissions, first_exam_at=first,
@@ -69,6 +77,12 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
     gases = [pairing.GasPoint(g["id"], g["patient_id"], g["sampled_at"], _gas_value(g, params.gas, params.unit))
              for g in scope.gases.values("id", "patient_id", "sampled_at", "paco2_mmhg", "pao2_mmhg", "fio2")]
     pairs = pairing.pair_nearest(points, gases, params.window_hours)
+    # n of both choices of the "reviewed exams only" switch, whichever is shown.
+    signed_ids = {e["id"] for e in signed}
+    n_reviewed = sum(1 for p in pairs if p.exam in signed_ids) if not params.reviewed else len(pairs)
+    n_all = len(pairs) if not params.reviewed else len(pairing.pair_nearest(
+        [pairing.ExamPoint(e["id"], e["patient_id"], e["acquired_at"], _score_value(e, params.score)) for e in every],
+        gases, params.window_hours))
     result = correlate([p.score for p in pairs], [p.value for p in pairs])
     # Across patients the pooled r mixes patients with each other; the within-patient figure is
     # what a longitudinal question needs (one patient's page has only the pooled one, which is it).
@@ -79,6 +93,7 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
         **result.as_dict(),
         "score": params.score, "gas": params.gas, "unit": params.unit, "window_hours": params.window_hours,
         "score_label": params.score_label, "gas_label": params.gas_label,
+        "reviewed": params.reviewed, "n_by_choice": {"all": n_all, "reviewed": n_reviewed},
         "exams": len(exams), "exams_with_score": sum(1 for p in points if p.score is not None),
         "repeated": repeated,
         "pairs": [_pair(p, scope.codes, clocks[p.group], dates) for p in pairs],

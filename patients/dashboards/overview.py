@@ -21,6 +21,10 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
                    window_hours: float = stats.DEFAULT_WINDOW_HOURS) -> dict[str, Any]:
     """One row per patient: latest global score and trend, severity, last exam, flags, data gaps.
 
+    Scores are the score of record (a clinician's reading of a zone, else the AI's): ``luss`` of
+    the latest exam with one, ``luss_ai`` the AI's sum beside it, ``review_status`` of that exam,
+    ``to_review`` the patient's exams with clips not signed off (draft or amended).
+
     The trend compares the latest *scored* exam with the previous scored one. Flags: a zone up
     by >= 2 between consecutive scored exams, or the global score crossing ``threshold``
     (default: half the maximum, 18 for 12 zones). Gaps: zones without a clip at the last exam,
@@ -36,7 +40,7 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
     fields = ["id", "code", "admission_date"] + (["name", "hospital_number"] if identifying else [])
     patients = list(Patient.objects.filter(study=study).order_by("code").values(*fields))
     cohort = _cohort(study, patients, identifying=identifying, protocol=protocol, threshold=threshold,
-                     window_hours=window_hours)
+                     window_hours=window_hours, user=user)
     rows = [_patient_row(p, cohort) for p in patients]
     return {
         "study": study.pk, "threshold": threshold, "max_luss": max_luss, "window_hours": window_hours,
@@ -64,9 +68,9 @@ class _Cohort:
 
 
 def _cohort(study: Study, patients: list[dict[str, Any]], *, identifying: bool, protocol: Protocol,
-            threshold: float, window_hours: float) -> _Cohort:
+            threshold: float, window_hours: float, user: Any) -> _Cohort:
     by_patient: dict[int, list[dict[str, Any]]] = {}
-    for e in load_exams(Exam.objects.filter(patient__study=study)):
+    for e in load_exams(Exam.objects.filter(patient__study=study), user=user):
         by_patient.setdefault(e["patient_id"], []).append(e)
     gas_times: dict[int, list[dt.datetime]] = {}
     for pid, at in BloodGas.objects.filter(patient__study=study).order_by("patient_id", "sampled_at").values_list(
@@ -90,6 +94,7 @@ def _patient_row(p: dict[str, Any], cohort: _Cohort) -> dict[str, Any]:
         "page_url": reverse("patient-detail", args=[p["id"]]),
         "timeline_url": reverse("dashboard-patient-timeline", args=[p["id"]]),
         "exam_count": len(pex),
+        "to_review": sum(1 for e in pex if e["clips"] and e["review_status"] != "reviewed"),
         "last_exam": {"id": last_exam["id"], "label": clock.label(last_exam["acquired_at"]),
                       "url": reverse("exam-detail", args=[last_exam["id"]])} if last_exam else None,
         **_latest_scores(scored, clock, cohort),
@@ -106,7 +111,8 @@ def _latest_scores(scored: list[dict[str, Any]], clock: chrono.PatientClock, coh
                                    {z: r["score"] for z, r in e["zones"].items()}) for e in scored]
     sev = latest["severity"] if latest else None
     return {
-        "luss": luss,
+        "luss": luss, "luss_ai": latest["score"]["luss_ai"] if latest else None,
+        "review_status": latest["review_status"] if latest else None,
         "max_luss": latest["score"]["max_luss"] if latest else 3 * len(cohort.protocol.codes),
         "scored_at": clock.label(latest["acquired_at"], with_time=False) if latest else None,
         "delta": tr.delta, "arrow": tr.arrow, "direction": tr.direction,

@@ -39,12 +39,14 @@ class CorrelationParams:
     0 mild .. 3 critical) or ``severe_prob`` (P(severe or critical)). ``gas``: ``paco2``,
     ``pao2`` or ``pf`` (PaO2/FiO2). ``unit``: ``mmHg`` or ``kPa`` for the pressures; the P/F
     ratio is conventionally always in mmHg, so ``unit`` is forced to ``mmHg`` for ``pf``.
+    ``reviewed``: only the exams a clinician signed off.
     """
 
     score: str = "luss"
     gas: str = "paco2"
     window_hours: float = DEFAULT_WINDOW_HOURS
     unit: str = "mmHg"
+    reviewed: bool = False  # only exams a clinician signed off (reviewed, or amended since)
 
     @property
     def score_label(self) -> str:
@@ -56,7 +58,7 @@ class CorrelationParams:
 
 
 def parse_correlation_params(query: Mapping[str, Any]) -> CorrelationParams:
-    """Read ``score``, ``gas``, ``window_hours`` and ``unit`` from a query mapping.
+    """Read ``score``, ``gas``, ``window_hours``, ``unit`` and ``reviewed`` from a query mapping.
 
     Missing or empty values take the defaults; invalid ones raise ``ValueError`` naming the
     parameter and the valid choices.
@@ -85,7 +87,11 @@ def parse_correlation_params(query: Mapping[str, Any]) -> CorrelationParams:
         raise ValueError(f"window_hours={window_raw!r}: expected more than 0 and at most {MAX_WINDOW_HOURS:g}")
     if gas == "pf":
         unit = "mmHg"
-    return CorrelationParams(score=score, gas=gas, window_hours=window, unit=unit)
+    reviewed_raw = get("reviewed", "0").strip().lower()
+    if reviewed_raw not in ("0", "1", "true", "false", "yes", "no"):
+        raise ValueError(f"reviewed={reviewed_raw!r}: expected 1 or 0")
+    return CorrelationParams(score=score, gas=gas, window_hours=window, unit=unit,
+                             reviewed=reviewed_raw in ("1", "true", "yes"))
 
 
 def convert_pressure(value_mmhg: float | None, unit: str) -> float | None:

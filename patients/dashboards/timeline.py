@@ -26,9 +26,13 @@ def _day(clock: chrono.PatientClock, local: dt.datetime, admission: dt.date | No
 def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
     """``GET /api/v1/patients/<id>/timeline/`` and the timeline page's data.
 
-    ``exams[*].zones`` has every zone of the protocol: its score, or null when the zone is
-    missing or not scored; ``day`` counts days since admission (0 = admission day; null when
-    the admission date is unknown). Blood gases are in mmHg; ``pf_ratio`` is PaO2/FiO2.
+    Scores are the score of record: ``exams[*].luss`` sums the record scores (a clinician's reading
+    of a zone, else the AI's), ``luss_ai`` the AI's; ``review_status`` is draft, reviewed or amended
+    (``signed_by``, ``signed_at`` - ``signed_day`` for researchers). ``exams[*].zones`` has every
+    zone of the protocol: its record score, or null when the zone is missing or not read;
+    ``zone_details`` adds its ``source`` (clinician | ai), ``ai_score`` and ``reader``. ``day``
+    counts days since admission (0 = admission day; null when the admission date is unknown).
+    Blood gases are in mmHg; ``pf_ratio`` is PaO2/FiO2.
 
     Time as the user may see it (:mod:`patients.records.chrono`): every exam and gas has ``x`` (the
     plot coordinate) and ``label``; ``time_axis`` says whether ``x`` is a local date-time
@@ -37,7 +41,7 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
     ``day`` counts from day 0 - admission, or the first exam when the admission date is unknown).
     """
     protocol = get_protocol(patient.study.protocol)
-    exams = load_exams(Exam.objects.filter(patient=patient))
+    exams = load_exams(Exam.objects.filter(patient=patient), user=user)
     codes = zone_order(protocol, exams)
     protocols = [protocol] + [get_protocol(p) for p in {e["protocol"] for e in exams} - {protocol.key}]
     admission = patient.admission_date
@@ -67,30 +71,40 @@ def _when(clock: chrono.PatientClock, at: dt.datetime, admission: dt.date | None
 
 def _exam_row(e: dict[str, Any], codes: list[str], clock: chrono.PatientClock,
               admission: dt.date | None) -> dict[str, Any]:
-    score, sev = e["score"], e["severity"]
+    score, sev, ai = e["score"], e["severity"], e["score_ai"]
     exam_protocol = get_protocol(e["protocol"])
     zones = e["zones"]
     return {
         "id": e["id"], **_when(clock, e["acquired_at"], admission, "acquired_at"),
         "luss": score["luss"] if score else None,
+        "luss_ai": score["luss_ai"] if score else None,
         "max_luss": score["max_luss"] if score else 3 * len(exam_protocol.codes),
         "mean_score": score["mean_score"] if score else None,
-        "model_version": score["model_version__version"] if score else None,
+        "reviewed_zones": score["reviewed_zones"] if score else 0,
+        "review_status": e["review_status"], "signed_by": e["signed_by"],
+        "signed_at": chrono.local(e["signed_at"]).isoformat() if e["signed_at"] and clock.shows_dates else None,
+        "signed_day": clock.day(e["signed_at"]) if e["signed_at"] and not clock.shows_dates else None,
+        "blind": e["blind"],
+        "model_version": ai["model_version__version"] if ai else None,
         "severity": sev["label"] if sev else None,
         "severity_probs": sev["probs"] if sev else None,
         "severe_probability": sev["severe_probability"] if sev else None,
         "zones": {z: (zones[z]["score"] if z in zones else None) for z in codes},
         "missing_zones": [z for z in exam_protocol.codes if z not in e["clips"]],
-        "zone_details": {
-            z: {
-                "probs": zones[z]["probs"] if z in zones else None,
-                "findings": zones[z]["findings"] if z in zones else None,
-                "clip": e["clips"].get(z),
-                "clip_url": clip_url(e["clips"].get(z)),
-            }
-            for z in codes
-        },
+        "zone_details": {z: _zone_detail(zones.get(z), e["clips"].get(z)) for z in codes},
         "page_url": reverse("exam-detail", args=[e["id"]]),
+    }
+
+
+def _zone_detail(zone: dict[str, Any] | None, clip: int | None) -> dict[str, Any]:
+    """A zone of the timeline: the record's source, reader and findings beside the AI's score,
+    probabilities and finding probabilities (``findings``)."""
+    return {
+        "score": zone["score"] if zone else None, "source": zone["source"] if zone else None,
+        "ai_score": zone["ai_score"] if zone else None, "reader": zone["reader"] if zone else None,
+        "record_findings": zone["record_findings"] if zone else None,
+        "probs": zone["probs"] if zone else None, "findings": zone["findings"] if zone else None,
+        "clip": clip, "clip_url": clip_url(clip),
     }
 
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from patients.imaging.core.phantoms import phantom_cohort_clip, write_dicom, write_mp4
 from patients.imaging.ingest import clip_ingest
-from patients.readings.services import annotation_set
+from patients.readings.services import exam_sign, imported_reading_set, reading_create
 from patients.records.models import Exam, Patient
 from patients.records.services import blood_gas_create, clinical_info_create, exam_create, patient_create
 from patients.records.units import KPA_TO_MMHG
@@ -32,8 +32,9 @@ PHANTOM_RATER = "phantom-design"
 DEMO_DESCRIPTION = (
     "Synthetic patients followed from admission to rehabilitation. Phantom clips, not real data. "
     "The scorer was trained on real clips (COVID-BLUES, Philips Lumify): it flags every phantom as unlike "
-    "its training clips and reads most of them as score 2; the score each phantom was drawn with is stored "
-    f"as rater '{PHANTOM_RATER}' (see Agreement)."
+    "its training clips and reads most of them as score 2. The demo clinician has read and signed every exam "
+    "but each patient's latest, with the score each phantom was drawn with (also stored as rater "
+    f"'{PHANTOM_RATER}', see Agreement); the latest exams wait on the review worklist."
 )
 DEMO_USERS = [
     ("demo_admin", "lusweb-admin-demo", Role.STUDY_ADMIN),
@@ -127,11 +128,15 @@ def _patient_course(patient: Patient, clinician: Any, admitted: dt.datetime, zon
         scores = np.clip(np.rint(peak * recovery + rng.normal(0, 0.35, size=len(zones))), 0, 3).astype(int)
         exam = exam_create(patient=patient, acquired_at=when, by=clinician, device="LUSWeb phantom",
                            probe="convex C5-2", operator="demo")
+        # The ward reads and signs every exam but the latest one, which waits on the worklist.
+        review = e < options.exams - 1
         for z, (zone, score) in enumerate(zip(zones, scores, strict=True)):
             if rng.random() < 0.06:
                 continue  # a zone the team could not scan: shows as missing
             _phantom_clip(exam, zone, int(score), use_dicom=z % 2 == 0, clinician=clinician, rng=rng, tmp=tmp,
-                          options=options)
+                          options=options, review=review)
+        if review and exam.clips.exists():
+            exam_sign(exam=exam, by=clinician)
         luss = int(scores.sum())
         # PaCO2 follows the lung score with noise (Hu et al. 2021: r = 0.73).
         unit = "kPa" if rng.random() < 0.5 else "mmHg"
@@ -142,8 +147,9 @@ def _patient_course(patient: Patient, clinician: Any, admitted: dt.datetime, zon
 
 
 def _phantom_clip(exam: Exam, zone: str, score: int, *, use_dicom: bool, clinician: Any, rng: np.random.Generator,
-                  tmp: Path, options: DemoOptions) -> None:
-    """A phantom clip of ``score`` uploaded to the zone (DICOM or MP4), its drawn score as a rater."""
+                  tmp: Path, options: DemoOptions, review: bool) -> None:
+    """A phantom clip of ``score`` uploaded to the zone (DICOM or MP4), its drawn score and findings
+    as an imported rater and - ``review`` - as the demo clinician's reading."""
     patient = exam.patient
     phantom = phantom_cohort_clip(score, seed=int(rng.integers(0, 2**31)), n_frames=options.frames,
                                   rows=options.size, columns=options.size)
@@ -156,10 +162,12 @@ def _phantom_clip(exam: Exam, zone: str, score: int, *, use_dicom: bool, clinici
                            by=clinician, filename=path.name)
     # The score the phantom was drawn with, as a rater: the agreement page then shows how the
     # model (trained on real clips) reads synthetic ones.
-    annotation_set(
-        clip=ingested.clip, rater=PHANTOM_RATER, by=clinician, score=phantom.clip_score,
-        findings={k: bool(v.any()) for k, v in phantom.frame_findings.items()},
-        comment="score and findings drawn into the phantom")
+    findings = {k: bool(v.any()) for k, v in phantom.frame_findings.items()}
+    imported_reading_set(clip=ingested.clip, rater_name=PHANTOM_RATER, by=clinician, score=phantom.clip_score,
+                         findings=findings, comment="score and findings drawn into the phantom")
+    if review:
+        # The clinician reads what was drawn: the demo's score of record, a real course over the stay.
+        reading_create(clip=ingested.clip, by=clinician, score=phantom.clip_score, findings=findings)
 
 
 def _gas(luss: int, rng: np.random.Generator, unit: str) -> dict[str, Any]:

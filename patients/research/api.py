@@ -34,6 +34,8 @@ class AgreementSerializer(serializers.Serializer[Any]):
     within1 = serializers.FloatField(allow_null=True)
     qwk = serializers.FloatField(allow_null=True)
     confusion = serializers.ListField(child=serializers.ListField(child=serializers.IntegerField()))
+    everyone = serializers.ListField(child=serializers.CharField())
+    pairs = serializers.ListField(child=serializers.DictField())
 
 
 class _CsvRenderer(BaseRenderer):
@@ -89,7 +91,9 @@ class StudyExportView(APIView):
 
 class StudyAgreementView(APIView):
     """``GET /api/v1/studies/<id>/agreement/?rater=<rater>&model=<version>``: AI-vs-rater agreement
-    (accuracy, within-1, quadratic weighted kappa, 4x4 confusion [rater][model], n)."""
+    (accuracy, within-1, quadratic weighted kappa, 4x4 confusion [rater][model], n), and ``pairs``:
+    the same figures for every pair of raters (``a``, ``b``, confusion [a][b]) - imported raters,
+    clinicians, the AI's readings (``model:<version>``), all clinicians and the score of record."""
 
     @extend_schema(parameters=[OpenApiParameter("rater", str), OpenApiParameter("model", str)],
                    responses=AgreementSerializer)
@@ -97,7 +101,7 @@ class StudyAgreementView(APIView):
         study, _role = permissions.visible_study(request.user, pk)
         try:
             report = agreement.agreement_report(study=study, rater=request.query_params.get("rater"),
-                                                model=request.query_params.get("model"))
+                                                model=request.query_params.get("model"), user=request.user)
         except agreement.AgreementQueryError as exc:
             raise ServiceError(str(exc), code="bad_parameter") from exc
         return Response(report)

@@ -17,7 +17,7 @@ COVID-BLUES (``import_covid_blues``)
       cannot share the zone of the first exam, so it goes to a second BLUE-6 exam ten minutes
       later ("repeat acquisition", named in both exams' notes). All 235 clips are kept;
     * the expert score, A-line and B-line flags and comment of ``severity.csv`` become a
-      :class:`~patients.readings.models.ZoneAnnotation` by rater ``covid-blues-expert``;
+      :class:`~patients.readings.models.ZoneReading` (source ``imported``) by rater ``covid-blues-expert``;
     * one clinical record (admission values, one hour before the exam): age ``pat_age``;
       comorbidities cardiovascular = chronic cardiovascular disease, respiratory = history of
       pulmonary disease, digestive = liver disease, nervous = neurological condition or stroke,
@@ -40,7 +40,7 @@ POCUS (``import_pocus``)
     * one exam per file at :data:`POCUS_EXAM_AT` (``Day+N`` in the name: N days later);
     * zone: ``Area according to DEGUM`` n (1-6) is stored as zone R<n> (the metadata gives no
       side); without an area the clip is filed under R1 and the exam notes say the zone is unknown;
-    * annotation by rater ``pocus-labels``: the 4-class ``Lung Severity Score`` when present, and
+    * an imported reading by rater ``pocus-labels``: the 4-class ``Lung Severity Score`` when present, and
       the binary findings (B-lines, A-lines, consolidations, effusion, pleural irregularities,
       air bronchogram); the comment keeps the diagnosis label, probe and licence.
 """
@@ -61,7 +61,7 @@ from django.contrib.auth import get_user_model
 from lusweb.errors import ServiceError
 from patients.imaging.ingest import clip_ingest
 from patients.imaging.models import ZoneClip
-from patients.readings.services import annotation_set
+from patients.readings.services import imported_reading_set
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient, Sex
 from patients.records.services import blood_gas_create, clinical_info_create, exam_create, patient_create
 from patients.studies.models import Study
@@ -216,8 +216,8 @@ def import_covid_blues(root: Path | str, *, by: Any, study_name: str = COVID_BLU
                 label = severity.get(path.stem)
                 if clip is None or label is None or number(label.get("Severity Score")) is None:
                     continue
-                annotation_set(
-                    clip=clip, rater=COVID_BLUES_RATER, by=by, score=int(number(label["Severity Score"]) or 0),
+                imported_reading_set(
+                    clip=clip, rater_name=COVID_BLUES_RATER, by=by, score=int(number(label["Severity Score"]) or 0),
                     findings={"a_lines": label.get("A-lines", "").strip().lower() == "yes",
                               "b_lines": label.get("B-lines", "").strip().lower() == "yes"},
                     comment=(label.get("comments") or "").strip())
@@ -319,8 +319,8 @@ def import_pocus(root: Path | str, *, by: Any, study_name: str = POCUS_STUDY, li
         findings = {key: row.get(col, "").strip() == "1" for col, key in _POCUS_FINDINGS.items()
                     if row.get(col, "").strip() in ("0", "1")}
         if score is not None or findings:
-            annotation_set(
-                clip=clip, rater=POCUS_RATER, by=by, score=int(score) if score is not None else None,
+            imported_reading_set(
+                clip=clip, rater_name=POCUS_RATER, by=by, score=int(score) if score is not None else None,
                 findings=findings, comment="; ".join(p for p in (
                     (row.get("Label") or "").strip(), f"probe {(row.get('Probe') or '').strip()}",
                     f"licence {(row.get('License') or '').strip()}") if p))

@@ -6,6 +6,8 @@ from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
 
+from patients.readings.forms import AdjudicationForm
+from patients.readings.selectors import disagreements, open_blind_exams
 from patients.research import agreement
 from patients.research.export.params import ExportParamError, parse_export_params, parse_flag
 from patients.research.export.stream import dictionary_http_response, export_http_response
@@ -46,13 +48,19 @@ def study_agreement(request: HttpRequest, pk: int) -> HttpResponse:
     report = None
     try:
         report = agreement.agreement_report(study=study, rater=request.GET.get("rater"),
-                                            model=request.GET.get("model"))
+                                            model=request.GET.get("model"), user=request.user)
     except agreement.AgreementQueryError as exc:
         error = str(exc)
     rows = []
     if report is not None:
         rows = [{"rater": r, "cells": cells, "total": sum(cells)} for r, cells in enumerate(report["confusion"])]
+    blind = open_blind_exams(user=request.user)
     return render(request, "research/study_agreement.html", {
         "study": study, "role": role, "report": report, "error": error, "rows": rows,
-        "raters": agreement.agreement_raters(study=study), "models": agreement.agreement_models(study=study),
+        "raters": agreement.agreement_raters(study=study, user=request.user),
+        "models": agreement.agreement_models(study=study),
+        "pairs": report["pairs"] if report else [],
+        "disagreements": disagreements(study=study, exclude_exams=blind),
+        "can_adjudicate": role in permissions.ADMIN_ROLES and not study.archived,
+        "adjudication_form": AdjudicationForm(),
     }, status=400 if error and (request.GET.get("rater") or request.GET.get("model")) else 200)

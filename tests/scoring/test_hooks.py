@@ -1,6 +1,7 @@
 """Scoring's subscriptions (``ScoringConfig.ready``): a stored clip (``clip_stored``) queues its
 exam in the ingest transaction and the Celery message leaves only once that commits; an override's
-audit gets the AI's current score from the source scoring registers with readings."""
+audit records the AI's reading it replaces; a clinician's reading (``reading_saved``) sends a
+severity refresh of its exam to the cpu queue once the transaction commits."""
 from __future__ import annotations
 
 import io
@@ -13,11 +14,11 @@ from patients.audit.models import AuditEvent
 from patients.imaging.ingest import clip_ingest
 from patients.imaging.models import ZoneClip
 from patients.imaging.signals import clip_stored
-from patients.readings import hooks
+from patients.readings.selectors import clip_record
 from patients.readings.services import score_override_create
 from patients.records.models import Exam
 from patients.studies.models import Membership, Role
-from scoring import pipeline, selectors, tasks
+from scoring import pipeline, tasks
 from scoring.models import JobStatus, ModelVersion, ScoringJob
 from scoring.services import SCORE_EXAM_TASK, _dispatch
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
@@ -112,9 +113,9 @@ def test_the_message_is_the_registered_task(monkeypatch: pytest.MonkeyPatch) -> 
 def test_an_override_audits_the_ai_score_it_replaces(exam_and_user: tuple[Exam, Any]) -> None:
     exam, user = exam_and_user
     clip = builders.fake_clip(exam, "R1")
-    assert hooks.ai_score(clip) is None
+    assert clip_record(clip=clip).ai_score is None
     builders.record_scores(exam, {"R1": 2}, mv=ModelVersion.objects.get(version="hook-v1"))
-    assert hooks.ai_score(clip) == selectors.clip_ai_score(clip) == 2
+    assert clip_record(clip=clip).ai_score == 2
     score_override_create(clip=clip, score=3, reason="white lung", by=user)
     event = AuditEvent.objects.get(action="override")
     assert event.changes["score"] == {"old": 2, "new": 3} and event.changes["source"] == {"old": "ai", "new": "override"}

@@ -1,7 +1,7 @@
 """What the exam pages and API say about how far a model's scores can be trusted."""
 from __future__ import annotations
 
-from scoring.selectors import _confidence, model_cv_summary
+from scoring.selectors import model_cv_summary, score_confidence
 
 
 def test_model_cv_summary_reads_the_weights_metadata() -> None:
@@ -18,5 +18,5 @@ def test_model_cv_summary_reads_the_weights_metadata() -> None:
 
 
 def test_confidence_is_the_probability_of_the_given_score() -> None:
-    assert _confidence([0.1, 0.2, 0.3, 0.4], 2) == 0.3
-    assert _confidence([0.1, 0.2], 3) is None and _confidence(None, 0) is None
+    assert score_confidence([0.1, 0.2, 0.3, 0.4], 2) == 0.3
+    assert score_confidence([0.1, 0.2], 3) is None and score_confidence(None, 0) is None

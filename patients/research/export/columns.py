@@ -49,9 +49,22 @@ _ZONE = [
     _c("p3", "number", "probability", "AI probability of score 3"),
     _c("findings", "json", "probability", "AI finding probabilities (A-lines, B-lines, consolidation ...)"),
     _c("aggregator", "string", "", "How frame scores were aggregated into the clip score"),
-    _c("override_score", "integer", "0-3", "Latest clinician override of the zone score, if any"),
-    _c("final_score", "integer", "0-3", "override_score when present, else score"),
+    _c("override_score", "integer", "0-3", "Latest clinician reading of the zone (or adjudication), if any"),
+    _c("final_score", "integer", "0-3", "The score of record of the zone (record_score)"),
+    _c("ai_score", "integer", "0-3", "The AI's reading of the zone (the active model's), the one the record falls "
+                                     "back on; score is the exported model's"),
+    _c("clinician_score", "integer", "0-3", "Latest clinician or adjudication reading of the zone, if any"),
+    _c("record_score", "integer", "0-3", "Score of record: the latest adjudication, else the latest clinician "
+                                         "reading, else the AI's reading"),
+    _c("record_source", "string", "", "Source of the score of record: clinician, adjudication or ai (AI, not "
+                                      "reviewed)"),
+    _c("reviewer", "string", "", "Username of the reader whose reading is the record (empty for the AI)"),
 ]
+#: The exam columns repeated on every zone row.
+ZONE_LEVEL_EXAM_COLUMNS = ("luss", "luss_final", "review_status")
+_SIGNED_AT = _c("signed_at", "datetime", "ISO 8601", "Time of the exam's latest sign-off (clinicians and study "
+                                                     "admins only)")
+_SIGNED_DAY = _c("signed_day", "number", "days", "Day of the exam's latest sign-off (see day)")
 _MODEL = [_c("model_version", "string", "", "Model version of the scores")]
 _EXAM_SCORES = [
     _c("protocol", "string", "", "Lung-zone protocol of the exam"),
@@ -62,8 +75,12 @@ _EXAM_SCORES = [
     _c("worst_zone", "string", "", "Zone with the highest AI score"),
     _c("zones_ge2", "integer", "zones", "Zones with an AI score of 2 or more"),
     _c("coverage", "number", "fraction", "Scored zones / protocol zones"),
-    _c("overrides", "integer", "zones", "Zones with a clinician override"),
-    _c("luss_final", "integer", "points", "Global LUS score with overrides replacing AI scores"),
+    _c("overrides", "integer", "zones", "Zones whose score of record is a clinician's (or an adjudication)"),
+    _c("luss_final", "integer", "points", "Global LUS score of record: sum of the zones' record scores"),
+    _c("luss_ai", "integer", "points", "Sum of the AI's readings of the zones (the active model's)"),
+    _c("review_status", "string", "", "draft (AI only, not signed), reviewed (signed off) or amended (a reading "
+                                      "changed after sign-off)"),
+    _c("reviewer", "string", "", "Username of the clinician who signed the exam off last"),
 ]
 _SEVERITY = [
     _c("severity", "string", "", "Predicted severity class: mild, moderate, severe, critical"),
@@ -97,6 +114,9 @@ _PATIENT = [
     _c("last_exam_day", "number", "days", "Day of the last exam"),
     _c("first_luss", "integer", "points", "Global LUS score of the first scored exam"),
     _c("last_luss", "integer", "points", "Global LUS score of the last scored exam"),
+    _c("first_luss_final", "integer", "points", "Global LUS score of record of the first exam with one"),
+    _c("last_luss_final", "integer", "points", "Global LUS score of record of the last exam with one"),
+    _c("exams_reviewed", "integer", "", "Exams signed off (reviewed or amended)"),
     _c("max_luss", "integer", "points", "Highest global LUS score"),
     _c("max_luss_day", "number", "days", "Day of the highest global LUS score"),
     _c("last_severity", "string", "", "Severity class predicted at the last exam with a prediction"),
@@ -119,12 +139,17 @@ def columns(study: Study, params: ExportParams) -> list[Column]:
     if params.level == "patient":
         return head + _PATIENT
     exam_head = list(_EXAM_HEAD) + (_IDENTIFYING_EXAM if params.identifying else [])
+    signed = [_SIGNED_AT if params.identifying else _SIGNED_DAY]
     if params.wide:
         zones: list[Column] = []
         for code in wide_zones(study):
             zones += [_c(f"zone_{code}_score", "integer", "0-3", f"AI score of zone {code}"),
-                      _c(f"zone_{code}_override", "integer", "0-3", f"Clinician override of zone {code}, if any")]
-        return head + exam_head + _MODEL + _EXAM_SCORES + zones + _SEVERITY + _GAS + _CLINICAL
+                      _c(f"zone_{code}_override", "integer", "0-3",
+                         f"Latest clinician reading of zone {code}, if any")]
+        records = [_c(f"record_{code}", "integer", "0-3", f"Score of record of zone {code}")
+                   for code in wide_zones(study)]
+        return head + exam_head + _MODEL + _EXAM_SCORES + signed + zones + records + _SEVERITY + _GAS + _CLINICAL
     if params.level == "exam":
-        return head + exam_head + _MODEL + _EXAM_SCORES + _SEVERITY + _GAS + _CLINICAL
-    return head + exam_head + _ZONE + _MODEL + [_EXAM_SCORES[2]] + _SEVERITY + _GAS + _CLINICAL
+        return head + exam_head + _MODEL + _EXAM_SCORES + signed + _SEVERITY + _GAS + _CLINICAL
+    exam_scores = [c for c in _EXAM_SCORES if c.name in ZONE_LEVEL_EXAM_COLUMNS]
+    return head + exam_head + _ZONE + signed + _MODEL + exam_scores + _SEVERITY + _GAS + _CLINICAL

@@ -14,7 +14,7 @@ from django.utils import timezone
 
 from patients.imaging.core.deid import pseudonym
 from patients.imaging.models import ZoneClip
-from patients.readings.selectors import override_scores
+from patients.readings.selectors import ReviewState, ZoneRecord, record_scores, review_states
 from patients.records.models import Exam, Patient
 from patients.research.export.columns import SEVERITY_LABELS, wide_zones
 from patients.research.export.lookups import (
@@ -87,7 +87,8 @@ class _ExamBatch:
 
     chosen: dict[int, ExamScores]
     scores: dict[int, dict[str, Any]]
-    overrides: dict[int, int]
+    records: dict[int, ZoneRecord]  # clip id -> its score of record
+    states: dict[int, ReviewState]
     severities: dict[int, dict[str, Any]]
     gases: dict[int, tuple[dict[str, Any], float]]
     clinical: ClinicalIndex
@@ -104,7 +105,8 @@ def _exam_batch(exams: list[Exam], params: ExportParams) -> _ExamBatch:
     return _ExamBatch(
         chosen=chosen,
         scores=clip_scores((s.job_id for s in chosen.values()), full=params.level == "zone" and not params.wide),
-        overrides=override_scores(exam_ids=ids), severities=severities(ids, chosen),
+        records={r.clip_id: r for zones in record_scores(exam_ids=ids).values() for r in zones.values()},
+        states=review_states(exam_ids=ids), severities=severities(ids, chosen),
         gases=nearest_gases(exams, params.window_hours), clinical=ClinicalIndex({e.patient_id for e in exams}),
         day_zero=DayZero({e.patient_id: e.patient for e in exams}), clips=clips,
     )
@@ -126,11 +128,12 @@ def _exam_rows(study: Study, params: ExportParams, batch: int) -> Iterator[list[
             exam_clips = _in_zone_order(exam, data.clips.get(exam.pk, []))
             tail = (_severity_values(data.severities.get(exam.pk)) + _gas_values(data.gases.get(exam.pk))
                     + _clinical_values(data.clinical.before(exam.patient_id, exam.acquired_at), exam.acquired_at))
+            signed = _signed(exam, data, params)
             if params.level == "zone" and not params.wide:
-                for values in _zone_values(exam_clips, data, data.chosen.get(exam.pk)):
+                for values in _zone_values(exam, exam_clips, data, signed):
                     yield head + values + tail
             else:
-                yield head + _exam_values(exam, exam_clips, data, zones) + tail
+                yield head + _exam_values(exam, exam_clips, data, zones, signed) + tail
 
 
 def _in_zone_order(exam: Exam, clips: list[tuple[int, str]]) -> list[tuple[int, str]]:
@@ -139,41 +142,65 @@ def _in_zone_order(exam: Exam, clips: list[tuple[int, str]]) -> list[tuple[int, 
     return sorted(clips, key=lambda c: (order.get(c[1], 99), c[1]))
 
 
-def _zone_values(exam_clips: list[tuple[int, str]], data: _ExamBatch,
-                 summary: ExamScores | None) -> Iterator[list[Any]]:
+def _signed(exam: Exam, data: _ExamBatch, params: ExportParams) -> Any:
+    """When the exam was last signed off: its time for those who see dates, else its day."""
+    at = data.states[exam.pk].signed_at
+    if at is None:
+        return None
+    return timezone.localtime(at).isoformat() if params.identifying else data.day_zero.day(exam.patient_id, at)[0]
+
+
+def _record_values(exam_clips: list[tuple[int, str]], data: _ExamBatch) -> dict[str, Any]:
+    """The exam's record columns: luss_final (record sum), luss_ai, overrides (zones a clinician read)."""
+    recs = [data.records[cid] for cid, _ in exam_clips if cid in data.records]
+    final = [r.score for r in recs if r.score is not None]
+    ai = [r.ai_score for r in recs if r.ai_score is not None]
+    return {"luss_final": sum(final) if final else None, "luss_ai": sum(ai) if ai else None,
+            "overrides": sum(1 for r in recs if r.source == "clinician")}
+
+
+def _zone_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch, signed: Any) -> Iterator[list[Any]]:
     """The zone columns of each clip of an exam (zone level, long format)."""
+    summary = data.chosen.get(exam.pk)
+    state = data.states[exam.pk]
+    luss_final = _record_values(exam_clips, data)["luss_final"]
     for clip_id, zone in exam_clips:
         s = data.scores.get(clip_id)
         probs = (list(s["probs"] or []) + [None] * 4)[:4] if s else [None] * 4
-        ai = s["score"] if s else None
-        over = data.overrides.get(clip_id)
+        r = data.records.get(clip_id)
         yield [
-            zone, clip_id, ai, *[num(p) for p in probs],
+            zone, clip_id, s["score"] if s else None, *[num(p) for p in probs],
             json.dumps(s["findings"], sort_keys=True, separators=(",", ":")) if s else None,
-            s["aggregator"] if s else None, over, over if over is not None else ai,
-            summary.version if summary else None, summary.luss if summary else None,
+            s["aggregator"] if s else None, r.clinician_score if r else None, r.score if r else None,
+            r.ai_score if r else None, r.clinician_score if r else None, r.score if r else None,
+            r.kind if r else None, r.reader if r else None, signed,
+            summary.version if summary else None, summary.luss if summary else None, luss_final, state.status,
         ]
 
 
-def _exam_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch, zones: list[str]) -> list[Any]:
-    """The exam-score columns of an exam, and in the wide format a score and override per zone."""
+def _exam_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch, zones: list[str],
+                 signed: Any) -> list[Any]:
+    """The exam-score columns of an exam, and in the wide format per zone the AI's score, the
+    latest clinician reading, then the record scores."""
     summary = data.chosen.get(exam.pk)
-    scores, overrides = data.scores, data.overrides
-    final = [overrides.get(cid, scores[cid]["score"] if cid in scores else None) for cid, _ in exam_clips]
-    known = [v for v in final if v is not None]
+    state = data.states[exam.pk]
+    rec = _record_values(exam_clips, data)
     values = [
         summary.version if summary else None, exam.protocol, len(exam_clips),
         summary.luss if summary else None, summary.max_luss if summary else None,
         num(summary.mean_score) if summary else None, (summary.worst_zone or None) if summary else None,
         summary.zones_ge2 if summary else None, num(summary.coverage) if summary else None,
-        sum(1 for cid, _ in exam_clips if cid in overrides), sum(known) if known else None,
+        rec["overrides"], rec["luss_final"], rec["luss_ai"], state.status, state.signed_by, signed,
     ]
     by_zone = {zone: cid for cid, zone in exam_clips}
+    records = []
     for code in zones:
         cid = by_zone.get(code)
-        s = scores.get(cid) if cid is not None else None
-        values += [s["score"] if s else None, overrides.get(cid) if cid is not None else None]
-    return values
+        s = data.scores.get(cid) if cid is not None else None
+        r = data.records.get(cid) if cid is not None else None
+        values += [s["score"] if s else None, r.clinician_score if r else None]
+        records.append(r.score if r else None)
+    return values + records
 
 
 def _patient_rows(study: Study, params: ExportParams, batch: int) -> Iterator[list[Any]]:
@@ -189,6 +216,10 @@ def _patient_rows(study: Study, params: ExportParams, batch: int) -> Iterator[li
         predicted = severities(ids, chosen)
         clinical = ClinicalIndex(by_id)
         day_zero = DayZero(by_id)
+        finals = {exam_id: sum(r.score for r in zones.values() if r.score is not None)
+                  for exam_id, zones in record_scores(exam_ids=ids).items()
+                  if any(r.score is not None for r in zones.values())}
+        states = review_states(exam_ids=ids)
         per_patient: dict[int, list[Any]] = defaultdict(list)
         for e in exams:
             per_patient[e["patient_id"]].append(e)
@@ -199,10 +230,13 @@ def _patient_rows(study: Study, params: ExportParams, batch: int) -> Iterator[li
             top = max(scored, key=lambda ed: chosen[ed[0]["pk"]].luss, default=None)
             last_sev = next((predicted[e["pk"]]["label"] for e in reversed(mine) if e["pk"] in predicted), None)
             latest = clinical.latest(patient.pk)
+            read = [finals[e["pk"]] for e in mine if e["pk"] in finals]
             yield _patient_values(study, patient, params) + [
                 len(mine), clip_counts.get(patient.pk, 0), day_of[0] if day_of else None,
                 day_of[-1] if day_of else None,
                 chosen[scored[0][0]["pk"]].luss if scored else None, chosen[scored[-1][0]["pk"]].luss if scored else None,
+                read[0] if read else None, read[-1] if read else None,
+                sum(1 for e in mine if states[e["pk"]].status != "draft"),
                 chosen[top[0]["pk"]].luss if top else None, top[1] if top else None, last_sev,
                 latest["age"] if latest else None,
             ]

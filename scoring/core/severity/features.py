@@ -7,7 +7,7 @@ are sampled five times per clip and the five predictions vote (Xue et al.).
 """
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -42,6 +42,24 @@ def sampled_zone_features(result: Any, frame_features: np.ndarray, *, n_sets: in
     for _ in range(n_sets):
         idx = np.sort(rng.choice(t, size=min(t, max_frames), replace=False))
         out.append(zone_feature(result, frame_features, idx))
+    return out
+
+
+#: Where the parts of a zone feature vector sit: class probabilities, then findings, then pooling.
+HEAD_PROBS = slice(0, 4)
+HEAD_FINDINGS = slice(4, 4 + len(FINDINGS))
+
+
+def with_reading(vectors: np.ndarray, score: int, findings: Mapping[str, bool]) -> np.ndarray:
+    """Zone feature vectors ``[..., D]`` whose read-out is a reader's instead of the scorer's: the 4
+    class probabilities become the one-hot of ``score`` and each finding the reader stated becomes
+    1 or 0 (a finding the reader left unstated keeps the scorer's probability). The pooled frame
+    features - what the CNN saw - stay."""
+    out = np.array(vectors, dtype=np.float32, copy=True)
+    out[..., HEAD_PROBS] = np.eye(4, dtype=np.float32)[int(score)]
+    for i, name in enumerate(FINDINGS):
+        if name in findings:
+            out[..., HEAD_FINDINGS.start + i] = 1.0 if findings[name] else 0.0
     return out
 
 

@@ -10,6 +10,7 @@ from patients.imaging.models import ZoneClip
 from patients.records.models import Exam
 from patients.studies.protocols import get_protocol
 from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction
+from tests.factories import ai_readings
 
 SEVERITY_PROBS = {
     "mild": [0.7, 0.2, 0.07, 0.03],
@@ -51,7 +52,8 @@ def frame_probs(score: int, frame_count: int) -> np.ndarray:
 
 def record_scores(exam: Exam, zone_scores: Mapping[str, int], *, mv: ModelVersion,
                   severity: str | None = None, clips: Mapping[str, ZoneClip] | None = None) -> ExamScore:
-    """A succeeded job with one ClipScore per scored zone, its ExamScore and optionally a severity."""
+    """A succeeded job with one ClipScore per scored zone, the AI's readings, its ExamScore and
+    optionally a severity."""
     job = ScoringJob.objects.create(exam=exam, model_version=mv, status="succeeded", progress=1.0)
     existing = {c.zone: c for c in exam.clips.all()}
     for zone, score in zone_scores.items():
@@ -63,6 +65,7 @@ def record_scores(exam: Exam, zone_scores: Mapping[str, int], *, mv: ModelVersio
                       "consolidation": 0.7 if score == 3 else 0.05},
             aggregator="mean", frame_count=clip.frame_count, frame_probs_f16=ClipScore.pack_frame_probs(fp),
         )
+    ai_readings(job)  # what the pipeline stores beside the scores: the zones' record until read
     codes = get_protocol(exam.protocol).codes
     values = list(zone_scores.values())
     worst = max(zone_scores, key=lambda z: zone_scores[z]) if zone_scores else ""

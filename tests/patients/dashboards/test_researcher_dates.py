@@ -11,6 +11,8 @@ from typing import Any
 import pytest
 from django.test import Client
 
+from patients.readings.models import ExamSignature, ReadingSource, ZoneReading
+from tests.factories import ZoneReadingFactory
 from tests.patients.dashboards.conftest import Cohort
 
 pytestmark = pytest.mark.django_db
@@ -29,17 +31,21 @@ def _urls(c: Cohort) -> tuple[list[str], list[str]]:
     api = [f"/api/v1/patients/{p}/", f"/api/v1/patients/?study={s}", f"/api/v1/exams/?patient={p}",
            f"/api/v1/patients/{p}/blood-gases/", f"/api/v1/patients/{p}/clinical/", f"/api/v1/clips/{clip.pk}/",
            f"/api/v1/clips/{clip.pk}/override/", f"/api/v1/patients/{p}/timeline/",
-           f"/api/v1/studies/{s}/correlation/", f"/api/v1/patients/{p}/correlation/", "/api/v1/jobs/"]
+           f"/api/v1/studies/{s}/correlation/", f"/api/v1/patients/{p}/correlation/", "/api/v1/jobs/",
+           f"/api/v1/clips/{clip.pk}/readings/", f"/api/v1/clips/{clip.pk}/record/",
+           f"/api/v1/exams/{c.exams[0].pk}/history/", f"/api/v1/studies/{s}/worklist/",
+           f"/api/v1/studies/{s}/disagreements/"]
     api += [f"/api/v1/exams/{e.pk}/" for e in c.exams]
     return pages, api
 
 
 def _bodies(c: Cohort, role: str, api_for: Callable[..., Any]) -> dict[str, str]:
-    from patients.readings.models import ScoreOverride
-
     clip = c.exams[0].clips.get(zone="R1")
-    if not ScoreOverride.objects.filter(clip=clip).exists():
-        ScoreOverride.objects.create(clip=clip, score=2, reason="reviewed", by=c.users["clinician"])
+    if not ZoneReading.objects.filter(clip=clip, source=ReadingSource.CLINICIAN).exists():
+        ZoneReadingFactory(clip=clip, score=2, comment="reviewed", rater=c.users["clinician"])
+        # A second clinician disagrees, and the exam is signed: dates of readings and signatures too.
+        ZoneReadingFactory(clip=clip, score=0, comment="reviewed again", rater=c.users["study_admin"])
+        ExamSignature.objects.create(exam=c.exams[0], by=c.users["clinician"], by_name="clinician-user")
     web = Client()
     web.force_login(c.users[role])
     api = api_for(c.users[role])
@@ -102,13 +108,11 @@ def test_researcher_api_gives_days_since_day_zero(cohort: Cohort, api_for: Calla
 
 def test_researcher_sees_no_operator_or_override_reason(cohort: Cohort, api_for: Callable[..., Any]) -> None:
     """Names of staff and free text can identify the patient: researchers get neither, clinicians both."""
-    from patients.readings.models import ScoreOverride
     from patients.records.models import Exam
 
     Exam.objects.filter(pk__in=[e.pk for e in cohort.exams]).update(operator="Dr Greta Operatorson")
     clip = cohort.exams[0].clips.get(zone="R1")
-    ScoreOverride.objects.create(clip=clip, score=3, reason="seen at bedside by Dr Reasonwright",
-                                 by=cohort.users["clinician"])
+    ZoneReadingFactory(clip=clip, score=3, comment="seen at bedside by Dr Reasonwright", rater=cohort.users["clinician"])
     secret = re.compile(r"Operatorson|Reasonwright")
     researcher = _bodies(cohort, "researcher", api_for)
     assert {url: secret.findall(b) for url, b in researcher.items() if secret.search(b)} == {}

@@ -9,7 +9,8 @@ from django.test import Client
 
 from patients.demo.seed import DEMO_STUDY, DEMO_USERS, PHANTOM_RATER
 from patients.imaging.models import ZoneClip
-from patients.readings.models import ZoneAnnotation
+from patients.readings.models import ExamSignature, ReadingSource, ZoneReading
+from patients.readings.selectors import record_scores, review_states
 from patients.records.models import BloodGas, ClinicalInfo, Exam
 from patients.studies.models import Membership, Study
 
@@ -30,13 +31,28 @@ def test_demo_seed_creates_users_study_and_cohort() -> None:
     assert ClinicalInfo.objects.filter(patient__study=study).count() == 2
     assert BloodGas.objects.filter(patient__study=study).count() == 4
     # Every clip carries the score it was drawn with, as a rater the agreement page can compare.
-    design = ZoneAnnotation.objects.filter(clip__exam__patient__study=study, rater=PHANTOM_RATER)
+    design = ZoneReading.objects.filter(clip__exam__patient__study=study, source=ReadingSource.IMPORTED,
+                                        rater_name=PHANTOM_RATER)
     assert design.count() == clips.count()
     assert set(design.values_list("score", flat=True)) <= {0, 1, 2, 3}
     assert len(set(design.values_list("score", flat=True))) >= 2  # a course, not one score everywhere
     a = design.first()
     assert a is not None and set(a.findings) >= {"a_lines", "b_lines"}
     assert a.score == 0 or any(a.findings.values())  # a score above 0 comes with a finding drawn
+    # The demo clinician read and signed each patient's first exam with the drawn scores; the last
+    # exam of each patient waits for review.
+    exams = list(Exam.objects.filter(patient__study=study).order_by("patient_id", "acquired_at"))
+    states = review_states(exam_ids=[e.pk for e in exams])
+    assert [states[e.pk].status for e in exams] == ["reviewed", "draft"] * 2
+    assert {states[e.pk].signed_by for e in exams[::2]} == {"demo_clinician"}
+    assert ExamSignature.objects.filter(exam__patient__study=study).count() == 2
+    records = record_scores(exam_ids=[e.pk for e in exams])
+    drawn = dict(design.values_list("clip_id", "score"))
+    for exam in exams[::2]:
+        assert {r.source for r in records[exam.pk].values()} == {"clinician"}
+        assert {r.reader for r in records[exam.pk].values()} == {"demo_clinician"}
+        assert all(r.score == drawn[r.clip_id] for r in records[exam.pk].values())
+    assert not ZoneReading.objects.filter(clip__exam__in=exams[1::2], source=ReadingSource.CLINICIAN).exists()
     printed = out.getvalue()
     for username, password, _role in DEMO_USERS:
         assert username in printed and password in printed

@@ -11,13 +11,13 @@ from sklearn.metrics import cohen_kappa_score, confusion_matrix
 
 from lusweb.errors import ServiceError
 from patients.imaging.models import ZoneClip
-from patients.readings.models import ScoreOverride, ZoneAnnotation
-from patients.readings.selectors import current_override
+from patients.readings.models import ReadingSource, ZoneReading
+from patients.readings.selectors import clinician_history
 from patients.readings.services import score_override_create
 from patients.research import agreement
 from patients.studies.models import Role
 from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob
-from tests.factories import ExamFactory, PatientFactory, StudyFactory, members_by_role
+from tests.factories import ExamFactory, PatientFactory, StudyFactory, ai_readings, members_by_role
 
 pytestmark = pytest.mark.django_db
 
@@ -37,11 +37,12 @@ def world() -> dict[str, Any]:
         ClipScore.objects.create(job=job, clip=clip, zone=clip.zone, model_version=model, score=score,
                                  probs=[0.25] * 4, findings={}, aggregator="max", frame_count=1,
                                  frame_probs_f16=b"\x00" * 8)
+    ai_readings(job)
     ExamScore.objects.create(job=job, exam=exam, model_version=model, luss=sum(ai), max_luss=36, mean_score=1.3,
                              worst_zone="R4", worst_score=3, zones_ge2=5, coverage=1.0, missing_zones=[])
     expert = [0, 1, 2, 2, 1, 1, 3, 3, 0, 1, 2]  # the last clip has no expert score
     for clip, score in zip(clips, expert, strict=False):
-        ZoneAnnotation.objects.create(clip=clip, rater="expert", score=score)
+        ZoneReading.objects.create(clip=clip, source=ReadingSource.IMPORTED, rater_name="expert", score=score)
     return {"study": study, "users": users, "exam": exam, "clips": clips, "ai": ai, "expert": expert}
 
 
@@ -53,8 +54,8 @@ def test_override_latest_wins_history_kept(world: dict[str, Any], api_for: Calla
     assert api.post(url, {"score": 3, "reason": "on review: white lung"}, format="json").status_code == 201
     history = api.get(url).json()
     assert [(h["score"], h["by"]) for h in history] == [(3, "agr-clinician"), (2, "agr-clinician")]
-    assert current_override(clip=clip).score == 3
-    assert ScoreOverride.objects.filter(clip=clip).count() == 2
+    assert clinician_history(clip=clip).first().score == 3
+    assert ZoneReading.objects.filter(clip=clip, source=ReadingSource.CLINICIAN).count() == 2
 
 
 @pytest.mark.parametrize("payload, message", [
@@ -68,7 +69,7 @@ def test_bad_overrides_answer_400(world: dict[str, Any], api_for: Callable[..., 
     response = api_for(world["users"][Role.CLINICIAN]).post(f"/api/v1/clips/{world['clips'][0].pk}/override/",
                                                              payload, format="json")
     assert response.status_code == 400 and message in response.json()["error"]
-    assert not ScoreOverride.objects.exists()
+    assert not ZoneReading.objects.filter(source=ReadingSource.CLINICIAN).exists()
 
 
 def test_service_validates_overrides(world: dict[str, Any]) -> None:
@@ -85,7 +86,7 @@ def test_researchers_cannot_override(world: dict[str, Any], api_for: Callable[..
     assert api.post(f"/api/v1/clips/{clip.pk}/override/", {"score": 1, "reason": "x"}, format="json").status_code == 403
     client.force_login(world["users"][Role.RESEARCHER])
     assert client.post(f"/clips/{clip.pk}/override/", {"score": 1, "reason": "x"}).status_code == 403
-    assert not ScoreOverride.objects.exists()
+    assert not ZoneReading.objects.filter(source=ReadingSource.CLINICIAN).exists()
 
 
 def test_exam_page_shows_override_next_to_ai(world: dict[str, Any], client: Any) -> None:

@@ -17,14 +17,13 @@ from benchmarks.cohorts import build_cohort
 from patients.audit.models import AuditEvent
 from patients.imaging.core import deid
 from patients.imaging.models import ZoneClip
-from patients.readings.models import ScoreOverride
 from patients.records.models import BloodGas, ClinicalInfo, Exam
 from patients.research.export.columns import columns as export_columns
 from patients.research.export.params import ExportParams
 from patients.research.export.stream import stream_csv
 from patients.studies.models import Membership, Role
 from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction
-from tests.factories import PatientFactory, StudyFactory, UserFactory, members_by_role
+from tests.factories import PatientFactory, StudyFactory, UserFactory, ZoneReadingFactory, ai_readings, members_by_role
 
 pytestmark = pytest.mark.django_db
 
@@ -51,6 +50,7 @@ def _score(exam: Exam, version: ModelVersion, clips: dict[str, ZoneClip], scores
         ClipScore.objects.create(job=job, clip=clips[zone], zone=zone, model_version=version, score=value,
                                  probs=probs, findings={"b_lines": 0.25 * value}, aggregator="max", frame_count=1,
                                  frame_probs_f16=b"\x00" * 8)
+    ai_readings(job)
     ExamScore.objects.create(job=job, exam=exam, model_version=version, luss=sum(scores.values()), max_luss=18,
                              mean_score=sum(scores.values()) / len(scores), worst_zone=max(scores, key=scores.__getitem__),
                              worst_score=max(scores.values()), zones_ge2=sum(v >= 2 for v in scores.values()),
@@ -85,8 +85,9 @@ def cohort(settings: Any) -> dict[str, Any]:
                             fio2=0.3)
     ClinicalInfo.objects.create(patient=p1, recorded_at=_at("2026-03-02T00:00:00"), age=70, diabetes=True, spo2=91.0)
     ClinicalInfo.objects.create(patient=p1, recorded_at=_at("2026-03-04T00:00:00"), age=70, diabetes=True, spo2=95.0)
-    ScoreOverride.objects.create(clip=c1["R2"], score=3, reason="first look", by=users[Role.CLINICIAN])
-    ScoreOverride.objects.create(clip=c1["R2"], score=2, reason="B-lines partly confluent", by=users[Role.CLINICIAN])
+    first = ZoneReadingFactory(clip=c1["R2"], score=3, comment="first look", rater=users[Role.CLINICIAN])
+    ZoneReadingFactory(clip=c1["R2"], score=2, comment="B-lines partly confluent", rater=users[Role.CLINICIAN],
+                       created_at=first.created_at + dt.timedelta(seconds=1))
     return {"study": study, "users": users, "patients": (p1, p2), "exams": (e1, e2, e3), "clips": (c1, c2, c3)}
 
 

@@ -13,7 +13,7 @@ from django.core.management.base import CommandError
 from sklearn.metrics import cohen_kappa_score
 
 from patients.imaging.models import ZoneClip
-from patients.readings.models import ZoneAnnotation
+from patients.readings.models import ReadingSource, ZoneReading
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
 from patients.records.units import KPA_TO_MMHG
 from patients.research import importers
@@ -37,12 +37,12 @@ def test_covid_blues_subset_and_rerun_is_idempotent(shared_data: Path) -> None:
     assert "2 patients (2 new)" in out.getvalue()
     study = Study.objects.get(name="COVID-BLUES")
     assert (study.protocol, study.deidentify, study.keep_original) == ("blue-6", False, True)
-    counts = (Patient.objects.count(), Exam.objects.count(), ZoneClip.objects.count(), ZoneAnnotation.objects.count(),
+    counts = (Patient.objects.count(), Exam.objects.count(), ZoneClip.objects.count(), ZoneReading.objects.filter(source=ReadingSource.IMPORTED).count(),
               ClinicalInfo.objects.count(), BloodGas.objects.count())
     out = StringIO()
     call_command("import_covid_blues", str(root), "--limit-patients", "2", stdout=out)
     assert "(0 new)" in out.getvalue()
-    assert (Patient.objects.count(), Exam.objects.count(), ZoneClip.objects.count(), ZoneAnnotation.objects.count(),
+    assert (Patient.objects.count(), Exam.objects.count(), ZoneClip.objects.count(), ZoneReading.objects.filter(source=ReadingSource.IMPORTED).count(),
             ClinicalInfo.objects.count(), BloodGas.objects.count()) == counts
     # Patient 1 (the first by id) has a second R1 clip: it sits in a repeat exam.
     first = Patient.objects.get(code="CB-1")
@@ -51,9 +51,9 @@ def test_covid_blues_subset_and_rerun_is_idempotent(shared_data: Path) -> None:
         ["L1", "L2", "L3", "R1", "R2", "R3"], ["R1"]]
     assert "repeat acquisition" in exams[1].notes
     severity = {r["video_file"]: r for r in csv.DictReader((root / "severity.csv").open())}
-    for annotation in ZoneAnnotation.objects.filter(clip__exam__patient=first).select_related("clip__exam"):
+    for annotation in ZoneReading.objects.filter(source=ReadingSource.IMPORTED, clip__exam__patient=first).select_related("clip__exam"):
         stem = Path(annotation.clip.original_filename).stem
-        assert annotation.rater == "covid-blues-expert"
+        assert annotation.rater_name == "covid-blues-expert"
         assert annotation.score == int(float(severity[stem]["Severity Score"]))
         assert annotation.findings["b_lines"] == (severity[stem]["B-lines"] == "yes")
     clinical = {r["patient_id"]: r for r in csv.DictReader((root / "clinical_variables.csv").open())}["1"]
@@ -75,7 +75,7 @@ def test_pocus_zones_from_degum_and_labels(shared_data: Path) -> None:
     assert [c.zone for c in clips] == ["R1", "R2", "R3", "R4", "R5", "R6"]  # DEGUM areas 1-6
     assert Patient.objects.filter(study=study).count() == 1  # one volunteer, six files
     assert Exam.objects.filter(patient__study=study).count() == 6
-    labels = ZoneAnnotation.objects.filter(rater="pocus-labels")
+    labels = ZoneReading.objects.filter(source=ReadingSource.IMPORTED, rater_name="pocus-labels")
     assert labels.count() == 6 and {a.score for a in labels} == {0}
     assert "licence" in labels.first().comment  # type: ignore[union-attr]
     call_command("import_pocus", str(root), "--match", "Reg_pat2", stdout=StringIO())
@@ -117,7 +117,7 @@ def _score_all(study: Study, version: ModelVersion) -> None:
 
 def _check_agreement_page(client: Any, study: Study, version: str) -> None:
     pairs = []
-    for a in ZoneAnnotation.objects.filter(clip__exam__patient__study=study, rater="covid-blues-expert"):
+    for a in ZoneReading.objects.filter(source=ReadingSource.IMPORTED, clip__exam__patient__study=study, rater_name="covid-blues-expert"):
         score = ClipScore.objects.filter(clip=a.clip, model_version__version=version).order_by("-created_at").first()
         assert score is not None
         pairs.append((a.score, score.score))
@@ -141,7 +141,7 @@ def test_full_covid_blues_import_and_agreement_with_the_experts(shared_data: Pat
     assert study is not None and not report.skipped
     assert Patient.objects.filter(study=study).count() == 42
     assert ZoneClip.objects.filter(exam__patient__study=study).count() == 235
-    assert ZoneAnnotation.objects.filter(rater="covid-blues-expert").count() == 235
+    assert ZoneReading.objects.filter(source=ReadingSource.IMPORTED, rater_name="covid-blues-expert").count() == 235
     admin = importers.importer_user()
     client.force_login(admin)
 

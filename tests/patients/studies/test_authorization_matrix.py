@@ -12,11 +12,11 @@ from rest_framework.test import APIClient
 
 from patients.imaging.ingest import clip_ingest
 from patients.imaging.models import ZoneClip
-from patients.readings.models import ScoreOverride
-from patients.readings.services import annotation_set
+from patients.readings.models import BlindRead, ExamSignature, ZoneReading
+from patients.readings.services import imported_reading_set
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
 from patients.studies.models import Membership, Role, Study
-from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
+from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory, ZoneReadingFactory
 from tests.patients.conftest import png_bytes
 
 pytestmark = pytest.mark.django_db
@@ -47,7 +47,10 @@ def _study_objects(owner: Any, label: str) -> dict[str, Any]:
     job = ScoringJob.objects.create(exam=exam, model_version=version, status="succeeded")
     ClipScore.objects.create(job=job, clip=clip, zone=clip.zone, model_version=version, score=1, probs=[0.1, 0.6, 0.2, 0.1],
                              findings={}, aggregator="ensemble", frame_count=1, frame_probs_f16=b"\x00" * 8)
-    annotation_set(clip=clip, rater="second-reader", by=owner, score=2)
+    imported_reading_set(clip=clip, rater_name="second-reader", by=owner, score=2)
+    # Two clinicians who disagree: the exam can be signed and the zone adjudicated.
+    ZoneReadingFactory(clip=clip, rater=owner, score=1)
+    ZoneReadingFactory(clip=clip, score=3)
     return {"study": study, "patient": patient, "exam": exam, "clip": clip}
 
 
@@ -130,6 +133,19 @@ CASES: list[tuple[str, str, str, Body | None, dict[str, int], dict[str, int]]] =
     ("archive", "post", "/api/v1/studies/{study}/archive/", lambda o: {"archived": True}, _admin(200), _all(404)),
     ("score override", "post", "/api/v1/clips/{clip}/override/", lambda o: {"score": 2, "reason": "reviewed"},
      _writers(201), _all(404)),
+    # Clinician-led scoring (issue 14)
+    ("readings list", "get", "/api/v1/clips/{clip}/readings/", None, _all(200), _all(404)),
+    ("reading create", "post", "/api/v1/clips/{clip}/readings/", lambda o: {"score": 2, "findings": {"b_lines": True}},
+     _writers(201), _all(404)),
+    ("zone record", "get", "/api/v1/clips/{clip}/record/", None, _all(200), _all(404)),
+    ("adjudicate", "post", "/api/v1/clips/{clip}/adjudicate/", lambda o: {"score": 2}, _admin(201), _all(404)),
+    ("exam sign", "post", "/api/v1/exams/{exam}/sign/", None, _writers(200), _all(404)),
+    ("blind read start", "post", "/api/v1/exams/{exam}/blind/", None, _writers(200), _all(404)),
+    ("blind read submit without one", "post", "/api/v1/exams/{exam}/blind/submit/", None, _writers(400),
+     _all(404)),
+    ("exam history", "get", "/api/v1/exams/{exam}/history/", None, _all(200), _all(404)),
+    ("worklist api", "get", "/api/v1/studies/{study}/worklist/", None, _all(200), _all(404)),
+    ("disagreements api", "get", "/api/v1/studies/{study}/disagreements/", None, _all(200), _all(404)),
 ]
 
 
@@ -170,7 +186,8 @@ def test_matrix(world: World, scope: str, case: tuple[Any, ...], api_for: Callab
 
 def _counts() -> tuple[int, ...]:
     return tuple(m.objects.count() for m in (Study, Membership, Patient, Exam, ZoneClip, BloodGas, ClinicalInfo,
-                                             ScoreOverride)) + (Study.objects.filter(archived=True).count(),)
+                                             ZoneReading, ExamSignature, BlindRead)) + (
+        Study.objects.filter(archived=True).count(),)
 
 
 @pytest.mark.parametrize("world", ROLES, indirect=True)

@@ -1,0 +1,91 @@
+"""A study's review worklist: the exams waiting for a clinician, most urgent first.
+
+An exam waits when it has clips and is ``draft`` (never signed) or ``amended`` (a reading changed
+after sign-off). Priority, each criterion deciding only between exams tied on the ones before:
+
+1. zones the AI was unsure of: its probability of its score below :data:`UNSURE_BELOW`, or the
+   clip unlike its training clips (``in_domain`` False), most first;
+2. zones whose AI score moved by 2 or more from the record score of the same zone at the
+   patient's previous exam that has one, most first;
+3. time since acquisition: the oldest exam first.
+"""
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from typing import Any
+
+from patients.imaging.models import ZoneClip
+from patients.readings.selectors import ZoneRecord, record_scores, review_states
+from patients.records.models import Exam
+from patients.studies.models import Study
+
+UNSURE_BELOW = 0.5
+MOVED_BY = 2
+WAITING = ("draft", "amended")
+
+
+@dataclass(frozen=True)
+class WorklistItem:
+    exam_id: int
+    patient_id: int
+    patient_code: str
+    acquired_at: dt.datetime
+    status: str  # "draft" | "amended"
+    zones: int  # zones with a clip
+    unsure: list[str]  # zones the AI was unsure of
+    moved: list[str]  # zones whose AI score moved by >= 2 from the previous record
+    unread: list[str]  # zones without a clinician reading
+
+    @property
+    def priority(self) -> tuple[int, int]:
+        return len(self.unsure), len(self.moved)
+
+
+def _unsure(r: ZoneRecord) -> bool:
+    return (r.ai_confidence is not None and r.ai_confidence < UNSURE_BELOW) or r.ai_in_domain is False
+
+
+def _moved(zones: dict[str, ZoneRecord], previous: dict[str, int]) -> list[str]:
+    return [z for z, r in zones.items()
+            if r.ai_score is not None and z in previous and abs(r.ai_score - previous[z]) >= MOVED_BY]
+
+
+def worklist(*, study: Study, user: Any = None) -> list[WorklistItem]:
+    """The study's exams waiting for review, in priority order (see the module). ``user``: an exam
+    they read blind shows no AI reading, so it counts no unsure or moved zone."""
+    exams = list(Exam.objects.filter(patient__study=study).order_by("patient_id", "acquired_at", "pk")
+                 .values_list("pk", "patient_id", "patient__code", "acquired_at"))
+    ids = [e[0] for e in exams]
+    records = record_scores(exam_ids=ids, user=user)
+    states = review_states(exam_ids=ids)
+    items: list[WorklistItem] = []
+    previous: dict[int, dict[str, int]] = {}  # patient -> zone -> latest record score so far
+    for exam_id, patient_id, code, acquired_at in exams:
+        zones = records.get(exam_id, {})
+        before = previous.setdefault(patient_id, {})
+        status = states[exam_id].status
+        if zones and status in WAITING:
+            items.append(WorklistItem(
+                exam_id, patient_id, code, acquired_at, status, len(zones),
+                unsure=[z for z, r in zones.items() if _unsure(r)], moved=_moved(zones, before),
+                unread=[z for z, r in zones.items() if r.source != "clinician"]))
+        before.update({z: r.score for z, r in zones.items() if r.score is not None})
+    return sorted(items, key=lambda i: (-i.priority[0], -i.priority[1], i.acquired_at, i.exam_id))
+
+
+def worklist_count(*, study: Study) -> int:
+    """How many exams of the study wait for review (the links' counts)."""
+    ids = list(ZoneClip.objects.filter(exam__patient__study=study).values_list("exam_id", flat=True).distinct())
+    return sum(1 for state in review_states(exam_ids=ids).values() if state.status in WAITING)
+
+
+def worklist_counts(*, studies: list[Study]) -> dict[int, int]:
+    """study id -> :func:`worklist_count` (the home page's list of studies)."""
+    rows = ZoneClip.objects.filter(exam__patient__study__in=studies).values_list("exam_id", "exam__patient__study_id")
+    study_of = dict(rows.distinct())
+    counts = dict.fromkeys((s.pk for s in studies), 0)
+    for exam_id, state in review_states(exam_ids=list(study_of)).items():
+        if state.status in WAITING:
+            counts[study_of[exam_id]] += 1
+    return counts
