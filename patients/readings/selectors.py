@@ -99,11 +99,15 @@ def zone_record(clip_id: int, zone: str, readings: list[dict[str, Any]], *,
     )
 
 
+def _zone_key(protocol: str, zone: str) -> tuple[int, str]:
+    """Anatomical order of ``zone`` in ``protocol`` (unknown zones last, by code)."""
+    codes = PROTOCOLS[protocol].codes if protocol in PROTOCOLS else ()
+    return (codes.index(zone) if zone in codes else len(codes), zone)
+
+
 def ordered_clips(exam: Exam) -> list[ZoneClip]:
     """The exam's clips in its protocol's anatomical order (unknown zones last, by code)."""
-    protocol = PROTOCOLS.get(exam.protocol)
-    order = {code: i for i, code in enumerate(protocol.codes)} if protocol else {}
-    return sorted(exam.clips.all(), key=lambda c: (order.get(c.zone, len(order)), c.zone))
+    return sorted(exam.clips.all(), key=lambda c: _zone_key(exam.protocol, c.zone))
 
 
 def record_json(record: ZoneRecord) -> dict[str, Any]:
@@ -127,7 +131,8 @@ def open_blind_exams(*, user: Any, exam_ids: Sequence[int] | None = None) -> set
 
 def record_scores(*, exam_ids: Iterable[int], user: Any = None,
                   blind: set[int] | None = None) -> dict[int, dict[str, ZoneRecord]]:
-    """exam id -> zone -> :class:`ZoneRecord`, for every clip of the exams (3 queries a chunk).
+    """exam id -> zone -> :class:`ZoneRecord`, for every clip of the exams in anatomical order (3
+    queries a chunk).
     With ``user``, an exam they read blind shows only their own clinician readings (``blind``: those
     exams when the caller already knows them, saving a query)."""
     ids = list(dict.fromkeys(int(i) for i in exam_ids))
@@ -135,12 +140,13 @@ def record_scores(*, exam_ids: Iterable[int], user: Any = None,
     known = blind
     for chunk in chunks(ids):
         blind = open_blind_exams(user=user, exam_ids=chunk) if known is None else known
-        clips = list(ZoneClip.objects.filter(exam_id__in=chunk).values_list("id", "exam_id", "zone"))
+        clips = sorted(ZoneClip.objects.filter(exam_id__in=chunk).values_list("id", "exam_id", "zone", "exam__protocol"),
+                       key=lambda c: (c[1], *_zone_key(c[3], c[2])))
         readings: dict[int, list[dict[str, Any]]] = defaultdict(list)
         for r in (ZoneReading.objects.filter(clip__exam_id__in=chunk).exclude(source=ReadingSource.IMPORTED)
                   .order_by("clip_id", "-created_at", "-pk").values(*_FIELDS)):
             readings[r["clip_id"]].append(r)
-        for clip_id, exam_id, zone in clips:
+        for clip_id, exam_id, zone, _protocol in clips:
             out[exam_id][zone] = zone_record(clip_id, zone, readings.get(clip_id, []),
                                              blind_reader=user.pk if exam_id in blind else None)
     return out

@@ -10,6 +10,8 @@ from django.conf import settings
 from django.core.files.uploadedfile import SimpleUploadedFile
 from PIL import Image
 
+from tests.patients.readings.ward import Ward, make_ward
+
 
 def png_bytes(seed: int = 0, size: tuple[int, int] = (64, 80)) -> bytes:
     rng = np.random.default_rng(seed)
@@ -29,3 +31,9 @@ def png_upload() -> Callable[..., SimpleUploadedFile]:
 def stored_files() -> list[Path]:
     root = Path(settings.MEDIA_ROOT)
     return sorted(p for p in root.rglob("*") if p.is_file()) if root.exists() else []
+
+
+@pytest.fixture
+def ward(db: object) -> Ward:
+    """A 12-zone exam read by the AI, with a member per role (``tests.patients.readings.ward``)."""
+    return make_ward()

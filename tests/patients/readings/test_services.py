@@ -14,7 +14,7 @@ from patients.readings.models import FINDINGS, ExamSignature, ReadingSource, Zon
 from patients.readings.selectors import clip_record, record_scores, review_states
 from patients.readings.signals import reading_saved
 from scoring.core.labels import FINDINGS as AI_FINDINGS
-from tests.patients.readings.conftest import AI, Ward, read_all
+from tests.patients.readings.ward import AI, Ward, read_all
 
 
 def _status(ward: Ward) -> str:

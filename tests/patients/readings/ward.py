@@ -1,12 +1,11 @@
-"""A 12-zone exam with the AI's readings of every zone, and one member per role (plus an outsider
-who is a clinician of another study)."""
+"""A 12-zone exam with the AI's readings of every zone, and one member per role (plus a second
+clinician, and an outsider who is a clinician of another study): the ``ward`` fixture of
+``tests/patients/conftest.py``."""
 from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
 from typing import Any
-
-import pytest
 
 from patients.imaging.models import ZoneClip
 from patients.records.models import Exam
@@ -39,8 +38,7 @@ class Ward:
         return self.users[Role.RESEARCHER]
 
 
-@pytest.fixture
-def ward(db: Any) -> Ward:
+def make_ward() -> Ward:
     study = StudyFactory(name="Review ward", protocol="12-zone")
     users = members_by_role(study, "rw-{role}")
     users["second"] = UserFactory(username="rw-second")
