@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Min, QuerySet
+from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
@@ -27,9 +27,8 @@ from patients.readings.models import ZoneReading
 from patients.readings.worklist import worklist
 from patients.records import chrono
 from patients.records.api import PatientTimeMixin, query_int
-from patients.records.models import Exam, Patient
+from patients.records.models import Patient
 from patients.studies import permissions
-from patients.studies.models import Study
 
 PARSERS = [JSONParser, FormParser, MultiPartParser]
 
@@ -159,13 +158,6 @@ class ClipReadingViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         return _created(reading, request, ReadingSerializer)
 
 
-def _clocks(study: Study, dates: bool) -> dict[int, chrono.PatientClock]:
-    first = dict(Exam.objects.filter(patient__study=study).values("patient_id").annotate(first=Min("acquired_at"))
-                 .values_list("patient_id", "first"))
-    return chrono.clocks_for(patients=dict(Patient.objects.filter(study=study).values_list("id", "admission_date")),
-                             first_exam_at=first, shows_dates=dates)
-
-
 def _when(clock: chrono.PatientClock, at: Any, dates: bool) -> dict[str, Any]:
     return {"acquired_at": chrono.local(at).isoformat() if dates else None, "day": clock.day(at),
             "label": clock.label(at)}
@@ -180,7 +172,7 @@ class StudyWorklistAPI(APIView):
         study, _role = permissions.visible_study(request.user, pk)
         items = worklist(study=study, user=request.user)
         dates = permissions.can_see_identifying(request.user, study)
-        clocks = _clocks(study, dates)
+        clocks = chrono.study_clocks(study_id=study.pk, shows_dates=dates)
         return Response({"study": study.pk, "count": len(items), "exams": [
             {"exam": i.exam_id, "patient": i.patient_id, "patient_code": i.patient_code, "status": i.status,
              **_when(clocks[i.patient_id], i.acquired_at, dates), "zones": i.zones, "unsure_zones": i.unsure,
@@ -197,7 +189,7 @@ class StudyDisagreementsAPI(APIView):
         blind = selectors.open_blind_exams(user=request.user)
         rows = selectors.disagreements(study=study, exclude_exams=blind)
         dates = permissions.can_see_identifying(request.user, study)
-        clocks = _clocks(study, dates)
+        clocks = chrono.study_clocks(study_id=study.pk, shows_dates=dates)
         for row in rows:
             row.update(_when(clocks[row["patient"]], row.pop("acquired_at"), dates))
         return Response({"study": study.pk, "zones": rows})

@@ -15,6 +15,7 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.db.models import Min
 from django.utils import timezone
 
 from patients.records.models import Exam, Patient
@@ -118,3 +119,11 @@ def clocks_for(*, patients: dict[int, dt.date | None], first_exam_at: dict[int, 
         origin, kind = day_zero(admission, first_exam_at.get(pk))
         out[pk] = PatientClock(shows_dates, origin, kind)
     return out
+
+
+def study_clocks(*, study_id: int, shows_dates: bool) -> dict[int, PatientClock]:
+    """Clocks of every patient of a study (two queries): admission dates and first exams."""
+    first = dict(Exam.objects.filter(patient__study_id=study_id).values("patient_id")
+                 .annotate(first=Min("acquired_at")).values_list("patient_id", "first"))
+    admissions = dict(Patient.objects.filter(study_id=study_id).values_list("id", "admission_date"))
+    return clocks_for(patients=admissions, first_exam_at=first, shows_dates=shows_dates)

@@ -1,18 +1,23 @@
 """Research pages: the cohort export and AI-vs-rater agreement."""
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib.auth.decorators import login_required
 from django.core.handlers.asgi import ASGIRequest
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.shortcuts import render
+from django.urls import reverse
 
 from patients.readings.forms import AdjudicationForm
 from patients.readings.selectors import disagreements, open_blind_exams
+from patients.records import chrono
 from patients.research import agreement
 from patients.research.export.params import ExportParamError, parse_export_params, parse_flag
 from patients.research.export.stream import dictionary_http_response, export_http_response
 from patients.research.forms import ExportForm
 from patients.studies import permissions
+from patients.studies.models import Study
 from patients.studies.selectors import study_for
 
 
@@ -40,6 +45,19 @@ def study_export_download(request: HttpRequest, pk: int) -> HttpResponseBase:
     return export_http_response(user=request.user, study=study, params=params, asgi=isinstance(request, ASGIRequest))
 
 
+def _labelled(rows: list[dict[str, Any]], study: Study, user: Any) -> list[dict[str, Any]]:
+    """Disagreements with the exam's time as the user may see it (``label``; ``acquired_at`` dropped
+    for researchers), and the exam page's address."""
+    dates = permissions.can_see_identifying(user, study)
+    clocks = chrono.study_clocks(study_id=study.pk, shows_dates=dates)
+    for row in rows:
+        row["label"] = clocks[row["patient"]].label(row["acquired_at"])
+        row["exam_url"] = reverse("exam-detail", args=[row["exam"]])
+        if not dates:
+            row["acquired_at"] = None
+    return rows
+
+
 @login_required
 def study_agreement(request: HttpRequest, pk: int) -> HttpResponse:
     """AI-vs-rater agreement for any rater (imported experts, clinicians' overrides ...)."""
@@ -60,7 +78,7 @@ def study_agreement(request: HttpRequest, pk: int) -> HttpResponse:
         "raters": agreement.agreement_raters(study=study, user=request.user),
         "models": agreement.agreement_models(study=study),
         "pairs": report["pairs"] if report else [],
-        "disagreements": disagreements(study=study, exclude_exams=blind),
+        "disagreements": _labelled(disagreements(study=study, exclude_exams=blind), study, request.user),
         "can_adjudicate": role in permissions.ADMIN_ROLES and not study.archived,
         "adjudication_form": AdjudicationForm(),
     }, status=400 if error and (request.GET.get("rater") or request.GET.get("model")) else 200)

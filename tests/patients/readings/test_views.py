@@ -1,0 +1,64 @@
+"""The pages' form posts: sign, blind read, adjudication (and their refusals), and the agreement
+page's disagreements."""
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.contrib.messages import get_messages
+from django.test import Client
+
+from patients.readings.models import BlindRead, ExamSignature, ReadingSource, ZoneReading
+from patients.readings.services import reading_create
+from tests.patients.readings.ward import Ward, read_all
+
+pytestmark = pytest.mark.django_db
+
+
+def _client(user: Any) -> Client:
+    client = Client()
+    client.force_login(user)
+    return client
+
+
+def _messages(response: Any) -> list[str]:
+    return [str(m) for m in get_messages(response.wsgi_request)]
+
+
+def test_sign_and_blind_read_forms(ward: Ward) -> None:
+    url = f"/exams/{ward.exam.pk}/"
+    assert _client(ward.researcher).post(url + "sign/").status_code == 403
+    assert _client(ward.users["outsider"]).post(url + "sign/").status_code == 404
+    clinician = _client(ward.clinician)
+    refused = clinician.post(url + "sign/")
+    assert refused.status_code == 302 and refused["Location"] == url
+    assert _messages(refused) == ["zones R1, R2, R3, R4, R5, R6, L1, L2, L3, L4, L5, L6 have no clinician reading"]
+    read_all(ward, ward.clinician)
+    assert _messages(clinician.post(url + "sign/"))[-1] == "Exam signed." and ExamSignature.objects.count() == 1
+    second = _client(ward.users["second"])
+    second.post(url + "blind/")
+    assert BlindRead.objects.get(reader=ward.users["second"]).is_open
+    assert "no reading of yours" in _messages(second.post(url + "blind/submit/"))[-1]
+    page = second.get(url)
+    assert page.status_code == 200 and page.context["blind_read"].is_open and page.context["severity"] is None
+    assert page.context["scores"]["luss"] is None and page.context["review"].status == "reviewed"
+
+
+def test_adjudication_form_and_the_agreement_page(ward: Ward) -> None:
+    clip = ward.clips["R4"]
+    reading_create(clip=clip, by=ward.clinician, score=1)
+    reading_create(clip=clip, by=ward.users["second"], score=3)
+    page = _client(ward.researcher).get(f"/studies/{ward.study.pk}/agreement/")
+    assert page.status_code == 200 and not page.context["can_adjudicate"]
+    [row] = page.context["disagreements"]
+    assert (row["zone"], row["readings"], row["acquired_at"], row["label"]) == (
+        "R4", {"rw-clinician": 1, "rw-second": 3}, None, "day 2.4")
+    assert _client(ward.clinician).post(f"/clips/{clip.pk}/adjudicate/", {"score": 2}).status_code == 403
+    admin = _client(ward.admin)
+    assert admin.get(f"/studies/{ward.study.pk}/agreement/").context["can_adjudicate"]
+    back = f"/studies/{ward.study.pk}/agreement/"
+    done = admin.post(f"/clips/{clip.pk}/adjudicate/", {"score": 2, "comment": "together", "next": back})
+    assert done.status_code == 302 and done["Location"] == back
+    assert ZoneReading.objects.get(source=ReadingSource.ADJUDICATION).score == 2
+    evil = admin.post(f"/clips/{clip.pk}/adjudicate/", {"score": 2, "next": "https://evil.example/"})
+    assert evil["Location"] == f"/exams/{ward.exam.pk}/"
