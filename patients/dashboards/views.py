@@ -197,6 +197,9 @@ def clip_viewer(request: HttpRequest, pk: int) -> HttpResponse:
 def clip_gradcam(request: HttpRequest, pk: int, index: int) -> HttpResponse:
     """Grad-CAM++ overlay (RGBA PNG) of one frame; 503 with a plain message when no scorer runs here."""
     clip, _ = clip_for(user=request.user, pk=pk)
+    if open_blind_exams(user=request.user, exam_ids=[clip.exam_id]):
+        return HttpResponse("Grad-CAM++ is the AI's view of the clip: hidden during your blind read of the exam.",
+                            status=403, content_type="text/plain; charset=utf-8")
     try:
         png = gradcam.gradcam_png(clip, index)
     except IndexError as exc:

@@ -42,6 +42,11 @@ def test_sign_and_blind_read_forms(ward: Ward) -> None:
     page = second.get(url)
     assert page.status_code == 200 and page.context["blind_read"].is_open and page.context["severity"] is None
     assert page.context["scores"]["luss"] is None and page.context["review"].status == "reviewed"
+    clip = ward.clips["R1"]
+    assert second.get(f"/clips/{clip.pk}/gradcam/0.png").status_code == 403
+    viewer = second.get(f"/clips/{clip.pk}/viewer/")
+    current = viewer.context["data"]["current"]
+    assert (current["model_version"], current["frame_probs"], current["record"]["score"]) == (None, [], None)
 
 
 def test_adjudication_form_and_the_agreement_page(ward: Ward) -> None:
