@@ -13,6 +13,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.test import Client
 from rest_framework.test import APIClient
 
+from patients.readings.models import ReadingSource, ZoneReading
 from patients.records.models import Exam
 from patients.studies.models import Membership, Role
 from scoring.models import ClipScore, ExamScore, JobStatus, ScoringJob
@@ -85,6 +86,12 @@ def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[[], Worker],
     api_view.force_authenticate(Membership.objects.get(study=exam.patient.study).user)
     data = api_view.get(f"/api/v1/exams/{exam.pk}/").data["scores"]
     assert data["status"] == "succeeded" and data["luss"] == result.luss
+    # The worker stored the AI's reading of every zone beside its score: the exam's record, not reviewed.
+    assert data["luss_ai"] == result.luss and {z["source"] for z in data["zones"]} == {"ai"}
+    for s in scores:
+        ai = ZoneReading.objects.filter(clip=s.clip, source=ReadingSource.AI).order_by("-created_at").first()
+        assert ai is not None and (ai.score, ai.rater_name) == (s.score, f"model:{job.model_version.version}")
+    assert api_view.get(f"/api/v1/exams/{exam.pk}/").data["review_status"] == "draft"
     assert data["model_version"] == job.model_version.version
     assert [z["zone"] for z in data["zones"]] == list(exam.zone_codes)
     for z in data["zones"]:  # the probability the reader sees is the one of the given score
@@ -116,6 +123,7 @@ def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[[], Worker],
     assert set(severity["zone_attention"]) == {"R1", "R2", "R4", "L1", "L2", "L4"}
     assert abs(sum(severity["zone_attention"].values()) - 1.0) < 1e-4
     assert severity["severe_probability"] == pytest.approx(sum(severity["probs"][2:]), abs=1e-6)
+    assert severity["input_source"] == "ai"
 
 
 def test_sigkill_mid_exam_then_a_new_worker_completes_without_duplicates(
