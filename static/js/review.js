@@ -153,7 +153,7 @@
   function announce(text) { $("review-live").textContent = text; }
 
   function aiText(z) {
-    if (z.ai === null || z.ai === undefined) return "AI: no suggestion (not scored)";
+    if (z.ai === null || z.ai === undefined) return "No AI suggestion for this zone";
     let text = "AI suggests " + z.ai + (z.confidence !== null ? " · probability " + Math.round(100 * z.confidence) + " %" : "");
     if (z.inDomain === false) text += " · unlike the training clips: read it yourself";
     return text;

@@ -235,3 +235,41 @@ def test_keyboard_review_of_a_12_zone_exam(live_server: Any, page: Any, review_a
         page.keyboard.press("Escape")
     assert page.is_hidden("#review")
     assert errors == [], errors
+
+
+def test_exam_api_with_readings_fields(live_server: Any, page: Any, review_api_stub: ApiStub) -> None:
+    """The exam API as the readings backend serves it (``ai_score``, ``source``, the record's findings as
+    booleans, ``review_status``): a clinician's reading is pre-selected, the AI's score shown beside it."""
+    ward = build_ward()
+
+    def exam_api(route: Any, request: Any) -> None:
+        data = route.fetch().json()
+        for z in data["scores"]["zones"]:
+            z["ai_score"], z["findings"] = z["score"], _ai_findings(z["score"])
+            z["source"] = "ai"
+        first = data["scores"]["zones"][0]
+        first.update(score=0, source="clinician", findings={**dict.fromkeys(FINDINGS, False), "a_lines": True})
+        data["review_status"] = "amended"
+        route.fulfill(status=200, content_type="application/json", body=json.dumps(data))
+
+    page.route(f"**/api/v1/exams/{ward.exam.pk}/", exam_api)
+    login(page, live_server.url, "r-clinician", PASSWORD)
+    page.goto(f"{live_server.url}/exams/{ward.exam.pk}/")
+    page.focus("select[name=zone]")  # R in a form field is typing, not the shortcut
+    page.keyboard.press("r")
+    assert page.is_hidden("#review")
+    page.evaluate("document.activeElement.blur()")
+    page.keyboard.press("R")
+    _wait_position(page, "zone 1 of 12")
+    assert page.inner_text("#review-status") == "status: amended"
+    assert _pressed(page, "[data-score]") == ["0"] and _pressed(page, "[data-finding]") == ["a_lines"]
+    assert "AI suggests 2" in page.inner_text("#review-ai")
+    assert page.get_attribute("#review [data-score='2']", "class") == "ai"
+    page.keyboard.press("Enter")
+    _wait_position(page, "zone 2 of 12")
+    assert _pressed(page, "[data-score]") == [str(ward.ai["R2"])]
+    assert _pressed(page, "[data-finding]") == ["b_lines"]
+    assert review_api_stub.readings[0]["body"] == {"score": 0, "findings": {**dict.fromkeys(FINDINGS, False),
+                                                                              "a_lines": True}, "comment": ""}
+    with page.expect_navigation():
+        page.keyboard.press("Escape")
