@@ -154,20 +154,8 @@ def _expected(ward: Ward) -> dict[int, dict[str, Any]]:
     return out
 
 
-def test_keyboard_review_of_a_12_zone_exam(live_server: Any, page: Any, review_api_stub: ApiStub,
-                                           screenshot_dir: Path) -> None:
-    ward = build_ward()
-    codes = list(ward.ai)
-    errors: list[str] = []
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "status of 400" not in m.text else None)
-    strips: list[str] = []
-    page.on("request", lambda r: strips.append(r.url) if "/strip.png" in r.url else None)
-    login(page, live_server.url, "r-clinician", PASSWORD)
-    page.goto(f"{live_server.url}/exams/{ward.exam.pk}/")
-    assert page.is_hidden("#review")
-    page.locator("#review-open").screenshot(path=str(screenshot_dir / "review-mode-button.png"))
-
+def _first_zone(page: Any, ward: Ward, out: Path) -> None:
+    """R opens the mode on R1 with the AI's suggestion pre-selected and its cine playing; keys change it."""
     page.keyboard.press("r")
     _wait_position(page, "zone 1 of 12")
     assert page.inner_text("#review-zone-code") == "R1"
@@ -185,8 +173,12 @@ def test_keyboard_review_of_a_12_zone_exam(live_server: Any, page: Any, review_a
     page.keyboard.press("c")
     assert _pressed(page, "[data-score]") == ["1"] and _pressed(page, "[data-finding]") == ["confluent_b_lines"]
     assert page.inner_text("#review-live") == "confluent B-lines on."
-    page.screenshot(path=str(screenshot_dir / "review-mode-zone.png"))
+    page.screenshot(path=str(out / "review-mode-zone.png"))
 
+
+def _every_zone(page: Any, ward: Ward, stub: ApiStub) -> None:
+    """Enter through the 12 zones; one save refused on zone 3, one step back from zone 6."""
+    codes = list(ward.ai)
     for i in range(12):
         _wait_position(page, f"zone {i + 1} of 12")
         assert page.inner_text("#review-zone-code") == codes[i]
@@ -197,7 +189,7 @@ def test_keyboard_review_of_a_12_zone_exam(live_server: Any, page: Any, review_a
             for k in keys:
                 page.keyboard.press(k)
         if i == 2:  # a refusal shows the server's text and stays on the zone
-            review_api_stub.refuse_next = "score: Ensure this value is less than or equal to 3. (test)"
+            stub.refuse_next = "score: Ensure this value is less than or equal to 3. (test)"
             page.keyboard.press("Enter")
             page.wait_for_selector("#review-error:not([hidden])")
             assert "less than or equal to 3. (test)" in page.inner_text("#review-error")
@@ -210,20 +202,39 @@ def test_keyboard_review_of_a_12_zone_exam(live_server: Any, page: Any, review_a
             _wait_position(page, "zone 6 of 12")
         page.keyboard.press("Enter")
 
+
+def _summary_and_sign(page: Any, ward: Ward, out: Path) -> None:
     _wait_position(page, "summary")
-    expected = _expected(ward)
-    luss = sum(r["score"] for r in expected.values())
+    luss = sum(r["score"] for r in _expected(ward).values())
     assert page.inner_text("#review-luss") == f"LUSS {luss} / 36"
     assert page.inner_text("#review-luss-ai") == f"AI's sum {sum(AI_SCORES)}"
     assert page.locator("#review-table tbody tr").count() == 12
-    page.screenshot(path=str(screenshot_dir / "review-mode-summary.png"))
+    page.screenshot(path=str(out / "review-mode-summary.png"))
     page.keyboard.press("Enter")
     page.wait_for_function("document.getElementById('review-status').textContent === 'status: reviewed'")
     assert "Exam signed by r-clinician" in page.inner_text("#review-live")
 
+
+def test_keyboard_review_of_a_12_zone_exam(live_server: Any, page: Any, review_api_stub: ApiStub,
+                                           screenshot_dir: Path) -> None:
+    ward = build_ward()
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "status of 400" not in m.text else None)
+    strips: list[str] = []
+    page.on("request", lambda r: strips.append(r.url) if "/strip.png" in r.url else None)
+    login(page, live_server.url, "r-clinician", PASSWORD)
+    page.goto(f"{live_server.url}/exams/{ward.exam.pk}/")
+    assert page.is_hidden("#review")
+    page.locator("#review-open").screenshot(path=str(screenshot_dir / "review-mode-button.png"))
+
+    _first_zone(page, ward, screenshot_dir)
+    _every_zone(page, ward, review_api_stub)
+    _summary_and_sign(page, ward, screenshot_dir)
+
     stub = review_api_stub
-    posted = {r["clip"]: r["body"] for r in stub.readings if r["body"] is not None}  # the last per clip
-    assert posted == expected
+    posted = {r["clip"]: r["body"] for r in stub.readings}  # the last one per clip
+    assert posted == _expected(ward)
     assert len(stub.readings) == 12 + 2  # one refused and retried, one saved again after going back
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
     assert {r["method"] for r in stub.readings} == {"POST"} and {r["csrf"] for r in stub.readings} == {cookie}
