@@ -103,6 +103,29 @@ def clip_frame(request: HttpRequest, pk: int, index: int) -> HttpResponse:
 
 
 @login_required
+def clip_strip(request: HttpRequest, pk: int) -> HttpResponse:
+    """The clip's frames stacked vertically in one PNG (the review mode's player: one request per
+    zone); the headers say how to cut and play it."""
+    from PIL import Image  # lazy: only frame images need Pillow
+
+    clip, _role = selectors.clip_for(user=request.user, pk=pk)
+    try:
+        strip = selectors.clip_strip_for(clip=clip, user=request.user)
+    except selectors.FramesWithheld as exc:
+        return HttpResponse(str(exc), status=403, content_type="text/plain; charset=utf-8")
+    buf = io.BytesIO()
+    Image.fromarray(strip.image).save(buf, format="PNG", compress_level=1)
+    response = HttpResponse(buf.getvalue(), content_type="image/png")
+    response["Cache-Control"] = "private, max-age=3600"
+    response["X-Frame-Count"] = str(strip.count)
+    response["X-Frame-Width"] = str(strip.width)
+    response["X-Frame-Height"] = str(strip.height)
+    response["X-Frame-Fps"] = f"{strip.fps:g}"
+    response["X-Clip-Frame-Count"] = str(strip.clip_frames)
+    return response
+
+
+@login_required
 @require_POST
 def clip_delete(request: HttpRequest, pk: int) -> HttpResponse:
     clip, _role = selectors.clip_for(user=request.user, pk=pk)

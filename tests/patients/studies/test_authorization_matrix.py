@@ -113,6 +113,7 @@ CASES: list[tuple[str, str, str, Body | None, dict[str, int], dict[str, int]]] =
     ("clip page", "page", "/clips/{clip}/", None, _all(200), _all(404)),
     ("clip original", "page", "/clips/{clip}/original/", None, _all(200), _all(404)),
     ("clip frame", "page", "/clips/{clip}/frames/0.png", None, _all(200), _all(404)),
+    ("clip strip", "page", "/clips/{clip}/strip.png", None, _all(200), _all(404)),
     # Dashboards (issue 6)
     ("study overview page", "page", "/studies/{study}/overview/", None, _all(200), _all(404)),
     ("study correlation page", "page", "/studies/{study}/correlation/", None, _all(200), _all(404)),
