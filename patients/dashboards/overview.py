@@ -50,6 +50,7 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
             "luss": [r["luss"] for r in rows if r["luss"] is not None],
             "severity": [r["severity"] for r in rows if r["luss"] is not None],
             "urls": [r["timeline_url"] for r in rows if r["luss"] is not None],
+            "review_status": [r["review_status"] for r in rows if r["luss"] is not None],
         },
     }
 

@@ -16,8 +16,8 @@ from typing import Any
 from patients.records.units import KPA_TO_MMHG
 
 SCORES: dict[str, str] = {
-    "luss": "Global LUS score",
-    "mean": "Mean zone score",
+    "luss": "Global LUS score of record",
+    "mean": "Mean zone score of record",
     "severity": "Severity class (0 mild, 1 moderate, 2 severe, 3 critical)",
     "severe_prob": "P(severe or critical)",
 }

@@ -10,29 +10,18 @@ from django.shortcuts import redirect, render
 
 from patients.dashboards import gradcam, selectors, stats
 from patients.dashboards.correlation import correlation
+from patients.dashboards.exam_page import exam_page
 from patients.dashboards.overview import study_overview as overview_data
 from patients.dashboards.timeline import patient_timeline as timeline_data
 from patients.imaging.forms import ClipUploadForm
 from patients.imaging.selectors import clip_for
 from patients.imaging.views import exam_page_upload
-from patients.readings.forms import OverrideForm
-from patients.readings.models import FINDINGS, BlindRead, ZoneReading
-from patients.readings.selectors import (
-    CLINICIAN_SOURCES,
-    exam_history,
-    open_blind_exams,
-    record_scores,
-    review_states,
-)
+from patients.readings.selectors import open_blind_exams
 from patients.records import chrono
-from patients.records.models import Exam
 from patients.records.selectors import exam_for, patient_for
 from patients.studies import permissions
 from patients.studies.protocols import get_protocol
 from patients.studies.selectors import study_for
-from scoring.models import SEVERITY_ORDER
-from scoring.selectors import exam_scores_payload
-from scoring.severity import severity_payload
 
 
 def _number(request: HttpRequest, name: str, default: float, *, low: float, high: float) -> float:
@@ -60,73 +49,11 @@ def exam_detail(request: HttpRequest, pk: int) -> HttpResponse:
         form, stored = exam_page_upload(request, exam)
         if stored:
             return redirect(exam)
-    protocol = get_protocol(exam.protocol)
-    clips = {c.zone: c for c in exam.clips.all()}
-    scores = exam_scores_payload(exam=exam, user=request.user)
-    by_zone = {z["zone"]: z for z in scores["zones"]}
-    records = record_scores(exam_ids=[exam.pk], user=request.user)[exam.pk]
-    overrides = _latest_clinician_readings(exam, request.user)
-    zones: list[dict[str, Any]] = []
-    for z in protocol.zones:
-        ai = _ai_zone(by_zone.get(z.code))
-        # ``score`` is the AI's result (the page's "AI" column, as before); ``record`` the score of
-        # record; ``override`` the latest clinician reading.
-        zones.append({"zone": z, "clip": clips.get(z.code), "score": ai, "ai": ai, "record": records.get(z.code),
-                      "payload": by_zone.get(z.code),
-                      "override": overrides.get(clips[z.code].pk) if z.code in clips else None})
-    can_write = role in permissions.WRITE_ROLES and not exam.study.archived
     return render(request, "dashboards/exam_detail.html", {
-        "exam": exam, "patient": exam.patient, "study": exam.study, "role": role, "can_write": can_write,
-        "clock": chrono.clock_for(user=request.user, patient=exam.patient),
-        "identifying": permissions.can_see_identifying(request.user, exam.study),
-        "is_admin": role in permissions.ADMIN_ROLES and not exam.study.archived,
-        "zones": zones, "protocol": protocol, "missing": [z["zone"].code for z in zones if z["clip"] is None],
-        "form": form, "scores": scores, "progress_pct": round(100 * (scores["progress"] or 0)),
-        "override_form": OverrideForm(),
-        "chest_zones": selectors.chest_diagram_zones(exam=exam, user=request.user),
-        "severity": _severity_context(exam) if not open_blind_exams(user=request.user, exam_ids=[exam.pk]) else None,
-        "review": review_states(exam_ids=[exam.pk])[exam.pk],
-        "history": exam_history(exam_id=exam.pk, user=request.user),
-        "blind_read": BlindRead.objects.filter(exam=exam, reader_id=request.user.pk).first(),
-        "can_sign": can_write, "findings": FINDINGS,
+        "exam": exam, "patient": exam.patient, "study": exam.study, "protocol": get_protocol(exam.protocol),
+        "clock": chrono.clock_for(user=request.user, patient=exam.patient), "form": form,
+        **exam_page(exam=exam, user=request.user, role=role),
     })
-
-
-def _ai_zone(zone: dict[str, Any] | None) -> dict[str, Any] | None:
-    """The AI's side of a zone of the ``scores`` block (None when the AI's reading is not shown)."""
-    if zone is None or zone["ai_score"] is None:
-        return None
-    return {"score": zone["ai_score"], "probs": zone["probs"] or [], "confidence": zone["confidence"],
-            "in_domain": zone["in_domain"], "domain_distance": zone["domain_distance"],
-            "findings": zone["ai_findings"]}
-
-
-def _latest_clinician_readings(exam: Exam, user: Any) -> dict[int, dict[str, Any]]:
-    """clip id -> the latest clinician or adjudication reading, in the shape of the page's former
-    override (score, reason, by.username, at); during the user's blind read only their own."""
-    qs = ZoneReading.objects.filter(clip__exam=exam, source__in=CLINICIAN_SOURCES).order_by("clip_id", "-created_at",
-                                                                                              "-pk")
-    if open_blind_exams(user=user, exam_ids=[exam.pk]):
-        qs = qs.filter(rater_id=user.pk)
-    latest: dict[int, dict[str, Any]] = {}
-    for r in qs.values("clip_id", "score", "comment", "rater_name", "created_at", "source", "blind"):
-        latest.setdefault(r["clip_id"], {"score": r["score"], "reason": r["comment"], "by": {"username": r["rater_name"]},
-                                         "at": r["created_at"], "source": r["source"], "blind": r["blind"]})
-    return latest
-
-
-def _severity_context(exam: Exam) -> dict[str, Any] | None:
-    """Severity with its probabilities and the zones that drove it, strongest first."""
-    payload = severity_payload(exam=exam)
-    if payload is None:
-        return None
-    attention = sorted(payload["zone_attention"].items(), key=lambda kv: -kv[1])
-    return {
-        **payload,
-        "classes": [{"label": str(c.label), "value": c.value, "p": p} for c, p in zip(SEVERITY_ORDER, payload["probs"],
-                                                                                   strict=True)],
-        "attention": [{"zone": z, "weight": w, "pct": round(100 * w)} for z, w in attention],
-    }
 
 
 @login_required

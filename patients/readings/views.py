@@ -1,5 +1,6 @@
-"""Reading pages: the forms of the exam and agreement pages, posted (override, adjudication, sign,
-blind read). Each one calls its service and goes back to the page with a message."""
+"""Reading pages: the forms of the exam and agreement pages, posted (reading, override, adjudication,
+sign, blind read), each calling its service and going back to the page with a message; and the
+study's review worklist."""
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -8,15 +9,19 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
-from django.shortcuts import redirect
+from django.shortcuts import redirect, render
 from django.utils.http import url_has_allowed_host_and_scheme
 from django.views.decorators.http import require_POST
 
 from lusweb.errors import ServiceError
 from patients.imaging.selectors import clip_for
 from patients.readings import services
-from patients.readings.forms import AdjudicationForm, OverrideForm
+from patients.readings.forms import AdjudicationForm, OverrideForm, ReadingForm
+from patients.readings.models import FINDINGS
+from patients.readings.worklist import worklist_page
 from patients.records.selectors import exam_for
+from patients.studies import permissions
+from patients.studies.selectors import study_for
 
 
 def _form_errors(form: Any) -> str:
@@ -38,6 +43,23 @@ def _run(request: HttpRequest, call: Callable[[], Any], success: str) -> None:
         messages.error(request, exc.message)
     else:
         messages.success(request, success)
+
+
+@login_required
+@require_POST
+def clip_read(request: HttpRequest, pk: int) -> HttpResponse:
+    """A clinician or study admin reads a zone from the exam page: score, findings, comment."""
+    clip, _role = clip_for(user=request.user, pk=pk)
+    form = ReadingForm(request.POST)
+    if not form.is_valid():
+        messages.error(request, "Reading: " + _form_errors(form))
+    else:
+        data = form.cleaned_data
+        findings = {key: key in data["findings"] for key in FINDINGS}
+        _run(request, lambda: services.reading_create(clip=clip, by=request.user, score=data["score"],
+                                                      findings=findings, comment=data["comment"]),
+             f"Zone {clip.zone} read: {data['score']}.")
+    return _back(request, clip.exam.get_absolute_url() + f"#zone-{clip.zone}")
 
 
 @login_required
@@ -91,3 +113,14 @@ def exam_blind_submit(request: HttpRequest, pk: int) -> HttpResponse:
     exam, _role = exam_for(user=request.user, pk=pk)
     _run(request, lambda: services.blind_read_submit(exam=exam, by=request.user), "Blind read submitted.")
     return redirect(exam)
+
+
+@login_required
+def study_worklist(request: HttpRequest, pk: int) -> HttpResponse:
+    """The study's exams waiting for review, most urgent first, each with why it is there."""
+    study, role = study_for(user=request.user, pk=pk)
+    return render(request, "readings/worklist.html", {
+        "study": study, "role": role, "rows": worklist_page(study=study, user=request.user),
+        "can_review": role in permissions.WRITE_ROLES and not study.archived,
+        "identifying": permissions.can_see_identifying(request.user, study),
+    })

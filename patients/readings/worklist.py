@@ -15,9 +15,14 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from django.urls import reverse
+from django.utils import timezone
+
 from patients.imaging.models import ZoneClip
 from patients.readings.selectors import ZoneRecord, record_scores, review_states
+from patients.records import chrono
 from patients.records.models import Exam
+from patients.studies import permissions
 from patients.studies.models import Study
 
 UNSURE_BELOW = 0.5
@@ -89,3 +94,27 @@ def worklist_counts(*, studies: list[Study]) -> dict[int, int]:
         if state.status in WAITING:
             counts[study_of[exam_id]] += 1
     return counts
+
+
+def waiting_text(since: dt.datetime, now: dt.datetime) -> str:
+    """How long an exam has waited, in words ("5 h", "3 days 4 h")."""
+    hours = max(0, int((now - since).total_seconds() // 3600))
+    days, rest = divmod(hours, 24)
+    if not days:
+        return f"{rest} h"
+    return f"{days} day{'s' if days > 1 else ''}" + (f" {rest} h" if rest else "")
+
+
+def worklist_page(*, study: Study, user: Any) -> list[dict[str, Any]]:
+    """The worklist page's rows, in priority order: each item with the exam's time as the user may
+    see it (``label``), how long it has waited (``waiting``: None for researchers, who see no
+    dates) and the exam page's address (``review_url`` opens its review mode)."""
+    items = worklist(study=study, user=user)
+    dates = permissions.can_see_identifying(user, study)
+    clocks = chrono.study_clocks(study_id=study.pk, shows_dates=dates)
+    now = timezone.now()
+    return [{"item": i, "rank": n, "label": clocks[i.patient_id].label(i.acquired_at),
+             "waiting": waiting_text(i.acquired_at, now) if dates else None,
+             "exam_url": reverse("exam-detail", args=[i.exam_id]),
+             "review_url": reverse("exam-detail", args=[i.exam_id]) + "?review=1"}
+            for n, i in enumerate(items, start=1)]

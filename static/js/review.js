@@ -4,6 +4,8 @@
    pre-selected. 0-3 score, a/b/c/o/p/e toggle findings, Enter saves the reading
    (POST /api/v1/clips/<id>/readings/) and moves on, Backspace/Left goes back, Space pauses; after the
    last zone a summary, where Enter signs (POST /api/v1/exams/<id>/sign/). Escape closes.
+   The page opened with ?review=1 (the worklist's links) starts in the mode, and closing it after a
+   change goes back to the worklist it came from.
    Reads GET /api/v1/exams/<id>/: zones, clips[].{id, zone}, review_status and scores.zones[].{zone,
    clip, score, source, ai_score, confidence, in_domain, findings}. Without ai_score (before readings
    existed) the zone's score is the AI's. */
@@ -331,6 +333,7 @@
     state.view = "closed";
     root.hidden = true;
     document.body.classList.remove("review-active");
+    if (state.changed && state.back) { window.location.href = state.back; return; }  // the next exam to review
     if (state.changed) { window.location.reload(); return; }  // the page shows the new readings
     openButton.focus();
   }
@@ -394,4 +397,14 @@
   document.addEventListener("keydown", onKey);
   dialog.addEventListener("click", onClick);
   openButton.addEventListener("click", open);
+
+  // ?review=1 opens the mode at once (once: the address loses the parameter).
+  const query = new URLSearchParams(window.location.search);
+  if (query.get("review") === "1") {
+    query.delete("review");
+    const rest = query.toString();
+    window.history.replaceState(null, "", window.location.pathname + (rest ? "?" + rest : "") + window.location.hash);
+    if (/\/studies\/\d+\/worklist\/$/.test(document.referrer.split("?")[0])) state.back = document.referrer;
+    open();
+  }
 })();

@@ -196,7 +196,7 @@ def _timeline(page: Any, base: str, w: World, role: str, out: Path) -> None:
     page.goto(f"{base}/patients/{w.patient.pk}/timeline/")
     traces = data_of(page, "plot-luss")
     scored = [s for s in w.scores if s is not None]
-    assert traces[0]["name"] == "Global LUS score"
+    assert traces[0]["name"] == "Global LUS score (score of record)"
     assert traces[0]["y"] == [_luss(s) for s in scored]
     xaxis = page.evaluate("document.getElementById('plot-luss').layout.xaxis")
     if role == Role.RESEARCHER:

@@ -33,6 +33,7 @@ from patients.research.export.lookups import (
 from patients.research.export.params import ExportParams
 from patients.studies.models import Study
 from patients.studies.protocols import PROTOCOLS, get_protocol
+from scoring.selectors import record_summary
 
 
 def _patient_values(study: Study, patient: Patient, params: ExportParams) -> list[Any]:
@@ -150,12 +151,18 @@ def _signed(exam: Exam, data: _ExamBatch, params: ExportParams) -> Any:
     return timezone.localtime(at).isoformat() if params.identifying else data.day_zero.day(exam.patient_id, at)[0]
 
 
-def _record_values(exam_clips: list[tuple[int, str]], data: _ExamBatch) -> dict[str, Any]:
-    """The exam's record columns: luss_final (record sum), luss_ai, overrides (zones a clinician read)."""
+_SUMMARY = ("luss", "max_luss", "mean_score", "worst_zone", "zones_ge2", "coverage")
+
+
+def _record_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch) -> dict[str, Any]:
+    """The exam's headline from its record scores (luss, max_luss, mean_score, worst_zone, zones_ge2,
+    coverage: None without any), luss_ai (the AI's readings) and overrides (zones a clinician read)."""
     recs = [data.records[cid] for cid, _ in exam_clips if cid in data.records]
-    final = [r.score for r in recs if r.score is not None]
+    scores = {r.zone: r.score for r in recs if r.score is not None}
     ai = [r.ai_score for r in recs if r.ai_score is not None]
-    return {"luss_final": sum(final) if final else None, "luss_ai": sum(ai) if ai else None,
+    codes = get_protocol(exam.protocol).codes if exam.protocol in PROTOCOLS else tuple(scores)
+    summary = record_summary(scores, codes) if scores else {}
+    return {**{k: summary.get(k) for k in _SUMMARY}, "luss_ai": sum(ai) if ai else None,
             "overrides": sum(1 for r in recs if r.source == "clinician")}
 
 
@@ -163,7 +170,7 @@ def _zone_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch
     """The zone columns of each clip of an exam (zone level, long format)."""
     summary = data.chosen.get(exam.pk)
     state = data.states[exam.pk]
-    luss_final = _record_values(exam_clips, data)["luss_final"]
+    luss = _record_values(exam, exam_clips, data)["luss"]
     for clip_id, zone in exam_clips:
         s = data.scores.get(clip_id)
         probs = (list(s["probs"] or []) + [None] * 4)[:4] if s else [None] * 4
@@ -174,23 +181,23 @@ def _zone_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch
             s["aggregator"] if s else None, r.clinician_score if r else None, r.score if r else None,
             r.ai_score if r else None, r.clinician_score if r else None, r.score if r else None,
             r.kind if r else None, r.reader if r else None, signed,
-            summary.version if summary else None, summary.luss if summary else None, luss_final, state.status,
+            summary.version if summary else None, luss, luss, state.status,
         ]
 
 
 def _exam_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch, zones: list[str],
                  signed: Any) -> list[Any]:
-    """The exam-score columns of an exam, and in the wide format per zone the AI's score, the
-    latest clinician reading, then the record scores."""
+    """The exam-score columns of an exam (the headline of its score of record, the AI's sums beside
+    it), and in the wide format per zone the AI's score, the latest clinician reading, then the
+    record scores."""
     summary = data.chosen.get(exam.pk)
     state = data.states[exam.pk]
-    rec = _record_values(exam_clips, data)
+    rec = _record_values(exam, exam_clips, data)
     values = [
         summary.version if summary else None, exam.protocol, len(exam_clips),
-        summary.luss if summary else None, summary.max_luss if summary else None,
-        num(summary.mean_score) if summary else None, (summary.worst_zone or None) if summary else None,
-        summary.zones_ge2 if summary else None, num(summary.coverage) if summary else None,
-        rec["overrides"], rec["luss_final"], rec["luss_ai"], state.status, state.signed_by, signed,
+        rec["luss"], rec["max_luss"], num(rec["mean_score"]), rec["worst_zone"] or None, rec["zones_ge2"],
+        num(rec["coverage"]), rec["overrides"], rec["luss"], rec["luss_ai"], summary.luss if summary else None,
+        state.status, state.signed_by, signed,
     ]
     by_zone = {zone: cid for cid, zone in exam_clips}
     records = []
@@ -226,17 +233,16 @@ def _patient_rows(study: Study, params: ExportParams, batch: int) -> Iterator[li
         for patient in chunk:
             mine = per_patient.get(patient.pk, [])
             day_of = [day_zero.day(patient.pk, e["acquired_at"])[0] for e in mine]
-            scored = [(e, d) for e, d in zip(mine, day_of, strict=True) if e["pk"] in chosen]
-            top = max(scored, key=lambda ed: chosen[ed[0]["pk"]].luss, default=None)
+            # The score of record of each exam with one: first, last, the highest (the earliest on a tie).
+            read = [(finals[e["pk"]], d) for e, d in zip(mine, day_of, strict=True) if e["pk"] in finals]
+            top = max(read, key=lambda rd: rd[0], default=None)
             last_sev = next((predicted[e["pk"]]["label"] for e in reversed(mine) if e["pk"] in predicted), None)
             latest = clinical.latest(patient.pk)
-            read = [finals[e["pk"]] for e in mine if e["pk"] in finals]
+            first_luss, last_luss = (read[0][0], read[-1][0]) if read else (None, None)
             yield _patient_values(study, patient, params) + [
                 len(mine), clip_counts.get(patient.pk, 0), day_of[0] if day_of else None,
-                day_of[-1] if day_of else None,
-                chosen[scored[0][0]["pk"]].luss if scored else None, chosen[scored[-1][0]["pk"]].luss if scored else None,
-                read[0] if read else None, read[-1] if read else None,
+                day_of[-1] if day_of else None, first_luss, last_luss, first_luss, last_luss,
                 sum(1 for e in mine if states[e["pk"]].status != "draft"),
-                chosen[top[0]["pk"]].luss if top else None, top[1] if top else None, last_sev,
+                top[0] if top else None, top[1] if top else None, last_sev,
                 latest["age"] if latest else None,
             ]

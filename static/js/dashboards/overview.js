@@ -1,4 +1,5 @@
-/* Study overview: latest global LUS score per patient, coloured by severity, with the alert threshold. */
+/* Study overview: latest global LUS score of record per patient, coloured by severity, hatched while
+   that exam is not signed (its record holds the AI's scores), with the alert threshold. */
 (function () {
   "use strict";
   var chart = LUS.json("overview-data");
@@ -7,17 +8,24 @@
   if (!el || !chart || !chart.codes.length) return;
   var threshold = Number(el.dataset.threshold);
   var max = Number(el.dataset.max);
+  var status = chart.review_status || [];
+  function signed(s) { return s === "reviewed" || s === "amended"; }
   var trace = {
-    type: "bar", name: "Latest global LUS score", x: chart.codes, y: chart.luss,
+    type: "bar", name: "Latest global LUS score of record", x: chart.codes, y: chart.luss,
     marker: { color: chart.severity.map(function (s) { return s ? colours.severity[s] : colours.none; }),
-              line: { color: "#1d2733", width: 1 } },
-    customdata: chart.severity.map(function (s) { return s || "no severity yet"; }),
-    hovertemplate: "<b>%{x}</b><br>Global LUS score %{y}/" + max + "<br>Severity: %{customdata}<extra></extra>",
+              line: { color: "#1d2733", width: 1 },
+              pattern: { shape: chart.codes.map(function (_, i) { return signed(status[i]) ? "" : "/"; }),
+                         fgcolor: "#ffffff", solidity: 0.25 } },
+    customdata: chart.severity.map(function (s, i) {
+      return [s || "no severity yet", signed(status[i]) ? status[i] + " (signed)" : "not signed: AI, not reviewed"];
+    }),
+    hovertemplate: "<b>%{x}</b><br>Global LUS score of record %{y}/" + max + "<br>Review: %{customdata[1]}" +
+      "<br>Severity: %{customdata[0]}<extra></extra>",
   };
   var layout = {
     font: LUS.font, margin: { t: 10, r: 20, b: 60, l: 70 }, showlegend: false,
     xaxis: { title: { text: "Patient (click a bar for the timeline)" }, type: "category" },
-    yaxis: { title: { text: "Global LUS score (0–" + max + ")" }, range: [0, max] },
+    yaxis: { title: { text: "Global LUS score of record (0–" + max + ")" }, range: [0, max] },
     shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
                line: { color: "#b00020", width: 2, dash: "dash" } }],
     annotations: [{ xref: "paper", x: 0, y: threshold, yanchor: "bottom", xanchor: "left", showarrow: false,

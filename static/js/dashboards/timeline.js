@@ -40,21 +40,46 @@
       : "Hover a point for the " + (byDate ? "date, day since admission" : "day") + ", score and severity.";
   }
 
+  // Signed exams (reviewed, or amended since) are filled markers; the others hollow: their score of
+  // record is the AI's, or readings nobody has signed yet.
+  function signed(e) { return e.review_status === "reviewed" || e.review_status === "amended"; }
+  function reviewText(e) {
+    var read = Object.keys(e.zones).filter(function (k) { return e.zones[k] !== null; }).length;
+    read = e.reviewed_zones + " of " + read + " zones read by a clinician";
+    var when = e.signed_at ? " " + e.signed_at.slice(0, 16).replace("T", " ")
+      : (e.signed_day !== null && e.signed_day !== undefined ? " day " + Number(e.signed_day).toFixed(1) : "");
+    if (signed(e)) return e.review_status + ", signed by " + (e.signed_by || "?") + when + " (" + read + ")";
+    return e.reviewed_zones ? "not signed yet (" + read + ")" : "AI, not reviewed";
+  }
+
   function lussTrace() {
     return {
-      type: "scatter", mode: "lines+markers", name: "Global LUS score", yaxis: "y",
+      type: "scatter", mode: "lines+markers", name: "Global LUS score (score of record)", yaxis: "y",
       x: scored.map(function (e) { return e.x; }), y: scored.map(function (e) { return e.luss; }),
       line: { color: "#0b6e8a", width: 2 },
-      marker: { size: 13, line: { color: "#1d2733", width: 1 },
+      marker: { size: 13,
+                symbol: scored.map(function (e) { return signed(e) ? "circle" : "circle-open"; }),
+                line: { color: "#1d2733", width: scored.map(function (e) { return signed(e) ? 1 : 3; }) },
                 color: scored.map(function (e) { return e.severity ? colours.severity[e.severity] : colours.none; }) },
       customdata: scored.map(function (e) {
         return [dayText(e.day), e.max_luss, e.severity || "no severity yet", LUS.fmt(e.mean_score, 2),
-                e.severity_probs ? e.severity_probs.map(function (p) { return p.toFixed(2); }).join(" / ") : "–"];
+                e.severity_probs ? e.severity_probs.map(function (p) { return p.toFixed(2); }).join(" / ") : "–",
+                reviewText(e), e.luss_ai === null || e.luss_ai === undefined ? "–" : e.luss_ai];
       }),
-      hovertemplate: "<b>" + xHover + "</b> · %{customdata[0]}<br>Global LUS score <b>%{y}</b>/%{customdata[1]}" +
+      hovertemplate: "<b>" + xHover + "</b> · %{customdata[0]}<br>Global LUS score of record <b>%{y}</b>/%{customdata[1]}" +
+        "<br>%{customdata[5]}<br>AI's sum %{customdata[6]}" +
         "<br>Mean zone score %{customdata[3]}<br>Severity: <b>%{customdata[2]}</b>" +
         "<br>P(mild/moderate/severe/critical): %{customdata[4]}<extra></extra>",
     };
+  }
+
+  // Legend entries only (no data): what a filled and a hollow marker mean.
+  function legendTraces() {
+    return [["circle", 1, "Signed by a clinician (filled)"], ["circle-open", 3, "Not signed: AI, not reviewed (hollow)"]]
+      .map(function (m) {
+        return { type: "scatter", mode: "markers", name: m[2], x: [null], y: [null], hoverinfo: "skip",
+                 marker: { symbol: m[0], size: 11, color: colours.none, line: { color: "#1d2733", width: m[1] } } };
+      });
   }
 
   function gasTrace(gas, unit) {
@@ -84,7 +109,7 @@
       legend: { orientation: "h", x: 0, y: 1.12 },
       xaxis: byDate ? { title: { text: "Date (hover: day since admission)" }, type: "date" }
                     : { title: { text: data.time_axis_title }, type: "linear", zeroline: false },
-      yaxis: { title: { text: "Global LUS score (0–" + maxLuss + ")" }, range: [0, maxLuss + 1], zeroline: false },
+      yaxis: { title: { text: "Global LUS score of record (0–" + maxLuss + ")" }, range: [0, maxLuss + 1], zeroline: false },
       shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: data.threshold, y1: data.threshold,
                  line: { color: "#b00020", width: 1, dash: "dot" } }],
     };
@@ -95,6 +120,7 @@
       layout.yaxis2 = { title: { text: t.name }, overlaying: "y", side: "right", showgrid: false, zeroline: false,
                         tickmode: "auto", nticks: 6 };
     }
+    if (scored.length) traces = traces.concat(legendTraces());
     if (!scored.length) {
       layout.annotations = [{ xref: "paper", yref: "paper", x: 0.5, y: 0.5, showarrow: false,
                               text: "No exam scored yet", font: { size: 16, color: "#5d6b7a" } }];
@@ -106,6 +132,10 @@
   drawLuss();
 
   // --- zone x exam heatmap ------------------------------------------------------------------
+  function sourceText(d) {
+    if (d.source === "clinician") return "read by " + (d.reader || "?");
+    return d.source === "ai" ? "AI, not reviewed" : "";
+  }
   function cellText(zone, e) {
     var d = e.zone_details[zone.code] || {};
     var head = "<b>" + zone.code + "</b> · " + zone.label + "<br>" + (byDate ? e.label + " · " : "") + dayText(e.day);
@@ -116,23 +146,32 @@
     var findings = Object.keys(d.findings || {})
       .filter(function (k) { return d.findings[k] >= 0.5; })
       .map(function (k) { return k.replace(/_/g, " ") + " " + d.findings[k].toFixed(2); });
-    return head + "<br>Score <b>" + score + "</b> · P(0/1/2/3) = " +
-      (d.probs || []).map(function (p) { return Number(p).toFixed(2); }).join(" / ") +
-      "<br>Findings: " + (findings.length ? findings.join(", ") : "none above 0.5") +
+    var ai = d.ai_score === null || d.ai_score === undefined ? "AI's score –" :
+      "AI's score " + d.ai_score + (d.probs ? " · P(0/1/2/3) = " +
+        d.probs.map(function (p) { return Number(p).toFixed(2); }).join(" / ") : "");
+    return head + "<br>Score of record <b>" + score + "</b> · " + sourceText(d) + "<br>" + ai +
+      "<br>AI findings: " + (findings.length ? findings.join(", ") : "none above 0.5") +
       "<br>Model " + (e.model_version || "–") + "<br><i>click to open the clip</i>";
+  }
+  // The cell's label: the record score, in brackets while it is the AI's (not reviewed).
+  function cellLabel(zone, e) {
+    var v = e.zones[zone.code], d = e.zone_details[zone.code] || {};
+    if (v === null || v === undefined) return "";
+    return d.source === "ai" ? "(" + v + ")" : String(v);
   }
   var z = data.zones.map(function (zone) {
     return exams.map(function (e) { var v = e.zones[zone.code]; return v === undefined ? null : v; });
   });
   var c = colours.scores;
   var heat = {
-    type: "heatmap", name: "Zone scores", x: labels, y: data.zones.map(function (zone) { return zone.code; }), z: z,
+    type: "heatmap", name: "Zone scores of record", x: labels, y: data.zones.map(function (zone) { return zone.code; }), z: z,
     zmin: -0.5, zmax: 3.5, xgap: 3, ygap: 3, hoverongaps: true,
     colorscale: [[0, c[0]], [0.25, c[0]], [0.25, c[1]], [0.5, c[1]], [0.5, c[2]], [0.75, c[2]], [0.75, c[3]], [1, c[3]]],
-    colorbar: { title: { text: "Zone score" }, tickvals: [0, 1, 2, 3], ticktext: colours.meanings, len: 0.9 },
-    text: data.zones.map(function (zone) { return exams.map(function (e) { return cellText(zone, e); }); }),
-    hovertemplate: "%{text}<extra></extra>",
-    texttemplate: "%{z}", textfont: { size: 12 },
+    colorbar: { title: { text: "Score of record" }, tickvals: [0, 1, 2, 3], ticktext: colours.meanings, len: 0.9 },
+    customdata: data.zones.map(function (zone) { return exams.map(function (e) { return cellText(zone, e); }); }),
+    text: data.zones.map(function (zone) { return exams.map(function (e) { return cellLabel(zone, e); }); }),
+    hovertemplate: "%{customdata}<extra></extra>",
+    texttemplate: "%{text}", textfont: { size: 12 },
   };
   var heatEl = document.getElementById("plot-heatmap");
   Plotly.newPlot(heatEl, [heat], {

@@ -95,10 +95,13 @@ def test_exam_page_shows_override_next_to_ai(world: dict[str, Any], client: Any)
     response = client.post(f"/clips/{clip.pk}/override/", {"score": "3", "reason": "missed B-lines"})
     assert response.status_code == 302
     page = client.get(f"/exams/{world['exam'].pk}/").content.decode()
-    row = page[page.index('<tr data-zone="R2">'):]
+    row = page[page.index('<tr data-zone="R2"'):]
     row = row[: row.index("</tr>")]
-    assert 'title="AI' in row and ">1</span>" in row  # the AI score ...
-    assert 'class="score s3" title="missed B-lines">3</span>' in row and "agr-study_admin" in row  # ... and the override
+    ai = row[row.index('<td class="ai">'):]
+    assert 'title="AI' in ai and ">1</span>" in ai  # the AI score ...
+    record = row[row.index('<td class="record"'):row.index('<td class="ai">')]
+    assert 'data-score="3" data-source="clinician"' in record and "read by agr-study_admin" in record  # ... the record
+    assert "“missed B-lines”" in row  # ... and the reason, for those who may read free text
 
 
 def test_agreement_matches_a_direct_computation(world: dict[str, Any], api_for: Callable[..., APIClient],

@@ -113,7 +113,8 @@ def test_zone_long_columns_rows_and_values(cohort: dict[str, Any], api_for: Call
     assert r2["patient"] == deid.pseudonym(study.secret, p1.pk)
     assert (r2["exam_number"], r2["day"], r2["day_origin"]) == ("1", "2.5", "admission")
     assert (r2["score"], r2["p1"], r2["p2"], r2["model_version"]) == ("1", "0.7", "0.3", "mv-active")
-    assert (r2["override_score"], r2["final_score"], r2["luss"]) == ("2", "2", "8")
+    # luss is the exam's score of record (R2 read 2 by a clinician over the AI's 1), as the pages show it.
+    assert (r2["override_score"], r2["final_score"], r2["luss"], r2["luss_final"]) == ("2", "2", "9", "9")
     assert r2["findings"] == '{"b_lines":0.25}' and r2["aggregator"] == "max"
     assert (r2["severity"], r2["severity_p_severe"], r2["severe_probability"]) == ("severe", "0.5", "0.7")
     assert (r2["gas_hours_from_exam"], r2["paco2_mmhg"], r2["pf_ratio"], r2["ph"]) == ("2.0", "45.0", "120.0", "7.31")
@@ -162,10 +163,12 @@ def test_exam_long_and_wide(cohort: dict[str, Any], api_for: Callable[..., APICl
     rows = _csv(_get(api, study.pk, level="exam", format="long"))
     assert len(rows) == 3
     first = rows[0]
+    # The headline is the score of record (R2: the clinician's 2 over the AI's 1); the AI's sums beside it.
     assert (first["luss"], first["max_luss"], first["zones_recorded"], first["overrides"], first["luss_final"]) == (
-        "8", "18", "6", "1", "9")
+        "9", "18", "6", "1", "9")
+    assert (first["luss_ai"], first["luss_model"], first["mean_score"], first["coverage"]) == ("8", "8", "1.5", "1.0")
     assert (first["worst_zone"], first["zones_ge2"], first["model_version"], first["protocol"]) == (
-        "L2", "2", "mv-active", "blue-6")
+        "L2", "3", "mv-active", "blue-6")
     wide = _csv(_get(api, study.pk, level="exam", format="wide"))
     assert wide == _csv(_get(api, study.pk, level="zone", format="wide"))
     assert len(wide) == 3
@@ -183,14 +186,17 @@ def test_patient_level(cohort: dict[str, Any], api_for: Callable[..., APIClient]
     assert [r["patient"] for r in rows] == [deid.pseudonym(study.secret, p.pk) for p in (p1, p2)]
     first = rows[0]
     assert (first["exams"], first["clips"], first["first_exam_day"], first["last_exam_day"]) == ("2", "9", "2.5", "4.0")
-    assert (first["first_luss"], first["last_luss"], first["max_luss"], first["max_luss_day"]) == ("8", "5", "8", "2.5")
+    assert (first["first_luss"], first["last_luss"], first["max_luss"], first["max_luss_day"]) == ("9", "5", "9", "2.5")
+    assert (first["first_luss_final"], first["last_luss_final"]) == ("9", "5")
     assert (first["last_severity"], first["age"]) == ("severe", "70")
     assert rows[1]["exams"] == "1" and rows[1]["max_luss"] == "3"
 
 
 def test_model_parameter_selects_the_version(cohort: dict[str, Any], api_for: Callable[..., APIClient]) -> None:
     rows = _csv(_get(api_for(cohort["users"][Role.RESEARCHER]), cohort["study"].pk, level="exam", model="mv-old"))
-    assert [r["luss"] for r in rows] == ["0", "", "3"]  # exam 2 has no mv-old result
+    assert [r["luss_model"] for r in rows] == ["0", "", "3"]  # exam 2 has no mv-old result
+    assert [r["model_version"] for r in rows] == ["mv-old", "", "mv-old"]
+    assert [r["luss"] for r in rows] == ["9", "5", "3"]  # the score of record, whatever the model
 
 
 def test_pseudonyms_are_stable_and_keyed_by_the_study_secret(cohort: dict[str, Any]) -> None:
