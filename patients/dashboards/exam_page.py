@@ -134,6 +134,7 @@ def exam_page(*, exam: Exam, user: Any, role: str) -> dict[str, Any]:
     zones = zone_rows(exam, user, scores, blind=view.blind)
     with_clip = [z for z in zones if z["clip"] is not None]
     unread = [z["zone"].code for z in with_clip if not (z["record"] and z["record"].source == "clinician")]
+    review = review_states(exam_ids=[exam.pk])[exam.pk]
     return {
         "role": role, "can_write": view.can_write, "identifying": view.identifying,
         "is_admin": role in permissions.ADMIN_ROLES and not exam.study.archived,
@@ -141,10 +142,13 @@ def exam_page(*, exam: Exam, user: Any, role: str) -> dict[str, Any]:
         "scores": scores, "progress_pct": round(100 * (scores["progress"] or 0)),
         "chest_zones": selectors.chest_diagram_zones(exam=exam, user=user),
         "severity": None if view.blind else severity_context(exam),
-        "review": review_states(exam_ids=[exam.pk])[exam.pk],
+        "review": review,
         "history": _history(exam, user),
         "blind_read": BlindRead.objects.filter(exam=exam, reader_id=user.pk).first(),
         "blind": view.blind, "unread": unread, "read_zones": len(with_clip) - len(unread),
-        "clip_zones": len(with_clip), "can_sign": view.can_write and bool(with_clip) and not view.blind,
-        "can_read_blind": view.can_write and bool(with_clip),
+        "clip_zones": len(with_clip),
+        "can_sign": view.can_write and bool(with_clip) and not view.blind and review.status != "reviewed",
+        # A blind read comes before the user's own open reading of the exam (the service refuses it after).
+        "can_read_blind": view.can_write and bool(with_clip) and not ZoneReading.objects.filter(
+            clip__exam=exam, rater_id=user.pk, source__in=CLINICIAN_SOURCES, blind=False).exists(),
     }

@@ -1,18 +1,18 @@
 """The exam page's review mode in a real browser, driven with the keyboard only: R opens it, 0-3
 score, letters toggle findings, Enter saves and moves on through 12 zones, Enter on the summary
-signs.
+signs (acceptance line 2 of issue 14).
 
-The readings and sign-off endpoints are answered by :func:`review_api_stub` (``page.route``) with
-the shapes of the API contract (/work/plan/ISSUE14.md); the exam API and the frame strips are the
-real server's.
+Everything is the real server's: the exam API, the frame strips, ``POST /api/v1/clips/<id>/readings/``
+and ``POST /api/v1/exams/<id>/sign/``. The AI's readings come from the builders' finished job
+(``tests.patients.dashboards.builders.record_scores``, as the pipeline stores them); the test then
+reads the 12 stored readings and the signature back from the database.
 """
 from __future__ import annotations
 
 import datetime as dt
 import io
-import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +20,11 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from patients.imaging.models import ZoneClip
+from patients.readings.models import ExamSignature, ReadingSource, ZoneReading
+from patients.readings.selectors import review_states
+from patients.readings.services import exam_sign, reading_create
 from patients.records.models import Exam
-from patients.studies.models import Role
+from patients.studies.models import Role, Study
 from patients.studies.protocols import get_protocol
 from tests.browser.conftest import login
 from tests.factories import ExamFactory, MembershipFactory, PatientFactory, StudyFactory, UserFactory
@@ -69,44 +72,6 @@ def build_ward() -> Ward:
     clips = {zone: _ingest(exam, zone, score, seed=i, by=clinician) for i, (zone, score) in enumerate(ai.items())}
     builders.record_scores(exam, ai, mv=builders.model_version("review-model-1"))
     return Ward(exam, clips, ai)
-
-
-@dataclass
-class ApiStub:
-    """What the page POSTed to the readings and sign-off endpoints, and a switch to refuse one."""
-    readings: list[dict[str, Any]] = field(default_factory=list)
-    signs: list[dict[str, Any]] = field(default_factory=list)
-    refuse_next: str | None = None
-
-
-@pytest.fixture
-def review_api_stub(page: Any) -> ApiStub:
-    """Answers ``POST /api/v1/clips/<id>/readings/`` (201) and ``POST /api/v1/exams/<id>/sign/`` (200)
-    with the contract's shapes until the readings backend is merged; then delete this fixture and
-    read the stored readings and signature from the database instead."""
-    stub = ApiStub()
-
-    def readings(route: Any, request: Any) -> None:
-        clip = int(request.url.rstrip("/").split("/")[-2])
-        stub.readings.append({"clip": clip, "method": request.method, "body": request.post_data_json,
-                              "csrf": request.headers.get("x-csrftoken")})
-        if stub.refuse_next:
-            body, stub.refuse_next = {"error": stub.refuse_next, "code": "invalid"}, None
-            route.fulfill(status=400, content_type="application/json", body=json.dumps(body))
-            return
-        reading = {"id": len(stub.readings), "clip": clip, "source": "clinician", "rater": "r-clinician",
-                   **request.post_data_json, "confidence": None, "blind": False, "created_at": "2026-03-02T10:00:00Z"}
-        route.fulfill(status=201, content_type="application/json", body=json.dumps(reading))
-
-    def sign(route: Any, request: Any) -> None:
-        exam = int(request.url.rstrip("/").split("/")[-2])
-        stub.signs.append({"exam": exam, "method": request.method, "csrf": request.headers.get("x-csrftoken")})
-        route.fulfill(status=200, content_type="application/json", body=json.dumps(
-            {"id": exam, "review_status": "reviewed", "signed_by": "r-clinician", "signed_at": "2026-03-02T10:01:00Z"}))
-
-    page.route("**/api/v1/clips/*/readings/", readings)
-    page.route("**/api/v1/exams/*/sign/", sign)
-    return stub
 
 
 @pytest.fixture
@@ -174,9 +139,20 @@ def _first_zone(page: Any, ward: Ward, out: Path) -> None:
     assert _pressed(page, "[data-score]") == ["1"] and _pressed(page, "[data-finding]") == ["confluent_b_lines"]
     assert page.inner_text("#review-live") == "confluent B-lines on."
     page.screenshot(path=str(out / "review-mode-zone.png"))
+    page.locator("#review .review-dialog").screenshot(path=str(out / "readme-review-mode.png"))
 
 
-def _every_zone(page: Any, ward: Ward, stub: ApiStub) -> None:
+def _refused_then_saved(page: Any, ward: Ward) -> None:
+    """A refusal from the server (the study archived meanwhile) shows its text and stays on the zone."""
+    Study.objects.filter(pk=ward.exam.patient.study_id).update(archived=True)
+    page.keyboard.press("Enter")
+    page.wait_for_selector("#review-error:not([hidden])")
+    assert "is archived and read-only" in page.inner_text("#review-error")
+    assert _position(page) == "zone 3 of 12"
+    Study.objects.filter(pk=ward.exam.patient.study_id).update(archived=False)
+
+
+def _every_zone(page: Any, ward: Ward) -> None:
     """Enter through the 12 zones; one save refused on zone 3, one step back from zone 6."""
     codes = list(ward.ai)
     for i in range(12):
@@ -188,12 +164,8 @@ def _every_zone(page: Any, ward: Ward, stub: ApiStub) -> None:
                 page.keyboard.press(str(score))
             for k in keys:
                 page.keyboard.press(k)
-        if i == 2:  # a refusal shows the server's text and stays on the zone
-            stub.refuse_next = "score: Ensure this value is less than or equal to 3. (test)"
-            page.keyboard.press("Enter")
-            page.wait_for_selector("#review-error:not([hidden])")
-            assert "less than or equal to 3. (test)" in page.inner_text("#review-error")
-            assert _position(page) == "zone 3 of 12"
+        if i == 2:
+            _refused_then_saved(page, ward)
         if i == 5:  # back to zone 5 (its saved choice is kept), then on again
             page.keyboard.press("Backspace")
             _wait_position(page, "zone 5 of 12")
@@ -215,57 +187,97 @@ def _summary_and_sign(page: Any, ward: Ward, out: Path) -> None:
     assert "Exam signed by r-clinician" in page.inner_text("#review-live")
 
 
-def test_keyboard_review_of_a_12_zone_exam(live_server: Any, page: Any, review_api_stub: ApiStub,
-                                           screenshot_dir: Path) -> None:
+def _stored(ward: Ward) -> dict[int, dict[str, Any]]:
+    """The latest clinician reading of each clip, from the database."""
+    latest: dict[int, dict[str, Any]] = {}
+    for r in (ZoneReading.objects.filter(clip__exam=ward.exam, source=ReadingSource.CLINICIAN)
+              .order_by("-created_at", "-pk")):
+        latest.setdefault(r.clip_id, {"score": r.score, "findings": r.findings, "comment": r.comment})
+    return latest
+
+
+def _posts(page: Any) -> list[dict[str, Any]]:
+    """The page's POSTs to the readings and sign-off API, as the browser sent them (observed only)."""
+    posts: list[dict[str, Any]] = []
+
+    def seen(request: Any) -> None:
+        if request.method != "GET" and "/api/v1/" in request.url:
+            posts.append({"url": request.url, "method": request.method, "csrf": request.headers.get("x-csrftoken")})
+
+    page.on("request", seen)
+    return posts
+
+
+def test_keyboard_review_of_a_12_zone_exam(live_server: Any, page: Any, screenshot_dir: Path) -> None:
     ward = build_ward()
+    assert ZoneReading.objects.filter(clip__exam=ward.exam, source=ReadingSource.AI).count() == 12  # the AI's draft
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "status of 400" not in m.text else None)
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" and "status of 403" not in m.text else None)
     strips: list[str] = []
     page.on("request", lambda r: strips.append(r.url) if "/strip.png" in r.url else None)
+    posts = _posts(page)
     login(page, live_server.url, "r-clinician", PASSWORD)
     page.goto(f"{live_server.url}/exams/{ward.exam.pk}/")
     assert page.is_hidden("#review")
+    assert page.text_content("#review-state") == "draft"
     page.locator("#review-open").screenshot(path=str(screenshot_dir / "review-mode-button.png"))
 
     _first_zone(page, ward, screenshot_dir)
-    _every_zone(page, ward, review_api_stub)
+    _every_zone(page, ward)
     _summary_and_sign(page, ward, screenshot_dir)
 
-    stub = review_api_stub
-    posted = {r["clip"]: r["body"] for r in stub.readings}  # the last one per clip
-    assert posted == _expected(ward)
-    assert len(stub.readings) == 12 + 2  # one refused and retried, one saved again after going back
+    # The 12 readings (score and findings of each clip) and the signature are stored.
+    assert _stored(ward) == _expected(ward)
+    saves = [p for p in posts if p["url"].endswith("/readings/")]
+    assert len(saves) == 12 + 2  # one refused and retried, one saved again after going back
+    assert ZoneReading.objects.filter(clip__exam=ward.exam, source=ReadingSource.CLINICIAN).count() == 12 + 1
+    signature = ExamSignature.objects.get(exam=ward.exam)
+    assert signature.by.username == "r-clinician"
+    assert signature.record == {z: _expected(ward)[c.pk]["score"] for z, c in ward.clips.items()}
+    assert review_states(exam_ids=[ward.exam.pk])[ward.exam.pk].status == "reviewed"
     cookie = next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")
-    assert {r["method"] for r in stub.readings} == {"POST"} and {r["csrf"] for r in stub.readings} == {cookie}
-    assert stub.signs == [{"exam": ward.exam.pk, "method": "POST", "csrf": cookie}]
+    assert {p["method"] for p in posts} == {"POST"} and {p["csrf"] for p in posts} == {cookie}
+    assert [p["url"] for p in posts if "/sign/" in p["url"]] == [f"{live_server.url}/api/v1/exams/{ward.exam.pk}/sign/"]
     # One strip request per zone, whatever the moves back and forth.
     assert sorted(strips) == sorted(f"{live_server.url}/clips/{c.pk}/strip.png" for c in ward.clips.values())
 
     with page.expect_navigation():  # closing after changes reloads the page with the new readings
         page.keyboard.press("Escape")
     assert page.is_hidden("#review")
+    _signed_page(page, ward, screenshot_dir)
     assert errors == [], errors
 
 
-def test_exam_api_with_readings_fields(live_server: Any, page: Any, review_api_stub: ApiStub) -> None:
-    """The exam API as the readings backend serves it (``ai_score``, ``source``, the record's findings as
-    booleans, ``review_status``): a clinician's reading is pre-selected, the AI's score shown beside it."""
+def _signed_page(page: Any, ward: Ward, out: Path) -> None:
+    """The exam page after sign-off: the record's headline, every zone read by the clinician, the signature."""
+    luss = sum(r["score"] for r in _expected(ward).values())
+    assert page.inner_text("#exam-luss") == f"{luss}/36"
+    assert page.text_content("#review-state") == "reviewed" and page.inner_text("#signed-by") == "r-clinician"
+    assert page.inner_text("#signed-at").startswith(dt.date.today().isoformat()[:4])
+    sources = page.eval_on_selector_all("#zones td.record", "els => els.map(e => e.dataset.source)")
+    assert sources == ["clinician"] * 12
+    assert page.locator(".ai-unreviewed").count() == 0  # no zone left on the AI's score
+    assert page.get_attribute("#chest-diagram g[data-zone='R1']", "data-score") == "1"
+    page.screenshot(path=str(out / "exam-signed.png"), full_page=True)
+    page.screenshot(path=str(out / "readme-exam-signed.png"), full_page=True,
+                    clip={"x": 0, "y": 0, "width": 1280, "height": page.evaluate(
+                        "document.getElementById('zones').getBoundingClientRect().top + window.scrollY + 330")})
+
+
+def test_a_clinician_reading_is_pre_selected(live_server: Any, page: Any) -> None:
+    """A zone a clinician already read opens on their reading (with the AI's score beside it), on an
+    exam amended after sign-off; saving it stores a new reading."""
     ward = build_ward()
-
-    def exam_api(route: Any, request: Any) -> None:
-        data = route.fetch().json()
-        for z in data["scores"]["zones"]:
-            z["ai_score"], z["findings"] = z["score"], _ai_findings(z["score"])
-            z["source"] = "ai"
-        first = data["scores"]["zones"][0]
-        first.update(score=0, source="clinician", findings={**dict.fromkeys(FINDINGS, False), "a_lines": True})
-        data["review_status"] = "amended"
-        route.fulfill(status=200, content_type="application/json", body=json.dumps(data))
-
-    page.route(f"**/api/v1/exams/{ward.exam.pk}/", exam_api)
+    clinician = ward.clips["R1"].exam.patient.study.memberships.get().user
+    for zone, clip in ward.clips.items():
+        reading_create(clip=clip, by=clinician, score=ward.ai[zone], findings=_ai_findings(ward.ai[zone]))
+    exam_sign(exam=ward.exam, by=clinician)
+    mine = {**dict.fromkeys(FINDINGS, False), "a_lines": True}
+    reading_create(clip=ward.clips["R1"], by=clinician, score=0, findings=mine)  # after sign-off: amended
     login(page, live_server.url, "r-clinician", PASSWORD)
     page.goto(f"{live_server.url}/exams/{ward.exam.pk}/")
+    assert page.text_content("#review-state") == "amended"
     page.focus("select[name=zone]")  # R in a form field is typing, not the shortcut
     page.keyboard.press("r")
     assert page.is_hidden("#review")
@@ -280,7 +292,8 @@ def test_exam_api_with_readings_fields(live_server: Any, page: Any, review_api_s
     _wait_position(page, "zone 2 of 12")
     assert _pressed(page, "[data-score]") == [str(ward.ai["R2"])]
     assert _pressed(page, "[data-finding]") == ["b_lines"]
-    assert review_api_stub.readings[0]["body"] == {"score": 0, "findings": {**dict.fromkeys(FINDINGS, False),
-                                                                              "a_lines": True}, "comment": ""}
+    latest = ZoneReading.objects.filter(clip=ward.clips["R1"], source=ReadingSource.CLINICIAN).latest("created_at")
+    assert (latest.score, latest.findings) == (0, mine)
+    assert ZoneReading.objects.filter(clip=ward.clips["R1"], source=ReadingSource.CLINICIAN).count() == 3
     with page.expect_navigation():
         page.keyboard.press("Escape")
