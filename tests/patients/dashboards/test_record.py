@@ -104,3 +104,52 @@ def test_the_export_says_the_record(ward: Ward, api_for: Callable[..., APIClient
     patient = rows(level="patient")[0]
     assert (patient["last_luss"], patient["last_luss_final"], patient["exams_reviewed"]) == (
         str(sum(RECORD.values())), str(sum(RECORD.values())), "0")
+
+
+def _page(user: object, url: str) -> str:
+    from django.test import Client
+
+    client = Client()
+    client.force_login(user)  # type: ignore[arg-type]
+    response = client.get(url)
+    assert response.status_code == 200, url
+    return response.content.decode()
+
+
+def test_the_clip_page_and_viewer_say_the_record_beside_the_ai(ward: Ward) -> None:
+    _read_r1(ward)
+    clip = ward.clips["R1"]
+    page = _page(ward.clinician, f"/clips/{clip.pk}/")
+    record = page[page.index('id="clip-record"'):page.index('id="clip-ai"')]
+    assert 'data-score="1" data-source="clinician"' in record and "read by rw-clinician" in record
+    ai = page[page.index('id="clip-ai"'):]
+    assert '<span class="score s3">3</span>' in ai[:200] and "70 %" in ai[:400] and "test-model-1" in ai[:600]
+    r2 = _page(ward.researcher, f"/clips/{ward.clips['R2'].pk}/")
+    assert "AI, not reviewed" in r2[r2.index('id="clip-record"'):r2.index('id="clip-ai"')]
+    viewer = _page(ward.clinician, f"/clips/{clip.pk}/viewer/")
+    player = viewer[viewer.index('class="player-record"'):]
+    assert player.startswith('class="player-record" data-score="1" data-source="clinician"')
+    assert "AI's clip score" in viewer
+
+
+def test_the_overview_and_correlation_pages_label_the_record(ward: Ward) -> None:
+    from patients.readings.services import exam_sign
+    from tests.patients.readings.ward import read_all
+
+    later = ExamFactory(patient=ward.exam.patient, acquired_at=ward.exam.acquired_at + dt.timedelta(days=2))
+    builders.record_scores(later, {**AI, "R1": 0}, mv=builders.model_version())
+    for exam in (ward.exam, later):
+        BloodGasFactory(patient=exam.patient, sampled_at=exam.acquired_at + dt.timedelta(hours=1))
+    read_all(ward, ward.clinician, RECORD)
+    exam_sign(exam=ward.exam, by=ward.clinician)
+    overview = _page(ward.clinician, f"/studies/{ward.study.pk}/overview/")
+    assert "Global LUS score of record" in overview
+    row = overview[overview.index(f'data-patient="{ward.exam.patient_id}"'):]
+    review = row[row.index('<td class="review">'):row.index('<td class="flags">')]
+    assert ">draft</span>" in review and "1 exam to review" in review  # the later exam, the AI's draft
+    assert '"review_status": ["draft"]' in overview  # the bar of the chart is hatched
+    page = _page(ward.clinician, f"/studies/{ward.study.pk}/correlation/")
+    assert 'id="n-all">2<' in page and 'id="n-reviewed">1<' in page
+    assert 'name="reviewed" value="0" checked' in page and "Global LUS score of record vs" in page
+    page = _page(ward.clinician, f"/studies/{ward.study.pk}/correlation/?reviewed=1")
+    assert 'name="reviewed" value="1" checked' in page and "n = <strong>1</strong> paired reviewed exam" in page

@@ -2,6 +2,8 @@
 page's disagreements."""
 from __future__ import annotations
 
+import datetime as dt
+import re
 from typing import Any
 
 import pytest
@@ -67,3 +69,53 @@ def test_adjudication_form_and_the_agreement_page(ward: Ward) -> None:
     assert ZoneReading.objects.get(source=ReadingSource.ADJUDICATION).score == 2
     evil = admin.post(f"/clips/{clip.pk}/adjudicate/", {"score": 2, "next": "https://evil.example/"})
     assert evil["Location"] == f"/exams/{ward.exam.pk}/"
+
+
+def test_worklist_page_and_its_links(ward: Ward) -> None:
+    from patients.readings.models import ReadingSource as Source
+    from tests.factories import ExamFactory
+    from tests.patients.dashboards import builders
+
+    other = ExamFactory(patient=ward.exam.patient, acquired_at=ward.exam.acquired_at + dt.timedelta(days=1))
+    builders.record_scores(other, {"R1": 1, "R2": 1}, mv=builders.model_version())
+    ZoneReading.objects.filter(clip__exam=other, source=Source.AI, clip__zone="R2").update(confidence=0.2)
+    url = f"/studies/{ward.study.pk}/worklist/"
+    page = _client(ward.clinician).get(url)
+    html = page.content.decode()
+    assert page.status_code == 200 and html.index(f'data-exam="{other.pk}"') < html.index(f'data-exam="{ward.exam.pk}"')
+    assert "AI unsure of 1 zone: R2" in html and "class=\"why-waiting\">waiting " in html
+    assert f'href="/exams/{other.pk}/?review=1"' in html and "Review worklist (2)" in html
+    researcher = _client(ward.researcher).get(url).content.decode()
+    assert "?review=1" not in researcher and f'href="/exams/{other.pk}/"' in researcher
+    assert not re.search(r'why-waiting">waiting \d', researcher) and not re.search(r"\b20\d\d-\d\d-\d\d", researcher)  # no date, no wait
+    assert _client(ward.users["outsider"]).get(url).status_code == 404
+    home = _client(ward.clinician).get("/").content.decode()
+    assert f'href="{url}" class="worklist-link" data-count="2">2 exams waiting' in home
+    study = _client(ward.clinician).get(f"/studies/{ward.study.pk}/").content.decode()
+    assert "<strong>2 exams</strong> wait for review" in study
+    read_all(ward, ward.clinician)
+    reading_create(clip=other.clips.get(zone="R1"), by=ward.clinician, score=1)
+    reading_create(clip=other.clips.get(zone="R2"), by=ward.clinician, score=1)
+    for exam in (ward.exam, other):
+        _client(ward.clinician).post(f"/exams/{exam.pk}/sign/")
+    assert 'id="worklist-empty"' in _client(ward.clinician).get(url).content.decode()
+    assert 'data-count="0">none waiting' in _client(ward.clinician).get("/").content.decode()
+
+
+def test_agreement_page_pairs_and_disagreements(ward: Ward) -> None:
+    from patients.research.agreement import agreement_report
+
+    read_all(ward, ward.clinician)
+    read_all(ward, ward.users["second"], {"R4": 0, "L5": 1})
+    page = _client(ward.admin).get(f"/studies/{ward.study.pk}/agreement/")
+    html = page.content.decode()
+    report = agreement_report(study=ward.study, rater=None, model=None, user=ward.admin)
+    for pair in report["pairs"]:
+        assert f'data-a="{pair["a"]}" data-b="{pair["b"]}" data-n="{pair["n"]}"' in html
+    pair = next(p for p in report["pairs"] if (p["a"], p["b"]) == ("rw-clinician", "rw-second"))
+    assert (pair["n"], pair["accuracy"]) == (12, 10 / 12)
+    assert f'data-a="rw-clinician" data-b="rw-second" data-n="12" data-qwk="{pair["qwk"]}"' in html
+    table = html[html.index('id="disagreements-table"'):]
+    assert table.count('class="adjudicate-form"') == 2 and 'name="next" value="/studies/' in table
+    researcher = _client(ward.researcher).get(f"/studies/{ward.study.pk}/agreement/").content.decode()
+    assert 'id="disagreements-table"' in researcher and "adjudicate-form" not in researcher

@@ -66,3 +66,11 @@ def test_worklist_order_each_criterion_decides() -> None:
     reading_create(clip=unsure.clips.get(zone="R1"), by=clinician, score=2)
     back = next(i for i in worklist(study=study) if i.exam_id == unsure.pk)
     assert back.status == "amended" and back.unread == []
+
+
+def test_waiting_text() -> None:
+    from patients.readings.worklist import waiting_text
+
+    assert [waiting_text(T0, T0 + dt.timedelta(hours=h)) for h in (0, 5, 24, 29, 50)] == [
+        "0 h", "5 h", "1 day", "1 day 5 h", "2 days 2 h"]
+    assert waiting_text(T0 + dt.timedelta(hours=1), T0) == "0 h"  # a clock skew is no negative wait
