@@ -85,7 +85,8 @@ def build_course() -> Course:
         MembershipFactory(study=study, user=user, role=role)
     clinician = users[Role.CLINICIAN]
     now = timezone.now().replace(minute=0, second=0, microsecond=0)
-    patient = PatientFactory(study=study, code="SR-001", admission_date=(now - dt.timedelta(days=9)).date())
+    patient = PatientFactory(study=study, code="SR-001", admission_date=(now - dt.timedelta(days=9)).date(),
+                             name="Synthetic Patient", hospital_number="SYN-0001")
     exams = [_scored_exam(patient, now - dt.timedelta(days=8 - 3 * i, hours=2), scores, 100 * i, clinician, severity)
              for i, (scores, severity) in enumerate(zip(AI_COURSE, ("severe", "moderate", "mild"), strict=True))]
     for exam, changes, ai in zip(exams, READ, AI_COURSE, strict=False):

@@ -65,12 +65,13 @@ def build_ward() -> Ward:
     study = StudyFactory(name="Review ward", protocol="12-zone")
     clinician = UserFactory(username="r-clinician")
     MembershipFactory(study=study, user=clinician, role=Role.CLINICIAN)
-    exam = ExamFactory(patient=PatientFactory(study=study, code="RV-001"),
+    exam = ExamFactory(patient=PatientFactory(study=study, code="RV-001", name="Synthetic Patient",
+                                              hospital_number="SYN-0002"),
                        acquired_at=dt.datetime(2026, 3, 2, 9, tzinfo=dt.UTC))
     codes = get_protocol("12-zone").codes
     ai = dict(zip(codes, AI_SCORES, strict=True))
     clips = {zone: _ingest(exam, zone, score, seed=i, by=clinician) for i, (zone, score) in enumerate(ai.items())}
-    builders.record_scores(exam, ai, mv=builders.model_version("review-model-1"))
+    builders.record_scores(exam, ai, mv=builders.model_version("review-model-1"), severity="moderate")
     return Ward(exam, clips, ai)
 
 
