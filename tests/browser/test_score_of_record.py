@@ -157,7 +157,11 @@ def test_the_worklist_leads_to_the_review_mode(live_server: Any, page: Any, scre
     page.wait_for_function("document.getElementById('review-position').textContent === 'zone 1 of 12'")
     assert page.url.endswith(f"/exams/{c.others[0].pk}/")  # ?review=1 consumed
     assert page.inner_text("#review-zone-code") == CODES[0]
-    page.keyboard.press("Escape")
-    assert page.is_hidden("#review")
+    page.keyboard.press("Enter")  # the AI's suggestion, read and saved
+    page.wait_for_function("document.getElementById('review-position').textContent === 'zone 2 of 12'")
+    with page.expect_navigation():  # after a change, closing goes back to the worklist
+        page.keyboard.press("Escape")
+    assert page.url == f"{base}/studies/{c.study.pk}/worklist/"
+    assert "11 of 12" in page.locator(f"#worklist tr[data-exam='{c.others[0].pk}']").inner_text()
     page.goto(f"{base}{c.study.get_absolute_url()}")
     assert "3 exams wait for review" in page.inner_text("#worklist-link")

@@ -55,7 +55,9 @@ def test_upload_and_watch_the_progress_bar(browser: Any, live_server: Any, worke
             # The page reloads itself with the new scores.
             page.wait_for_function("() => document.getElementById('exam-luss')"
                                    " && document.getElementById('exam-luss').innerText.trim() !== '–'", timeout=20000)
-            assert page.locator("tr[data-zone=R3] .score").count() == 1
+            # The AI's reading is the zone's score of record until a clinician reads it.
+            assert page.locator("tr[data-zone=R3] td.record[data-source=ai] .score").count() == 1
+            assert page.locator("tr[data-zone=R3] td.ai .score").count() == 1
             page.screenshot(path=str(screenshot_dir / "upload-progress-clinician.png"), full_page=True)
         finally:
             page.close()
