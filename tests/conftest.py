@@ -17,6 +17,9 @@ ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("LUSWEB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 STRICT = os.environ.get("LUSWEB_TEST_STRICT", "") == "1"
 
+# The production server as a subprocess (``asgi_server``), for every test that needs one.
+pytest_plugins = ["tests.server"]
+
 
 def require(condition: bool, reason: str) -> None:
     """Skip (or fail under LUSWEB_TEST_STRICT=1) when an external resource is missing."""

@@ -32,7 +32,9 @@ def test_services_and_health_checks() -> None:
 
 def test_web_serves_asgi_and_worker_consumes_both_queues() -> None:
     services = _compose()["services"]
-    assert "daphne" in services["web"]["command"] and "lusweb.asgi:application" in services["web"]["command"]
+    web = services["web"]["command"]
+    # Several server processes: one slow request must not hold up every other user.
+    assert "uvicorn lusweb.asgi:application" in web and "--workers $${LUSWEB_WEB_WORKERS:-4}" in web
     assert services["worker"]["command"].startswith("celery -A lusweb worker -Q gpu,cpu")
 
 

@@ -16,6 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from tests.conftest import ROOT, require
+from tests.server import subprocess_env
 
 
 def _requirements() -> None:
@@ -59,20 +60,10 @@ def worker_env_fixture(settings: Any) -> Iterator[Callable[[], Worker]]:
     for queue in ("gpu", "cpu"):
         client.delete(queue)
     app.connection_for_write().release()
-    db = settings.DATABASES["default"]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("LUSWEB_")}
-    env.update({
-        "DJANGO_SETTINGS_MODULE": "lusweb.settings.test",
-        "LUSWEB_DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
-        "LUSWEB_REDIS_URL": settings.REDIS_URL,
-        "LUSWEB_MEDIA_ROOT": str(settings.MEDIA_ROOT),
-        "LUSWEB_SCORING_LEASE_SECONDS": "6",
-        "LUSWEB_SCORING_RECOVERY_SECONDS": "2",
-        "LUSWEB_SCORING_REDISPATCH_SECONDS": "5",
-        "LUSWEB_BROKER_VISIBILITY_TIMEOUT": "30",
-        "LUSWEB_SCORING_BATCH_FRAMES": "120",
-        "LUSWEB_DEVICE": "cpu",
-    })
+    env = subprocess_env(
+        LUSWEB_SCORING_LEASE_SECONDS="6", LUSWEB_SCORING_RECOVERY_SECONDS="2", LUSWEB_SCORING_REDISPATCH_SECONDS="5",
+        LUSWEB_BROKER_VISIBILITY_TIMEOUT="30", LUSWEB_SCORING_BATCH_FRAMES="120",
+    )
     settings.SCORING_ON_UPLOAD = True
     out = Path(os.environ.get("LUSWEB_TEST_OUTPUT", tempfile.gettempdir()))
     out.mkdir(parents=True, exist_ok=True)
