@@ -23,6 +23,10 @@ from typing import Any
 import numpy as np
 
 from patients.imaging.core.sector import Sector
+from patients.imaging.core.stored import STORED_SYNTAX, file_bytes, reencode_grey
+
+__all__ = ["DEID_CODES", "DEID_METHOD", "STORED_SYNTAX", "DeidResult", "deidentify_dataset", "dicom_from_frames",
+           "pseudonym", "redact_frames", "remap_uid"]
 
 #: Values of (0012,0063) De-identification Method (LO: at most 64 characters each).
 DEID_METHOD = (
@@ -207,58 +211,6 @@ def _redact_native(ds: Any, mask: np.ndarray) -> bool:
     return True
 
 
-#: The stored copy of re-encoded frames: lossless, and 2-2.5x smaller than RLE Lossless on
-#: ultrasound (measured on COVID-BLUES and POCUS clips: 15-22x the H.264 upload for JPEG-LS,
-#: 37-58x for RLE, 52-66x uncompressed), at the same encoding speed.
-STORED_SYNTAX = "1.2.840.10008.1.2.4.80"  # JPEG-LS Lossless Image Compression
-
-
-def _reencode_grey(ds: Any, grey: np.ndarray, mask: np.ndarray | None = None) -> None:
-    """Replace the pixel data with 8-bit MONOCHROME2 frames, JPEG-LS lossless, redacted outside
-    ``mask`` when given. Frame by frame: neither a redacted copy of the clip nor its uncompressed
-    pixel data ever exists whole."""
-    for keyword in ("PlanarConfiguration", "RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
-                    "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData",
-                    "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
-                    "SegmentedRedPaletteColorLookupTableData", "SegmentedGreenPaletteColorLookupTableData",
-                    "SegmentedBluePaletteColorLookupTableData", "PaletteColorLookupTableUID", "WindowCenter",
-                    "WindowWidth", "RescaleSlope", "RescaleIntercept", "VOILUTSequence", "ModalityLUTSequence",
-                    "LargestImagePixelValue", "SmallestImagePixelValue", "PixelPaddingValue", "ExtendedOffsetTable",
-                    "ExtendedOffsetTableLengths"):
-        if keyword in ds:
-            del ds[keyword]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.Rows, ds.Columns = int(grey.shape[1]), int(grey.shape[2])
-    if grey.shape[0] > 1 or "NumberOfFrames" in ds:
-        ds.NumberOfFrames = int(grey.shape[0])
-    _encode_lossless(ds, grey, mask)
-
-
-def _encode_lossless(ds: Any, grey: np.ndarray, mask: np.ndarray | None) -> None:
-    # lazy: pydicom only when a clip is stored as DICOM
-    from pydicom.encaps import encapsulate
-    from pydicom.pixels import get_encoder
-    from pydicom.uid import UID
-
-    if "PixelData" in ds:
-        del ds["PixelData"]  # the old pixel data goes before the new is built
-    encoder = get_encoder(UID(STORED_SYNTAX))
-    options = {"rows": int(grey.shape[1]), "columns": int(grey.shape[2]), "samples_per_pixel": 1, "bits_allocated": 8,
-               "bits_stored": 8, "pixel_representation": 0, "photometric_interpretation": "MONOCHROME2",
-               "number_of_frames": 1}
-    encoded = []
-    for frame in grey:
-        frame = np.array(frame, dtype=np.uint8, order="C")  # a copy: redacted here, never in the caller's frames
-        if mask is not None:
-            frame[~mask] = 0
-        encoded.append(encoder.encode(frame, **options))
-    ds.PixelData = encapsulate(encoded)
-    encoded.clear()
-    ds["PixelData"].VR, ds["PixelData"].is_undefined_length = "OB", True
-    ds.file_meta.TransferSyntaxUID = UID(STORED_SYNTAX)
-
-
 def _trim_native_excess(ds: Any) -> None:
     """Drop bytes an uncompressed Pixel Data holds beyond what its header describes (the reader
     refuses a whole frame of them, and notes less): nothing unseen is stored."""
@@ -317,7 +269,7 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
             cache[uid] = remap_uid(secret, uid)
         return cache[uid]
 
-    pixels = _redact_pixels(ds, tsyntax, grey_frames, sector)
+    pixels, frames = _redact_pixels(ds, tsyntax, grey_frames, sector)
     _clean_dataset(ds, uid_map)
     ds.PatientName = patient_pseudonym
     ds.PatientID = patient_pseudonym
@@ -331,32 +283,30 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
     if pixels != "redacted-reencoded" and not tsyntax.is_compressed:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
     return DeidResult(
-        data=buf.getvalue(), sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        data=file_bytes(ds, frames), sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
         study_instance_uid=str(ds.get("StudyInstanceUID", "")), series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
         pixels=pixels,
     )
 
 
-def _redact_pixels(ds: Any, tsyntax: Any, grey_frames: np.ndarray, sector: Sector) -> str:
+def _redact_pixels(ds: Any, tsyntax: Any, grey_frames: np.ndarray, sector: Sector) -> tuple[str, list[bytes] | None]:
     """Redact the pixel data outside the sector, natively when it can (see
-    :func:`deidentify_dataset`); returns what happened: ``DeidResult.pixels``."""
+    :func:`deidentify_dataset`); returns what happened (``DeidResult.pixels``) and, when the
+    frames were re-encoded, the encoded frames that the file is written around."""
     if "PixelData" not in ds:
-        return "unchanged"
+        return "unchanged", None
     if not sector.found:
         if not tsyntax.is_compressed:
             _trim_native_excess(ds)
-        return "unchanged"
+        return "unchanged", None
     if not tsyntax.is_compressed:
         try:
             if _redact_native(ds, sector.mask):
-                return "redacted-native"
+                return "redacted-native", None
         except (ValueError, AttributeError, KeyError, NotImplementedError):
             pass
-    _reencode_grey(ds, grey_frames, sector.mask)
-    return "redacted-reencoded"
+    return "redacted-reencoded", reencode_grey(ds, grey_frames, sector.mask)
 
 
 def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, patient_pseudonym: str,
@@ -390,11 +340,9 @@ def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, pati
         ds.FrameTime = f"{1000.0 / fps:.4f}".rstrip("0").rstrip(".")
         ds.CineRate = round(fps)
         ds.FrameIncrementPointer = Tag("FrameTime")
-    _reencode_grey(ds, grey)
+    frames = reencode_grey(ds, grey)
     if not multi and "NumberOfFrames" in ds:
         del ds["NumberOfFrames"]
     _stamp(ds, redacted=True)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return DeidResult(buf.getvalue(), str(ds.SOPInstanceUID), str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
-                      "redacted-reencoded")
+    return DeidResult(file_bytes(ds, frames), str(ds.SOPInstanceUID), str(ds.StudyInstanceUID),
+                      str(ds.SeriesInstanceUID), "redacted-reencoded")

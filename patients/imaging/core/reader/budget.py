@@ -37,7 +37,7 @@ class Budget:
 
     max_frames: int = 2000
     max_pixels_per_frame: int = 1920 * 1080 * 3
-    max_decoded_bytes: int = 512 * MB
+    max_decoded_bytes: int = 256 * MB
 
     def __post_init__(self) -> None:
         for name in ("max_frames", "max_pixels_per_frame", "max_decoded_bytes"):

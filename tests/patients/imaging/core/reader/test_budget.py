@@ -33,7 +33,7 @@ from tests.patients.imaging.core.reader.builders import dicom_bytes, image_ds, m
 
 
 def test_defaults_are_the_settings_defaults() -> None:
-    assert Budget() == Budget(max_frames=2000, max_pixels_per_frame=1920 * 1080 * 3, max_decoded_bytes=512 * MB)
+    assert Budget() == Budget(max_frames=2000, max_pixels_per_frame=1920 * 1080 * 3, max_decoded_bytes=256 * MB)
 
 
 @pytest.mark.parametrize("field, value", [("max_frames", 0), ("max_pixels_per_frame", -1), ("max_decoded_bytes", 1.5),
@@ -52,9 +52,9 @@ def test_messages_name_the_limit_the_value_and_the_setting() -> None:
                                             r"samples, over the limit of 6,220,800 samples per frame "
                                             r"\(LUSWEB_MAX_PIXELS_PER_FRAME\)$"):
         budget.check_declared(frames=1, width=1921, height=1080, samples=3)
-    with pytest.raises(DecodedTooLarge, match=r"^the clip would decode to 600.0 MB \(600 frames of 1024 x 1024\), over "
-                                              r"the limit of 512 MB of decoded frames \(LUSWEB_MAX_DECODED_MB\)$"):
-        budget.check_declared(frames=600, width=1024, height=1024)
+    with pytest.raises(DecodedTooLarge, match=r"^the clip would decode to 300.0 MB \(300 frames of 1024 x 1024\), over "
+                                              r"the limit of 256 MB of decoded frames \(LUSWEB_MAX_DECODED_MB\)$"):
+        budget.check_declared(frames=300, width=1024, height=1024)
     with pytest.raises(DecodedTooLarge, match=r"300 frames of 1024 x 1024, 3 bytes per pixel\)"):
         budget.check_declared(frames=300, width=1024, height=1024, bytes_per_pixel=3)
     # Exactly at every limit is allowed.
