@@ -164,8 +164,8 @@ def _check_native_length(ds: Any, meta: dict[str, Any]) -> None:
     if excess >= frame_bytes:
         raise PixelDataMismatch(
             f"the DICOM pixel data holds {actual:,} bytes, {excess:,} more than its header describes ({described}): "
-            f"room for {excess // frame_bytes:,} more frames that the header does not show; refusing a file whose "
-            "header does not describe its pixel data"
+            f"room for {_plural(excess // frame_bytes, 'more frame')} that the header does not show; refusing a file "
+            "whose header does not describe its pixel data"
         )
     meta["pixel_data_excess_bytes"] = excess  # less than a frame of trailing bytes: noted, not shown
 
@@ -196,12 +196,12 @@ def _check_fragments(ds: Any, tsyntax: Any) -> None:
     table, fragments = _walk_items(ds.PixelData, "<" if tsyntax.is_little_endian else ">")
     extended = ds.get("ExtendedOffsetTable")
     if extended:
-        found, source = len(extended) // 8, f"its Extended Offset Table lists {len(extended) // 8:,} frames"
+        found, source = len(extended) // 8, f"its Extended Offset Table lists {_plural(len(extended) // 8, 'frame')}"
     elif table:
-        found, source = table, f"its Basic Offset Table lists {table:,} frames"
+        found, source = table, f"its Basic Offset Table lists {_plural(table, 'frame')}"
     elif fragments < frames or (str(tsyntax) == RLE_LOSSLESS and fragments != frames):
         # RLE has one fragment per frame; the other syntaxes at least one.
-        found, source = fragments, f"it holds {fragments:,} fragments"
+        found, source = fragments, f"it holds {_plural(fragments, 'fragment')}"
     else:
         return
     if found != frames:
