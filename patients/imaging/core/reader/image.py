@@ -84,7 +84,7 @@ def read_image(fp: BinaryIO, fmt: str, budget: Budget) -> tuple[np.ndarray, floa
             meta.update(codec=image.format, photometric=image.mode)
             frames, durations = _decode_frames(image, fmt, budget)
     except ClipReadError:
-        raise  # over budget, frames of different sizes: already worded (and ValueErrors, see below)
+        raise  # over budget, frames of different sizes: worded already (ValueErrors, kept from the clause below)
     except Image.DecompressionBombError as exc:
         raise _bomb_error(exc, budget) from exc
     except UnidentifiedImageError as exc:
