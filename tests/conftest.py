@@ -13,6 +13,8 @@ from typing import Any
 
 import pytest
 
+from tests.hostile import HOSTILE
+
 ROOT = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("LUSWEB_SHARED_DATA", ROOT.parent / "shared" / "data"))
 STRICT = os.environ.get("LUSWEB_TEST_STRICT", "") == "1"
@@ -35,6 +37,14 @@ def shared_data() -> Path:
     """Path to ``../shared/data`` (real COVID-BLUES and POCUS clips)."""
     require(SHARED_DATA.is_dir(), f"real LUS data not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def hostile_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Path]:
+    """``hostile_file(name)``: the hostile input ``tests.hostile.HOSTILE[name]`` (a decompression bomb,
+    a lying or truncated header), made on first use and kept in this session's pytest tmp dir."""
+    folder = tmp_path_factory.mktemp("hostile")
+    return lambda name: HOSTILE[name].make(folder)
 
 
 @pytest.fixture(autouse=True)

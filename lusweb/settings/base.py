@@ -106,6 +106,21 @@ FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
 # gives the clear "file too large" error, so Django's own cap sits a little above it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = (MAX_UPLOAD_MB + 1) * 1024 * 1024
 
+# Budgets of one decoded clip (patients.imaging.core.reader.Budget, built by
+# patients.imaging.budget.clip_budget): checked from the file's header before decoding and again
+# frame by frame while decoding. MAX_UPLOAD_MB bounds only the bytes sent: 60 kB of H.264 can
+# hold 300 black 4K frames (2.4 GB decoded).
+MAX_FRAMES = env_int("MAX_FRAMES", 2000, minimum=1)  # 80 s at 25 fps; the longest POCUS clip has 495
+# Samples of one decoded frame, width x height x samples per pixel: a Full HD colour frame.
+MAX_PIXELS_PER_FRAME = env_int("MAX_PIXELS_PER_FRAME", 1920 * 1080 * 3, minimum=1)
+# Decoded grey uint8 frames of one clip, in MB. The process that ingests a clip holds about three
+# times it: the decoded frames, their redacted copy, and the stored copy's encoded frames and
+# file. Measured (tests/patients/imaging/test_ingest_budget.py, a phantom clip filling the budget,
+# redacted and re-encoded): 941 MB peak at 248 MB decoded, 1,600 MB at 496 MB. So 256 MB keeps
+# ingest well under the 1.5 GB a web or worker process may use, where 512 MB would not, and it is
+# still twice the largest real clip (POCUS, 495 frames: 118 MB; a COVID-BLUES clip: 12 MB).
+MAX_DECODED_MB = env_int("MAX_DECODED_MB", 256, minimum=1)
+
 REDIS_URL = env_str("REDIS_URL", None)
 DEVICE = env_choice("DEVICE", "auto", ("auto", "cpu", "cuda"))
 

@@ -24,6 +24,7 @@ from lusweb.errors import ServiceError
 from lusweb.jsonable import jsonable
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_record
+from patients.imaging.budget import clip_budget
 from patients.imaging.core import deid
 from patients.imaging.core.reader import Clip, ClipReadError, read_clip
 from patients.imaging.core.sector import find_sector
@@ -195,7 +196,7 @@ def _occupant(exam: Exam, zone: str, *, replace: bool) -> ZoneClip | None:
 def _decode(exam: Exam, upload: _Upload) -> _Decoded:
     """Read the clip and, in de-identifying studies, de-identify it."""
     try:
-        clip_data: Clip = read_clip(upload.path)
+        clip_data: Clip = read_clip(upload.path, budget=clip_budget())
     except ClipReadError as exc:
         raise IngestError(str(exc), code=getattr(exc, "code", "unreadable")) from exc
     meta = dict(clip_data.meta)

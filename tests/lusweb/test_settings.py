@@ -90,3 +90,35 @@ def test_bad_value_stops_startup() -> None:
     out = _load_settings("lusweb.settings.local", {"LUSWEB_DEVICE": "tpu"})
     assert out.returncode != 0
     assert "LUSWEB_DEVICE='tpu' must be one of auto, cpu, cuda" in out.stderr
+
+
+def _budget_of(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LUSWEB_")}
+    clean.update(env)
+    clean["DJANGO_SETTINGS_MODULE"] = "lusweb.settings.local"
+    code = ("import django; django.setup(); from patients.imaging.budget import clip_budget; b = clip_budget(); "
+            "print(b.max_frames, b.max_pixels_per_frame, b.max_decoded_bytes)")
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
+
+
+def test_clip_budget_defaults_and_overrides() -> None:
+    defaults = _budget_of({})
+    assert defaults.returncode == 0, defaults.stderr
+    assert defaults.stdout.split() == ["2000", str(1920 * 1080 * 3), str(256 * 1024 * 1024)]
+    custom = _budget_of({"LUSWEB_MAX_FRAMES": "300", "LUSWEB_MAX_PIXELS_PER_FRAME": "1000000",
+                         "LUSWEB_MAX_DECODED_MB": "64"})
+    assert custom.returncode == 0, custom.stderr
+    assert custom.stdout.split() == ["300", "1000000", str(64 * 1024 * 1024)]
+
+
+@pytest.mark.parametrize("name, value, words", [
+    ("MAX_FRAMES", "0", "LUSWEB_MAX_FRAMES=0 must be >= 1"),
+    ("MAX_FRAMES", "2k", "LUSWEB_MAX_FRAMES='2k' is not an integer"),
+    ("MAX_PIXELS_PER_FRAME", "-1", "LUSWEB_MAX_PIXELS_PER_FRAME=-1 must be >= 1"),
+    ("MAX_DECODED_MB", "0.5", "LUSWEB_MAX_DECODED_MB='0.5' is not an integer"),
+    ("MAX_DECODED_MB", "0", "LUSWEB_MAX_DECODED_MB=0 must be >= 1"),
+])
+def test_bad_budget_stops_startup(name: str, value: str, words: str) -> None:
+    out = _load_settings("lusweb.settings.local", {f"LUSWEB_{name}": value})
+    assert out.returncode != 0
+    assert f"ImproperlyConfigured: {words}" in out.stderr

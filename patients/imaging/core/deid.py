@@ -23,6 +23,10 @@ from typing import Any
 import numpy as np
 
 from patients.imaging.core.sector import Sector
+from patients.imaging.core.stored import STORED_SYNTAX, file_bytes, reencode_grey
+
+__all__ = ["DEID_CODES", "DEID_METHOD", "STORED_SYNTAX", "DeidResult", "deidentify_dataset", "dicom_from_frames",
+           "pseudonym", "redact_frames", "remap_uid"]
 
 #: Values of (0012,0063) De-identification Method (LO: at most 64 characters each).
 DEID_METHOD = (
@@ -196,34 +200,25 @@ def _redact_native(ds: Any, mask: np.ndarray) -> bool:
         count, first = int(desc[0]) or 65536, int(desc[1])
         lut = apply_color_lut(np.arange(first, first + count, dtype=frames.dtype), ds).astype(np.float64)
         fill = first + int(np.argmin(lut @ np.array([0.299, 0.587, 0.114])))
-    redacted = redact_frames(frames, mask, 0)
-    redacted[:, ~mask] = fill
-    little = redacted.astype(redacted.dtype.newbyteorder("<"), copy=False)
+    if not frames.flags.writeable:
+        frames = frames.copy()
+    frames[:, ~mask] = fill  # in place: the decoded array is this function's own
+    little = frames.astype(frames.dtype.newbyteorder("<"), copy=False)
+    ds["PixelData"].value = b""  # the old pixel data goes before the new is built (the element keeps its VR)
     ds.PixelData = np.ascontiguousarray(little).tobytes()
     if "PlanarConfiguration" in ds:
         ds.PlanarConfiguration = 0  # the decoder returns interleaved samples
     return True
 
 
-def _reencode_grey(ds: Any, grey: np.ndarray) -> None:
-    """Replace the pixel data with 8-bit MONOCHROME2 frames, uncompressed."""
-    for keyword in ("PlanarConfiguration", "RedPaletteColorLookupTableDescriptor", "GreenPaletteColorLookupTableDescriptor",
-                    "BluePaletteColorLookupTableDescriptor", "RedPaletteColorLookupTableData",
-                    "GreenPaletteColorLookupTableData", "BluePaletteColorLookupTableData",
-                    "SegmentedRedPaletteColorLookupTableData", "SegmentedGreenPaletteColorLookupTableData",
-                    "SegmentedBluePaletteColorLookupTableData", "PaletteColorLookupTableUID", "WindowCenter",
-                    "WindowWidth", "RescaleSlope", "RescaleIntercept", "VOILUTSequence", "ModalityLUTSequence",
-                    "LargestImagePixelValue", "SmallestImagePixelValue", "PixelPaddingValue"):
-        if keyword in ds:
-            del ds[keyword]
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
-    ds.Rows, ds.Columns = int(grey.shape[1]), int(grey.shape[2])
-    if grey.shape[0] > 1 or "NumberOfFrames" in ds:
-        ds.NumberOfFrames = int(grey.shape[0])
-    ds.PixelData = np.ascontiguousarray(grey, dtype=np.uint8).tobytes()
-    ds["PixelData"].VR = "OB"
-    ds["PixelData"].is_undefined_length = False
+def _trim_native_excess(ds: Any) -> None:
+    """Drop bytes an uncompressed Pixel Data holds beyond what its header describes (the reader
+    refuses a whole frame of them, and notes less): nothing unseen is stored."""
+    from patients.imaging.core.reader.dicom_layout import native_pixel_bytes  # lazy: pydicom only for DICOM uploads
+
+    expected = native_pixel_bytes(ds)
+    if expected is not None and len(ds.PixelData) > expected + expected % 2:
+        ds.PixelData = ds.PixelData[: expected] + b"\x00" * (expected % 2)
 
 
 def _stamp(ds: Any, redacted: bool) -> None:
@@ -255,10 +250,11 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
     PatientIdentityRemoved=YES, DeidentificationMethod and its code sequence added.
 
     Pixels (Clean Pixel Data option): uncompressed MONOCHROME, RGB, YBR_FULL and PALETTE COLOR
-    data is redacted outside ``sector`` in its own encoding; anything else (JPEG and other
-    compressed syntaxes, subsampled YBR) is replaced by the redacted grey frames as 8-bit
-    MONOCHROME2, Explicit VR Little Endian (``LossyImageCompression`` keeps saying "01" when the
-    source was lossy).
+    data is redacted outside ``sector`` in its own encoding (stored uncompressed, the size of
+    the upload); anything else (JPEG and other compressed syntaxes, subsampled YBR) is replaced
+    by the redacted grey frames as 8-bit MONOCHROME2, JPEG-LS lossless (``STORED_SYNTAX``;
+    ``LossyImageCompression`` keeps saying "01" when the source was lossy). Pixel data that
+    needs no redaction (no sector found) is kept as it came, in its own codec.
     """
     # lazy: pydicom only for DICOM uploads (pseudonyms and redaction need none)
     import pydicom
@@ -273,7 +269,7 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
             cache[uid] = remap_uid(secret, uid)
         return cache[uid]
 
-    pixels = _redact_pixels(ds, tsyntax, grey_frames, sector)
+    pixels, frames = _redact_pixels(ds, tsyntax, grey_frames, sector)
     _clean_dataset(ds, uid_map)
     ds.PatientName = patient_pseudonym
     ds.PatientID = patient_pseudonym
@@ -285,37 +281,39 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
             elem.value = uid_map(str(elem.value))
     if "SOPInstanceUID" in ds:
         meta.MediaStorageSOPInstanceUID = ds.SOPInstanceUID
-    if pixels == "redacted-reencoded" or not tsyntax.is_compressed:
+    if pixels != "redacted-reencoded" and not tsyntax.is_compressed:
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
     return DeidResult(
-        data=buf.getvalue(), sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
+        data=file_bytes(ds, frames), sop_instance_uid=str(ds.get("SOPInstanceUID", "")),
         study_instance_uid=str(ds.get("StudyInstanceUID", "")), series_instance_uid=str(ds.get("SeriesInstanceUID", "")),
         pixels=pixels,
     )
 
 
-def _redact_pixels(ds: Any, tsyntax: Any, grey_frames: np.ndarray, sector: Sector) -> str:
+def _redact_pixels(ds: Any, tsyntax: Any, grey_frames: np.ndarray, sector: Sector) -> tuple[str, list[bytes] | None]:
     """Redact the pixel data outside the sector, natively when it can (see
-    :func:`deidentify_dataset`); returns what happened: ``DeidResult.pixels``."""
-    if "PixelData" not in ds or not sector.found:
-        return "unchanged"
+    :func:`deidentify_dataset`); returns what happened (``DeidResult.pixels``) and, when the
+    frames were re-encoded, the encoded frames that the file is written around."""
+    if "PixelData" not in ds:
+        return "unchanged", None
+    if not sector.found:
+        if not tsyntax.is_compressed:
+            _trim_native_excess(ds)
+        return "unchanged", None
     if not tsyntax.is_compressed:
         try:
             if _redact_native(ds, sector.mask):
-                return "redacted-native"
+                return "redacted-native", None
         except (ValueError, AttributeError, KeyError, NotImplementedError):
             pass
-    _reencode_grey(ds, redact_frames(grey_frames, sector.mask))
-    return "redacted-reencoded"
+    return "redacted-reencoded", reencode_grey(ds, grey_frames, sector.mask)
 
 
 def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, patient_pseudonym: str,
                       fps: float | None, manufacturer: str = "", model: str = "") -> DeidResult:
     """A de-identified Ultrasound (Multi-frame) Image DICOM holding ``grey`` frames (already
-    redacted), for uploads that were videos or images: their containers can carry metadata
-    (titles, comments, GPS) that we do not parse, so they are not kept."""
+    redacted), JPEG-LS lossless, for uploads that were videos or images: their containers can
+    carry metadata (titles, comments, GPS) that we do not parse, so they are not kept."""
     # lazy: pydicom only when a clip is stored as DICOM
     from pydicom.dataset import Dataset, FileMetaDataset
     from pydicom.tag import Tag
@@ -342,11 +340,9 @@ def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, pati
         ds.FrameTime = f"{1000.0 / fps:.4f}".rstrip("0").rstrip(".")
         ds.CineRate = round(fps)
         ds.FrameIncrementPointer = Tag("FrameTime")
-    _reencode_grey(ds, grey)
+    frames = reencode_grey(ds, grey)
     if not multi and "NumberOfFrames" in ds:
         del ds["NumberOfFrames"]
     _stamp(ds, redacted=True)
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return DeidResult(buf.getvalue(), str(ds.SOPInstanceUID), str(ds.StudyInstanceUID), str(ds.SeriesInstanceUID),
-                      "redacted-reencoded")
+    return DeidResult(file_bytes(ds, frames), str(ds.SOPInstanceUID), str(ds.StudyInstanceUID),
+                      str(ds.SeriesInstanceUID), "redacted-reencoded")

@@ -4,9 +4,17 @@ Pure Python: no Django import, so the scoring worker, the ingest service and the
 
 Public contract
 ---------------
-``read_clip(source) -> Clip`` where ``source`` is a path, a bytes-like object or a binary file
-object. The format is sniffed from the first bytes (:func:`probe_format`), never from the file
-name, because uploads arrive with arbitrary or missing extensions.
+``read_clip(source, budget=Budget()) -> Clip`` where ``source`` is a path, a bytes-like object or
+a binary file object. The format is sniffed from the first bytes (:func:`probe_format`), never
+from the file name, because uploads arrive with arbitrary or missing extensions.
+
+``budget`` (:class:`Budget`) limits the frames, the samples per frame and the decoded bytes. The
+readers check what the header or container declares before decoding, then count frame by frame
+while decoding (a header can lie) and stop at the first frame over a limit, raising an
+:class:`OverBudget` subclass (``too_many_frames``, ``frame_too_large``, ``decoded_too_large``)
+whose message names the limit, the value found and its ``LUSWEB_*`` setting. Frames are stacked
+as they come, never listed and stacked afterwards, so a refused clip never held more than the
+budget.
 
 ``Clip.frames`` is ``uint8 [T, H, W]``: colour is reduced to ITU-R BT.601 luma
 (``Y = 0.299 R + 0.587 G + 0.114 B``, rounded), palette colour is expanded through its lookup
@@ -25,13 +33,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any, BinaryIO
 
+from patients.imaging.core.reader.budget import Budget
 from patients.imaging.core.reader.clip import (
     Clip,
     ClipReadError,
     CorruptFile,
+    DecodedTooLarge,
     EmptyFile,
+    FrameTooLarge,
     NoFrames,
     NoPixelData,
+    OverBudget,
+    PixelDataMismatch,
+    TooManyFrames,
     TruncatedFile,
     UndecodableCodec,
     UnsupportedFormat,
@@ -39,8 +53,9 @@ from patients.imaging.core.reader.clip import (
 )
 
 __all__ = [
-    "Clip", "ClipReadError", "CorruptFile", "EmptyFile", "NoFrames", "NoPixelData", "PROBE_BYTES", "Source",
-    "TruncatedFile", "UndecodableCodec", "UnsupportedFormat", "probe_format", "read_clip",
+    "Budget", "Clip", "ClipReadError", "CorruptFile", "DecodedTooLarge", "EmptyFile", "FrameTooLarge", "NoFrames",
+    "NoPixelData", "OverBudget", "PROBE_BYTES", "PixelDataMismatch", "Source", "TooManyFrames", "TruncatedFile",
+    "UndecodableCodec", "UnsupportedFormat", "probe_format", "read_clip",
 ]
 
 Source = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
@@ -119,11 +134,14 @@ def _open_source(source: Source) -> Iterator[BinaryIO]:
         yield fp
 
 
-def read_clip(source: Source) -> Clip:
+def read_clip(source: Source, budget: Budget | None = None) -> Clip:
     """Decode a DICOM, video (MP4/MOV/AVI/MPEG) or image (GIF/PNG/JPEG) clip to grey frames.
 
-    Raises a :class:`ClipReadError` subclass with a user-facing message for any bad content.
+    Raises a :class:`ClipReadError` subclass with a user-facing message for any bad content, an
+    :class:`OverBudget` one for a clip over ``budget`` (default: ``Budget()``, the limits that
+    the ``LUSWEB_MAX_*`` settings default to).
     """
+    budget = budget or Budget()
     with _open_source(source) as fp:
         head = fp.read(PROBE_BYTES)
         fp.seek(0)
@@ -137,11 +155,11 @@ def read_clip(source: Source) -> Clip:
         if fmt == "dicom":
             from patients.imaging.core.reader.dicom import read_dicom  # lazy: pydicom loads on the first DICOM
 
-            return finish(*read_dicom(fp))
+            return finish(*read_dicom(fp, budget))
         if fmt in ("mp4", "mov", "avi", "mpeg"):
             from patients.imaging.core.reader.video import read_video  # lazy: PyAV loads on the first video
 
-            return finish(*read_video(fp, fmt))
+            return finish(*read_video(fp, fmt, budget))
         from patients.imaging.core.reader.image import read_image  # lazy: Pillow loads on the first image
 
-        return finish(*read_image(fp, fmt))
+        return finish(*read_image(fp, fmt, budget))

@@ -46,6 +46,31 @@ class TruncatedFile(CorruptFile):
     code = "truncated"
 
 
+class PixelDataMismatch(CorruptFile):
+    """The DICOM pixel data holds more than its header describes (frames hidden from view)."""
+
+    code = "pixel_data_mismatch"
+
+
+class OverBudget(ClipReadError):
+    """Decoding the clip would exceed a limit of the reader's :class:`Budget`; the message names
+    the limit, the value found and the setting that sets it."""
+
+    code = "over_budget"
+
+
+class TooManyFrames(OverBudget):
+    code = "too_many_frames"
+
+
+class FrameTooLarge(OverBudget):
+    code = "frame_too_large"
+
+
+class DecodedTooLarge(OverBudget):
+    code = "decoded_too_large"
+
+
 class NoPixelData(ClipReadError):
     """A valid DICOM object without an image (structured report, DICOMDIR, waveform ...)."""
 

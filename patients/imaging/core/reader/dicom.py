@@ -10,6 +10,7 @@ from pydicom.errors import InvalidDicomError
 from pydicom.pixels import apply_color_lut, get_decoder
 from pydicom.uid import UID, ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
 
+from patients.imaging.core.reader.budget import Budget, FrameStack
 from patients.imaging.core.reader.clip import (
     ClipReadError,
     CorruptFile,
@@ -20,6 +21,16 @@ from patients.imaging.core.reader.clip import (
     luma,
     new_meta,
     scale_to_uint8,
+)
+from patients.imaging.core.reader.dicom_layout import (
+    check_declared_budget,
+    check_pixel_data,
+    describe_cut,
+    frame_count,
+    header_int,
+    needs_clip_range,
+    refuse_cut,
+    voi_window,
 )
 
 logger = logging.getLogger(__name__)
@@ -42,14 +53,6 @@ def _dstr(ds: Any, keyword: str) -> str | None:
 
 def _is_multi(value: Any) -> bool:
     return isinstance(value, (list, tuple)) or type(value).__name__ == "MultiValue"
-
-
-def _dint(ds: Any, keyword: str) -> int | None:
-    try:
-        value = ds.get(keyword)
-        return None if value is None or value == "" else int(value)
-    except (TypeError, ValueError):
-        return None
 
 
 def _dicom_fps(ds: Any) -> float | None:
@@ -75,9 +78,9 @@ def _us_regions(ds: Any) -> list[dict[str, Any]] | None:
     regions = []
     for item in ds.get("SequenceOfUltrasoundRegions") or []:
         regions.append({
-            "x0": _dint(item, "RegionLocationMinX0"), "y0": _dint(item, "RegionLocationMinY0"),
-            "x1": _dint(item, "RegionLocationMaxX1"), "y1": _dint(item, "RegionLocationMaxY1"),
-            "spatial_format": _dint(item, "RegionSpatialFormat"), "data_type": _dint(item, "RegionDataType"),
+            "x0": header_int(item, "RegionLocationMinX0"), "y0": header_int(item, "RegionLocationMinY0"),
+            "x1": header_int(item, "RegionLocationMaxX1"), "y1": header_int(item, "RegionLocationMaxY1"),
+            "spatial_format": header_int(item, "RegionSpatialFormat"), "data_type": header_int(item, "RegionDataType"),
         })
     return regions or None
 
@@ -93,7 +96,7 @@ def _dicom_meta(ds: Any, tsyntax: Any) -> dict[str, Any]:
         sop_instance_uid=_dstr(ds, "SOPInstanceUID"), study_instance_uid=_dstr(ds, "StudyInstanceUID"),
         series_instance_uid=_dstr(ds, "SeriesInstanceUID"), modality=_dstr(ds, "Modality"),
         sop_class_uid=sop_class, sop_class_name=UID(sop_class).name if sop_class else None,
-        bits_stored=_dint(ds, "BitsStored"), declared_frame_count=_dint(ds, "NumberOfFrames"),
+        bits_stored=header_int(ds, "BitsStored"), declared_frame_count=header_int(ds, "NumberOfFrames"),
         ultrasound_regions=_us_regions(ds),
     )
     return meta
@@ -184,38 +187,38 @@ def _dicom_frame_grey(arr: np.ndarray, pi: str, ds: Any) -> np.ndarray:
     raise UndecodableCodec(f"DICOM photometric interpretation {pi!r} is not supported")
 
 
-def _dicom_to_uint8(stack: np.ndarray, ds: Any, pi: str) -> np.ndarray:
-    """Bring >8-bit, signed or 1-bit grey into 0..255; invert MONOCHROME1."""
-    bits = _dint(ds, "BitsStored") or 8
-    if stack.dtype != np.uint8 or bits != 8:
-        if pi in _MONO:
-            slope = float(ds.get("RescaleSlope") or 1.0)
-            values = stack.astype(np.float32) * np.float32(slope) + np.float32(float(ds.get("RescaleIntercept") or 0.0))
-            window = _voi_window(ds)
-            lo, hi = window if window else (float(values.min()), float(values.max()))
-            stack = scale_to_uint8(values, lo, hi)
-        else:  # colour samples: full scale of the stored bits
-            stack = scale_to_uint8(stack, 0.0, float(2**bits - 1))
-    if pi == "MONOCHROME1":
-        stack = 255 - stack
-    return stack
+class _Grey8:
+    """Brings one decoded grey frame to uint8 0..255, as the whole clip would be: >8-bit, signed
+    or 1-bit grey through the VOI window (else the clip's own min..max: ``range`` set after the
+    last frame), colour of more than 8 bits by its full scale; MONOCHROME1 inverted."""
+
+    def __init__(self, ds: Any, pi: str, dtype: np.dtype) -> None:  # type: ignore[type-arg]
+        self.pi = pi
+        bits = header_int(ds, "BitsStored") or 8
+        self.scaled = dtype != np.uint8 or bits != 8
+        self.slope = np.float32(float(ds.get("RescaleSlope") or 1.0))
+        self.intercept = np.float32(float(ds.get("RescaleIntercept") or 0.0))
+        self.full_scale = float(2**bits - 1)
+        self.window = voi_window(ds)
+        self.needs_range = needs_clip_range(ds, pi, uint8=dtype == np.uint8)
+
+    def set_range(self, native: np.ndarray) -> None:
+        """The clip's min..max after rescale (float32, as elementwise), from its native samples."""
+        ends = [np.float32(np.float32(v) * self.slope + self.intercept) for v in (native.min(), native.max())]
+        self.window = (float(min(ends)), float(max(ends)))
+
+    def __call__(self, frame: np.ndarray) -> np.ndarray:
+        if self.scaled:
+            if self.pi in _MONO:
+                values = frame.astype(np.float32) * self.slope + self.intercept
+                lo, hi = self.window or (0.0, 0.0)
+                frame = scale_to_uint8(values, lo, hi)
+            else:  # colour samples: full scale of the stored bits
+                frame = scale_to_uint8(frame, 0.0, self.full_scale)
+        return 255 - frame if self.pi == "MONOCHROME1" else frame
 
 
-def _voi_window(ds: Any) -> tuple[float, float] | None:
-    """The first VOI window (Window Center / Width) as (low, high), if the file has a usable one."""
-    try:
-        center, width = ds.get("WindowCenter"), ds.get("WindowWidth")
-        if center is None or width is None:
-            return None
-        center = float(center[0] if _is_multi(center) else center)
-        width = float(width[0] if _is_multi(width) else width)
-    except (TypeError, ValueError, IndexError):
-        return None
-    return (center - width / 2, center + width / 2) if width > 1 else None
-
-
-def _dicom_decode(ds: Any, tsyntax: Any) -> tuple[np.ndarray, str]:
-    """Decode every frame to grey (native depth) with the pydicom pixel backend."""
+def _decoder_for(tsyntax: Any) -> Any:
     try:
         decoder = get_decoder(tsyntax)
     except NotImplementedError as exc:
@@ -227,27 +230,53 @@ def _dicom_decode(ds: Any, tsyntax: Any) -> tuple[np.ndarray, str]:
             f"DICOM transfer syntax {tsyntax.name} ({tsyntax}) cannot be decoded by this server "
             "(no decoder plugin installed)"
         )
-    grey: list[np.ndarray] = []
+    return decoder
+
+
+def _decode_frames(ds: Any, decoder: Any, budget: Budget) -> tuple[FrameStack | None, _Grey8 | None]:
+    """Decode frame by frame (pydicom's ``iter_array``) into a budgeted stack of uint8 frames, or
+    of native samples when the clip's range is needed first."""
+    stack: FrameStack | None = None
+    to8: _Grey8 | None = None
     pi = str(ds.get("PhotometricInterpretation", "MONOCHROME2"))
+    # as_rgb=False: we want what the codec produced; its own reported photometric tells us
+    # whether a JPEG decoder already converted YCbCr to RGB (so we never convert twice).
+    for arr, info in decoder.iter_array(ds, as_rgb=False):
+        pi = str(info.get("photometric_interpretation", pi))
+        grey = _dicom_frame_grey(arr, pi, ds)
+        if to8 is None:
+            to8 = _Grey8(ds, pi, grey.dtype)
+            stack = FrameStack(budget, expected=frame_count(ds), reserve_per_pixel=1 if to8.needs_range else 0)
+        assert stack is not None
+        stack.append(grey if to8.needs_range else to8(grey))
+    return stack, to8
+
+
+def _dicom_decode(ds: Any, tsyntax: Any, budget: Budget) -> tuple[np.ndarray, str]:
+    """Decode every frame to uint8 grey with the pydicom pixel backend, within the budget."""
+    decoder = _decoder_for(tsyntax)
     try:
-        # as_rgb=False: we want what the codec produced; its own reported photometric tells us
-        # whether a JPEG decoder already converted YCbCr to RGB (so we never convert twice).
-        for arr, info in decoder.iter_array(ds, as_rgb=False):
-            pi = str(info.get("photometric_interpretation", pi))
-            grey.append(_dicom_frame_grey(arr, pi, ds))
+        stack, to8 = _decode_frames(ds, decoder, budget)
     except ClipReadError:
         raise
     except (ValueError, EOFError) as exc:
         if "less than expected" in str(exc) or isinstance(exc, EOFError):
-            raise TruncatedFile(f"file is truncated: the DICOM pixel data is shorter than its header says ({exc})") from exc
+            raise TruncatedFile(
+                f"file is truncated: the DICOM pixel data is shorter than its header says ({exc})") from exc
         raise CorruptFile(f"DICOM pixel data could not be decoded ({tsyntax.name}): {exc}") from exc
     except AttributeError as exc:  # pydicom: "Missing required element: (0028,0100) 'Bits Allocated'"
         raise CorruptFile(f"DICOM image header is incomplete: {exc}") from exc
     except Exception as exc:  # the plugins raise RuntimeError, KeyError, ...: all mean "cannot decode"
         raise UndecodableCodec(f"DICOM pixel data ({tsyntax.name}) could not be decoded: {_one_line(exc)}") from exc
-    if not grey:
+    if stack is None or to8 is None or not stack.count:
         raise NoFrames("DICOM file contains no frames")
-    return np.stack(grey), pi
+    frames = stack.frames()
+    if to8.needs_range:
+        native, frames = frames, np.empty(frames.shape, dtype=np.uint8)
+        to8.set_range(native)
+        for i, frame in enumerate(native):
+            frames[i] = to8(frame)
+    return frames, to8.pi
 
 
 def _one_line(exc: BaseException) -> str:
@@ -256,18 +285,31 @@ def _one_line(exc: BaseException) -> str:
     return "; ".join(lines).replace(":;", ":")[:500] or type(exc).__name__
 
 
-def read_dicom(fp: BinaryIO) -> tuple[np.ndarray, float | None, dict[str, Any]]:
-    """Frames (uint8 [T,H,W]), fps and meta of a DICOM file; ClipReadError subclasses on bad content."""
+def _parse(fp: BinaryIO, *, header_only: bool) -> Any:
+    fp.seek(0)
     try:
-        ds = pydicom.dcmread(fp, force=True)
+        return pydicom.dcmread(fp, force=True, stop_before_pixels=header_only)
     except (InvalidDicomError, EOFError, OSError) as exc:
         raise TruncatedFile(f"file is truncated or not valid DICOM: {exc}") from exc
     except Exception as exc:  # pydicom raises assorted errors on garbage headers
         raise CorruptFile(f"DICOM header could not be parsed: {exc}") from exc
+
+
+def read_dicom(fp: BinaryIO, budget: Budget) -> tuple[np.ndarray, float | None, dict[str, Any]]:
+    """Frames (uint8 [T,H,W]), fps and meta of a DICOM file; ClipReadError subclasses on bad content.
+
+    The header is read and checked against ``budget`` before the pixel data is even read; then
+    the pixel data is checked against the header (length, frames), then decoded frame by frame.
+    """
+    check_declared_budget(_parse(fp, header_only=True), budget)
+    ds = _parse(fp, header_only=False)
     tsyntax = _dicom_transfer_syntax(ds)
+    cut = describe_cut(ds, fp, deflated=tsyntax.is_deflated)  # before anything converts the raw elements
     meta = _dicom_meta(ds, tsyntax)
     _check_dicom_has_pixels(ds, meta, fp)
-    stack, decoded_pi = _dicom_decode(ds, tsyntax)
-    frames = _dicom_to_uint8(stack, ds, decoded_pi)
+    if cut:
+        raise refuse_cut(cut, pixel="Pixel Data" in cut)
+    check_pixel_data(ds, tsyntax, meta)
+    frames, decoded_pi = _dicom_decode(ds, tsyntax, budget)
     meta["decoded_photometric"] = decoded_pi
     return frames, _dicom_fps(ds), meta

@@ -8,6 +8,7 @@ from typing import Any, BinaryIO
 import av
 import numpy as np
 
+from patients.imaging.core.reader.budget import Budget, FrameStack
 from patients.imaging.core.reader.clip import (
     CorruptFile,
     NoFrames,
@@ -17,7 +18,6 @@ from patients.imaging.core.reader.clip import (
 )
 
 logger = logging.getLogger(__name__)
-
 
 
 def _iso_boxes_truncated(fp: BinaryIO, size: int) -> bool:
@@ -84,40 +84,57 @@ def _limited_to_full(luma: np.ndarray) -> np.ndarray:
 
 
 def _luma_plane(frame: Any, size: dict[str, int]) -> tuple[np.ndarray, bool]:
-    """Copy a frame's luma and say whether it is limited range.
+    """A frame's luma (a view of the decoder's plane when it can) and whether it is limited range.
 
-    Copying the Y plane is ~5x faster than ``to_ndarray(format='gray')`` (swscale), which
+    Reading the Y plane is ~5x faster than ``to_ndarray(format='gray')`` (swscale), which
     dominated exam decoding time; other formats (RGB, 10-bit, palette) still go through swscale.
+    The view is only valid while ``frame`` lives: the caller copies it into its frame stack.
     """
     name = frame.format.name
     if name in _Y_PLANE_FORMATS and frame.width == size["width"] and frame.height == size["height"]:
         plane = frame.planes[0]
         view = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)[: frame.height, : frame.width]
         limited = name not in _FULL_RANGE_FORMATS and frame.color_range != _AVCOL_RANGE_JPEG
-        return np.array(view), limited
+        return view, limited
     return frame.to_ndarray(format="gray", **size), False
 
 
-def _decode_video_frames(container: Any, stream: Any, meta: dict[str, Any]) -> list[np.ndarray]:
-    frames: list[np.ndarray] = []
+def _samples_per_pixel(pix_fmt: str | None) -> int:
+    """Samples per pixel a decoded frame holds, for the budget: grey formats 1, colour 3."""
+    return 1 if (pix_fmt or "").startswith(("gray", "mono")) else 3
+
+
+def _decode_video_frames(container: Any, stream: Any, meta: dict[str, Any], budget: Budget) -> np.ndarray:
+    """Decode into a budgeted frame stack, checking every frame's size before keeping it: a
+    container can declare a small size or frame count and hold more."""
+    stack = FrameStack(budget, expected=meta["declared_frame_count"])
     size: dict[str, int] = {}
     try:
         for frame in container.decode(stream):
+            budget.check_frame(frame.width, frame.height, _samples_per_pixel(frame.format.name))
             if not size:
                 # Fixed output size keeps the stack rectangular if the stream changes resolution.
                 size = {"width": frame.width, "height": frame.height}
             luma, limited = _luma_plane(frame, size)
-            frames.append(_limited_to_full(luma) if limited else luma)
+            stack.append(_limited_to_full(luma) if limited else luma)
     except av.FFmpegError as exc:
-        if not frames:
+        if not stack.count:
             raise UndecodableCodec(f"video stream ({meta['codec']}) could not be decoded: {exc}") from exc
         # A damaged tail after good frames: keep what decoded, like every desktop player does.
-        meta["decode_warning"] = f"decoding stopped after {len(frames)} frames: {exc}"
+        meta["decode_warning"] = f"decoding stopped after {stack.count} frames: {exc}"
         logger.warning("video decode stopped early: %s", exc)
-    return frames
+    return stack.frames()
 
 
-def read_video(fp: BinaryIO, fmt: str) -> tuple[np.ndarray, float | None, dict[str, Any]]:
+def _check_declared(stream: Any, budget: Budget) -> None:
+    """The container's frame size and frame count against the budget, before decoding."""
+    ctx = stream.codec_context
+    width, height = (ctx.width, ctx.height) if ctx else (0, 0)
+    budget.check_declared(frames=int(stream.frames) or None, width=width or 0, height=height or 0,
+                          samples=_samples_per_pixel(ctx.pix_fmt if ctx else None))
+
+
+def read_video(fp: BinaryIO, fmt: str, budget: Budget) -> tuple[np.ndarray, float | None, dict[str, Any]]:
     """Frames (uint8 luma [T,H,W]), fps and meta of an MP4, MOV, AVI or MPEG file."""
     meta = new_meta(fmt)
     if _video_truncated(fp, fmt):
@@ -134,8 +151,9 @@ def read_video(fp: BinaryIO, fmt: str) -> tuple[np.ndarray, float | None, dict[s
         codec = stream.codec_context.name if stream.codec_context else None
         meta.update(codec=codec, photometric=stream.codec_context.pix_fmt if stream.codec_context else None,
                     declared_frame_count=int(stream.frames) or None)
-        frames = _decode_video_frames(container, stream, meta)
+        _check_declared(stream, budget)
+        frames = _decode_video_frames(container, stream, meta, budget)
         fps = _video_fps(stream)
-    if not frames:
+    if not frames.shape[0]:
         raise NoFrames(f"{fmt.upper()} file contains no decodable frames")
-    return np.stack(frames), fps, meta
+    return frames, fps, meta

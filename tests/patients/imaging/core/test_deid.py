@@ -120,16 +120,20 @@ def test_phantom_text_is_redacted_and_the_sector_untouched(setup: dict[str, Any]
         assert clip.meta["deidentification"]["pixels"] == "redacted-native"
 
 
-def test_jpeg_phantom_is_stored_as_uncompressed_redacted_dicom(setup: dict[str, Any]) -> None:
+def test_jpeg_phantom_is_stored_as_lossless_redacted_dicom(setup: dict[str, Any]) -> None:
     phantom, raw = _phantom_dicom(3, jpeg=True)
     decoded = read_clip(raw).frames
     response = _upload(setup["api"], setup["exam"], raw, "scan.dcm")
     assert response.status_code == 201, response.data
     clip, data = _stored(response.data["id"])
     ds = pydicom.dcmread(io.BytesIO(data))
-    assert not ds.file_meta.TransferSyntaxUID.is_compressed and ds.PhotometricInterpretation == "MONOCHROME2"
+    # Re-encoded losslessly (JPEG-LS), not as a second lossy generation and not uncompressed.
+    assert ds.file_meta.TransferSyntaxUID == deid.STORED_SYNTAX == "1.2.840.10008.1.2.4.80"
+    assert ds.PhotometricInterpretation == "MONOCHROME2"
     assert ds.LossyImageCompression == "01"  # it was lossy once: that stays declared
     frames = clip.load_frames()
+    assert np.array_equal(read_clip(data).frames, frames)
+    assert len(data) < frames.nbytes
     assert np.array_equal(frames[:, phantom.sector_mask], decoded[:, phantom.sector_mask])
     # JPEG ringing blurs the text's edges towards the sector: all text farther than 3 px from it is gone.
     from scipy import ndimage
