@@ -3,13 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from lusweb.settings.database import database_settings
 from lusweb.settings.env import (
     env_bool,
     env_choice,
     env_int,
     env_list,
     env_str,
-    parse_database_url,
 )
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
@@ -70,7 +70,8 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'lusweb.sqlite3'}") or ""
-DATABASES = {"default": parse_database_url(DATABASE_URL, base_dir=BASE_DIR)}
+# PostgreSQL: psycopg's pool, bounded per process (LUSWEB_DB_POOL_*; lusweb/settings/database.py).
+DATABASES = {"default": database_settings(DATABASE_URL, base_dir=BASE_DIR, pool_default=True)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

@@ -5,6 +5,8 @@ import tempfile
 from pathlib import Path
 
 from lusweb.settings.base import *  # noqa: F403
+from lusweb.settings.base import BASE_DIR, DATABASE_URL
+from lusweb.settings.database import database_settings
 from lusweb.settings.env import env_str
 
 SECRET_KEY = "test-only-not-secret"
@@ -18,5 +20,7 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-# Connections opened by Channels' worker threads must not outlive a test (teardown drops the DB).
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# One connection per request and no pool in the test process: connections opened by Channels' and
+# the live server's threads must not outlive a test (teardown drops the database). The server
+# subprocesses of the hardening tests set LUSWEB_DB_POOL=1 to run with production's pool.
+DATABASES = {"default": database_settings(DATABASE_URL, base_dir=BASE_DIR, pool_default=False)}

@@ -1,7 +1,9 @@
 """Settings come from LUSWEB_* variables; bad values and missing production secrets fail loudly."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,6 +11,7 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from lusweb.settings.database import database_settings
 from lusweb.settings.env import env_bool, env_int, env_list, parse_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -90,3 +93,64 @@ def test_bad_value_stops_startup() -> None:
     out = _load_settings("lusweb.settings.local", {"LUSWEB_DEVICE": "tpu"})
     assert out.returncode != 0
     assert "LUSWEB_DEVICE='tpu' must be one of auto, cpu, cuda" in out.stderr
+
+
+def _setting(module: str, env: dict[str, str], expression: str) -> subprocess.CompletedProcess[str]:
+    """Print ``expression`` (over ``settings``) as JSON from a fresh process with ``module`` and ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LUSWEB_")}
+    clean.update(env)
+    clean["DJANGO_SETTINGS_MODULE"] = module
+    code = f"import django, json; django.setup(); from django.conf import settings; print(json.dumps({expression}, default=str))"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
+
+
+PROD = {"LUSWEB_SECRET_KEY": "x" * 50, "LUSWEB_DATABASE_URL": "postgres://u@h/db"}
+
+
+def test_postgres_connections_come_from_a_bounded_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    db = database_settings("postgres://u@h/db", base_dir=Path("/"), pool_default=True)
+    assert db["CONN_MAX_AGE"] == 0
+    assert db["OPTIONS"]["pool"] == {"min_size": 0, "max_size": 8, "max_idle": 5.0, "timeout": 10.0}
+    for name, value in {"DB_POOL_MIN": "2", "DB_POOL_MAX": "12", "DB_POOL_MAX_IDLE": "30", "DB_POOL_TIMEOUT": "3"}.items():
+        monkeypatch.setenv(f"LUSWEB_{name}", value)
+    db = database_settings("postgres://u@h/db?sslmode=require", base_dir=Path("/"), pool_default=True)
+    assert db["OPTIONS"] == {"sslmode": "require",
+                             "pool": {"min_size": 2, "max_size": 12, "max_idle": 30.0, "timeout": 3.0}}
+    # Unit tests run without the pool unless asked; SQLite never has one.
+    assert "pool" not in database_settings("postgres://u@h/db", base_dir=Path("/"), pool_default=False)["OPTIONS"]
+    assert "OPTIONS" not in database_settings("sqlite:///x.db", base_dir=Path("/"), pool_default=True)
+
+
+def test_persistent_connections_only_without_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LUSWEB_DB_CONN_MAX_AGE", "60")
+    with pytest.raises(ImproperlyConfigured, match="LUSWEB_DB_CONN_MAX_AGE=60 must be 0 while LUSWEB_DB_POOL is on"):
+        database_settings("postgres://u@h/db", base_dir=Path("/"), pool_default=True)
+    monkeypatch.setenv("LUSWEB_DB_POOL", "0")
+    db = database_settings("postgres://u@h/db", base_dir=Path("/"), pool_default=True)
+    assert db["CONN_MAX_AGE"] == 60 and "pool" not in db["OPTIONS"]
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"LUSWEB_DB_POOL_MAX": "0"}, "LUSWEB_DB_POOL_MAX=0 must be >= 1"),
+    ({"LUSWEB_DB_POOL_MAX": "many"}, "LUSWEB_DB_POOL_MAX='many' is not an integer"),
+    ({"LUSWEB_DB_POOL_MIN": "5", "LUSWEB_DB_POOL_MAX": "4"}, "LUSWEB_DB_POOL_MAX=4 must be >= LUSWEB_DB_POOL_MIN=5"),
+    ({"LUSWEB_DB_POOL_MIN": "-1"}, "LUSWEB_DB_POOL_MIN=-1 must be >= 0"),
+    ({"LUSWEB_DB_POOL_MAX_IDLE": "0"}, "LUSWEB_DB_POOL_MAX_IDLE=0 must be >= 1"),
+    ({"LUSWEB_DB_POOL_TIMEOUT": "0"}, "LUSWEB_DB_POOL_TIMEOUT=0 must be >= 1"),
+    ({"LUSWEB_DB_POOL": "sometimes"}, "LUSWEB_DB_POOL='sometimes' is not a boolean"),
+    ({"LUSWEB_DB_CONN_MAX_AGE": "-5", "LUSWEB_DB_POOL": "0"}, "LUSWEB_DB_CONN_MAX_AGE=-5 must be >= 0"),
+])
+def test_bad_connection_settings_stop_startup(env: dict[str, str], words: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=re.escape(words)):
+        database_settings("postgres://u@h/db", base_dir=Path("/"), pool_default=True)
+
+
+def test_production_uses_the_pool() -> None:
+    out = _setting("lusweb.settings.production", {**PROD, "LUSWEB_DB_POOL_MAX": "6"},
+                   "[settings.DATABASES['default']['CONN_MAX_AGE'], settings.DATABASES['default']['OPTIONS']['pool']]")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [0, {"min_size": 0, "max_size": 6, "max_idle": 5.0, "timeout": 10.0}]
+    out = _setting("lusweb.settings.production", {**PROD, "LUSWEB_DB_CONN_MAX_AGE": "60"}, "1")
+    assert out.returncode != 0 and "LUSWEB_DB_CONN_MAX_AGE=60 must be 0 while LUSWEB_DB_POOL is on" in out.stderr
