@@ -13,6 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from lusweb.settings.database import database_settings
 from lusweb.settings.env import env_bool, env_int, env_list, parse_database_url
+from lusweb.settings.security import lockout_parameters, throttle_rate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,3 +155,31 @@ def test_production_uses_the_pool() -> None:
     assert json.loads(out.stdout) == [0, {"min_size": 0, "max_size": 6, "max_idle": 5.0, "timeout": 10.0}]
     out = _setting("lusweb.settings.production", {**PROD, "LUSWEB_DB_CONN_MAX_AGE": "60"}, "1")
     assert out.returncode != 0 and "LUSWEB_DB_CONN_MAX_AGE=60 must be 0 while LUSWEB_DB_POOL is on" in out.stderr
+
+
+def test_lockout_and_rate_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert lockout_parameters(["ip", "username"]) == ["ip_address", "username"]
+    monkeypatch.setenv("LUSWEB_LOGIN_LOCKOUT_BY", "username, ip+username")
+    assert lockout_parameters(["ip"]) == ["username", ["ip_address", "username"]]
+    monkeypatch.setenv("LUSWEB_LOGIN_LOCKOUT_BY", "ip,email")
+    with pytest.raises(ImproperlyConfigured, match="'email' is not one of ip, username, ip\\+username"):
+        lockout_parameters(["ip"])
+    monkeypatch.setenv("LUSWEB_LOGIN_LOCKOUT_BY", ",")
+    with pytest.raises(ImproperlyConfigured, match="LUSWEB_LOGIN_LOCKOUT_BY is empty"):
+        lockout_parameters(["ip"])
+    assert throttle_rate("API_RATE_USER", "1200/min") == "1200/min"
+    for bad in ("fast", "0/min", "10/fortnight", "10"):
+        monkeypatch.setenv("LUSWEB_API_RATE_USER", bad)
+        with pytest.raises(ImproperlyConfigured, match=f"LUSWEB_API_RATE_USER='{bad}' is not a rate such as 120/min"):
+            throttle_rate("API_RATE_USER", "1200/min")
+
+
+def test_production_lockout_and_rates_from_the_environment() -> None:
+    env = {**PROD, "LUSWEB_LOGIN_FAILURE_LIMIT": "5", "LUSWEB_LOGIN_COOLOFF_MINUTES": "30",
+           "LUSWEB_LOGIN_LOCKOUT_BY": "username", "LUSWEB_API_RATE_AUTH": "5/min"}
+    out = _setting("lusweb.settings.production", env, "[settings.AXES_FAILURE_LIMIT, settings.AXES_COOLOFF_TIME.total_seconds(), "
+                   "settings.AXES_LOCKOUT_PARAMETERS, settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']]")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [5, 1800.0, ["username"], {"anon": "120/min", "user": "1200/min", "auth": "5/min"}]
+    out = _setting("lusweb.settings.production", {**PROD, "LUSWEB_LOGIN_FAILURE_LIMIT": "0"}, "1")
+    assert out.returncode != 0 and "LUSWEB_LOGIN_FAILURE_LIMIT=0 must be >= 1" in out.stderr
