@@ -43,6 +43,8 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "lusweb.headers.ContentSecurityPolicyMiddleware",  # the "Security headers" block below
+    "lusweb.headers.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -218,3 +220,24 @@ CACHES = {
         if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
     ),
 }
+
+# --- Security headers (issue 15) ------------------------------------------------------------------
+# No inline script anywhere (pages load static/js files; data travels in json_script blocks).
+# style-src-attr: plotly.js draws some SVG parts with style attributes (setAttribute), and the
+# templates colour legend swatches and bars the same way; <style> blocks stay forbidden, and
+# plotly.js's own rules go into the (empty) static sheet css/plotly-rules.css by the CSSOM.
+CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],  # plus the site's ws:// and wss:// origin (lusweb.headers)
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", False)
+CSP_REPORT_URI = env_str("CSP_REPORT_URI", "") or ""

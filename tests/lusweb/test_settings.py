@@ -183,3 +183,35 @@ def test_production_lockout_and_rates_from_the_environment() -> None:
     assert json.loads(out.stdout) == [5, 1800.0, ["username"], {"anon": "120/min", "user": "1200/min", "auth": "5/min"}]
     out = _setting("lusweb.settings.production", {**PROD, "LUSWEB_LOGIN_FAILURE_LIMIT": "0"}, "1")
     assert out.returncode != 0 and "LUSWEB_LOGIN_FAILURE_LIMIT=0 must be >= 1" in out.stderr
+
+
+HTTPS_CHECK = """
+from django.http import HttpResponse
+from django.middleware.security import SecurityMiddleware
+from django.test import RequestFactory
+rf, mw = RequestFactory(), SecurityMiddleware(lambda r: HttpResponse("ok"))
+host = {"HTTP_HOST": "lusweb.example.org"}
+secure, plain = mw(rf.get("/", secure=True, **host)), mw(rf.get("/patients/1/", **host))
+proxied, health = mw(rf.get("/", HTTP_X_FORWARDED_PROTO="https", **host)), mw(rf.get("/healthz/", **host))
+print(json.dumps([secure["Strict-Transport-Security"], plain.status_code, plain["Location"],
+                  proxied.status_code, proxied.get("Strict-Transport-Security"), health.status_code]))
+"""
+
+
+def test_production_is_https_only_with_hsts() -> None:
+    env = {**PROD, "LUSWEB_ALLOWED_HOSTS": "lusweb.example.org"}
+    out = _setting("lusweb.settings.production", env, "[settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS, "
+                   "settings.SECURE_HSTS_PRELOAD, settings.SECURE_SSL_REDIRECT, settings.SESSION_COOKIE_SECURE]")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [31536000, True, False, True, True]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LUSWEB_")}
+    run = subprocess.run([sys.executable, "-c", "import django, json; django.setup()\n" + HTTPS_CHECK], cwd=ROOT,
+                         env={**clean, **env, "DJANGO_SETTINGS_MODULE": "lusweb.settings.production"},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == ["max-age=31536000; includeSubDomains", 301, "https://lusweb.example.org/patients/1/",
+                                      200, "max-age=31536000; includeSubDomains", 200]
+    out = _setting("lusweb.settings.production", {**env, "LUSWEB_HSTS_SECONDS": "-1"}, "1")
+    assert out.returncode != 0 and "LUSWEB_HSTS_SECONDS=-1 must be >= 0" in out.stderr
+    out = _setting("lusweb.settings.production", {**env, "LUSWEB_CSP_REPORT_ONLY": "perhaps"}, "1")
+    assert out.returncode != 0 and "LUSWEB_CSP_REPORT_ONLY='perhaps' is not a boolean" in out.stderr
