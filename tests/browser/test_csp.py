@@ -39,6 +39,11 @@ def _open(page: Any, url: str, ready: str) -> None:
 
 
 PLOT = "id => document.querySelector(`#${id} .main-svg`) !== null"
+OWN_SOCKET = """id => new Promise((done) => {
+  const ws = new WebSocket(`ws://${location.host}/ws/exams/${id}/`);
+  ws.onopen = () => { ws.close(); done('open'); };
+  ws.onerror = () => done('error');
+})"""
 
 
 def _plot(page: Any, url: str, *ids: str) -> None:
@@ -61,6 +66,9 @@ def _clinician_pages(page: Any, base: str, c: Course) -> None:
     _plot(page, f"{base}/patients/{c.patient.pk}/correlation/", "plot-correlation")
     _open(page, f"{base}/studies/{c.study.pk}/worklist/", f"document.body.innerText.includes('{other.patient.code}')")
     _open(page, f"{base}/exams/{exam.pk}/", "document.getElementById('zones') !== null")
+    # The live progress's WebSocket to the site itself is allowed (the live server answers no
+    # WebSocket, so it errors after connecting is tried; a refusal would be a violation).
+    assert page.evaluate(OWN_SOCKET, exam.pk) in ("open", "error")
     page.keyboard.press("r")  # the keyboard review mode
     page.wait_for_function("() => !document.getElementById('review').hidden")
     page.wait_for_function("() => window.LUSReview.player.strip && window.LUSReview.player.strip.count >= 1")
@@ -99,14 +107,16 @@ def test_every_page_passes_the_policy(live_server: Any, context: Any) -> None:
 
 
 def test_a_violation_is_caught(live_server: Any, context: Any) -> None:
-    """The watch itself: an inline script added to a page is blocked and reported."""
+    """The watch itself: an inline script and a WebSocket to another host are blocked and reported."""
     page = context.new_page()
     _open(page, f"{live_server.url}/login/", "true")
     page.evaluate("""() => { const s = document.createElement('script'); s.textContent = 'window.ran = 1';
                              document.body.appendChild(s); }""")
-    page.wait_for_function("() => true")
     assert page.evaluate("window.ran === undefined")
-    page.wait_for_timeout(200)
+    page.evaluate("() => { try { new WebSocket('ws://elsewhere.invalid/ws/'); } catch (e) { return String(e); } }")
+    page.wait_for_function("() => true")
+    page.wait_for_timeout(300)
     caught = list(csp_violations)
     csp_violations.clear()  # expected here; every other test must have none
     assert any("script-src" in v for v in caught), caught
+    assert any("connect-src blocked ws://elsewhere.invalid" in v for v in caught), caught

@@ -8,6 +8,11 @@ endpoint also with production's ``auth`` rate (20/min per address).
 from __future__ import annotations
 
 import datetime as dt
+import http.cookiejar
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -18,6 +23,7 @@ from rest_framework.test import APIClient
 from patients.audit.models import AuditAction, AuditEvent
 from tests.factories import UserFactory
 from tests.lusweb.conftest import clear_throttles
+from tests.server import Server
 
 pytestmark = [pytest.mark.django_db, pytest.mark.usefixtures("real_rates")]
 
@@ -147,3 +153,38 @@ def test_admin_login_is_locked_too() -> None:
     assert not _signed_in(client)
     # The admin's failures count with the login form's: they are the same account.
     assert _form("root", PASSWORD, ip=AWAY)[0].status_code == 429
+
+
+def _server_login(url: str, username: str, password: str) -> tuple[int, str, str]:
+    """Sign in through the production server's login form as a browser would (a fresh connection
+    and cookie jar each time, so that both processes take requests): status, Retry-After, body."""
+    jar = http.cookiejar.CookieJar()
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar), NoRedirect)
+    opener.open(f"{url}/login/", timeout=30).read()
+    csrf = next(c.value for c in jar if c.name == "csrftoken")
+    form = urllib.parse.urlencode({"username": username, "password": password, "csrfmiddlewaretoken": csrf}).encode()
+    try:
+        with opener.open(urllib.request.Request(f"{url}/login/", data=form, headers={"Referer": f"{url}/login/"}),
+                         timeout=30) as answer:
+            return int(answer.status), answer.headers.get("Retry-After", ""), answer.read().decode()
+    except urllib.error.HTTPError as exc:
+        return int(exc.code), exc.headers.get("Retry-After", ""), exc.read().decode()
+
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_production_server_locks_out_across_processes(asgi_server: Callable[..., Server]) -> None:
+    """Under uvicorn (ASGI, two processes) the failures of both processes add up and the right
+    password is refused with the lockout page."""
+    UserFactory(username="ann", password=PASSWORD)
+    server = asgi_server(workers=2)
+    answers = [_server_login(server.url, "ann", f"guess-{i}") for i in range(LIMIT + 2)]
+    assert [status for status, _, _ in answers] == [200] * (LIMIT - 1) + [429] * 3
+    status, retry_after, body = _server_login(server.url, "ann", PASSWORD)
+    assert status == 429 and 870 <= int(retry_after) <= 900
+    assert "Too many failed sign-in attempts; try again in 15 minutes." in body
+    assert AuditEvent.objects.filter(action=AuditAction.LOCKOUT, actor_username="ann").count() == 1
