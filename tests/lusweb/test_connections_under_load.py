@@ -2,9 +2,10 @@
 
 The production server (uvicorn, 2 worker processes, ``lusweb.settings.database``'s pool on) serves
 a patient with six scored 12-zone exams to 20 signed-in clients for 20 s, while a sampler counts the
-PostgreSQL connections to the test database every 100 ms (``pg_stat_activity``). Acceptance: no
-error, never more server connections than 2 processes x ``LUSWEB_DB_POOL_MAX`` = 2 x 4 = 8, and back
-to the count before the load within 10 s after it. The measured figures go to
+PostgreSQL connections to the test database every 100 ms (``pg_stat_activity``; the server's carry
+the application name ``PGAPPNAME`` gives them, the rest are the test's own). Acceptance: no error,
+never more server connections than 2 processes x ``LUSWEB_DB_POOL_MAX`` = 2 x 4 = 8, and back to
+the count before the load within 10 s after it. The measured figures go to
 ``$LUSWEB_TEST_OUTPUT/load-timeline.json``.
 """
 from __future__ import annotations
@@ -50,6 +51,7 @@ CLIENTS = 20
 LOAD_SECONDS = 20.0
 RETURN_SECONDS = 10.0
 SAMPLE_SECONDS = 0.1
+APP = "lusweb-load-test-server"
 
 
 def _patient() -> tuple[Patient, Any]:
@@ -73,16 +75,20 @@ def _patient() -> tuple[Patient, Any]:
     return patient, clinician
 
 
-def _count_connections() -> Callable[[], int]:
-    """A counter of the connections to the test database, over a connection of its own to the
-    ``postgres`` database (so that the sampler never counts itself)."""
+Counter = Callable[[], tuple[int, int]]
+
+
+def _count_connections() -> Counter:
+    """A counter of the server's connections and of all connections to the test database, over a
+    connection of its own to the ``postgres`` database (so that the sampler never counts itself)."""
     db = settings.DATABASES["default"]
     conn = psycopg.connect(dbname="postgres", user=db["USER"], password=db["PASSWORD"],
                            host=db["HOST"] or "127.0.0.1", port=db["PORT"] or 5432, autocommit=True)
 
-    def count() -> int:
-        row = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = %s", (db["NAME"],)).fetchone()
-        return int(row[0]) if row else 0
+    def count() -> tuple[int, int]:
+        row = conn.execute("SELECT count(*) FILTER (WHERE application_name = %s), count(*) FROM pg_stat_activity"
+                           " WHERE datname = %s", (APP, db["NAME"])).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     return count
 
@@ -115,34 +121,34 @@ def _client(port: int, path: str, cookie: str, marker: bytes, deadline: float, l
     conn.close()
 
 
-Samples = list[tuple[float, int]]
+Samples = list[tuple[float, int, int]]
 
 
-def _sample(count: Callable[[], int], until: Callable[[Samples], bool]) -> Samples:
-    """(time, connections) every ``SAMPLE_SECONDS`` until ``until(samples so far)``."""
+def _sample(count: Counter, until: Callable[[Samples], bool]) -> Samples:
+    """(time, server connections, all connections) every ``SAMPLE_SECONDS`` until ``until(samples so far)``."""
     samples: Samples = []
     while not until(samples):
-        samples.append((time.monotonic(), count()))
+        samples.append((time.monotonic(), *count()))
         time.sleep(SAMPLE_SECONDS)
     return samples
 
 
-def _baseline(count: Callable[[], int]) -> int:
-    """The count before the load: the test's own connection, once the server's start-up
-    connection (its ``/healthz/`` answer) has gone back (pool minimum 0)."""
-    deadline = time.monotonic() + 10
-    values = [count()]
-    while time.monotonic() < deadline and (len(values) < 10 or values[-1] != min(values[-10:])):
+def _baseline(count: Counter) -> int:
+    """The server's connections before the load, once steady for 3 s (its start-up connection, for
+    its ``/healthz/`` answer, goes back to a pool whose minimum is 0)."""
+    deadline = time.monotonic() + 15
+    values = [count()[0]]
+    while time.monotonic() < deadline and (len(values) < 30 or len(set(values[-30:])) > 1):
         time.sleep(SAMPLE_SECONDS)
-        values.append(count())
-    return min(values[-10:])
+        values.append(count()[0])
+    return values[-1]
 
 
 def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
 
-def _run_load(server: Server, path: str, cookie: str, count: Callable[[], int]) -> tuple[Load, Samples, float]:
+def _run_load(server: Server, path: str, cookie: str, count: Counter) -> tuple[Load, Samples, float]:
     load = Load()
     deadline = time.monotonic() + LOAD_SECONDS
     clients = [threading.Thread(target=_client, args=(server.port, path, cookie, b"LD-001", deadline, load))
@@ -160,19 +166,20 @@ def test_twenty_clients_on_the_timeline_stay_within_the_pool(asgi_server: Callab
     browser = Client()
     browser.force_login(clinician)
     cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
-    server = asgi_server(workers=WORKERS, LUSWEB_DB_POOL="1", LUSWEB_DB_POOL_MIN="0",
-                         LUSWEB_DB_POOL_MAX=str(POOL_MAX), LUSWEB_DB_POOL_MAX_IDLE="1", LUSWEB_LOG_LEVEL="WARNING")
+    server = asgi_server(workers=WORKERS, LUSWEB_DB_POOL="1", LUSWEB_DB_POOL_MIN="0", LUSWEB_DB_POOL_MAX=str(POOL_MAX),
+                         LUSWEB_DB_POOL_MAX_IDLE="1", LUSWEB_LOG_LEVEL="WARNING", PGAPPNAME=APP)
     count = _count_connections()
     baseline = _baseline(count)
     load, during, ended = _run_load(server, f"/patients/{patient.pk}/timeline/", cookie, count)
     after = _sample(count, lambda seen: time.monotonic() - ended > RETURN_SECONDS or (bool(seen) and seen[-1][1] <= baseline))
-    back = next((t - ended for t, n in after if n <= baseline), None)
-    peak = max(n for _, n in during + after)
+    back = next((t - ended for t, n, _ in after if n <= baseline), None)
+    peak = max(n for _, n, _ in during + after)
     figures = {
         "requests": len(load.latencies), "errors": len(load.errors), "clients": CLIENTS, "seconds": LOAD_SECONDS,
         "p50_ms": round(1000 * _percentile(load.latencies, 50), 1), "p95_ms": round(1000 * _percentile(load.latencies, 95), 1),
-        "baseline_connections": baseline, "max_connections": peak, "max_server_connections": peak - baseline,
-        "pool_bound": BOUND, "seconds_to_baseline": None if back is None else round(max(back, 0.0), 2),
+        "server_connections_before": baseline, "max_server_connections": peak, "pool_bound": BOUND,
+        "max_connections_to_the_database": max(total for _, _, total in during + after),
+        "seconds_to_baseline": None if back is None else round(max(back, 0.0), 2),
     }
     out = Path(os.environ.get("LUSWEB_TEST_OUTPUT", "/tmp/lusweb-test-output"))
     out.mkdir(parents=True, exist_ok=True)
@@ -180,6 +187,5 @@ def test_twenty_clients_on_the_timeline_stay_within_the_pool(asgi_server: Callab
     print(json.dumps(figures))
     assert load.errors == [], load.errors[:5]
     assert len(load.latencies) >= CLIENTS, figures
-    assert peak - baseline <= BOUND, figures
-    assert peak - baseline > 0, f"the sampler saw no server connection at all: {figures}"
+    assert 0 < peak <= BOUND, figures  # more than 0: the sampler did see the server's connections
     assert back is not None, f"connections still above the baseline {RETURN_SECONDS:.0f} s after the load: {figures}"
