@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework.exceptions import Throttled
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
@@ -16,6 +17,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
+    if isinstance(exc, Throttled):  # DRF has set Retry-After; say the same in words
+        wait = max(1, int(getattr(exc, "wait", None) or 1))
+        response.data = {"error": f"too many requests; try again in {wait} second{'s' if wait != 1 else ''}",
+                         "code": "throttled", "retry_after": wait}
+        return response
     data = response.data
     if isinstance(data, dict) and "error" not in data:
         if "detail" in data and len(data) == 1:

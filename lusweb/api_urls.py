@@ -8,10 +8,11 @@ registered twice. The order of the registry is the order of the API root.
 from __future__ import annotations
 
 from django.urls import include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
-from rest_framework.authtoken.views import obtain_auth_token
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerSplitView
 from rest_framework.routers import DefaultRouter
 
+from lusweb.headers import csp_update
+from lusweb.signin import TokenView
 from patients.dashboards import api as dashboards_api
 from patients.imaging import api as imaging_api
 from patients.readings import api as readings_api
@@ -27,10 +28,13 @@ for capability in CAPABILITIES:
     router.registry.extend(capability.router.registry)
 
 urlpatterns = [
-    path("auth/token/", obtain_auth_token, name="api-token"),
+    path("auth/token/", TokenView.as_view(), name="api-token"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    # Swagger UI's init script from its own URL (?script), not inline: the Content-Security-Policy.
+    path("docs/", SpectacularSwaggerSplitView.as_view(url_name="api-schema"), name="api-docs"),
+    # ReDoc styles itself with <style> elements it writes at run time, and searches in a blob: worker.
+    path("redoc/", csp_update(style_src=["'unsafe-inline'"], worker_src=["'self'", "blob:"])(
+        SpectacularRedocView.as_view(url_name="api-schema")), name="api-redoc"),
     *[pattern for capability in CAPABILITIES for pattern in capability.urlpatterns],
     path("", include(router.urls)),
 ]

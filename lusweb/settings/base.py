@@ -1,16 +1,18 @@
 """Settings shared by every environment; values come from ``LUSWEB_*`` environment variables."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
+from lusweb.settings.database import database_settings
 from lusweb.settings.env import (
     env_bool,
     env_choice,
     env_int,
     env_list,
     env_str,
-    parse_database_url,
 )
+from lusweb.settings.security import API_RATES, lockout_parameters, throttle_rate
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")) or BASE_DIR / "var")
@@ -36,10 +38,13 @@ INSTALLED_APPS = [
     "channels",
     "patients",
     "scoring",
+    "axes",  # sign-in lockout (the "Sign-in lockout" block below)
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "lusweb.headers.ContentSecurityPolicyMiddleware",  # the "Security headers" block below
+    "lusweb.headers.NoStoreMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -48,6 +53,7 @@ MIDDLEWARE = [
     "patients.audit.middleware.AuditContextMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "lusweb.signin.LockoutMiddleware",  # last: answers a sign-in that django-axes refused
 ]
 
 ROOT_URLCONF = "lusweb.urls"
@@ -70,7 +76,8 @@ TEMPLATES = [
 ]
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'lusweb.sqlite3'}") or ""
-DATABASES = {"default": parse_database_url(DATABASE_URL, base_dir=BASE_DIR)}
+# PostgreSQL: psycopg's pool, bounded per process (LUSWEB_DB_POOL_*; lusweb/settings/database.py).
+DATABASES = {"default": database_settings(DATABASE_URL, base_dir=BASE_DIR, pool_default=True)}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [
@@ -194,3 +201,58 @@ LOGGING = {
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO") or "INFO"},
 }
+
+# --- Sign-in lockout and API throttles (issue 15) -------------------------------------------------
+# django-axes counts failed sign-ins (login form, admin, token API) in the database, which every
+# server process shares, per client address and per username (LUSWEB_LOGIN_LOCKOUT_BY), and refuses
+# sign-ins for LUSWEB_LOGIN_COOLOFF_MINUTES after LUSWEB_LOGIN_FAILURE_LIMIT failures.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 10, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_COOLOFF_MINUTES", 15, minimum=1))
+AXES_LOCKOUT_PARAMETERS = lockout_parameters(["ip", "username"])
+# A success does not clear the counts: signing in to one's own account between guesses at another
+# would otherwise reset the address's count. Refused attempts during a lockout do not extend it.
+AXES_RESET_ON_SUCCESS = False
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "patients.audit.services.client_ip"  # REMOTE_ADDR, as the audit trail
+AXES_LOCKOUT_CALLABLE = "lusweb.signin.lockout_response"
+AXES_DISABLE_ACCESS_LOG = True  # successful sign-ins are in the audit trail already
+# lusweb.signin.LockoutMiddleware stands in for axes.middleware.AxesMiddleware (see its docstring).
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
+
+# DRF throttles: per address without a user, per user with one, and a stricter rate on the token
+# endpoint. Counters in Redis when there is one, so every process enforces the same limit.
+REST_FRAMEWORK["DEFAULT_THROTTLE_CLASSES"] = ["lusweb.throttling.AnonThrottle", "lusweb.throttling.UserThrottle"]
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {
+    scope: throttle_rate(f"API_RATE_{scope.upper()}", rate) for scope, rate in API_RATES.items()
+}
+REST_FRAMEWORK["NUM_PROXIES"] = 0  # the client is REMOTE_ADDR, never a forgeable X-Forwarded-For
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "throttle": (
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "lusweb"}
+        if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
+    ),
+}
+
+# --- Security headers (issue 15) ------------------------------------------------------------------
+# No inline script anywhere (pages load static/js files; data travels in json_script blocks).
+# style-src-attr: plotly.js draws some SVG parts with style attributes (setAttribute), and the
+# templates colour legend swatches and bars the same way; <style> blocks stay forbidden, and
+# plotly.js's own rules go into the (empty) static sheet css/plotly-rules.css by the CSSOM.
+CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
+    "default-src": ["'self'"],
+    "script-src": ["'self'"],
+    "style-src": ["'self'"],
+    "style-src-attr": ["'unsafe-inline'"],
+    "img-src": ["'self'", "data:", "blob:"],
+    "font-src": ["'self'", "data:"],
+    "connect-src": ["'self'"],  # plus the site's ws:// and wss:// origin (lusweb.headers)
+    "object-src": ["'none'"],
+    "base-uri": ["'self'"],
+    "form-action": ["'self'"],
+    "frame-ancestors": ["'none'"],
+}
+CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", False)
+CSP_REPORT_URI = env_str("CSP_REPORT_URI", "") or ""

@@ -95,7 +95,8 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
             "HOST": parts.hostname or "",
             "PORT": str(port or ""),
             "OPTIONS": options,
-            "CONN_MAX_AGE": 60,
+            # One connection per request; lusweb.settings.database adds the pool or a lifetime.
+            "CONN_MAX_AGE": 0,
             "CONN_HEALTH_CHECKS": True,
         }
     raise ImproperlyConfigured(

@@ -5,7 +5,10 @@ import tempfile
 from pathlib import Path
 
 from lusweb.settings.base import *  # noqa: F403
+from lusweb.settings.base import BASE_DIR, DATABASE_URL, REST_FRAMEWORK
+from lusweb.settings.database import database_settings
 from lusweb.settings.env import env_str
+from lusweb.settings.security import API_RATES, throttle_rate
 
 SECRET_KEY = "test-only-not-secret"
 # Unit tests enqueue nothing; the pipeline tests turn this on and run a real worker.
@@ -18,5 +21,13 @@ STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
 }
-# Connections opened by Channels' worker threads must not outlive a test (teardown drops the DB).
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# One connection per request and no pool in the test process: connections opened by Channels' and
+# the live server's threads must not outlive a test (teardown drops the database). The server
+# subprocesses of the hardening tests set LUSWEB_DB_POOL=1 to run with production's pool.
+DATABASES = {"default": database_settings(DATABASE_URL, base_dir=BASE_DIR, pool_default=False)}
+# The suite calls the API faster than any person; the throttling tests run with production's rates
+# (API_RATES; a server subprocess through LUSWEB_API_RATE_*). The sign-in lockout keeps its real
+# limits everywhere.
+REST_FRAMEWORK = {**REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": {
+    scope: throttle_rate(f"API_RATE_{scope.upper()}", "100000/min") for scope in API_RATES
+}}

@@ -14,6 +14,7 @@ class AuditAction(models.TextChoices):
     OVERRIDE = "override", "Overrode a score"
     LOGIN = "login", "Logged in"
     SIGN = "sign", "Signed exam"
+    LOCKOUT = "lockout", "Locked out after failed sign-ins"
 
 
 class AuditEvent(models.Model):

@@ -118,7 +118,7 @@ def build_world() -> World:
 
 def data_of(page: Any, element_id: str) -> list[dict[str, Any]]:
     """The traces Plotly drew in ``#element_id`` (plotly.js attaches them to the graph div)."""
-    page.wait_for_function(f"document.getElementById('{element_id}') && document.getElementById('{element_id}').data")
+    page.wait_for_function(f"() => document.getElementById('{element_id}') && document.getElementById('{element_id}').data")
     return page.evaluate(f"""() => JSON.parse(JSON.stringify(document.getElementById('{element_id}').data))""")
 
 
@@ -272,7 +272,7 @@ def _viewer(page: Any, base: str, w: World, role: str, out: Path) -> None:
     assert traces[0]["y"] == pytest.approx(list(cs.frame_probs @ np.array([0, 1, 2, 3.0])), abs=1e-3)
     assert len(traces[0]["x"]) == w.viewed.frame_count == 8
     data_of(page, "plot-frames-previous")
-    page.wait_for_function("document.querySelector('#player-current .frame-img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#player-current .frame-img').naturalWidth > 0")
     # A click on the curve seeks the cine.
     page.evaluate("""() => document.getElementById('plot-frames-current').emit('plotly_click', {points: [{x: 5}]})""")
     assert page.evaluate("window.LUSViewer.current.index") == 5
@@ -280,16 +280,17 @@ def _viewer(page: Any, base: str, w: World, role: str, out: Path) -> None:
     assert page.get_attribute("#player-current .frame-img", "src").endswith("/frames/5.png")
     # Play advances frames at the clip's rate; pause stops.
     page.click("#player-current .play")
-    page.wait_for_function("window.LUSViewer.current.index !== 5", timeout=5000)
+    page.wait_for_function("() => window.LUSViewer.current.index !== 5", timeout=5000)
     page.click("#player-current .play")
     assert page.evaluate("window.LUSViewer.current.playing") is False
     page.evaluate("window.LUSViewer.current.show(2)")
-    page.check("#player-current .gradcam-toggle")
+    # A click, not page.check(): without the model the 503 may untick the box before check() looks.
+    page.click("#player-current .gradcam-toggle")
     if role == Role.CLINICIAN:
-        page.wait_for_function("!document.querySelector('#player-current .overlay').hidden")
+        page.wait_for_function("() => !document.querySelector('#player-current .overlay').hidden")
         assert page.evaluate("document.querySelector('#player-current .overlay').naturalWidth") == 96
     else:
-        page.wait_for_function("document.querySelector('#player-current .status').textContent.includes('unavailable')")
+        page.wait_for_function("() => document.querySelector('#player-current .status').textContent.includes('unavailable')")
         assert not page.is_checked("#player-current .gradcam-toggle")
     shoot(page, out, "viewer", role)
 

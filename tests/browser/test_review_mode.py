@@ -131,8 +131,8 @@ def _first_zone(page: Any, ward: Ward, out: Path) -> None:
     assert "Zone R1" in page.inner_text("#review-live")
     assert page.evaluate("document.activeElement.closest('#review') !== null")
     # The cine plays: the strip is drawn and its frames advance.
-    page.wait_for_function("window.LUSReview.player.strip && window.LUSReview.player.strip.count === 30")
-    page.wait_for_function("window.LUSReview.player.frame > 2", timeout=5000)
+    page.wait_for_function("() => window.LUSReview.player.strip && window.LUSReview.player.strip.count === 30")
+    page.wait_for_function("() => window.LUSReview.player.frame > 2", timeout=5000)
     assert page.evaluate("[window.LUSReview.player.strip.width, window.LUSReview.player.strip.height]") == [256, 192]
     page.keyboard.press("1")
     page.keyboard.press("b")
@@ -184,7 +184,7 @@ def _summary_and_sign(page: Any, ward: Ward, out: Path) -> None:
     assert page.locator("#review-table tbody tr").count() == 12
     page.screenshot(path=str(out / "review-mode-summary.png"))
     page.keyboard.press("Enter")
-    page.wait_for_function("document.getElementById('review-status').textContent === 'status: reviewed'")
+    page.wait_for_function("() => document.getElementById('review-status').textContent === 'status: reviewed'")
     assert "Exam signed by r-clinician" in page.inner_text("#review-live")
 
 

@@ -32,7 +32,7 @@ def page(browser: Any) -> Iterator[Any]:
 
 
 def _plot(page: Any, element_id: str) -> list[dict[str, Any]]:
-    page.wait_for_function(f"document.getElementById('{element_id}') && document.getElementById('{element_id}').data")
+    page.wait_for_function(f"() => document.getElementById('{element_id}') && document.getElementById('{element_id}').data")
     return page.evaluate(f"() => JSON.parse(JSON.stringify(document.getElementById('{element_id}').data))")
 
 
@@ -154,11 +154,11 @@ def test_the_worklist_leads_to_the_review_mode(live_server: Any, page: Any, scre
     page.locator("main").screenshot(path=str(screenshot_dir / "readme-worklist.png"))
     with page.expect_navigation():
         rows.nth(0).locator("a.button-link").click()
-    page.wait_for_function("document.getElementById('review-position').textContent === 'zone 1 of 12'")
+    page.wait_for_function("() => document.getElementById('review-position').textContent === 'zone 1 of 12'")
     assert page.url.endswith(f"/exams/{c.others[0].pk}/")  # ?review=1 consumed
     assert page.inner_text("#review-zone-code") == CODES[0]
     page.keyboard.press("Enter")  # the AI's suggestion, read and saved
-    page.wait_for_function("document.getElementById('review-position').textContent === 'zone 2 of 12'")
+    page.wait_for_function("() => document.getElementById('review-position').textContent === 'zone 2 of 12'")
     with page.expect_navigation():  # after a change, closing goes back to the worklist
         page.keyboard.press("Escape")
     assert page.url == f"{base}/studies/{c.study.pk}/worklist/"

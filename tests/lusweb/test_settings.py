@@ -1,7 +1,9 @@
 """Settings come from LUSWEB_* variables; bad values and missing production secrets fail loudly."""
 from __future__ import annotations
 
+import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -9,7 +11,9 @@ from pathlib import Path
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
+from lusweb.settings.database import database_settings
 from lusweb.settings.env import env_bool, env_int, env_list, parse_database_url
+from lusweb.settings.security import lockout_parameters, throttle_rate
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -122,3 +126,124 @@ def test_bad_budget_stops_startup(name: str, value: str, words: str) -> None:
     out = _load_settings("lusweb.settings.local", {f"LUSWEB_{name}": value})
     assert out.returncode != 0
     assert f"ImproperlyConfigured: {words}" in out.stderr
+
+
+def _setting(module: str, env: dict[str, str], expression: str) -> subprocess.CompletedProcess[str]:
+    """Print ``expression`` (over ``settings``) as JSON from a fresh process with ``module`` and ``env``."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LUSWEB_")}
+    clean.update(env)
+    clean["DJANGO_SETTINGS_MODULE"] = module
+    code = f"import django, json; django.setup(); from django.conf import settings; print(json.dumps({expression}, default=str))"
+    return subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=clean, capture_output=True, text=True, timeout=120)
+
+
+PROD = {"LUSWEB_SECRET_KEY": "x" * 50, "LUSWEB_DATABASE_URL": "postgres://u@h/db"}
+
+
+def test_postgres_connections_come_from_a_bounded_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    db = database_settings("postgres://u@h/db", base_dir=Path("/"), pool_default=True)
+    assert db["CONN_MAX_AGE"] == 0
+    assert db["OPTIONS"]["pool"] == {"min_size": 0, "max_size": 8, "max_idle": 5.0, "timeout": 10.0}
+    for name, value in {"DB_POOL_MIN": "2", "DB_POOL_MAX": "12", "DB_POOL_MAX_IDLE": "30", "DB_POOL_TIMEOUT": "3"}.items():
+        monkeypatch.setenv(f"LUSWEB_{name}", value)
+    db = database_settings("postgres://u@h/db?sslmode=require", base_dir=Path("/"), pool_default=True)
+    assert db["OPTIONS"] == {"sslmode": "require",
+                             "pool": {"min_size": 2, "max_size": 12, "max_idle": 30.0, "timeout": 3.0}}
+    # Unit tests run without the pool unless asked; SQLite never has one.
+    assert "pool" not in database_settings("postgres://u@h/db", base_dir=Path("/"), pool_default=False)["OPTIONS"]
+    assert "OPTIONS" not in database_settings("sqlite:///x.db", base_dir=Path("/"), pool_default=True)
+
+
+def test_persistent_connections_only_without_the_pool(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LUSWEB_DB_CONN_MAX_AGE", "60")
+    with pytest.raises(ImproperlyConfigured, match="LUSWEB_DB_CONN_MAX_AGE=60 must be 0 while LUSWEB_DB_POOL is on"):
+        database_settings("postgres://u@h/db", base_dir=Path("/"), pool_default=True)
+    monkeypatch.setenv("LUSWEB_DB_POOL", "0")
+    db = database_settings("postgres://u@h/db", base_dir=Path("/"), pool_default=True)
+    assert db["CONN_MAX_AGE"] == 60 and "pool" not in db["OPTIONS"]
+
+
+@pytest.mark.parametrize("env, words", [
+    ({"LUSWEB_DB_POOL_MAX": "0"}, "LUSWEB_DB_POOL_MAX=0 must be >= 1"),
+    ({"LUSWEB_DB_POOL_MAX": "many"}, "LUSWEB_DB_POOL_MAX='many' is not an integer"),
+    ({"LUSWEB_DB_POOL_MIN": "5", "LUSWEB_DB_POOL_MAX": "4"}, "LUSWEB_DB_POOL_MAX=4 must be >= LUSWEB_DB_POOL_MIN=5"),
+    ({"LUSWEB_DB_POOL_MIN": "-1"}, "LUSWEB_DB_POOL_MIN=-1 must be >= 0"),
+    ({"LUSWEB_DB_POOL_MAX_IDLE": "0"}, "LUSWEB_DB_POOL_MAX_IDLE=0 must be >= 1"),
+    ({"LUSWEB_DB_POOL_TIMEOUT": "0"}, "LUSWEB_DB_POOL_TIMEOUT=0 must be >= 1"),
+    ({"LUSWEB_DB_POOL": "sometimes"}, "LUSWEB_DB_POOL='sometimes' is not a boolean"),
+    ({"LUSWEB_DB_CONN_MAX_AGE": "-5", "LUSWEB_DB_POOL": "0"}, "LUSWEB_DB_CONN_MAX_AGE=-5 must be >= 0"),
+])
+def test_bad_connection_settings_stop_startup(env: dict[str, str], words: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ImproperlyConfigured, match=re.escape(words)):
+        database_settings("postgres://u@h/db", base_dir=Path("/"), pool_default=True)
+
+
+def test_production_uses_the_pool() -> None:
+    out = _setting("lusweb.settings.production", {**PROD, "LUSWEB_DB_POOL_MAX": "6"},
+                   "[settings.DATABASES['default']['CONN_MAX_AGE'], settings.DATABASES['default']['OPTIONS']['pool']]")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [0, {"min_size": 0, "max_size": 6, "max_idle": 5.0, "timeout": 10.0}]
+    out = _setting("lusweb.settings.production", {**PROD, "LUSWEB_DB_CONN_MAX_AGE": "60"}, "1")
+    assert out.returncode != 0 and "LUSWEB_DB_CONN_MAX_AGE=60 must be 0 while LUSWEB_DB_POOL is on" in out.stderr
+
+
+def test_lockout_and_rate_settings(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert lockout_parameters(["ip", "username"]) == ["ip_address", "username"]
+    monkeypatch.setenv("LUSWEB_LOGIN_LOCKOUT_BY", "username, ip+username")
+    assert lockout_parameters(["ip"]) == ["username", ["ip_address", "username"]]
+    monkeypatch.setenv("LUSWEB_LOGIN_LOCKOUT_BY", "ip,email")
+    with pytest.raises(ImproperlyConfigured, match="'email' is not one of ip, username, ip\\+username"):
+        lockout_parameters(["ip"])
+    monkeypatch.setenv("LUSWEB_LOGIN_LOCKOUT_BY", ",")
+    with pytest.raises(ImproperlyConfigured, match="LUSWEB_LOGIN_LOCKOUT_BY is empty"):
+        lockout_parameters(["ip"])
+    assert throttle_rate("API_RATE_USER", "1200/min") == "1200/min"
+    for bad in ("fast", "0/min", "10/fortnight", "10"):
+        monkeypatch.setenv("LUSWEB_API_RATE_USER", bad)
+        with pytest.raises(ImproperlyConfigured, match=f"LUSWEB_API_RATE_USER='{bad}' is not a rate such as 120/min"):
+            throttle_rate("API_RATE_USER", "1200/min")
+
+
+def test_production_lockout_and_rates_from_the_environment() -> None:
+    env = {**PROD, "LUSWEB_LOGIN_FAILURE_LIMIT": "5", "LUSWEB_LOGIN_COOLOFF_MINUTES": "30",
+           "LUSWEB_LOGIN_LOCKOUT_BY": "username", "LUSWEB_API_RATE_AUTH": "5/min"}
+    out = _setting("lusweb.settings.production", env, "[settings.AXES_FAILURE_LIMIT, settings.AXES_COOLOFF_TIME.total_seconds(), "
+                   "settings.AXES_LOCKOUT_PARAMETERS, settings.REST_FRAMEWORK['DEFAULT_THROTTLE_RATES']]")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [5, 1800.0, ["username"], {"anon": "120/min", "user": "1200/min", "auth": "5/min"}]
+    out = _setting("lusweb.settings.production", {**PROD, "LUSWEB_LOGIN_FAILURE_LIMIT": "0"}, "1")
+    assert out.returncode != 0 and "LUSWEB_LOGIN_FAILURE_LIMIT=0 must be >= 1" in out.stderr
+
+
+HTTPS_CHECK = """
+from django.http import HttpResponse
+from django.middleware.security import SecurityMiddleware
+from django.test import RequestFactory
+rf, mw = RequestFactory(), SecurityMiddleware(lambda r: HttpResponse("ok"))
+host = {"HTTP_HOST": "lusweb.example.org"}
+secure, plain = mw(rf.get("/", secure=True, **host)), mw(rf.get("/patients/1/", **host))
+proxied, health = mw(rf.get("/", HTTP_X_FORWARDED_PROTO="https", **host)), mw(rf.get("/healthz/", **host))
+print(json.dumps([secure["Strict-Transport-Security"], plain.status_code, plain["Location"],
+                  proxied.status_code, proxied.get("Strict-Transport-Security"), health.status_code]))
+"""
+
+
+def test_production_is_https_only_with_hsts() -> None:
+    env = {**PROD, "LUSWEB_ALLOWED_HOSTS": "lusweb.example.org"}
+    out = _setting("lusweb.settings.production", env, "[settings.SECURE_HSTS_SECONDS, settings.SECURE_HSTS_INCLUDE_SUBDOMAINS, "
+                   "settings.SECURE_HSTS_PRELOAD, settings.SECURE_SSL_REDIRECT, settings.SESSION_COOKIE_SECURE]")
+    assert out.returncode == 0, out.stderr
+    assert json.loads(out.stdout) == [31536000, True, False, True, True]
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LUSWEB_")}
+    run = subprocess.run([sys.executable, "-c", "import django, json; django.setup()\n" + HTTPS_CHECK], cwd=ROOT,
+                         env={**clean, **env, "DJANGO_SETTINGS_MODULE": "lusweb.settings.production"},
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr
+    assert json.loads(run.stdout) == ["max-age=31536000; includeSubDomains", 301, "https://lusweb.example.org/patients/1/",
+                                      200, "max-age=31536000; includeSubDomains", 200]
+    out = _setting("lusweb.settings.production", {**env, "LUSWEB_HSTS_SECONDS": "-1"}, "1")
+    assert out.returncode != 0 and "LUSWEB_HSTS_SECONDS=-1 must be >= 0" in out.stderr
+    out = _setting("lusweb.settings.production", {**env, "LUSWEB_CSP_REPORT_ONLY": "perhaps"}, "1")
+    assert out.returncode != 0 and "LUSWEB_CSP_REPORT_ONLY='perhaps' is not a boolean" in out.stderr
