@@ -14,6 +14,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from lusweb.routing import websocket_urlpatterns  # noqa: E402
+from patients.imaging.tempfiles import tempfiles_clean  # noqa: E402
+
+# Uploads a killed server process was receiving are left in the temporary folder: a starting
+# server process removes the stale ones.
+tempfiles_clean()
 
 application = ProtocolTypeRouter(
     {

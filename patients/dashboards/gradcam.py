@@ -59,8 +59,9 @@ def cache_path(clip: ZoneClip, version: str, index: int) -> Path:
 def gradcam_png(clip: ZoneClip, index: int) -> bytes:
     """The overlay PNG of frame ``index`` (``IndexError`` outside the clip; ``GradcamUnavailable``
     when no scorer can run here)."""
-    if not 0 <= index < clip.frame_count:
-        raise IndexError(f"frame {index} is outside 0-{clip.frame_count - 1}")
+    count = clip.frame_count or 0  # a ready clip (the only kind pages show) always has its frames
+    if not 0 <= index < count:
+        raise IndexError(f"frame {index} is outside 0-{count - 1}")
     mv = _model_version_for(clip)
     path = cache_path(clip, mv.version, index)
     if path.exists():
