@@ -15,6 +15,7 @@ from typing import IO, Any
 
 from django.core.files import File
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_record
@@ -34,6 +35,7 @@ from patients.imaging.models import IN_FLIGHT, ClipStatus, ZoneClip
 from patients.imaging.names import safe_filename
 from patients.records.models import Exam
 from patients.studies import permissions
+
 
 class _Hashing(File):  # type: ignore[type-arg]
     """The upload as the storage reads it: hashes and counts the bytes that pass, refusing them
@@ -135,11 +137,14 @@ def _register(clip: ZoneClip, *, by: Any, replace: bool, dispatch: bool) -> Inge
     try:
         with transaction.atomic():
             Exam.objects.select_for_update().filter(pk=exam.pk).first()
-            same = _same_file(exam, clip.zone, clip.sha256)
+            # One read: the exam's uploads of these bytes or in this zone (oldest first).
+            related = list(ZoneClip.all_objects.filter(exam=exam).filter(Q(sha256=clip.sha256) | Q(zone=clip.zone))
+                           .order_by("pk"))
+            same = _same_file(related, clip)
             if same is not None:
                 return IngestResult(same, False)
-            clip.replace = _zone_taken(exam, clip.zone, replace=replace)
-            _drop_failed(exam, clip.zone, by=by)
+            clip.replace = _zone_taken([c for c in related if c.zone == clip.zone], clip.zone, replace=replace)
+            _drop_failed([c for c in related if c.zone == clip.zone and c.status == ClipStatus.FAILED], by=by)
             clip.save()
             audit_record(actor=by, action=AuditAction.CREATE, study=exam.study, obj=clip, changes={
                 "exam": {"old": None, "new": exam.pk}, "zone": {"old": None, "new": clip.zone},
@@ -154,11 +159,11 @@ def _register(clip: ZoneClip, *, by: Any, replace: bool, dispatch: bool) -> Inge
     return IngestResult(clip, True)
 
 
-def _same_file(exam: Exam, zone: str, sha256: str) -> ZoneClip | None:
+def _same_file(related: list[ZoneClip], clip: ZoneClip) -> ZoneClip | None:
     """The clip (ready or being checked) with these bytes in this zone; refused when they fill
     another zone. Failed uploads do not count: the same file may be sent again."""
-    same = ZoneClip.all_objects.filter(exam=exam, sha256=sha256).exclude(status=ClipStatus.FAILED).first()
-    if same is not None and same.zone != zone:
+    same = next((c for c in related if c.sha256 == clip.sha256 and c.status != ClipStatus.FAILED), None)
+    if same is not None and same.zone != clip.zone:
         raise IngestError(
             f"this exact file is already stored as zone {same.zone} of this exam", code="duplicate_file",
             status=409,
@@ -166,18 +171,17 @@ def _same_file(exam: Exam, zone: str, sha256: str) -> ZoneClip | None:
     return same
 
 
-def _zone_taken(exam: Exam, zone: str, *, replace: bool) -> bool:
+def _zone_taken(here: list[ZoneClip], zone: str, *, replace: bool) -> bool:
     """Whether the new clip replaces a ready one once it is ready itself; refused when the zone has
-    an upload being checked, or a clip and ``replace`` is not set."""
-    here = ZoneClip.all_objects.filter(exam=exam, zone=zone).exclude(status=ClipStatus.FAILED)
-    waiting = here.filter(status__in=IN_FLIGHT).first()
+    an upload being checked, or a clip and ``replace`` is not set (``here``: the zone's uploads)."""
+    waiting = next((c for c in here if c.status in IN_FLIGHT), None)
     if waiting is not None:
         raise IngestError(
             f"zone {zone} of this exam already has an upload being checked "
             f"({waiting.original_filename or waiting.sha256[:12]}); wait until it is ready or has failed",
             code="zone_busy", status=409,
         )
-    occupied = here.filter(status=ClipStatus.READY).first()
+    occupied = next((c for c in here if c.status == ClipStatus.READY), None)
     if occupied is not None and not replace:
         raise IngestError(
             f"zone {zone} of this exam already has a clip ({occupied.original_filename or occupied.sha256[:12]}); "
@@ -186,10 +190,10 @@ def _zone_taken(exam: Exam, zone: str, *, replace: bool) -> bool:
     return occupied is not None
 
 
-def _drop_failed(exam: Exam, zone: str, *, by: Any) -> None:
+def _drop_failed(failed: list[ZoneClip], *, by: Any) -> None:
     """A new upload to a zone supersedes the zone's failed ones (their files are already gone)."""
-    for failed in ZoneClip.all_objects.filter(exam=exam, zone=zone, status=ClipStatus.FAILED):
-        audit_record(actor=by, action=AuditAction.DELETE, study=exam.study, obj=failed,
-                     changes={"zone": {"old": failed.zone, "new": None}, "status": {"old": failed.status, "new": None},
+    for old in failed:
+        audit_record(actor=by, action=AuditAction.DELETE, study=old.exam.study, obj=old,
+                     changes={"zone": {"old": old.zone, "new": None}, "status": {"old": old.status, "new": None},
                               "superseded": True})
-        failed.delete()
+        old.delete()

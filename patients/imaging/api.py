@@ -123,7 +123,7 @@ class ExamClipsViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
     serializer_class = ClipSerializer
 
     def get_queryset(self) -> QuerySet[Exam]:
-        return exam_list(user=self.request.user, patient=query_int(self.request, "patient")).prefetch_related("clips")
+        return exam_list(user=self.request.user, patient=query_int(self.request, "patient"))
 
     @extend_schema(request={"multipart/form-data": ClipUploadSerializer},
                    responses={202: ClipSerializer, 200: ClipSerializer})

@@ -41,6 +41,12 @@ logger = logging.getLogger(__name__)
 TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
 
 
+#: What the check writes on a ready clip (the decoded fields, the stored files, the state).
+READY_FIELDS = ["status", "checked_at", "error", "error_code", "original_filename", "codec", "frame_count", "fps",
+                "rows", "columns", "manufacturer", "model_name", "transducer", "sop_instance_uid",
+                "study_instance_uid", "meta", "file", "frames", "source"]
+
+
 @dataclass(frozen=True)
 class ClipProcessed:
     """A checked clip: ``ready``, or ``failed`` with the ``error`` that says why."""
@@ -152,7 +158,7 @@ def _mark_ready(clip: ZoneClip, decoded: Decoded, *, upload_name: str) -> None:
             clip.source = ""  # type: ignore[assignment]
         try:
             with transaction.atomic():
-                clip.save()
+                clip.save(update_fields=READY_FIELDS)  # not dispatched_at: the web may be setting it now
         except IntegrityError as exc:
             raise IngestError(f"zone {clip.zone} of this exam was filled concurrently; upload it again",
                               code="conflict", status=409) from exc
