@@ -25,7 +25,8 @@ def task_send(name: str, *, args: tuple[object, ...], queue: str, countdown: flo
     """Publish task ``name`` with ``args`` on ``queue``: True when the broker took it, False
     (logged) when it could not be reached."""
     try:
-        signature(name, args=args).apply_async(queue=queue, countdown=countdown or None, retry=True)
+        # Retried briefly (task_publish_retry, CELERY_TASK_PUBLISH_RETRY_POLICY), then given up.
+        signature(name, args=args).apply_async(queue=queue, countdown=countdown or None)
     except BROKER_ERRORS as exc:
         logger.warning("broker unreachable: %s%r not sent, the recovery loop will send it (%s: %s)", name, args,
                        exc.__class__.__name__, exc)

@@ -52,8 +52,10 @@ def heat_rgba(cam: np.ndarray) -> np.ndarray:
 
 
 def cache_path(clip: ZoneClip, version: str, index: int) -> Path:
+    # Per clip, not per upload hash: the same bytes in two studies are two clips (redacted or
+    # not), and one study's overlay is never served for another's.
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", version)[:100] or "model"
-    return Path(settings.MEDIA_ROOT) / "gradcam" / safe / clip.sha256 / f"{index}.png"
+    return Path(settings.MEDIA_ROOT) / "gradcam" / safe / f"{clip.pk}-{clip.sha256[:16]}" / f"{index}.png"
 
 
 def gradcam_png(clip: ZoneClip, index: int) -> bytes:
