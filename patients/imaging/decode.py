@@ -46,16 +46,16 @@ def opened_upload(clip: ZoneClip) -> Iterator[IO[bytes]]:
     """The clip's stored upload as a seekable binary file, read through the storage API."""
     field = clip.received
     try:
-        field.open("rb")
+        stored = field.storage.open(str(field.name), "rb")  # a File of its own: the field keeps no state
     except FileNotFoundError as exc:
         raise IngestError("the uploaded file is no longer stored; upload it again", code="upload_missing") from exc
-    with field:
-        if _seekable(field):
-            field.seek(0)
-            yield field  # type: ignore[misc]
+    with stored:
+        if _seekable(stored):
+            stored.seek(0)
+            yield stored  # type: ignore[misc]
             return
         with temp_file("ingest", suffix=f".{clip.format}") as (path, fd), open(fd, "wb", closefd=False) as out:
-            shutil.copyfileobj(field, out)
+            shutil.copyfileobj(stored, out)
             out.flush()
             with path.open("rb") as local:
                 yield local

@@ -37,8 +37,9 @@ from patients.imaging.signals import clip_stored
 
 logger = logging.getLogger(__name__)
 
-#: Errors that say nothing about the file: the task is retried (the database was unreachable).
-TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError)
+#: Errors that say nothing about the file: the database, or a storage reached over the network,
+#: was unreachable. The clip goes back to pending and the task is retried; any other error is final.
+TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
 
 
 #: What the check writes on a ready clip (the decoded fields, the stored files, the state).

@@ -261,3 +261,63 @@ def test_recovery_sends_what_never_left_and_what_was_lost(world: SimpleNamespace
             import redis
 
             redis.Redis.from_url(settings.REDIS_URL).delete("ingest")
+
+
+def test_a_failed_upload_is_removed_from_the_exam_page(world: SimpleNamespace, client: Any,
+                                                       django_capture_on_commit_callbacks: Any) -> None:
+    failed = _accept(world, png_bytes(16)[:60])
+    clip_process(clip_id=failed.pk)
+    client.force_login(world.user)
+    html = client.get(f"/exams/{world.exam.pk}/").content.decode()
+    row = html[html.index('id="zone-R1"'):]
+    row = row[:row.index("</tr>")]
+    failed.refresh_from_db()
+    assert 'data-upload-status="failed"' in row and failed.error in row and f"/clips/{failed.pk}/delete/" in row
+    with django_capture_on_commit_callbacks(execute=True):
+        assert client.post(f"/clips/{failed.pk}/delete/").status_code == 302
+    assert not ZoneClip.all_objects.exists()
+    assert AuditEvent.objects.filter(action="delete", object_id=str(failed.pk)).exists()
+
+
+def test_a_clip_deleted_while_it_is_checked_leaves_nothing(world: SimpleNamespace, monkeypatch: pytest.MonkeyPatch,
+                                                           django_capture_on_commit_callbacks: Any,
+                                                           announced: list[ZoneClip]) -> None:
+    from patients.imaging import process
+    from patients.imaging.services import clip_delete
+
+    clip = _accept(world, png_bytes(17))
+    real = process.decode_upload
+
+    def deleted_meanwhile(checked: ZoneClip) -> Any:  # the user removes the upload while it is decoded
+        decoded = real(checked)
+        clip_delete(clip=ZoneClip.all_objects.get(pk=checked.pk), by=world.user)
+        return decoded
+
+    monkeypatch.setattr(process, "decode_upload", deleted_meanwhile)
+    with django_capture_on_commit_callbacks(execute=True):
+        assert clip_process(clip_id=clip.pk) is None
+    assert not ZoneClip.all_objects.exists() and stored_files() == [] and announced == []
+
+
+def test_a_transient_database_error_puts_the_clip_back_for_the_retry(world: SimpleNamespace,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    from django.db import OperationalError
+
+    from patients.imaging import process
+
+    clip = _accept(world, png_bytes(18))
+    real = process.decode_upload
+
+    def database_gone(checked: ZoneClip) -> Any:
+        real(checked)
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(process, "decode_upload", database_gone)
+    with pytest.raises(OperationalError):
+        clip_process(clip_id=clip.pk)
+    back = ZoneClip.all_objects.get(pk=clip.pk)
+    assert (back.status, back.claimed_at, back.attempts) == ("pending", None, 0)
+    assert [str(p) for p in stored_files()] == [back.file.path]  # the upload waits for the retry
+    monkeypatch.setattr(process, "decode_upload", real)
+    processed = clip_process(clip_id=clip.pk)  # the task's retry
+    assert processed is not None and processed.clip.status == "ready" and processed.clip.attempts == 1

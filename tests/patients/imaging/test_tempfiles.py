@@ -2,12 +2,18 @@
 are removed while fresh ones and files of others are kept."""
 from __future__ import annotations
 
+import io
 import os
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+import pytest
 from django.conf import settings as django_settings
+from django.core.files import File
+from django.core.files.storage import FileSystemStorage
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from patients.imaging.tempfiles import temp_dir, temp_file, tempfiles_clean
@@ -61,3 +67,63 @@ def test_a_temporary_file_is_named_for_lusweb_and_removed_after_use(settings: An
         assert path.parent == temp_dir() and path.name.startswith("lusweb-ingest-") and path.suffix == ".dcm"
         assert path.read_bytes() == b"DICM"
     assert not path.exists() and list(temp_dir().iterdir()) == []
+
+
+class _ForwardOnly(io.RawIOBase):
+    """A stream that reads forward only, as some remote storages serve a file."""
+
+    def __init__(self, raw: Any) -> None:
+        self.raw = raw
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        data = self.raw.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def close(self) -> None:
+        self.raw.close()
+        super().close()
+
+
+class ForwardOnlyStorage(FileSystemStorage):
+    """Local files served through a stream that cannot seek (the worker must copy them first)."""
+
+    def _open(self, name: str, mode: str = "rb") -> File:  # type: ignore[type-arg]
+        return File(_ForwardOnly(open(self.path(name), mode)), name=name)
+
+
+@pytest.mark.django_db
+def test_a_stream_that_cannot_seek_is_read_from_a_temporary_copy(settings: Any, tmp_path: Path,
+                                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    from patients.imaging import decode
+    from patients.imaging.ingest import clip_ingest
+    from patients.studies.models import Membership, Role
+    from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
+    from tests.patients.conftest import png_bytes
+
+    settings.TEMP_DIR = tmp_path / "tmp"
+    settings.STORAGES = {**settings.STORAGES, "default": {"BACKEND": f"{__name__}.ForwardOnlyStorage"}}
+    copies: list[Path] = []
+    real = decode.temp_file
+
+    @contextmanager
+    def watched(kind: str, suffix: str = "") -> Iterator[tuple[Path, int]]:
+        with real(kind, suffix) as (path, fd):
+            copies.append(path)
+            yield path, fd
+
+    monkeypatch.setattr(decode, "temp_file", watched)
+    study = StudyFactory(protocol="12-zone", deidentify=False)
+    user = UserFactory()
+    Membership.objects.create(study=study, user=user, role=Role.CLINICIAN)
+    raw = png_bytes(3)
+    clip = clip_ingest(exam=ExamFactory(patient=PatientFactory(study=study)), upload=io.BytesIO(raw), zone="R1",
+                       by=user, filename="a.png").clip
+    assert clip.status == "ready" and (clip.frame_count, clip.rows, clip.columns) == (1, 64, 80)
+    assert len(copies) == 1 and copies[0].name.startswith("lusweb-ingest-") and copies[0].parent == temp_dir()
+    assert list(temp_dir().iterdir()) == []  # the copy is gone
+    with clip.file.open("rb") as fh:
+        assert not fh.seekable() and fh.read() == raw
