@@ -50,6 +50,9 @@ app.conf.update(
         "scoring.tasks.*": {"queue": "cpu"},
     },
     broker_connection_retry_on_startup=True,
+    # A worker never gives up on the broker (it retries every RECONNECT_INTERVAL; Celery's default
+    # stops after 100 attempts, under two minutes at that pace).
+    broker_connection_max_retries=None,
     worker_consumer="lusweb.celery:PromptReconnectConsumer",
 )
 app.autodiscover_tasks()
