@@ -30,7 +30,7 @@ def main() -> None:
     call_command("migrate", verbosity=0)
     patient, user, clips = _prepare(tmp)
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", "gpu,cpu", "--pool", "solo",
+        [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", "ingest,gpu,cpu", "--pool", "solo",
          "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=dict(os.environ),
     )

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
+from typing import Any
 
 from django.core.asgi import get_asgi_application
 
@@ -13,11 +15,26 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from lusweb import health  # noqa: E402
 from lusweb.routing import websocket_urlpatterns  # noqa: E402
+from patients.imaging.tempfiles import tempfiles_clean  # noqa: E402
 
-application = ProtocolTypeRouter(
+# Uploads a killed server process was receiving are left in the temporary folder: a starting
+# server process removes the stale ones.
+tempfiles_clean()
+
+router = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )
+
+
+async def application(scope: dict[str, Any], receive: Callable[[], Awaitable[Any]],
+                      send: Callable[[dict[str, Any]], Awaitable[None]]) -> None:
+    """The site; ``/healthz/`` is answered ahead of the middleware stack (``lusweb.health``)."""
+    if scope["type"] == "http" and scope["path"] == health.PATH:
+        await health.healthz_asgi(scope, receive, send)
+        return
+    await router(scope, receive, send)

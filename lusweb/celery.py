@@ -1,14 +1,32 @@
-"""Celery application: JSON only, time limits, a ``cpu`` and a ``gpu`` queue."""
+"""Celery application: JSON only, time limits, an ``ingest``, a ``cpu`` and a ``gpu`` queue."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
+from typing import Any
 
 from celery import Celery
+from celery.worker.consumer import Consumer
 from django.conf import settings
 from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lusweb.settings.local")
+
+#: Seconds between a worker's attempts to reach a broker it lost (kombu's default backs off to 30 s).
+RECONNECT_INTERVAL = 1.0
+
+
+class PromptReconnectConsumer(Consumer):  # type: ignore[misc]
+    """The worker's consumer, retrying a lost broker every second instead of backing off to 30 s:
+    the work queued while the broker was down (the recovery loops' re-dispatches) starts within
+    seconds of its return."""
+
+    def ensure_connected(self, conn: Any) -> Any:
+        conn.ensure_connection = functools.partial(conn.ensure_connection, interval_start=RECONNECT_INTERVAL,
+                                                   interval_step=0, interval_max=RECONNECT_INTERVAL)
+        return super().ensure_connected(conn)
+
 
 app = Celery("lusweb")
 app.config_from_object("django.conf:settings", namespace="CELERY")
@@ -16,18 +34,26 @@ app.conf.update(
     task_serializer="json",
     result_serializer="json",
     accept_content=["json"],
-    # Results live in our own tables (jobs); Celery's result backend is not needed.
+    # Results live in our own tables (jobs, clips); Celery's result backend is not needed.
     task_ignore_result=True,
     task_acks_late=True,
     task_reject_on_worker_lost=True,
     worker_prefetch_multiplier=1,
-    task_soft_time_limit=15 * 60,
-    task_time_limit=20 * 60,
+    # Time limits: CELERY_TASK_TIME_LIMIT and CELERY_TASK_SOFT_TIME_LIMIT (settings, LUSWEB_TASK_TIME_LIMIT).
     task_default_queue="cpu",
-    task_queues=(Queue("cpu"), Queue("gpu")),
-    # Scoring runs where the GPU is (or the CPU fallback); everything else on the cpu queue.
-    task_routes={"scoring.tasks.score_exam": {"queue": "gpu"}, "scoring.tasks.*": {"queue": "cpu"}},
+    task_queues=(Queue("ingest"), Queue("cpu"), Queue("gpu")),
+    # Uploads are checked on the ingest queue; scoring runs where the GPU is (or the CPU
+    # fallback); everything else on the cpu queue.
+    task_routes={
+        "patients.imaging.tasks.*": {"queue": "ingest"},
+        "scoring.tasks.score_exam": {"queue": "gpu"},
+        "scoring.tasks.*": {"queue": "cpu"},
+    },
     broker_connection_retry_on_startup=True,
+    # A worker never gives up on the broker (it retries every RECONNECT_INTERVAL; Celery's default
+    # stops after 100 attempts, under two minutes at that pace).
+    broker_connection_max_retries=None,
+    worker_consumer="lusweb.celery:PromptReconnectConsumer",
 )
 app.autodiscover_tasks()
 

@@ -8,19 +8,31 @@ single process). Rates come from ``REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]`` at
 """
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.cache import caches
 from django.utils.connection import ConnectionProxy
+from redis.exceptions import RedisError
 from rest_framework.request import Request
 from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, SimpleRateThrottle, UserRateThrottle
 
+logger = logging.getLogger(__name__)
 throttle_cache: Any = ConnectionProxy(caches, "throttle")
 
 
 class _SharedRate(SimpleRateThrottle):
     cache = throttle_cache
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        # Redis down must not turn every API call (an upload included) into a 500: the counts
+        # pause and the request goes through; the sign-in lockout's counts are in the database.
+        try:
+            return bool(super().allow_request(request, view))
+        except RedisError as exc:
+            logger.warning("API rate limits paused: the throttle cache is unreachable (%s)", exc)
+            return True
 
     def get_rate(self) -> str | None:
         rates: dict[str, Any] = api_settings.DEFAULT_THROTTLE_RATES

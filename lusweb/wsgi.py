@@ -7,3 +7,7 @@ from django.core.wsgi import get_wsgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lusweb.settings.local")
 application = get_wsgi_application()
+
+from patients.imaging.tempfiles import tempfiles_clean  # noqa: E402  (needs the settings configured above)
+
+tempfiles_clean()  # uploads a killed server process was receiving: remove the stale ones

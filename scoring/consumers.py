@@ -2,7 +2,9 @@
 
 Authenticates with the session cookie or ``?token=``, checks study membership on connect, sends
 a snapshot from the database first (so a reconnecting page is never behind), then relays the
-typed messages the worker publishes: ``progress``, ``finished``, ``failed``.
+typed messages the workers publish: ``progress``, ``finished``, ``failed``, ``superseded``
+from scoring, and ``clip`` (an upload checked: ``status`` ready or failed, with ``error`` and
+``code``) from ingest (``lusweb.live``).
 """
 from __future__ import annotations
 

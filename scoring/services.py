@@ -11,12 +11,12 @@ import datetime as dt
 import logging
 from typing import Any
 
-from celery import signature
 from django.conf import settings
 from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from lusweb.broker import task_send
 from lusweb.errors import ServiceError
 from lusweb.jsonable import jsonable
 from patients.records.models import Exam
@@ -91,9 +91,12 @@ def model_version_active() -> ModelVersion:
 # --- requesting jobs ---------------------------------------------------------------------------
 
 
-def _dispatch(job_id: int, countdown: float = 0.0) -> None:
-    ScoringJob.objects.filter(pk=job_id).update(dispatched_at=timezone.now())
-    signature(SCORE_EXAM_TASK, args=(job_id,)).apply_async(queue="gpu", countdown=countdown or None)
+def _dispatch(job_id: int, countdown: float = 0.0) -> bool:
+    """Send the job's message; when the broker cannot be reached (False) the job keeps no
+    ``dispatched_at`` and the workers' recovery loop sends it (``scoring_jobs_recover``)."""
+    sent = task_send(SCORE_EXAM_TASK, args=(job_id,), queue="gpu", countdown=countdown)
+    ScoringJob.objects.filter(pk=job_id).update(dispatched_at=timezone.now() if sent else None)
+    return sent
 
 
 def scoring_job_request(
@@ -114,7 +117,7 @@ def scoring_job_request(
         job_id = job.pk
         # Uploads arrive in bursts (twelve zones): a short delay lets them share one job.
         delay = float(getattr(settings, "SCORING_DEBOUNCE_SECONDS", 0)) if reason == "upload" else 0.0
-        transaction.on_commit(lambda: _dispatch(job_id, delay))
+        transaction.on_commit(lambda: _dispatch(job_id, delay), robust=True)
     return job
 
 
@@ -124,8 +127,8 @@ def severity_refresh_request(*, exam_id: int) -> None:
     An exam the AI has not scored yet has no features: nothing is sent."""
     if not ExamScore.objects.filter(exam_id=exam_id).exists():
         return
-    transaction.on_commit(
-        lambda: signature(SEVERITY_REFRESH_TASK, args=(exam_id,)).apply_async(queue="cpu"))
+    # A broker outage loses this refresh (logged); the next scoring of the exam recomputes it.
+    transaction.on_commit(lambda: task_send(SEVERITY_REFRESH_TASK, args=(exam_id,), queue="cpu"), robust=True)
 
 
 def scoring_job_retry(*, job: ScoringJob, by: Any) -> ScoringJob:
@@ -138,7 +141,7 @@ def scoring_job_retry(*, job: ScoringJob, by: Any) -> ScoringJob:
     if not updated:
         raise ServiceError(f"job {job.pk} is {job.status}; only failed or cancelled jobs can be retried",
                            code="not_retryable", status=409)
-    transaction.on_commit(lambda: _dispatch(job.pk))
+    transaction.on_commit(lambda: _dispatch(job.pk), robust=True)
     job.refresh_from_db()
     return job
 
@@ -174,8 +177,9 @@ def study_rescore(*, study: Study, by: Any = None, force: bool = False) -> list[
 def scoring_jobs_recover(*, stale_after: float | None = None) -> int:
     """Re-dispatch jobs whose message may have been lost (broker restart, killed worker).
 
-    Pending jobs not dispatched for ``stale_after`` seconds and running jobs whose lease expired
-    are sent again; the conditional claim makes a duplicate message harmless.
+    Pending jobs never sent (the broker was down) or not dispatched for ``stale_after`` seconds,
+    and running jobs whose lease expired, are sent again; the conditional claim makes a duplicate
+    message harmless. Stops at the first refusal of the broker; the next round tries again.
     """
     if stale_after is None:
         stale_after = float(getattr(settings, "SCORING_REDISPATCH_SECONDS", 300))
@@ -185,9 +189,11 @@ def scoring_jobs_recover(*, stale_after: float | None = None) -> int:
         Q(status=JobStatus.PENDING) & (Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=cutoff))
         | Q(status=JobStatus.RUNNING, lease_expires_at__lt=now) & (Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - dt.timedelta(seconds=lease_seconds())))
     ).values_list("pk", flat=True)
-    ids = list(stale)
-    for job_id in ids:
-        _dispatch(job_id)
-    if ids:
-        logger.info("re-dispatched %d scoring jobs: %s", len(ids), ids)
-    return len(ids)
+    sent = []
+    for job_id in stale:
+        if not _dispatch(job_id):
+            break  # the broker is down: the next round tries again
+        sent.append(job_id)
+    if sent:
+        logger.info("re-dispatched %d scoring jobs: %s", len(sent), sent)
+    return len(sent)

@@ -67,5 +67,5 @@ def _recovery_loop(interval: float) -> None:
 def _start_recovery(**_: Any) -> None:
     """Every worker re-dispatches lost jobs at start and then periodically: a broker restart or
     a killed worker never loses a job (the conditional claim makes duplicates harmless)."""
-    interval = float(getattr(settings, "SCORING_RECOVERY_SECONDS", 60))
+    interval = float(getattr(settings, "SCORING_RECOVERY_SECONDS", 10))
     threading.Thread(target=_recovery_loop, args=(interval,), daemon=True, name="lusweb-recovery").start()

@@ -27,8 +27,8 @@ from tests.conftest import ROOT, require
 
 
 def subprocess_env(**extra: str) -> dict[str, str]:
-    """Environment for a LUSWeb process (server or worker) that shares the test database, Redis
-    and media folder of the running test; ``extra`` adds or overrides ``LUSWEB_*`` values."""
+    """Environment for a LUSWeb process (server or worker) that shares the test database, Redis,
+    media and temporary folders of the running test; ``extra`` adds or overrides ``LUSWEB_*`` values."""
     db = settings.DATABASES["default"]
     env = {k: v for k, v in os.environ.items() if not k.startswith("LUSWEB_")}
     env.update({
@@ -36,6 +36,7 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         "LUSWEB_DATABASE_URL": f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
         "LUSWEB_REDIS_URL": str(settings.REDIS_URL or ""),
         "LUSWEB_MEDIA_ROOT": str(settings.MEDIA_ROOT),
+        "LUSWEB_TEMP_DIR": str(settings.TEMP_DIR),
         "LUSWEB_DEVICE": "cpu",
     })
     env.update(extra)

@@ -35,7 +35,7 @@ def test_web_serves_asgi_and_worker_consumes_both_queues() -> None:
     web = services["web"]["command"]
     # Several server processes: one slow request must not hold up every other user.
     assert "uvicorn lusweb.asgi:application" in web and "--workers $${LUSWEB_WEB_WORKERS:-4}" in web
-    assert services["worker"]["command"].startswith("celery -A lusweb worker -Q gpu,cpu")
+    assert services["worker"]["command"].startswith("celery -A lusweb worker -Q ingest,gpu,cpu")
 
 
 def test_worker_reserves_an_nvidia_gpu() -> None:

@@ -109,6 +109,11 @@ MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or "")
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200, minimum=1)
 # Uploads above this size stream to a temporary file instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 10 * 1024 * 1024
+# LUSWeb's own temporary folder: uploads being received (Django's temporary upload files) and the
+# worker's local copies of stored uploads. A process that dies leaves its files here; the web
+# server and the workers remove the stale ones when they start (``patients.imaging.tempfiles``).
+TEMP_DIR = Path(env_str("TEMP_DIR", str(VAR_DIR / "tmp")) or VAR_DIR / "tmp")
+FILE_UPLOAD_TEMP_DIR = str(TEMP_DIR)
 # The request body may carry a clip of MAX_UPLOAD_MB plus form overhead; the ingest service
 # gives the clear "file too large" error, so Django's own cap sits a little above it.
 DATA_UPLOAD_MAX_MEMORY_SIZE = (MAX_UPLOAD_MB + 1) * 1024 * 1024
@@ -169,7 +174,24 @@ else:
         "store_processed": False,
     }
 CELERY_TASK_ALWAYS_EAGER = env_bool("CELERY_EAGER", False)
-CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int("BROKER_VISIBILITY_TIMEOUT", 3600, minimum=5)
+# Hard time limits of the workers' tasks (seconds): scoring and the other tasks, and the ingest of
+# one clip (decode, de-identify, frame cache; the decode budgets keep it far below this).
+TASK_TIME_LIMIT = env_int("TASK_TIME_LIMIT", 1200, minimum=60)
+INGEST_TIME_LIMIT = env_int("INGEST_TIME_LIMIT", 300, minimum=30)
+CELERY_TASK_TIME_LIMIT = TASK_TIME_LIMIT
+CELERY_TASK_SOFT_TIME_LIMIT = TASK_TIME_LIMIT * 3 // 4
+# Redis hands an unacknowledged message (a killed worker's) to another worker after this long: just
+# past the longest a live worker may still be running it, so it is never longer than needed.
+CELERY_BROKER_TRANSPORT_OPTIONS["visibility_timeout"] = env_int(
+    "BROKER_VISIBILITY_TIMEOUT", max(TASK_TIME_LIMIT, INGEST_TIME_LIMIT) + 60, minimum=5)
+if REDIS_URL:
+    # A broker that is down refuses or times out quickly instead of holding a request: connect
+    # within 3 s, and a synchronous command (a publish) never waits more than 10 s on a dead link.
+    CELERY_BROKER_TRANSPORT_OPTIONS.update(socket_connect_timeout=3, socket_timeout=10)
+# Publishing a task retries briefly, then gives up: the row stays pending, undispatched, and the
+# workers' recovery loops send it again once the broker is back (``lusweb.broker``).
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25,
+                                    "interval_max": 0.5}
 
 # Scoring jobs: a worker holds a lease it renews while working; a dead worker's lease expires
 # and the job is claimed again.
@@ -177,10 +199,20 @@ SCORING_ON_UPLOAD = env_bool("SCORING_ON_UPLOAD", True)
 # A clinician reading or an adjudication refreshes the exam's severity from the score of record.
 SEVERITY_ON_READING = env_bool("SEVERITY_ON_READING", True)
 SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 120, minimum=5)
-SCORING_RECOVERY_SECONDS = env_int("SCORING_RECOVERY_SECONDS", 60, minimum=1)
+SCORING_RECOVERY_SECONDS = env_int("SCORING_RECOVERY_SECONDS", 10, minimum=1)
 SCORING_REDISPATCH_SECONDS = env_int("SCORING_REDISPATCH_SECONDS", 300, minimum=1)
 SCORING_BATCH_FRAMES = env_int("SCORING_BATCH_FRAMES", 600, minimum=1)
 SCORING_DEBOUNCE_SECONDS = env_int("SCORING_DEBOUNCE_SECONDS", 2, minimum=0)
+# Ingest in the worker: each worker re-sends the uploads whose message never left (broker down)
+# every INGEST_RECOVERY_SECONDS, and those not started INGEST_REDISPATCH_SECONDS after they were sent.
+INGEST_RECOVERY_SECONDS = env_int("INGEST_RECOVERY_SECONDS", 10, minimum=1)
+INGEST_REDISPATCH_SECONDS = env_int("INGEST_REDISPATCH_SECONDS", 60, minimum=1)
+# A processing clip whose worker died is taken up again this long after it was claimed (past the
+# ingest time limit, so a live worker is never overtaken); after INGEST_MAX_ATTEMPTS it fails.
+INGEST_MAX_ATTEMPTS = env_int("INGEST_MAX_ATTEMPTS", 3, minimum=1)
+# Temporary files older than this are left over from a dead process (longer than any task runs;
+# a file being received is written to continually, so it is never this old).
+TEMP_STALE_SECONDS = env_int("TEMP_STALE_SECONDS", max(TASK_TIME_LIMIT, INGEST_TIME_LIMIT) + 60, minimum=60)
 # Severity uses the latest clinical record at most this many days before the exam.
 SEVERITY_CLINICAL_WINDOW_DAYS = env_int("SEVERITY_CLINICAL_WINDOW_DAYS", 14, minimum=0)
 
@@ -231,7 +263,9 @@ REST_FRAMEWORK["NUM_PROXIES"] = 0  # the client is REMOTE_ADDR, never a forgeabl
 CACHES = {
     "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
     "throttle": (
-        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "lusweb"}
+        {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL, "KEY_PREFIX": "lusweb",
+         # An unreachable Redis fails the count within a second instead of holding the request.
+         "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}
         if REDIS_URL else {"BACKEND": "django.core.cache.backends.locmem.LocMemCache", "LOCATION": "throttle"}
     ),
 }

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from patients.dashboards import selectors
+from patients.imaging.models import IN_FLIGHT
+from patients.imaging.selectors import uploads_in_check
 from patients.readings.models import FINDINGS, BlindRead, ZoneReading
 from patients.readings.selectors import (
     CLINICIAN_SOURCES,
@@ -77,15 +79,16 @@ def _findings_text(findings: dict[str, Any] | None) -> str:
 
 
 def _zone_row(zone: Any, clip: Any, record: ZoneRecord | None, payload: dict[str, Any] | None,
-              latest: dict[str, Any] | None) -> dict[str, Any]:
+              latest: dict[str, Any] | None, upload: Any = None) -> dict[str, Any]:
     """One row of the zone table: the record (``record``), the AI's result (``ai``), the latest
-    clinician reading (``latest``) and what the reading form starts from (``form``)."""
+    clinician reading (``latest``), what the reading form starts from (``form``) and the zone's
+    upload that is not a clip (yet): being checked, or failed with its error (``upload``)."""
     ai = ai_zone(payload)
     start = latest or ({"score": record.score, "findings": record.findings} if record and record.score is not None
                        else None)
     checked = (start or {}).get("findings") or {}
     return {
-        "zone": zone, "clip": clip, "record": record, "ai": ai, "payload": payload, "latest": latest,
+        "zone": zone, "clip": clip, "record": record, "ai": ai, "payload": payload, "latest": latest, "upload": upload,
         "findings_text": _findings_text(record.findings if record else None),
         "form": {"score": start["score"] if start else None,
                  "findings": [{"key": k, "label": FINDING_LABELS[k], "checked": bool(checked.get(k))}
@@ -96,12 +99,20 @@ def _zone_row(zone: Any, clip: Any, record: ZoneRecord | None, payload: dict[str
 def zone_rows(exam: Exam, user: Any, scores: dict[str, Any], *, blind: bool) -> list[dict[str, Any]]:
     """The protocol's zones in anatomical order, each with its clip (or None) and reads."""
     clips = {c.zone: c for c in exam.clips.all()}
+    uploads: dict[str, Any] = {}
+    for upload in uploads_in_check(exam=exam):
+        uploads.setdefault(upload.zone, upload)  # the zone's latest
     by_zone = {z["zone"]: z for z in scores["zones"]}
     records = record_scores(exam_ids=[exam.pk], user=user)[exam.pk]
     latest = latest_clinician_readings(exam, user, blind=blind)
     return [_zone_row(z, clips.get(z.code), records.get(z.code), by_zone.get(z.code),
-                      latest.get(clips[z.code].pk) if z.code in clips else None)
+                      latest.get(clips[z.code].pk) if z.code in clips else None, uploads.get(z.code))
             for z in get_protocol(exam.protocol).zones]
+
+
+def _checking(row: dict[str, Any]) -> bool:
+    """The zone has an upload a worker is still checking."""
+    return row["upload"] is not None and row["upload"].status in IN_FLIGHT
 
 
 def severity_context(exam: Exam) -> dict[str, Any] | None:
@@ -138,7 +149,8 @@ def exam_page(*, exam: Exam, user: Any, role: str) -> dict[str, Any]:
     return {
         "role": role, "can_write": view.can_write, "identifying": view.identifying,
         "is_admin": role in permissions.ADMIN_ROLES and not exam.study.archived,
-        "zones": zones, "missing": [z["zone"].code for z in zones if z["clip"] is None],
+        "zones": zones, "missing": [z["zone"].code for z in zones if z["clip"] is None and not _checking(z)],
+        "uploads_checking": [z["upload"].pk for z in zones if _checking(z)],
         "scores": scores, "progress_pct": round(100 * (scores["progress"] or 0)),
         "chest_zones": selectors.chest_diagram_zones(exam=exam, user=user),
         "severity": None if view.blind else severity_context(exam),

@@ -52,15 +52,18 @@ def heat_rgba(cam: np.ndarray) -> np.ndarray:
 
 
 def cache_path(clip: ZoneClip, version: str, index: int) -> Path:
+    # Per clip, not per upload hash: the same bytes in two studies are two clips (redacted or
+    # not), and one study's overlay is never served for another's.
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", version)[:100] or "model"
-    return Path(settings.MEDIA_ROOT) / "gradcam" / safe / clip.sha256 / f"{index}.png"
+    return Path(settings.MEDIA_ROOT) / "gradcam" / safe / f"{clip.pk}-{clip.sha256[:16]}" / f"{index}.png"
 
 
 def gradcam_png(clip: ZoneClip, index: int) -> bytes:
     """The overlay PNG of frame ``index`` (``IndexError`` outside the clip; ``GradcamUnavailable``
     when no scorer can run here)."""
-    if not 0 <= index < clip.frame_count:
-        raise IndexError(f"frame {index} is outside 0-{clip.frame_count - 1}")
+    count = clip.frame_count or 0  # a ready clip (the only kind pages show) always has its frames
+    if not 0 <= index < count:
+        raise IndexError(f"frame {index} is outside 0-{count - 1}")
     mv = _model_version_for(clip)
     path = cache_path(clip, mv.version, index)
     if path.exists():

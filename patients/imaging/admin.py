@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 from django.contrib import admin
+from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from patients.imaging.models import ZoneClip
 from patients.records.admin import ExamAdmin
@@ -11,7 +13,7 @@ from patients.records.models import Exam
 class ZoneClipInline(admin.TabularInline):  # type: ignore[type-arg]
     model = ZoneClip
     extra = 0
-    fields = ("zone", "format", "frame_count", "fps", "manufacturer", "sha256")
+    fields = ("zone", "status", "format", "frame_count", "fps", "manufacturer", "sha256")
     readonly_fields = fields
     can_delete = False
     show_change_link = True
@@ -24,7 +26,12 @@ class ExamWithClipsAdmin(ExamAdmin):
 
 @admin.register(ZoneClip)
 class ZoneClipAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    list_display = ["exam", "zone", "format", "frame_count", "fps", "rows", "columns", "manufacturer", "deidentified"]
-    list_filter = ["format", "manufacturer", "deidentified", "exam__patient__study"]
+    list_display = ["exam", "zone", "status", "format", "frame_count", "fps", "rows", "columns", "manufacturer",
+                    "deidentified"]
+    list_filter = ["status", "format", "manufacturer", "deidentified", "exam__patient__study"]
     search_fields = ["sha256", "original_filename", "sop_instance_uid", "study_instance_uid", "exam__patient__code"]
-    readonly_fields = ["sha256", "size_bytes", "meta"]
+    readonly_fields = ["sha256", "size_bytes", "meta", "status", "error", "error_code", "attempts", "dispatched_at",
+                       "claimed_at", "checked_at"]
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[ZoneClip]:
+        return ZoneClip.all_objects.select_related("exam")  # uploads being checked and failed ones too

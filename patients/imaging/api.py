@@ -1,5 +1,9 @@
 """Imaging API: clips (list, read, delete) and the ONE upload path, which serves both
-``POST /api/v1/clips/`` (exam in the form) and ``POST /api/v1/exams/<id>/clips/``."""
+``POST /api/v1/clips/`` (exam in the form) and ``POST /api/v1/exams/<id>/clips/``.
+
+An upload answers 202 with the pending clip and ``Location: /api/v1/clips/<id>/``, where its
+``status`` becomes ``ready`` (decoded fields filled) or ``failed`` (``error`` and ``code``, the
+words a 400 would have carried) once an ingest worker has checked it."""
 from __future__ import annotations
 
 from typing import Any
@@ -15,8 +19,8 @@ from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
 from patients.imaging import selectors, services
-from patients.imaging.ingest import clip_ingest
-from patients.imaging.models import ZoneClip
+from patients.imaging.ingest import IngestError, clip_accept
+from patients.imaging.models import IN_FLIGHT, ClipStatus, ZoneClip
 from patients.records.api import PatientTimeMixin, query_int
 from patients.records.models import Exam, Patient
 from patients.records.selectors import exam_list
@@ -27,16 +31,25 @@ from patients.records.selectors import exam_list
 class ClipSerializer(PatientTimeMixin, serializers.ModelSerializer[ZoneClip]):
     # Devices and users often name files after the patient ("DOE_JOHN_20260304.dcm").
     HIDDEN_FIELDS = ("original_filename",)
-    page_url = serializers.CharField(source="get_absolute_url", read_only=True)
+    page_url = serializers.SerializerMethodField()
     model = serializers.CharField(source="model_name", read_only=True)
+    status = serializers.SerializerMethodField()
+    code = serializers.CharField(source="error_code", read_only=True)
 
     def patient_of(self, instance: Any) -> Patient:
         return instance.exam.patient  # type: ignore[no-any-return]
 
+    def get_status(self, instance: ZoneClip) -> str:
+        """``pending`` (also while a worker checks it), ``ready`` or ``failed``."""
+        return ClipStatus.PENDING.value if instance.status in IN_FLIGHT else str(instance.status)
+
+    def get_page_url(self, instance: ZoneClip) -> str | None:
+        return instance.get_absolute_url() if instance.is_ready else None
+
     class Meta:
         model = ZoneClip
-        fields = ["id", "exam", "zone", "original_filename", "sha256", "size_bytes", "format", "codec",
-                  "frame_count", "fps", "rows", "columns", "manufacturer", "model", "transducer",
+        fields = ["id", "exam", "zone", "status", "error", "code", "original_filename", "sha256", "size_bytes",
+                  "format", "codec", "frame_count", "fps", "rows", "columns", "manufacturer", "model", "transducer",
                   "sop_instance_uid", "study_instance_uid", "created_at", "page_url"]
         read_only_fields = fields
 
@@ -54,14 +67,26 @@ class ClipCreateSerializer(ClipUploadSerializer):
 # --- the upload path -----------------------------------------------------------------------------
 
 
+def _single_files(request: Request) -> None:
+    """Refuse a request that sends several files in one field (only one would be stored)."""
+    for field in request.FILES:
+        count = len(request.FILES.getlist(field))
+        if count > 1:
+            raise IngestError(f"the field {field!r} holds {count} files; send one file per upload",
+                              code="multiple_files")
+
+
 def _upload(request: Request, exam: Exam, data: dict[str, Any]) -> Response:
-    """Ingest the validated upload into ``exam``: 201 with the new clip, 200 when the same bytes
-    were already stored in that zone."""
+    """Accept the validated upload into ``exam``: 202 with the pending clip and its status URL in
+    ``Location``, or 200 with the clip already stored from the same bytes in that zone."""
     upload = data["file"]
-    result = clip_ingest(exam=exam, upload=upload, zone=data["zone"], by=request.user, filename=upload.name or "",
+    result = clip_accept(exam=exam, upload=upload, zone=data["zone"], by=request.user, filename=upload.name or "",
                          replace=data["replace"])
     body = ClipSerializer(result.clip, context={"request": request}).data
-    return Response(body, status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK)
+    if not result.created:
+        return Response(body, status=status.HTTP_200_OK)
+    location = request.build_absolute_uri(f"/api/v1/clips/{result.clip.pk}/")
+    return Response(body, status=status.HTTP_202_ACCEPTED, headers={"Location": location})
 
 
 # --- views -------------------------------------------------------------------------------------
@@ -73,10 +98,13 @@ class ClipViewSet(mixins.RetrieveModelMixin, mixins.ListModelMixin, mixins.Destr
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
     def get_queryset(self) -> QuerySet[ZoneClip]:
-        return selectors.clip_list(user=self.request.user, exam=query_int(self.request, "exam"))
+        # Uploads being checked and failed ones too: their status (and error) is read here.
+        return selectors.clip_list(user=self.request.user, exam=query_int(self.request, "exam"), any_status=True)
 
-    @extend_schema(request={"multipart/form-data": ClipCreateSerializer}, responses=ClipSerializer)
+    @extend_schema(request={"multipart/form-data": ClipCreateSerializer},
+                   responses={202: ClipSerializer, 200: ClipSerializer})
     def create(self, request: Request) -> Response:
+        _single_files(request)
         ser = ClipCreateSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         exam = exam_list(user=request.user).filter(pk=ser.validated_data["exam"]).first()
@@ -95,12 +123,14 @@ class ExamClipsViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
     serializer_class = ClipSerializer
 
     def get_queryset(self) -> QuerySet[Exam]:
-        return exam_list(user=self.request.user, patient=query_int(self.request, "patient")).prefetch_related("clips")
+        return exam_list(user=self.request.user, patient=query_int(self.request, "patient"))
 
-    @extend_schema(request={"multipart/form-data": ClipUploadSerializer}, responses=ClipSerializer)
+    @extend_schema(request={"multipart/form-data": ClipUploadSerializer},
+                   responses={202: ClipSerializer, 200: ClipSerializer})
     @action(detail=True, methods=["post"], parser_classes=[MultiPartParser, FormParser])
     def clips(self, request: Request, pk: str | None = None) -> Response:
         exam = self.get_object()
+        _single_files(request)
         ser = ClipUploadSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         return _upload(request, exam, ser.validated_data)

@@ -10,13 +10,15 @@ from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
 
 from patients.imaging.core.sector import find_sector
-from patients.imaging.models import ZoneClip
+from patients.imaging.models import ClipStatus, ZoneClip
 from patients.records.models import Exam
 from patients.studies import permissions
 
 
-def clip_list(*, user: Any, exam: Exam | int | None = None) -> QuerySet[ZoneClip]:
-    qs = ZoneClip.objects.select_related("exam", "exam__patient", "exam__patient__study")
+def clip_list(*, user: Any, exam: Exam | int | None = None, any_status: bool = False) -> QuerySet[ZoneClip]:
+    """The ready clips the user may see (with ``any_status``, also uploads being checked and failed ones)."""
+    base = ZoneClip.all_objects if any_status else ZoneClip.objects
+    qs = base.select_related("exam", "exam__patient", "exam__patient__study")
     if not user.is_superuser:
         qs = qs.filter(exam__patient__study__memberships__user=user)
     if exam is not None:
@@ -24,10 +26,17 @@ def clip_list(*, user: Any, exam: Exam | int | None = None) -> QuerySet[ZoneClip
     return qs
 
 
-def clip_for(*, user: Any, pk: int) -> tuple[ZoneClip, str]:
-    """The clip (with its exam, patient and study) and the user's role; 404 for outsiders too."""
-    clip = get_object_or_404(ZoneClip.objects.select_related("exam__patient__study"), pk=pk)
+def clip_for(*, user: Any, pk: int, any_status: bool = False) -> tuple[ZoneClip, str]:
+    """The ready clip (with ``any_status`` also one being checked or failed) with its exam,
+    patient and study, and the user's role; 404 for outsiders too."""
+    base = ZoneClip.all_objects if any_status else ZoneClip.objects
+    clip = get_object_or_404(base.select_related("exam__patient__study"), pk=pk)
     return clip, permissions.role_or_404(user, clip.exam.patient.study_id)
+
+
+def uploads_in_check(*, exam: Exam) -> list[ZoneClip]:
+    """The exam's uploads not (yet) clips: being checked, or failed with their error; by zone."""
+    return list(ZoneClip.all_objects.filter(exam=exam).exclude(status=ClipStatus.READY).order_by("zone", "-pk"))
 
 
 class FramesWithheld(Exception):

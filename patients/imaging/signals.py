@@ -1,10 +1,12 @@
 """Imaging's signals: ``clip_stored`` for the layers above, and removal of a clip's files.
 
 ``clip_stored`` is how ingest announces a new clip without knowing who listens (scoring queues
-the exam in ``ScoringConfig.ready``). It is sent inside the ingest transaction, once the clip row
-is saved, with ``clip`` and ``by`` (the uploading user): what a receiver writes commits with the
-clip or not at all, and a receiver that raises refuses the upload. Work outside the database
-(a Celery message) belongs in ``transaction.on_commit``.
+the exam in ``ScoringConfig.ready``). It is sent inside the transaction that makes the clip
+``ready`` (the ingest worker's check, ``patients.imaging.process``), once the row is saved, with
+``clip`` and ``by`` (the uploading user): what a receiver writes commits with the clip or not at
+all, and a receiver that raises refuses the upload (the clip fails with its message). It is never
+sent for a pending or failed upload. Work outside the database (a Celery message) belongs in
+``transaction.on_commit``.
 """
 from __future__ import annotations
 

@@ -17,30 +17,38 @@ from patients.audit.models import AuditAction
 from patients.audit.services import audit_record
 from patients.imaging import selectors, services
 from patients.imaging.forms import ClipUploadForm
-from patients.imaging.ingest import clip_ingest
+from patients.imaging.ingest import clip_accept
 from patients.imaging.models import ZoneClip
+from patients.imaging.names import safe_filename
 from patients.records import chrono
 from patients.records.models import Exam
 from patients.studies import permissions
 
 
 def exam_page_upload(request: HttpRequest, exam: Exam) -> tuple[ClipUploadForm, bool]:
-    """The exam page's upload form, posted: (the bound form, whether a clip is now stored). The
-    outcome is told with a message; ingest is the same as the API's (``clip_ingest``)."""
+    """The exam page's upload form, posted: (the bound form, whether the upload was taken). The
+    outcome is told with a message; the upload is accepted as the API's is (``clip_accept``) and
+    checked by a worker, and the page shows the zone as being checked until it is ready or failed."""
     permissions.require_write(request.user, exam.study)
     form = ClipUploadForm(request.POST, request.FILES)
+    if len(request.FILES.getlist("file")) > 1:
+        messages.error(request, f"Choose one file per upload ({len(request.FILES.getlist('file'))} were sent).")
+        return form, False
     if not form.is_valid():
         messages.error(request, "Choose a zone and a file.")
         return form, False
     upload = form.cleaned_data["file"]
+    name = safe_filename(upload.name or "")
     try:
-        result = clip_ingest(exam=exam, upload=upload, zone=form.cleaned_data["zone"], by=request.user,
-                             filename=upload.name or "", replace=form.cleaned_data["replace"])
+        result = clip_accept(exam=exam, upload=upload, zone=form.cleaned_data["zone"], by=request.user,
+                             filename=name, replace=form.cleaned_data["replace"])
     except ServiceError as exc:
-        messages.error(request, f"{upload.name}: {exc.message}")
+        messages.error(request, f"{name}: {exc.message}")
         return form, False
-    verb = "stored" if result.created else "was already stored"
-    messages.success(request, f"{upload.name} {verb} as zone {result.clip.zone}.")
+    if result.created:
+        messages.success(request, f"{name} received for zone {result.clip.zone}: checking the file…")
+    else:
+        messages.success(request, f"{name} was already stored as zone {result.clip.zone}.")
     return form, True
 
 
@@ -128,7 +136,8 @@ def clip_strip(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def clip_delete(request: HttpRequest, pk: int) -> HttpResponse:
-    clip, _role = selectors.clip_for(user=request.user, pk=pk)
+    """Delete a clip, or remove an upload being checked or failed (the exam page's "remove")."""
+    clip, _role = selectors.clip_for(user=request.user, pk=pk, any_status=True)
     exam = clip.exam
     try:
         services.clip_delete(clip=clip, by=request.user)

@@ -87,3 +87,24 @@ def _post_token(url: str) -> int:
             return int(answer.status)
     except urllib.error.HTTPError as exc:
         return int(exc.code)
+
+
+def test_an_unreachable_throttle_cache_pauses_the_rates_instead_of_failing(api_for: object) -> None:
+    """Redis down (the broker-outage case) must not turn API calls into 500s: the request is
+    served while nothing can be counted."""
+    import socket
+
+    from django.conf import settings
+    from django.test.utils import override_settings
+
+    with socket.socket() as closed:  # a port that nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    unreachable = {**settings.CACHES, "throttle": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": f"redis://127.0.0.1:{port}/0",
+        "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1}}}
+    client = api_for(UserFactory())  # type: ignore[operator]
+    limit = _count(API_RATES["user"])
+    with override_settings(CACHES=unreachable):
+        statuses = {client.get("/api/v1/studies/").status_code for _ in range(limit + 5)}
+    assert statuses == {200}

@@ -2,7 +2,9 @@ from __future__ import annotations
 
 import io
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -37,3 +39,37 @@ def stored_files() -> list[Path]:
 def ward(db: object) -> Ward:
     """A 12-zone exam read by the AI, with a member per role (``tests.patients.readings.ward``)."""
     return make_ward()
+
+
+@dataclass
+class Uploaded:
+    """An upload through the API and the worker's check of it.
+
+    ``response``: the POST's answer (202 with the pending clip, or the at-once 200/4xx).
+    ``clip``: ``GET /api/v1/clips/<id>/`` after the check ran (``None`` when refused at once).
+    """
+
+    response: Any
+    clip: dict[str, Any] | None
+
+    @property
+    def ready(self) -> bool:
+        return self.clip is not None and self.clip["status"] == "ready"
+
+
+def upload_checked(api: Any, exam: Any, data: bytes, name: str, zone: str = "R1", **extra: Any) -> Uploaded:
+    """POST a clip to ``exam`` as a client does, then run the ingest worker's check of it here
+    (``patients.imaging.process.clip_process``, what the ``clip_process`` task runs) and read the
+    clip back from its ``Location``."""
+    from patients.imaging.process import clip_process
+
+    response = api.post(f"/api/v1/exams/{exam.pk}/clips/", {"zone": zone, "file": SimpleUploadedFile(name, data),
+                                                           **extra}, format="multipart")
+    if response.status_code != 202:
+        return Uploaded(response, None)
+    assert response.data["status"] == "pending" and response.data["frame_count"] is None, response.data
+    assert response["Location"].endswith(f"/api/v1/clips/{response.data['id']}/"), response["Location"]
+    clip_process(clip_id=response.data["id"])
+    detail = api.get(response["Location"])
+    assert detail.status_code == 200, detail.content[:300]
+    return Uploaded(response, detail.data)

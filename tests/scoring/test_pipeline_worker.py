@@ -1,5 +1,6 @@
-"""The real pipeline: a Celery worker process on the real Redis broker scores uploaded exams,
-survives SIGKILL mid-exam without losing or duplicating scores."""
+"""The real pipeline: a Celery worker process on the real Redis broker checks uploaded clips
+(queue ``ingest``) and scores their exams, survives SIGKILL mid-exam without losing or
+duplicating scores."""
 from __future__ import annotations
 
 import tempfile
@@ -25,8 +26,12 @@ pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
 worker_env = worker_env_fixture
 
 
-def _exam_with_clips(api_for: Callable[..., APIClient], *, frames: int, size: int) -> tuple[Exam, list[int]]:
+def _exam_with_clips(api_for: Callable[..., APIClient], *, frames: int, size: int,
+                     check_here: bool = False) -> tuple[Exam, list[int]]:
+    """Twelve zone clips uploaded through the API (202 each). The ingest worker checks them, or,
+    with ``check_here``, this process does (the same ``clip_process``) before returning."""
     from patients.imaging.core.phantoms import phantom_cohort_clip, write_dicom, write_mp4
+    from patients.imaging.process import clip_process
 
     study = StudyFactory(protocol="12-zone")
     user = UserFactory()
@@ -43,7 +48,10 @@ def _exam_with_clips(api_for: Callable[..., APIClient], *, frames: int, size: in
             response = api.post(f"/api/v1/exams/{exam.pk}/clips/",
                                 {"zone": zone, "file": SimpleUploadedFile(path.name, path.read_bytes())},
                                 format="multipart")
-            assert response.status_code == 201, response.data
+            assert response.status_code == 202 and response.data["status"] == "pending", response.data
+            if check_here:
+                processed = clip_process(clip_id=response.data["id"])
+                assert processed is not None and processed.clip.status == "ready", processed
             truth.append(score)
     return exam, truth
 
@@ -62,7 +70,7 @@ def _done(exam: Exam) -> bool:
     return ScoringJob.objects.filter(exam=exam, status=JobStatus.SUCCEEDED).exists()
 
 
-def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[[], Worker],
+def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[..., Worker],
                                           api_for: Callable[..., APIClient]) -> None:
     worker = worker_env()
     exam, _truth = _exam_with_clips(api_for, frames=20, size=160)
@@ -127,11 +135,11 @@ def test_worker_scores_a_twelve_zone_exam(worker_env: Callable[[], Worker],
 
 
 def test_sigkill_mid_exam_then_a_new_worker_completes_without_duplicates(
-    worker_env: Callable[[], Worker], api_for: Callable[..., APIClient], settings: Any
+    worker_env: Callable[..., Worker], api_for: Callable[..., APIClient], settings: Any
 ) -> None:
     # All twelve clips first, then one job: the kill must land inside that job.
     settings.SCORING_ON_UPLOAD = False
-    exam, _ = _exam_with_clips(api_for, frames=90, size=224)
+    exam, _ = _exam_with_clips(api_for, frames=90, size=224, check_here=True)
     first = worker_env()
     from scoring.services import scoring_job_request
 
@@ -156,11 +164,17 @@ def test_sigkill_mid_exam_then_a_new_worker_completes_without_duplicates(
     assert ExamScore.objects.filter(exam=exam).count() == 1
 
 
-def test_a_failure_is_readable_and_retry_succeeds(worker_env: Callable[[], Worker],
+def test_a_failure_is_readable_and_retry_succeeds(worker_env: Callable[..., Worker],
                                                  api_for: Callable[..., APIClient]) -> None:
     worker = worker_env()
     exam, _ = _exam_with_clips(api_for, frames=8, size=128)
-    _wait(lambda: _done(exam), 240, "first scoring", worker.log)
+
+    def scored_and_idle() -> bool:  # uploads checked one by one may have queued several jobs: all done
+        busy = ScoringJob.objects.filter(exam=exam, status__in=[JobStatus.PENDING, JobStatus.RUNNING]).exists()
+        return ExamScore.objects.filter(exam=exam, coverage=1.0).exists() and not busy
+
+    _wait(scored_and_idle, 240, "first scoring", worker.log)
+    scored_before = ExamScore.objects.filter(exam=exam).count()
     clip = exam.clips.first()
     assert clip is not None
     # Lose the decoded frames on disk: the next scoring fails with a readable reason.
@@ -175,24 +189,24 @@ def test_a_failure_is_readable_and_retry_succeeds(worker_env: Callable[[], Worke
     assert "No such file" in job.error or "FileNotFoundError" in job.error
     assert api.get(f"/api/v1/exams/{exam.pk}/").data["scores"]["status"] == "failed"
     # Put the frames back (re-upload with replace would also do) and retry through the API.
-    from patients.imaging.ingest import _frames_npz
+    from patients.imaging.process import frames_npz
     from scoring.engine import read_clip
 
-    Path(clip.frames.path).write_bytes(_frames_npz(read_clip(clip.file.path).frames))
+    Path(clip.frames.path).write_bytes(frames_npz(read_clip(clip.file.path).frames))
     response = api.post(f"/api/v1/jobs/{job.pk}/retry/")
     assert response.status_code == 202 and response.data["status"] == "pending"
     _wait(lambda: ScoringJob.objects.get(pk=job.pk).status == JobStatus.SUCCEEDED, 120, "the retry", worker.log)
-    assert ExamScore.objects.filter(exam=exam).count() == 2  # history kept: first run and the retry
+    assert ExamScore.objects.filter(exam=exam).count() == scored_before + 1  # history kept: and the retry
 
 
-def test_a_broker_restart_loses_no_job(worker_env: Callable[[], Worker], api_for: Callable[..., APIClient],
+def test_a_broker_restart_loses_no_job(worker_env: Callable[..., Worker], api_for: Callable[..., APIClient],
                                        settings: Any) -> None:
     """Redis here keeps nothing on disk: a restart empties the queues. The job row survives and a
     worker's recovery round sends it again."""
     import redis
 
     settings.SCORING_ON_UPLOAD = False
-    exam, _ = _exam_with_clips(api_for, frames=8, size=128)
+    exam, _ = _exam_with_clips(api_for, frames=8, size=128, check_here=True)
     from scoring.services import scoring_job_request
 
     job = scoring_job_request(exam=exam, reason="upload")

@@ -14,7 +14,7 @@ from lusweb.celery import ensure_filesystem_broker
 
 
 class Command(BaseCommand):
-    help = "Run the ASGI site on 127.0.0.1:8000 and a Celery worker (queues gpu,cpu) beside it."
+    help = "Run the ASGI site on 127.0.0.1:8000 and a Celery worker (queues ingest,gpu,cpu) beside it."
 
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--addr", default="127.0.0.1:8000")
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         env = dict(os.environ)
         env.setdefault("DJANGO_SETTINGS_MODULE", "lusweb.settings.local")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", "gpu,cpu", "--concurrency", "1",
+            [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", "ingest,gpu,cpu", "--concurrency", "1",
              "--loglevel", "INFO", "--hostname", "demo@%h"],
             env=env,
         )

@@ -9,7 +9,6 @@ from typing import Any
 import numpy as np
 import pydicom
 import pytest
-from django.core.files.uploadedfile import SimpleUploadedFile
 from pydicom.data import get_testdata_file
 from rest_framework.test import APIClient
 
@@ -19,7 +18,7 @@ from patients.imaging.core.reader import read_clip
 from patients.imaging.core.sector import find_sector
 from patients.models import AuditEvent, Exam, Membership, Role, Study, ZoneClip
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
-from tests.patients.conftest import stored_files
+from tests.patients.conftest import Uploaded, stored_files, upload_checked
 from tests.patients.imaging.core.phantom_images import write_png
 
 pytestmark = pytest.mark.django_db
@@ -39,9 +38,16 @@ def setup(api_for: Callable[..., APIClient]) -> dict[str, Any]:
             "api": api_for(users[Role.CLINICIAN])}
 
 
-def _upload(api: APIClient, exam: Exam, data: bytes, name: str, zone: str = "R1") -> Any:
-    return api.post(f"/api/v1/exams/{exam.pk}/clips/", {"zone": zone, "file": SimpleUploadedFile(name, data)},
-                    format="multipart")
+def _upload(api: APIClient, exam: Exam, data: bytes, name: str, zone: str = "R1") -> Uploaded:
+    """Upload through the API (202) and run the ingest worker's check of it."""
+    return upload_checked(api, exam, data, name, zone)
+
+
+def _ready(up: Uploaded) -> int:
+    """The id of an upload that the worker's check made ready."""
+    assert up.response.status_code == 202 and up.ready, (up.response.data, up.clip)
+    assert up.clip is not None
+    return int(up.clip["id"])
 
 
 def _stored(clip_id: int) -> tuple[ZoneClip, bytes]:
@@ -80,9 +86,7 @@ def _uids(ds: pydicom.Dataset) -> dict[str, str]:
 def test_pydicom_ultrasound_files_lose_every_identifier(setup: dict[str, Any], name: str) -> None:
     raw = Path(get_testdata_file(name)).read_bytes()
     original = pydicom.dcmread(io.BytesIO(raw))
-    response = _upload(setup["api"], setup["exam"], raw, f"{original.PatientName}.dcm")
-    assert response.status_code == 201, response.data
-    clip, data = _stored(response.data["id"])
+    clip, data = _stored(_ready(_upload(setup["api"], setup["exam"], raw, f"{original.PatientName}.dcm")))
     assert clip.deidentified and clip.original_filename == "r1.dcm" and not clip.source
     ds = pydicom.dcmread(io.BytesIO(data))
     pseudo = deid.pseudonym(setup["study"].secret, setup["exam"].patient_id)
@@ -105,9 +109,7 @@ def test_pydicom_ultrasound_files_lose_every_identifier(setup: dict[str, Any], n
 def test_phantom_text_is_redacted_and_the_sector_untouched(setup: dict[str, Any]) -> None:
     for i, geometry in enumerate(("convex", "linear")):
         phantom, raw = _phantom_dicom(i, geometry=geometry, effusion=bool(i))
-        response = _upload(setup["api"], setup["exam"], raw, "Doe_John.dcm", zone=f"R{i + 1}")
-        assert response.status_code == 201, response.data
-        clip, data = _stored(response.data["id"])
+        clip, data = _stored(_ready(_upload(setup["api"], setup["exam"], raw, "Doe_John.dcm", zone=f"R{i + 1}")))
         frames = clip.load_frames()
         sector, text = phantom.sector_mask, phantom.text_mask
         assert text.any()
@@ -123,9 +125,7 @@ def test_phantom_text_is_redacted_and_the_sector_untouched(setup: dict[str, Any]
 def test_jpeg_phantom_is_stored_as_lossless_redacted_dicom(setup: dict[str, Any]) -> None:
     phantom, raw = _phantom_dicom(3, jpeg=True)
     decoded = read_clip(raw).frames
-    response = _upload(setup["api"], setup["exam"], raw, "scan.dcm")
-    assert response.status_code == 201, response.data
-    clip, data = _stored(response.data["id"])
+    clip, data = _stored(_ready(_upload(setup["api"], setup["exam"], raw, "scan.dcm")))
     ds = pydicom.dcmread(io.BytesIO(data))
     # Re-encoded losslessly (JPEG-LS), not as a second lossy generation and not uncompressed.
     assert ds.file_meta.TransferSyntaxUID == deid.STORED_SYNTAX == "1.2.840.10008.1.2.4.80"
@@ -151,9 +151,7 @@ def test_uids_map_consistently_within_a_study_and_differ_across(setup: dict[str,
     stored = []
     for target, seed in ((exam, 1), (second_exam, 2)):
         _phantom, raw = _phantom_dicom(seed, study_uid=study_uid)
-        response = _upload(api, target, raw, "a.dcm")
-        assert response.status_code == 201, response.data
-        stored.append(pydicom.dcmread(io.BytesIO(_stored(response.data["id"])[1])))
+        stored.append(pydicom.dcmread(io.BytesIO(_stored(_ready(_upload(api, target, raw, "a.dcm")))[1])))
     assert stored[0].StudyInstanceUID == stored[1].StudyInstanceUID == deid.remap_uid(setup["study"].secret, study_uid)
     assert stored[0].SOPInstanceUID != stored[1].SOPInstanceUID
     assert stored[0].StudyInstanceUID.startswith("2.25.") and len(stored[0].StudyInstanceUID) <= 64
@@ -161,23 +159,23 @@ def test_uids_map_consistently_within_a_study_and_differ_across(setup: dict[str,
     other = StudyFactory(protocol="12-zone")
     Membership.objects.create(study=other, user=setup["users"][Role.CLINICIAN], role=Role.CLINICIAN)
     _phantom, raw = _phantom_dicom(5, study_uid=study_uid)
-    response = _upload(api, ExamFactory(patient=PatientFactory(study=other)), raw, "a.dcm")
-    assert response.status_code == 201, response.data
-    elsewhere = pydicom.dcmread(io.BytesIO(_stored(response.data["id"])[1]))
+    elsewhere_id = _ready(_upload(api, ExamFactory(patient=PatientFactory(study=other)), raw, "a.dcm"))
+    elsewhere = pydicom.dcmread(io.BytesIO(_stored(elsewhere_id)[1]))
     assert elsewhere.StudyInstanceUID != stored[0].StudyInstanceUID
     # The patient-mixing guard still works on remapped UIDs.
     _phantom, raw = _phantom_dicom(6, study_uid=study_uid)
     refused = _upload(api, ExamFactory(patient=PatientFactory(study=setup["study"])), raw, "b.dcm")
-    assert refused.status_code == 400 and refused.data["code"] == "foreign_study_instance"
+    assert refused.response.status_code == 202 and refused.clip is not None
+    assert refused.clip["status"] == "failed" and refused.clip["code"] == "foreign_study_instance"
+    # Named as this study records it (remapped): the file's own UID is not kept anywhere.
+    assert stored[0].StudyInstanceUID in refused.clip["error"] and study_uid not in refused.clip["error"]
 
 
 def test_images_and_videos_become_deidentified_dicom(setup: dict[str, Any]) -> None:
     phantom = render_phantom(PhantomSpec(n_frames=1, seed=4, burned_in_text=True))
     buf = io.BytesIO()
     write_png(phantom, buf)
-    response = _upload(setup["api"], setup["exam"], buf.getvalue(), "Doe John 1962.png")
-    assert response.status_code == 201, response.data
-    clip, data = _stored(response.data["id"])
+    clip, data = _stored(_ready(_upload(setup["api"], setup["exam"], buf.getvalue(), "Doe John 1962.png")))
     assert clip.format == "png" and clip.original_filename == "r1.png"
     assert clip.file.name.endswith("deidentified.dcm")
     ds = pydicom.dcmread(io.BytesIO(data))
@@ -194,8 +192,7 @@ def test_keep_original_and_who_may_download_it(setup: dict[str, Any], client: An
     study.keep_original = True
     study.save()
     _phantom, raw = _phantom_dicom(7)
-    response = _upload(setup["api"], setup["exam"], raw, "Doe.dcm")
-    clip = ZoneClip.objects.get(pk=response.data["id"])
+    clip = ZoneClip.objects.get(pk=_ready(_upload(setup["api"], setup["exam"], raw, "Doe.dcm")))
     with clip.source.open("rb") as fh:
         assert fh.read() == raw  # the untouched upload, byte for byte
     client.force_login(setup["users"][Role.RESEARCHER])
@@ -214,7 +211,7 @@ def test_keep_original_and_who_may_download_it(setup: dict[str, Any], client: An
 
 def test_without_keep_original_nothing_identifying_is_stored(setup: dict[str, Any], client: Any) -> None:
     _phantom, raw = _phantom_dicom(8)
-    clip = ZoneClip.objects.get(pk=_upload(setup["api"], setup["exam"], raw, "Doe.dcm").data["id"])
+    clip = ZoneClip.objects.get(pk=_ready(_upload(setup["api"], setup["exam"], raw, "Doe.dcm")))
     assert not clip.source
     for path in stored_files():
         content = path.read_bytes()
@@ -228,7 +225,7 @@ def _kept_as_sent(setup: dict[str, Any], data: bytes, name: str) -> ZoneClip:
     study: Study = setup["study"]
     study.deidentify = False
     study.save()
-    clip = ZoneClip.objects.get(pk=_upload(setup["api"], setup["exam"], data, name).data["id"])
+    clip = ZoneClip.objects.get(pk=_ready(_upload(setup["api"], setup["exam"], data, name)))
     assert not clip.deidentified
     return clip
 
@@ -248,10 +245,12 @@ def test_failed_deidentification_stores_nothing(setup: dict[str, Any], monkeypat
 
     monkeypatch.setattr(deid, "deidentify_dataset", boom)
     _phantom, raw = _phantom_dicom(10)
-    response = _upload(setup["api"], setup["exam"], raw, "a.dcm")
-    assert response.status_code == 400 and response.data["code"] == "deidentification_failed"
-    assert "could not be de-identified" in response.data["error"]
+    up = _upload(setup["api"], setup["exam"], raw, "a.dcm")
+    assert up.response.status_code == 202 and up.clip is not None
+    assert up.clip["status"] == "failed" and up.clip["code"] == "deidentification_failed"
+    assert "could not be de-identified (KeyError)" in up.clip["error"]
     assert ZoneClip.objects.count() == 0 and stored_files() == []
+    assert ZoneClip.all_objects.get().status == "failed"  # kept with its error; no file
 
 
 # --- pure functions ---------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('patients', '0005_delete_scoreoverride_zoneannotation'),
+        ('patients', '0006_async_ingest'),
     ]
 
     operations = [
