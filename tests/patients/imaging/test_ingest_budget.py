@@ -23,6 +23,7 @@ from rest_framework.test import APIClient
 from patients.imaging.core.phantoms import phantom_cohort_clip
 from patients.imaging.ingest import IngestError, clip_ingest
 from patients.imaging.models import ZoneClip
+from patients.imaging.process import clip_process
 from patients.records.models import Exam
 from patients.studies.models import Membership, Role
 from tests.conftest import ROOT, require
@@ -64,18 +65,22 @@ def test_hostile_file_is_refused_and_leaves_nothing(name: str, hostile_file: Cal
 
 
 @pytest.mark.django_db
-def test_the_api_answers_a_budget_refusal_as_json(api_for: Callable[..., APIClient], hostile_file: Callable[[str], Path],
-                                                  spool: Path) -> None:
+def test_the_api_shows_a_budget_refusal_as_the_failed_clip_s_error(
+        api_for: Callable[..., APIClient], hostile_file: Callable[[str], Path], spool: Path) -> None:
+    """The request accepts the upload (202); the worker's check refuses it with the words and code
+    a 400 would have carried, and removes its files."""
     exam, user = _member()
+    api = api_for(user)
     data = hostile_file("gif_1500_frames_1000sq").read_bytes()
-    response = api_for(user).post(f"/api/v1/exams/{exam.pk}/clips/",
-                                  {"zone": "R1", "file": SimpleUploadedFile("a.gif", data)}, format="multipart")
-    assert response.status_code == 400
-    assert response.data == {
-        "error": "the clip would decode to 1,430.5 MB (1,500 frames of 1000 x 1000), over the limit of 256 MB of "
-                 "decoded frames (LUSWEB_MAX_DECODED_MB)",
-        "code": "decoded_too_large",
-    }
+    response = api.post(f"/api/v1/exams/{exam.pk}/clips/",
+                        {"zone": "R1", "file": SimpleUploadedFile("a.gif", data)}, format="multipart")
+    assert response.status_code == 202 and response.data["status"] == "pending"
+    clip_process(clip_id=response.data["id"])
+    failed = api.get(response["Location"]).data
+    assert (failed["status"], failed["code"], failed["error"]) == (
+        "failed", "decoded_too_large",
+        "the clip would decode to 1,430.5 MB (1,500 frames of 1000 x 1000), over the limit of 256 MB of "
+        "decoded frames (LUSWEB_MAX_DECODED_MB)")
     assert ZoneClip.objects.count() == 0 and stored_files() == [] and list(spool.iterdir()) == []
 
 
