@@ -177,7 +177,7 @@ class Change:
         return None if self.before is None or self.after is None else self.after - self.before
 
 
-def like_change(previous: Mapping[Hashable, int | None], current: Mapping[Hashable, int | None]) -> Change:
+def like_change(previous: Mapping[Any, int | None], current: Mapping[Any, int | None]) -> Change:
     """Change between two exams over the zones (keys: anatomical sites) scored at both: a zone
     missing from either exam never moves the figures."""
     common = [z for z, v in current.items() if v is not None and previous.get(z) is not None]
@@ -199,10 +199,10 @@ class ExamSummary:
     key: Hashable
     at: dt.datetime
     luss: float | None
-    zones: Mapping[Hashable, int | None] = field(default_factory=dict)
+    zones: Mapping[Any, int | None] = field(default_factory=dict)
     max_luss: float | None = None
     expected: int | None = None
-    names: Mapping[Hashable, str] = field(default_factory=dict)
+    names: Mapping[Any, str] = field(default_factory=dict)
 
     @property
     def complete(self) -> bool:
@@ -235,8 +235,8 @@ class Flag:
     zones: tuple[str, ...] = ()
 
 
-def worsened_zones(previous: Mapping[Hashable, int | None], current: Mapping[Hashable, int | None],
-                   by: int = 2) -> list[Hashable]:
+def worsened_zones(previous: Mapping[Any, int | None], current: Mapping[Any, int | None],
+                   by: int = 2) -> list[Any]:
     """Zones (in ``current``'s order) whose score rose by at least ``by``; unknown scores never count."""
     out = []
     for zone, score in current.items():
