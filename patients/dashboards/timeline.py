@@ -71,7 +71,7 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
         "time_axis": clock.axis, "time_axis_title": clock.axis_title, "day_zero": clock.origin_kind or None,
         "protocol": study_protocol.key, "protocols": [p.key for p in protocols],
         "scale": "percent" if mixed else "points", "y_max": top,
-        "y_title": ("Global LUS score of record, % of each exam's protocol maximum" if mixed
+        "y_title": ("Global score, % of each exam's maximum" if mixed
                     else f"Global LUS score of record (0–{protocols[0].max_score:g})"),
         "zones": rows,
         "threshold": threshold,

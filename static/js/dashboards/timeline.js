@@ -124,7 +124,7 @@
       legend: { orientation: "h", x: 0, y: 1.12 },
       xaxis: byDate ? { title: { text: "Date (hover: day since admission)" }, type: "date" }
                     : { title: { text: data.time_axis_title }, type: "linear", zeroline: false },
-      yaxis: { title: { text: data.y_title }, range: [0, yMax * 1.08], zeroline: false },
+      yaxis: { title: { text: data.y_title }, range: [0, yMax * 1.08], zeroline: false, automargin: true },
       shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: data.threshold, y1: data.threshold,
                  line: { color: "#b00020", width: 1, dash: "dot" } }],
     };
@@ -194,7 +194,7 @@
     font: LUS.font, margin: { t: 10, r: 20, b: 120, l: 200 }, plot_bgcolor: "#dfe4ea",
     xaxis: { title: { text: (byDate ? "Exam (date, day since admission)" : "Exam (" + data.time_axis_title.toLowerCase() + ")"), standoff: 20 }, type: "category", tickangle: -30,
              automargin: true },
-    yaxis: { title: { text: "" }, type: "category", autorange: "reversed",
+    yaxis: { title: { text: "" }, type: "category", autorange: "reversed", automargin: true,
              tickvals: data.zones.map(function (zone) { return zone.key; }),
              ticktext: data.zones.map(function (zone) { return zone.tick; }) },
   }, LUS.config);
