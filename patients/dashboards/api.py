@@ -91,7 +91,7 @@ class ExamWithScoresSerializer(records_api.ExamSerializer):
     signed_at = serializers.SerializerMethodField()
 
     class Meta(records_api.ExamSerializer.Meta):
-        fields = ["id", "patient", "acquired_at", "protocol", "device", "probe", "operator", "notes",
+        fields = ["id", "patient", "acquired_at", "protocol", "other_protocol", "device", "probe", "operator", "notes",
                   "created_at", "zones", "missing_zones", "clips", "scores", "severity", "review_status",
                   "signed_by", "signed_at", "page_url"]
 

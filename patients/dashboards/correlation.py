@@ -15,14 +15,22 @@ from patients.records import chrono, pairing
 from patients.records.models import BloodGas, Exam, Patient
 from patients.studies import permissions
 from patients.studies.models import Study
+from patients.studies.protocols import get_protocol
 from scoring.core.stats import correlate, repeated_measures_correlation
 
 #: Review states of an exam a clinician signed off (amended: a reading changed since).
 SIGNED = ("reviewed", "amended")
 
 
-def _score_value(exam: dict[str, Any], score: str) -> float | None:
+#: The axis of the global score when exams of different protocols are pooled.
+NORMALISED_LABEL = "Global LUS score of record, % of the protocol's maximum"
+
+
+def _score_value(exam: dict[str, Any], score: str, normalise: bool = False) -> float | None:
     s, sev = exam["score"], exam["severity"]
+    if score == "luss" and normalise:
+        norm = stats.normalised(s["luss"], get_protocol(exam["protocol"]).max_score) if s else None
+        return None if norm is None else 100.0 * norm
     if score == "luss":
         return float(s["luss"]) if s else None
     if score == "mean":
@@ -49,7 +57,9 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
                 patient: Patient | None = None) -> dict[str, Any]:
     """Score vs blood gas over a study's (or one patient's) exams; see ``pairing.pair_nearest``.
 
-    Scores are the score of record. ``params.reviewed``: only the exams a clinician signed off;
+    Scores are the score of record; ``normalised``: the exams mix protocols (0-18 and 0-36), so
+    the global score is the % of each exam's protocol maximum, never points pooled on one axis.
+    ``params.reviewed``: only the exams a clinician signed off;
     ``n_by_choice`` gives the number of pairs of both choices (all exams, reviewed only).
 
     Each exam is paired with the nearest gas of the same patient within +-window hours (ties:
@@ -72,8 +82,8 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
     # Keyed by the pairs' group (the patient id).
     clocks: dict[Any, chrono.PatientClock] = chrono.clocks_for(patients=scope.admissions, first_exam_at=first,
                                                                 shows_dates=dates)
-    points = [pairing.ExamPoint(e["id"], e["patient_id"], e["acquired_at"], _score_value(e, params.score))
-              for e in exams]
+    normalise = params.score == "luss" and len({get_protocol(e["protocol"]).max_score for e in every}) > 1
+    points = _points(exams, params.score, normalise)
     gases = [pairing.GasPoint(g["id"], g["patient_id"], g["sampled_at"], _gas_value(g, params.gas, params.unit))
              for g in scope.gases.values("id", "patient_id", "sampled_at", "paco2_mmhg", "pao2_mmhg", "fio2")]
     pairs = pairing.pair_nearest(points, gases, params.window_hours)
@@ -81,8 +91,7 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
     signed_ids = {e["id"] for e in signed}
     n_reviewed = sum(1 for p in pairs if p.exam in signed_ids) if not params.reviewed else len(pairs)
     n_all = len(pairs) if not params.reviewed else len(pairing.pair_nearest(
-        [pairing.ExamPoint(e["id"], e["patient_id"], e["acquired_at"], _score_value(e, params.score)) for e in every],
-        gases, params.window_hours))
+        _points(every, params.score, normalise), gases, params.window_hours))
     result = correlate([p.score for p in pairs], [p.value for p in pairs])
     # Across patients the pooled r mixes patients with each other; the within-patient figure is
     # what a longitudinal question needs (one patient's page has only the pooled one, which is it).
@@ -92,12 +101,18 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
     return {
         **result.as_dict(),
         "score": params.score, "gas": params.gas, "unit": params.unit, "window_hours": params.window_hours,
-        "score_label": params.score_label, "gas_label": params.gas_label,
+        "score_label": NORMALISED_LABEL if normalise else params.score_label, "gas_label": params.gas_label,
+        "normalised": normalise,
         "reviewed": params.reviewed, "n_by_choice": {"all": n_all, "reviewed": n_reviewed},
         "exams": len(exams), "exams_with_score": sum(1 for p in points if p.score is not None),
         "repeated": repeated,
         "pairs": [_pair(p, scope.codes, clocks[p.group], dates) for p in pairs],
     }
+
+
+def _points(exams: list[dict[str, Any]], score: str, normalise: bool) -> list[pairing.ExamPoint]:
+    return [pairing.ExamPoint(e["id"], e["patient_id"], e["acquired_at"], _score_value(e, score, normalise))
+            for e in exams]
 
 
 @dataclass

@@ -27,7 +27,11 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
 
     The trend compares the latest *scored* exam with the previous scored one. Flags: a zone up
     by >= 2 between consecutive scored exams, or the global score crossing ``threshold``
-    (default: half the maximum, 18 for 12 zones). Gaps: zones without a clip at the last exam,
+    (default: half the maximum, 18 for 12 zones), given in points of the study's protocol and applied
+    to every exam as the same fraction of its own protocol's maximum (9 for a BLUE-6 exam). Trends
+    and flags compare like with like (:func:`stats.like_trend`, :func:`stats.exam_flags`): zones
+    missing from either exam never move them. ``luss_pct`` (the global score over its maximum, in
+    %) puts every protocol on the chart's one axis; ``coverage`` reads ``8/12 zones``. Gaps: zones without a clip at the last exam,
     exams with no blood gas within +-``window_hours``, exams not scored yet, no clinical record,
     zones of the latest scored exam unlike the model's training clips (``unvalidated_zones``).
     Identifying fields are only included for roles that may see them.
@@ -44,10 +48,15 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
     rows = [_patient_row(p, cohort) for p in patients]
     return {
         "study": study.pk, "threshold": threshold, "max_luss": max_luss, "window_hours": window_hours,
+        "threshold_pct": round(100.0 * threshold / max_luss, 2), "protocol": protocol.key,
         "identifying": identifying, "patients": rows,
         "chart": {
             "codes": [r["code"] for r in rows if r["luss"] is not None],
             "luss": [r["luss"] for r in rows if r["luss"] is not None],
+            "luss_pct": [r["luss_pct"] for r in rows if r["luss"] is not None],
+            "max_luss": [r["max_luss"] for r in rows if r["luss"] is not None],
+            "coverage": [r["coverage"] for r in rows if r["luss"] is not None],
+            "protocol": [r["protocol"] for r in rows if r["luss"] is not None],
             "severity": [r["severity"] for r in rows if r["luss"] is not None],
             "urls": [r["timeline_url"] for r in rows if r["luss"] is not None],
             "review_status": [r["review_status"] for r in rows if r["luss"] is not None],
@@ -103,26 +112,43 @@ def _patient_row(p: dict[str, Any], cohort: _Cohort) -> dict[str, Any]:
     }
 
 
+def _summary(e: dict[str, Any]) -> stats.ExamSummary:
+    """An exam for the trend and flags: zone scores keyed by anatomical site (exams of other
+    protocols compare where they share a site), named by the exam's own codes."""
+    protocol = get_protocol(e["protocol"])
+    zones = {z.site: e["zones"][z.code]["score"] for z in protocol.zones if z.code in e["zones"]}
+    return stats.ExamSummary(e["id"], e["acquired_at"], e["score"]["luss"], zones, max_luss=protocol.max_score,
+                             expected=len(protocol.zones), names={z.site: z.code for z in protocol.zones})
+
+
 def _latest_scores(scored: list[dict[str, Any]], clock: chrono.PatientClock, cohort: _Cohort) -> dict[str, Any]:
     """The latest scored exam's score, its trend from the previous one, severity and flags."""
+    summaries = [_summary(e) for e in scored]
     latest, previous = (scored[-1] if scored else None), (scored[-2] if len(scored) > 1 else None)
     luss = latest["score"]["luss"] if latest else None
-    tr = stats.trend(luss, previous["score"]["luss"] if previous else None)
-    summaries = [stats.ExamSummary(e["id"], e["acquired_at"], e["score"]["luss"],
-                                   {z: r["score"] for z, r in e["zones"].items()}) for e in scored]
+    tr, change = stats.like_trend(summaries[-2] if previous else None, summaries[-1] if latest else None)
+    protocol = get_protocol(latest["protocol"]) if latest else cohort.protocol
+    fraction = cohort.threshold / cohort.protocol.max_score
     sev = latest["severity"] if latest else None
+    norm = stats.normalised(luss, protocol.max_score)
     return {
         "luss": luss, "luss_ai": latest["score"]["luss_ai"] if latest else None,
         "review_status": latest["review_status"] if latest else None,
-        "max_luss": latest["score"]["max_luss"] if latest else 3 * len(cohort.protocol.codes),
+        "max_luss": protocol.max_score, "protocol": protocol.key,
+        "other_protocol": protocol.key != cohort.protocol.key,
+        "luss_pct": None if norm is None else round(100.0 * norm, 1),
+        "threshold_points": round(fraction * protocol.max_score, 2),
+        "coverage": stats.coverage_text(len(latest["zones"]), len(protocol.zones)) if latest else None,
         "scored_at": clock.label(latest["acquired_at"], with_time=False) if latest else None,
         "delta": tr.delta, "arrow": tr.arrow, "direction": tr.direction,
+        # Set when the trend is over the zones scored at both exams rather than the global scores.
+        "compared_zones": change.zones if change else None,
         "severity": sev["label"] if sev else None,
         "severe_probability": sev["severe_probability"] if sev else None,
-        "above_threshold": luss is not None and luss >= cohort.threshold,
+        "above_threshold": norm is not None and norm >= fraction,
         "flags": [{"kind": f.kind, "text": f.text, "label": clock.label(f.at, with_time=False),
                    "latest": bool(latest and f.exam == latest["id"])}
-                  for f in stats.exam_flags(summaries, cohort.threshold)],
+                  for f in stats.exam_flags(summaries, cohort.threshold, scale=cohort.protocol.max_score)],
     }
 
 

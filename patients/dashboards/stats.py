@@ -148,14 +148,82 @@ def default_threshold(n_zones: int) -> int:
     return (3 * n_zones) // 2
 
 
+def normalised(luss: float | None, max_luss: float | None) -> float | None:
+    """The global score over its maximum (0-1), so exams of different protocols share an axis."""
+    if luss is None or not max_luss:
+        return None
+    return luss / max_luss
+
+
+def coverage_text(scanned: int, expected: int) -> str:
+    """``8/12 zones``: how much of its protocol an exam's score covers."""
+    return f"{scanned}/{expected} zones"
+
+
+@dataclass(frozen=True)
+class Change:
+    """Like with like: two exams compared on the zones scored at both (``zones`` of them).
+    ``before``/``after`` sum those zones, ``mean_before``/``mean_after`` average them; all None
+    when no zone was scored at both."""
+
+    zones: int
+    before: float | None
+    after: float | None
+    mean_before: float | None
+    mean_after: float | None
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.before is None or self.after is None else self.after - self.before
+
+
+def like_change(previous: Mapping[Any, int | None], current: Mapping[Any, int | None]) -> Change:
+    """Change between two exams over the zones (keys: anatomical sites) scored at both: a zone
+    missing from either exam never moves the figures."""
+    common = [z for z, v in current.items() if v is not None and previous.get(z) is not None]
+    if not common:
+        return Change(0, None, None, None, None)
+    before = float(sum(previous[z] or 0 for z in common))
+    after = float(sum(current[z] or 0 for z in common))
+    return Change(len(common), before, after, before / len(common), after / len(common))
+
+
 @dataclass(frozen=True)
 class ExamSummary:
-    """What the flags look at for one exam: its time, global score and zone scores."""
+    """What the flags look at for one exam: its time, global score and zone scores.
+
+    ``zones`` are keyed by anatomical site (or code, within one protocol); ``names`` gives the
+    code shown for a key. ``max_luss`` and ``expected`` (zones of its protocol) say whether two
+    exams are comparable as wholes; left None, every exam counts as complete and alike."""
 
     key: Hashable
     at: dt.datetime
     luss: float | None
-    zones: Mapping[str, int | None] = field(default_factory=dict)
+    zones: Mapping[Any, int | None] = field(default_factory=dict)
+    max_luss: float | None = None
+    expected: int | None = None
+    names: Mapping[Any, str] = field(default_factory=dict)
+
+    @property
+    def complete(self) -> bool:
+        scored = sum(1 for v in self.zones.values() if v is not None)
+        return self.expected is None or scored >= self.expected
+
+
+def comparable(previous: ExamSummary, current: ExamSummary) -> bool:
+    """Both exams scored every zone of the same protocol: their global scores compare directly."""
+    return previous.complete and current.complete and previous.max_luss == current.max_luss
+
+
+def like_trend(previous: ExamSummary | None, current: ExamSummary | None) -> tuple[Trend, Change | None]:
+    """The trend of ``current`` from ``previous``: the global scores when the exams are comparable,
+    else the sum over the zones scored at both (the Change says how many)."""
+    if previous is None or current is None:
+        return trend(current.luss if current else None, None), None
+    if comparable(previous, current):
+        return trend(current.luss, previous.luss), None
+    change = like_change(previous.zones, current.zones)
+    return trend(change.after, change.before), change
 
 
 @dataclass(frozen=True)
@@ -167,7 +235,8 @@ class Flag:
     zones: tuple[str, ...] = ()
 
 
-def worsened_zones(previous: Mapping[str, int | None], current: Mapping[str, int | None], by: int = 2) -> list[str]:
+def worsened_zones(previous: Mapping[Any, int | None], current: Mapping[Any, int | None],
+                   by: int = 2) -> list[Any]:
     """Zones (in ``current``'s order) whose score rose by at least ``by``; unknown scores never count."""
     out = []
     for zone, score in current.items():
@@ -188,24 +257,51 @@ def threshold_crossing(previous: float | None, current: float | None, threshold:
     return ""
 
 
-def exam_flags(exams: Sequence[ExamSummary], threshold: float, zone_jump: int = 2) -> list[Flag]:
-    """Flags between consecutive *scored* exams (time order): zones up by >= ``zone_jump``
-    and global-score threshold crossings. Unscored exams are skipped, not treated as 0."""
+def _crossing_flag(prev: ExamSummary, cur: ExamSummary, threshold: float, scale: float | None) -> Flag | None:
+    """A threshold crossing between two scored exams, judged like with like.
+
+    Comparable exams: the global score against the threshold (``threshold`` points of ``scale``,
+    as the same fraction of the exam's own maximum). Otherwise the mean zone score over the zones
+    scored at both exams against the same fraction of 3, so missing zones never make a crossing."""
+    assert prev.luss is not None and cur.luss is not None
+    if comparable(prev, cur):
+        points = threshold if scale is None or cur.max_luss is None else threshold / scale * cur.max_luss
+        crossing = threshold_crossing(prev.luss, cur.luss, points)
+        verb = {"up": "rose to", "down": "fell to"}.get(crossing)
+        sign = "≥" if crossing == "up" else "<"
+        text = f"global score {verb} {cur.luss:g} ({sign} {points:g}) from {prev.luss:g}"
+    else:
+        change = like_change(prev.zones, cur.zones)
+        full = scale or cur.max_luss or 3.0 * max(cur.expected or len(cur.zones), 1)
+        level = 3.0 * threshold / full
+        crossing = threshold_crossing(change.mean_before, change.mean_after, level)
+        verb = {"up": "rose to", "down": "fell to"}.get(crossing)
+        sign = "≥" if crossing == "up" else "<"
+        text = (f"mean zone score over the {change.zones} zones scored at both exams {verb} "
+                f"{change.mean_after or 0:.2f} ({sign} {level:.2f}) from {change.mean_before or 0:.2f}")
+    if not crossing:
+        return None
+    return Flag(f"threshold_{crossing}", cur.key, cur.at, text)
+
+
+def exam_flags(exams: Sequence[ExamSummary], threshold: float, zone_jump: int = 2,
+               scale: float | None = None) -> list[Flag]:
+    """Flags between consecutive *scored* exams (time order): zones up by >= ``zone_jump`` (on the
+    zones scored at both) and threshold crossings (:func:`_crossing_flag`; ``threshold`` in points
+    of ``scale``, the study protocol's maximum, or of each exam's own points when None).
+    Unscored exams are skipped, not treated as 0; missing zones never raise a flag."""
     scored = [e for e in sorted(exams, key=lambda e: e.at) if e.luss is not None]
     flags: list[Flag] = []
     for prev, cur in zip(scored, scored[1:]):
         zones = worsened_zones(prev.zones, cur.zones, zone_jump)
         if zones:
-            detail = ", ".join(f"{z} {prev.zones[z]}→{cur.zones[z]}" for z in zones)
+            names = [cur.names.get(z, str(z)) for z in zones]
+            detail = ", ".join(f"{n} {prev.zones[z]}→{cur.zones[z]}" for n, z in zip(names, zones))
             flags.append(Flag("zone_worsened", cur.key, cur.at, f"zone worsened by ≥{zone_jump}: {detail}",
-                              tuple(zones)))
-        crossing = threshold_crossing(prev.luss, cur.luss, threshold)
-        if crossing == "up":
-            flags.append(Flag("threshold_up", cur.key, cur.at,
-                              f"global score rose to {cur.luss:g} (≥ {threshold:g}) from {prev.luss:g}"))
-        elif crossing == "down":
-            flags.append(Flag("threshold_down", cur.key, cur.at,
-                              f"global score fell to {cur.luss:g} (< {threshold:g}) from {prev.luss:g}"))
+                              tuple(names)))
+        crossing = _crossing_flag(prev, cur, threshold, scale)
+        if crossing:
+            flags.append(crossing)
     return flags
 
 

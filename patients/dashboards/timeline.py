@@ -8,10 +8,13 @@ from typing import Any
 from django.urls import reverse
 
 from patients.dashboards import stats
-from patients.dashboards.selectors import clip_url, load_exams, zone_label, zone_order
+from patients.dashboards.selectors import clip_url, load_exams, zone_label
 from patients.records import chrono
 from patients.records.models import BloodGas, Exam, Patient
-from patients.studies.protocols import get_protocol
+from patients.studies.protocols import Protocol, get_protocol
+
+#: The reference line: this share of the maximum global score.
+REFERENCE_FRACTION = 0.5
 
 
 def _day(clock: chrono.PatientClock, local: dt.datetime, admission: dt.date | None) -> int | None:
@@ -34,30 +37,96 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
     counts days since admission (0 = admission day; null when the admission date is unknown).
     Blood gases are in mmHg; ``pf_ratio`` is PaO2/FiO2.
 
+    Protocols: the heatmap rows (``zones``: ``key``, ``code``, ``label``, ``protocol``, ``tick``)
+    are the zones of the protocols the exams use, labelled by their own protocol (a BLUE-6 R3 is
+    the PLAPS point). When the exams mix protocols the rows are keyed ``<protocol>:<code>``
+    (``blue-6:R3``), each exam filling its own protocol's rows, and the score axis is the global
+    score over its maximum (``scale`` percent: ``y`` in %, ``threshold`` 50); with one protocol
+    ``scale`` is points, ``y`` the global score and ``threshold`` half that protocol's maximum.
+    Every exam has ``coverage`` (``8/12 zones``) and ``change``: the like-with-like change from
+    the previous scored exam (``delta`` over the ``zones`` scored at both, None for the first).
+
     Time as the user may see it (:mod:`patients.records.chrono`): every exam and gas has ``x`` (the
     plot coordinate) and ``label``; ``time_axis`` says whether ``x`` is a local date-time
     (clinicians, study admins) or days since day 0 (researchers, who get no calendar date:
     ``acquired_at``, ``sampled_at``, ``time`` and ``admission_date`` are null for them, and
     ``day`` counts from day 0 - admission, or the first exam when the admission date is unknown).
     """
-    protocol = get_protocol(patient.study.protocol)
+    study_protocol = get_protocol(patient.study.protocol)
     exams = load_exams(Exam.objects.filter(patient=patient), user=user)
-    codes = zone_order(protocol, exams)
-    protocols = [protocol] + [get_protocol(p) for p in {e["protocol"] for e in exams} - {protocol.key}]
+    protocols = _protocols(study_protocol, exams)
+    mixed = len(protocols) > 1
+    rows = _zone_rows(protocols, exams, mixed)
     admission = patient.admission_date
     clock = chrono.clock_for(user=user, patient=patient,
                              first_exam_at=exams[0]["acquired_at"] if exams else None)
+    top = 100.0 if mixed else float(protocols[0].max_score)
+    threshold = REFERENCE_FRACTION * top
+    out_exams = [_exam_row(e, rows, clock, admission, mixed) for e in exams]
+    _add_changes(out_exams, exams)
     return {
         "patient": patient.pk,
         "code": patient.code,
         "admission_date": clock.date(admission),
         "time_axis": clock.axis, "time_axis_title": clock.axis_title, "day_zero": clock.origin_kind or None,
-        "protocol": protocol.key,
-        "zones": [{"code": z, "label": zone_label(z, protocols)} for z in codes],
-        "threshold": stats.default_threshold(len(protocol.codes)),
-        "exams": [_exam_row(e, codes, clock, admission) for e in exams],
+        "protocol": study_protocol.key, "protocols": [p.key for p in protocols],
+        "scale": "percent" if mixed else "points", "y_max": top,
+        "y_title": ("Global score, % of each exam's maximum" if mixed
+                    else f"Global LUS score of record (0–{protocols[0].max_score:g})"),
+        "zones": rows,
+        "threshold": threshold,
+        "threshold_text": (f"half the maximum score ({threshold:g} % of each exam's maximum)" if mixed
+                           else f"half the maximum score ({threshold:g} of {top:g}, {protocols[0].key})"),
+        "exams": out_exams,
         "blood_gases": _gas_rows(patient, clock, admission),
     }
+
+
+def _protocols(study_protocol: Protocol, exams: list[dict[str, Any]]) -> list[Protocol]:
+    """The protocols the exams use (the study's first when used), else the study's."""
+    used = {e["protocol"] for e in exams}
+    keys = ([study_protocol.key] if study_protocol.key in used or not used else []) + sorted(used - {study_protocol.key})
+    return [get_protocol(k) for k in keys]
+
+
+def _zone_rows(protocols: list[Protocol], exams: list[dict[str, Any]], mixed: bool) -> list[dict[str, Any]]:
+    """The heatmap's rows: each protocol's zones in anatomical order, labelled by that protocol;
+    then any zone an exam holds outside its protocol, by its code."""
+    rows = [{"key": p.column(z.code) if mixed else z.code, "code": z.code, "label": z.label, "protocol": p.key,
+             "tick": f"{p.column(z.code) if mixed else z.code} · {z.label}"}
+            for p in protocols for z in p.zones]
+    keys = {r["key"] for r in rows}
+    for e in exams:
+        for code in list(e["clips"]) + list(e["zones"]):
+            key = _key(e["protocol"], code, mixed)
+            if key not in keys:
+                keys.add(key)
+                label = zone_label(code, protocols)
+                rows.append({"key": key, "code": code, "label": label, "protocol": e["protocol"],
+                             "tick": f"{key} · {label}"})
+    return rows
+
+
+def _key(protocol: str, code: str, mixed: bool) -> str:
+    return f"{protocol}:{code}" if mixed else code
+
+
+def _add_changes(rows: list[dict[str, Any]], exams: list[dict[str, Any]]) -> None:
+    """Each scored exam's like-with-like change from the previous scored exam (sites shared)."""
+    previous: dict[str, int | None] | None = None
+    for row, e in zip(rows, exams):
+        row["change"] = None
+        if e["score"] is None:
+            continue
+        protocol = get_protocol(e["protocol"])
+        sites = {z.site: e["zones"][z.code]["score"] for z in protocol.zones if z.code in e["zones"]}
+        if previous is not None:
+            c = stats.like_change(previous, sites)
+            tr = stats.trend(c.after, c.before)
+            row["change"] = {"delta": c.delta, "zones": c.zones, "arrow": tr.arrow, "direction": tr.direction,
+                             "mean_delta": None if c.mean_after is None or c.mean_before is None
+                             else round(c.mean_after - c.mean_before, 3)}
+        previous = sites
 
 
 def _when(clock: chrono.PatientClock, at: dt.datetime, admission: dt.date | None, name: str) -> dict[str, Any]:
@@ -69,17 +138,25 @@ def _when(clock: chrono.PatientClock, at: dt.datetime, admission: dt.date | None
             "x": clock.x(at), "label": clock.label(at), "day": _day(clock, local, admission)}
 
 
-def _exam_row(e: dict[str, Any], codes: list[str], clock: chrono.PatientClock,
-              admission: dt.date | None) -> dict[str, Any]:
+def _exam_row(e: dict[str, Any], rows: list[dict[str, Any]], clock: chrono.PatientClock,
+              admission: dt.date | None, mixed: bool) -> dict[str, Any]:
     score, sev, ai = e["score"], e["severity"], e["score_ai"]
     exam_protocol = get_protocol(e["protocol"])
     zones = e["zones"]
+    # The exam's own zones by heatmap row; other protocols' rows stay empty for it.
+    own = {r["key"]: r["code"] for r in rows if r["protocol"] == e["protocol"]}
+    luss = score["luss"] if score else None
+    norm = stats.normalised(luss, exam_protocol.max_score)
     return {
         "id": e["id"], **_when(clock, e["acquired_at"], admission, "acquired_at"),
-        "luss": score["luss"] if score else None,
+        "protocol": exam_protocol.key,
+        "luss": luss,
+        "luss_pct": None if norm is None else round(100.0 * norm, 2),
+        "y": (None if norm is None else round(100.0 * norm, 2)) if mixed else luss,
         "luss_ai": score["luss_ai"] if score else None,
-        "max_luss": score["max_luss"] if score else 3 * len(exam_protocol.codes),
+        "max_luss": exam_protocol.max_score,
         "mean_score": score["mean_score"] if score else None,
+        "coverage": stats.coverage_text(len(zones), len(exam_protocol.zones)),
         "reviewed_zones": score["reviewed_zones"] if score else 0,
         "review_status": e["review_status"], "signed_by": e["signed_by"],
         "signed_at": chrono.local(e["signed_at"]).isoformat() if e["signed_at"] and clock.shows_dates else None,
@@ -89,9 +166,11 @@ def _exam_row(e: dict[str, Any], codes: list[str], clock: chrono.PatientClock,
         "severity": sev["label"] if sev else None,
         "severity_probs": sev["probs"] if sev else None,
         "severe_probability": sev["severe_probability"] if sev else None,
-        "zones": {z: (zones[z]["score"] if z in zones else None) for z in codes},
+        "zones": {r["key"]: (zones[own[r["key"]]]["score"] if own.get(r["key"]) in zones else None) for r in rows},
         "missing_zones": [z for z in exam_protocol.codes if z not in e["clips"]],
-        "zone_details": {z: _zone_detail(zones.get(z), e["clips"].get(z)) for z in codes},
+        "zone_details": {r["key"]: _zone_detail(zones.get(own[r["key"]]) if r["key"] in own else None,
+                                                e["clips"].get(own[r["key"]]) if r["key"] in own else None)
+                         for r in rows},
         "page_url": reverse("exam-detail", args=[e["id"]]),
     }
 

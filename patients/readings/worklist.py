@@ -24,6 +24,7 @@ from patients.records import chrono
 from patients.records.models import Exam
 from patients.studies import permissions
 from patients.studies.models import Study
+from patients.studies.protocols import get_protocol
 
 UNSURE_BELOW = 0.5
 MOVED_BY = 2
@@ -51,31 +52,42 @@ def _unsure(r: ZoneRecord) -> bool:
     return (r.ai_confidence is not None and r.ai_confidence < UNSURE_BELOW) or r.ai_in_domain is False
 
 
-def _moved(zones: dict[str, ZoneRecord], previous: dict[str, int]) -> list[str]:
-    return [z for z, r in zones.items()
-            if r.ai_score is not None and z in previous and abs(r.ai_score - previous[z]) >= MOVED_BY]
+def _site(protocol: str, code: str) -> str:
+    """Where the zone is (``right-lateral-lower``), so exams of other protocols compare in the
+    same place (a BLUE-6 R3 is a 12-zone R4); a code outside its protocol stays itself."""
+    try:
+        return get_protocol(protocol).zone(code).site
+    except KeyError:
+        return code
+
+
+def _moved(zones: dict[str, ZoneRecord], previous: dict[str, int], protocol: str) -> list[str]:
+    """Zones whose AI score moved by >= MOVED_BY from the same site's previous record; a zone
+    missing from either exam never counts."""
+    return [z for z, r in zones.items() if r.ai_score is not None and _site(protocol, z) in previous
+            and abs(r.ai_score - previous[_site(protocol, z)]) >= MOVED_BY]
 
 
 def worklist(*, study: Study, user: Any = None) -> list[WorklistItem]:
     """The study's exams waiting for review, in priority order (see the module). ``user``: an exam
     they read blind shows no AI reading, so it counts no unsure or moved zone."""
     exams = list(Exam.objects.filter(patient__study=study).order_by("patient_id", "acquired_at", "pk")
-                 .values_list("pk", "patient_id", "patient__code", "acquired_at"))
+                 .values_list("pk", "patient_id", "patient__code", "acquired_at", "protocol"))
     ids = [e[0] for e in exams]
     records = record_scores(exam_ids=ids, user=user)
     states = review_states(exam_ids=ids)
     items: list[WorklistItem] = []
-    previous: dict[int, dict[str, int]] = {}  # patient -> zone -> latest record score so far
-    for exam_id, patient_id, code, acquired_at in exams:
+    previous: dict[int, dict[str, int]] = {}  # patient -> site -> latest record score so far
+    for exam_id, patient_id, code, acquired_at, protocol in exams:
         zones = records.get(exam_id, {})
         before = previous.setdefault(patient_id, {})
         status = states[exam_id].status
         if zones and status in WAITING:
             items.append(WorklistItem(
                 exam_id, patient_id, code, acquired_at, status, len(zones),
-                unsure=[z for z, r in zones.items() if _unsure(r)], moved=_moved(zones, before),
+                unsure=[z for z, r in zones.items() if _unsure(r)], moved=_moved(zones, before, protocol),
                 unread=[z for z, r in zones.items() if r.source != "clinician"]))
-        before.update({z: r.score for z, r in zones.items() if r.score is not None})
+        before.update({_site(protocol, z): r.score for z, r in zones.items() if r.score is not None})
     return sorted(items, key=lambda i: (-i.priority[0], -i.priority[1], i.acquired_at, i.exam_id))
 
 

@@ -117,6 +117,9 @@ class ExamSerializer(PatientTimeMixin, serializers.ModelSerializer[Exam]):
     # DICOM's de-identification profile removes too (Operators' Name).
     HIDDEN_FIELDS = ("notes", "operator")
     protocol = serializers.ChoiceField(choices=list(PROTOCOLS), required=False)
+    # Write: the explicit choice an exam of a protocol other than the study's default needs.
+    # Read: whether the exam's protocol is not the study's default.
+    other_protocol = serializers.BooleanField(required=False, default=False)
     zones = serializers.SerializerMethodField()
     missing_zones = serializers.SerializerMethodField()
     clips = serializers.SerializerMethodField()
@@ -130,7 +133,7 @@ class ExamSerializer(PatientTimeMixin, serializers.ModelSerializer[Exam]):
 
     class Meta:
         model = Exam
-        fields = ["id", "patient", "acquired_at", "protocol", "device", "probe", "operator", "notes",
+        fields = ["id", "patient", "acquired_at", "protocol", "other_protocol", "device", "probe", "operator", "notes",
                   "created_at", "zones", "missing_zones", "clips", "page_url"]
         read_only_fields = ["created_at"]
 

@@ -17,6 +17,10 @@ class PatientForm(forms.ModelForm):  # type: ignore[type-arg]
 class ExamForm(forms.Form):
     acquired_at = forms.DateTimeField(widget=forms.DateTimeInput(attrs={"type": "datetime-local"}))
     protocol = forms.ChoiceField(choices=PROTOCOL_CHOICES)
+    other_protocol = forms.BooleanField(
+        required=False, label="Use a protocol other than the study's default",
+        help_text="Needed for an exam of another protocol: it is then compared with the others by "
+                  "normalised scores and shared zones only.")
     device = forms.CharField(max_length=200, required=False)
     probe = forms.CharField(max_length=200, required=False)
     operator = forms.CharField(max_length=200, required=False)

@@ -71,6 +71,11 @@ class Exam(models.Model):
     def zone_codes(self) -> tuple[str, ...]:
         return get_protocol(self.protocol).codes
 
+    @property
+    def other_protocol(self) -> bool:
+        """The exam's protocol is not its study's default (chosen explicitly; marked on pages)."""
+        return self.protocol != self.patient.study.protocol
+
     def missing_zones(self) -> list[str]:
         """Zones of the protocol with no clip yet, in anatomical order."""
         present = set(self.clips.values_list("zone", flat=True))

@@ -87,21 +87,38 @@ def exam_create(
     probe: str = "",
     operator: str = "",
     notes: str = "",
+    other_protocol: bool = False,
 ) -> Exam:
+    """A new exam of ``patient``; its protocol is the study's default unless ``protocol`` names
+    another, which needs ``other_protocol`` (an explicit choice: a BLUE-6 exam in a 12-zone study
+    is compared with the others by normalised scores and shared sites only)."""
     permissions.require_write(by, patient.study)
     protocol = protocol or patient.study.protocol
     validate_protocol(protocol)
+    check_protocol_choice(patient.study.protocol, protocol, other_protocol)
     return create_audited(Exam, audited_in=patient.study, by=by, tracked=EXAM_FIELDS, patient=patient,
                           acquired_at=acquired_at, protocol=protocol, device=device, probe=probe, operator=operator,
                           notes=notes, created_by=by)
 
 
-def exam_update(*, exam: Exam, by: Any, **fields: Any) -> Exam:
-    """Change an exam's fields (not its patient); audited with old and new values."""
+def check_protocol_choice(default: str, protocol: str, other_protocol: bool) -> None:
+    """Refuse (``protocol_not_default``) an exam protocol other than the study's default unless
+    the choice was explicit."""
+    if protocol != default and not other_protocol:
+        raise ServiceError(
+            f"protocol {protocol!r} is not the study's default ({default!r}): choose it explicitly "
+            f"(other_protocol) to record an exam of another protocol", code="protocol_not_default")
+
+
+def exam_update(*, exam: Exam, by: Any, other_protocol: bool = False, **fields: Any) -> Exam:
+    """Change an exam's fields (not its patient); audited with old and new values. Changing the
+    protocol to one other than the study's default needs ``other_protocol`` as at creation."""
     permissions.require_write(by, exam.study)
     check_settable(fields, EXAM_FIELDS)
     if "protocol" in fields:
         validate_protocol(fields["protocol"])
+        if fields["protocol"] != exam.protocol:
+            check_protocol_choice(exam.study.protocol, fields["protocol"], other_protocol)
     update_audited(exam, fields=fields, tracked=EXAM_FIELDS, study=exam.study, by=by)
     return exam
 

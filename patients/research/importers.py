@@ -310,7 +310,7 @@ def import_pocus(root: Path | str, *, by: Any, study_name: str = POCUS_STUDY, li
         notes = f"POCUS file {path.name}" + ("" if area else "; zone unknown (filed under R1)")
         exam = Exam.objects.filter(patient=patient, notes=notes).first() or exam_create(
             patient=patient, acquired_at=at, by=by, notes=notes, probe=(row.get("Probe") or "").strip()[:200],
-            protocol="12-zone")
+            protocol="12-zone", other_protocol=True)
         report.exams += 1
         clip = _clip(exam, path, zone, by, report, log)
         if clip is None:

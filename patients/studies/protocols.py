@@ -19,6 +19,12 @@ class Zone:
     level: str  # "upper" | "middle" | "lower"
     label: str
 
+    @property
+    def site(self) -> str:
+        """Where the probe goes, the same string in every protocol (``right-lateral-lower``): the
+        12-zone R4 and the BLUE-6 R3 (PLAPS point) are one site, so exams of both compare there."""
+        return f"{self.side}-{self.region}-{self.level}"
+
 
 @dataclass(frozen=True)
 class Protocol:
@@ -29,6 +35,15 @@ class Protocol:
     @property
     def codes(self) -> tuple[str, ...]:
         return tuple(z.code for z in self.zones)
+
+    @property
+    def max_score(self) -> int:
+        """The highest global score: 3 per zone."""
+        return 3 * len(self.zones)
+
+    def column(self, code: str) -> str:
+        """A zone named with its protocol (``blue-6:R3``): codes repeat across protocols."""
+        return f"{self.key}:{code}"
 
     def zone(self, code: str) -> Zone:
         for z in self.zones:

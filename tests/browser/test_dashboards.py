@@ -178,7 +178,10 @@ def _overview(page: Any, base: str, w: World, role: str, out: Path) -> None:
     assert traces[0]["x"] == ["TL-001", "TL-002", "TL-003"]
     latest = _luss(w.scores[2])
     codes = get_protocol("12-zone").codes
-    assert traces[0]["y"] == [latest] + [sum(builders.zone_scores(codes, b).values()) for b in (0, 3)]
+    points = [latest] + [sum(builders.zone_scores(codes, b).values()) for b in (0, 3)]
+    # Bars are % of the protocol's maximum (36 for 12 zones), the points in the hover.
+    assert traces[0]["y"] == [round(100 * (v or 0) / 36, 1) for v in points]
+    assert [c[2] for c in traces[0]["customdata"]] == [f"{v}/36 (12-zone)" for v in points]
     row = page.locator(f"#overview-table tr[data-patient='{w.patient.pk}']")
     assert "TL-001" in row.inner_text()
     assert "moderate" in row.locator("td").nth(5).inner_text()

@@ -83,7 +83,7 @@ def _overview(page: Any, base: str, c: Course, previous: int) -> dict[str, Any]:
     bars = _plot(page, "plot-overview")[0]
     assert row.locator("td.review").text_content().strip().startswith("draft")
     return {"overview score": int(row.locator("td.luss strong").inner_text()),
-            "overview trend": previous + int(trend.split()[1]), "overview bar": bars["y"][bars["x"].index("SR-001")]}
+            "overview trend": previous + int(trend.split()[1]), "overview bar": int(bars["customdata"][bars["x"].index("SR-001")][2].split("/")[0])}
 
 
 def _download(page: Any, base: str, c: Course, level: str) -> list[dict[str, str]]:

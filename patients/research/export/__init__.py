@@ -4,9 +4,10 @@ Levels and formats (``?level=...&format=...``):
 
 * ``zone`` + ``long``: one row per recorded zone (a clip) of every exam: patient x exam x zone.
 * ``exam`` + ``long``: one row per exam.
-* ``zone`` or ``exam`` + ``wide``: one row per exam with a ``zone_<Z>_score`` and
-  ``zone_<Z>_override`` column per zone (the study protocol's zones first, then those of other
-  protocols used by its exams).
+* ``zone`` or ``exam`` + ``wide``: one row per exam with a ``zone_<P>:<Z>_score``,
+  ``zone_<P>:<Z>_override`` and ``record_<P>:<Z>`` column per zone, named with its protocol
+  (``zone_blue-6:R3_score``: a BLUE-6 R3 is not a 12-zone R3), the study protocol's zones first,
+  then those of other protocols used by its exams; an exam fills only its own protocol's columns.
 * ``patient`` + ``long``: one row per patient (course summary).
 
 Scores are those of one model version per exam: ``?model=<version>`` when given, else the

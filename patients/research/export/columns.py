@@ -129,12 +129,11 @@ _PATIENT = [
 
 
 def wide_zones(study: Study) -> list[str]:
-    """The zone columns of a wide export: the study protocol's, then other protocols' in use."""
-    codes = list(get_protocol(study.protocol).codes)
-    used = Exam.objects.filter(patient__study=study).values_list("protocol", flat=True).distinct()
-    for key in sorted(set(used) - {study.protocol}):
-        codes += [c for c in PROTOCOLS[key].codes if c not in codes] if key in PROTOCOLS else []
-    return codes
+    """The zone columns of a wide export, each named with its protocol (``blue-6:R3``, since a
+    BLUE-6 R3 is not a 12-zone R3): the study protocol's, then other protocols' in use."""
+    used = set(Exam.objects.filter(patient__study=study).values_list("protocol", flat=True).distinct())
+    keys = [study.protocol] + sorted(k for k in used - {study.protocol} if k in PROTOCOLS)
+    return [get_protocol(k).column(code) for k in keys for code in get_protocol(k).codes]
 
 
 def columns(study: Study, params: ExportParams) -> list[Column]:
@@ -147,10 +146,10 @@ def columns(study: Study, params: ExportParams) -> list[Column]:
     if params.wide:
         zones: list[Column] = []
         for code in wide_zones(study):
-            zones += [_c(f"zone_{code}_score", "integer", "0-3", f"AI score of zone {code}"),
+            zones += [_c(f"zone_{code}_score", "integer", "0-3", f"AI score of zone {code} (exams of that protocol)"),
                       _c(f"zone_{code}_override", "integer", "0-3",
                          f"Latest clinician reading of zone {code}, if any")]
-        records = [_c(f"record_{code}", "integer", "0-3", f"Score of record of zone {code}")
+        records = [_c(f"record_{code}", "integer", "0-3", f"Score of record of zone {code} (exams of that protocol)")
                    for code in wide_zones(study)]
         return head + exam_head + _MODEL + _EXAM_SCORES + signed + zones + records + _SEVERITY + _GAS + _CLINICAL
     if params.level == "exam":

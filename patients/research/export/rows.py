@@ -201,8 +201,10 @@ def _exam_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch
     ]
     by_zone = {zone: cid for cid, zone in exam_clips}
     records = []
-    for code in zones:
-        cid = by_zone.get(code)
+    for column in zones:
+        # ``<protocol>:<code>``: only the exam's own protocol fills its columns.
+        protocol, _, code = column.partition(":")
+        cid = by_zone.get(code) if protocol == exam.protocol else None
         s = data.scores.get(cid) if cid is not None else None
         r = data.records.get(cid) if cid is not None else None
         values += [s["score"] if s else None, r.clinician_score if r else None]

@@ -37,7 +37,9 @@
     font: LUS.font, margin: { t: 40, r: 20, b: 60, l: 80 },
     title: { text: title, font: { size: 14 } },
     legend: { title: { text: "Patient" } },
-    xaxis: { title: { text: data.score_label }, zeroline: false },
+    // Mixed protocols: % of each exam's maximum, never 0-18 and 0-36 points on one axis.
+    xaxis: data.normalised ? { title: { text: data.score_label }, zeroline: false, range: [0, 100], ticksuffix: " %" }
+                           : { title: { text: data.score_label }, zeroline: false },
     yaxis: { title: { text: data.gas_label }, zeroline: false },
   }, LUS.config);
   el.on("plotly_click", function (ev) {

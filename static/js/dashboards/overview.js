@@ -11,25 +11,28 @@
   var status = chart.review_status || [];
   function signed(s) { return s === "reviewed" || s === "amended"; }
   var trace = {
-    type: "bar", name: "Latest global LUS score of record", x: chart.codes, y: chart.luss,
+    // % of each exam's own protocol maximum: a BLUE-6 exam (0-18) and a 12-zone one (0-36) share the axis.
+    type: "bar", name: "Latest global LUS score of record", x: chart.codes, y: chart.luss_pct,
     marker: { color: chart.severity.map(function (s) { return s ? colours.severity[s] : colours.none; }),
               line: { color: "#1d2733", width: 1 },
               pattern: { shape: chart.codes.map(function (_, i) { return signed(status[i]) ? "" : "/"; }),
                          fgcolor: "#ffffff", solidity: 0.25 } },
     customdata: chart.severity.map(function (s, i) {
-      return [s || "no severity yet", signed(status[i]) ? status[i] + " (signed)" : "not signed: AI, not reviewed"];
+      return [s || "no severity yet", signed(status[i]) ? status[i] + " (signed)" : "not signed: AI, not reviewed",
+              chart.luss[i] + "/" + chart.max_luss[i] + " (" + chart.protocol[i] + ")", chart.coverage[i]];
     }),
-    hovertemplate: "<b>%{x}</b><br>Global LUS score of record %{y}/" + max + "<br>Review: %{customdata[1]}" +
+    hovertemplate: "<b>%{x}</b><br>Global LUS score of record %{customdata[2]} = %{y} % of the maximum" +
+      "<br>Coverage: %{customdata[3]}<br>Review: %{customdata[1]}" +
       "<br>Severity: %{customdata[0]}<extra></extra>",
   };
   var layout = {
     font: LUS.font, margin: { t: 10, r: 20, b: 60, l: 70 }, showlegend: false,
     xaxis: { title: { text: "Patient (click a bar for the timeline)" }, type: "category" },
-    yaxis: { title: { text: "Global LUS score of record (0–" + max + ")" }, range: [0, max] },
+    yaxis: { title: { text: "Global LUS score of record, % of the protocol's maximum" }, range: [0, max] },
     shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: threshold, y1: threshold,
                line: { color: "#b00020", width: 2, dash: "dash" } }],
     annotations: [{ xref: "paper", x: 0, y: threshold, yanchor: "bottom", xanchor: "left", showarrow: false,
-                    text: "alert threshold " + threshold, bgcolor: "rgba(255,255,255,0.85)",
+                    text: "alert threshold " + threshold + " % of the maximum", bgcolor: "rgba(255,255,255,0.85)",
                     font: { color: "#b00020", size: 12 } }],
   };
   Plotly.newPlot(el, [trace], layout, LUS.config);

@@ -7,7 +7,8 @@
   var KPA_TO_MMHG = 7.50062;
   var exams = data.exams;
   var scored = exams.filter(function (e) { return e.luss !== null; });
-  var maxLuss = exams[0].max_luss || 3 * data.zones.length;
+  // One protocol: the global score in points (0 to its maximum). Mixed protocols: % of each exam's maximum.
+  var yMax = data.y_max;
   var GAS = {
     paco2: { label: "PaCO₂", key: "paco2_mmhg", pressure: true },
     pao2: { label: "PaO₂", key: "pao2_mmhg", pressure: true },
@@ -52,10 +53,22 @@
     return e.reviewed_zones ? "not signed yet (" + read + ")" : "AI, not reviewed";
   }
 
+  // Like with like: the change over the zones scored at this exam and the previous one.
+  function changeText(e) {
+    var c = e.change;
+    if (!c) return "first scored exam";
+    if (c.delta === null) return "no zone scored at both this and the previous exam";
+    return "change " + c.arrow + " " + (c.delta > 0 ? "+" : "") + c.delta + " over the " + c.zones +
+      " zones scored at both exams";
+  }
+
   function lussTrace() {
     return {
-      type: "scatter", mode: "lines+markers", name: "Global LUS score (score of record)", yaxis: "y",
-      x: scored.map(function (e) { return e.x; }), y: scored.map(function (e) { return e.luss; }),
+      type: "scatter", mode: "lines+markers+text", name: "Global LUS score (score of record)", yaxis: "y",
+      x: scored.map(function (e) { return e.x; }), y: scored.map(function (e) { return e.y; }),
+      // Coverage beside every marker: a score over 8 of 12 zones is not a 12-zone score.
+      text: scored.map(function (e) { return e.coverage; }), textposition: "top center",
+      textfont: { size: 11, color: "#5d6b7a" },
       line: { color: "#0b6e8a", width: 2 },
       marker: { size: 13,
                 symbol: scored.map(function (e) { return signed(e) ? "circle" : "circle-open"; }),
@@ -64,9 +77,11 @@
       customdata: scored.map(function (e) {
         return [dayText(e.day), e.max_luss, e.severity || "no severity yet", LUS.fmt(e.mean_score, 2),
                 e.severity_probs ? e.severity_probs.map(function (p) { return p.toFixed(2); }).join(" / ") : "–",
-                reviewText(e), e.luss_ai === null || e.luss_ai === undefined ? "–" : e.luss_ai];
+                reviewText(e), e.luss_ai === null || e.luss_ai === undefined ? "–" : e.luss_ai,
+                e.luss, e.protocol, e.coverage, changeText(e)];
       }),
-      hovertemplate: "<b>" + xHover + "</b> · %{customdata[0]}<br>Global LUS score of record <b>%{y}</b>/%{customdata[1]}" +
+      hovertemplate: "<b>" + xHover + "</b> · %{customdata[0]}<br>Global LUS score of record <b>%{customdata[7]}</b>/%{customdata[1]} (%{customdata[8]}, %{customdata[9]})" +
+        "<br>%{customdata[10]}" +
         "<br>%{customdata[5]}<br>AI's sum %{customdata[6]}" +
         "<br>Mean zone score %{customdata[3]}<br>Severity: <b>%{customdata[2]}</b>" +
         "<br>P(mild/moderate/severe/critical): %{customdata[4]}<extra></extra>",
@@ -109,7 +124,7 @@
       legend: { orientation: "h", x: 0, y: 1.12 },
       xaxis: byDate ? { title: { text: "Date (hover: day since admission)" }, type: "date" }
                     : { title: { text: data.time_axis_title }, type: "linear", zeroline: false },
-      yaxis: { title: { text: "Global LUS score of record (0–" + maxLuss + ")" }, range: [0, maxLuss + 1], zeroline: false },
+      yaxis: { title: { text: data.y_title }, range: [0, yMax * 1.08], zeroline: false, automargin: true },
       shapes: [{ type: "line", xref: "paper", x0: 0, x1: 1, y0: data.threshold, y1: data.threshold,
                  line: { color: "#b00020", width: 1, dash: "dot" } }],
     };
@@ -137,10 +152,11 @@
     return d.source === "ai" ? "AI, not reviewed" : "";
   }
   function cellText(zone, e) {
-    var d = e.zone_details[zone.code] || {};
-    var head = "<b>" + zone.code + "</b> · " + zone.label + "<br>" + (byDate ? e.label + " · " : "") + dayText(e.day);
-    var score = e.zones[zone.code];
+    var d = e.zone_details[zone.key] || {};
+    var head = "<b>" + zone.key + "</b> · " + zone.label + "<br>" + (byDate ? e.label + " · " : "") + dayText(e.day);
+    var score = e.zones[zone.key];
     if (score === null || score === undefined) {
+      if (e.protocol !== zone.protocol) return head + "<br>not a zone of this exam's protocol (" + e.protocol + ")";
       return head + "<br>" + (d.clip ? "clip not scored yet (click to open)" : "no clip for this zone");
     }
     var findings = Object.keys(d.findings || {})
@@ -155,16 +171,16 @@
   }
   // The cell's label: the record score, in brackets while it is the AI's (not reviewed).
   function cellLabel(zone, e) {
-    var v = e.zones[zone.code], d = e.zone_details[zone.code] || {};
+    var v = e.zones[zone.key], d = e.zone_details[zone.key] || {};
     if (v === null || v === undefined) return "";
     return d.source === "ai" ? "(" + v + ")" : String(v);
   }
   var z = data.zones.map(function (zone) {
-    return exams.map(function (e) { var v = e.zones[zone.code]; return v === undefined ? null : v; });
+    return exams.map(function (e) { var v = e.zones[zone.key]; return v === undefined ? null : v; });
   });
   var c = colours.scores;
   var heat = {
-    type: "heatmap", name: "Zone scores of record", x: labels, y: data.zones.map(function (zone) { return zone.code; }), z: z,
+    type: "heatmap", name: "Zone scores of record", x: labels, y: data.zones.map(function (zone) { return zone.key; }), z: z,
     zmin: -0.5, zmax: 3.5, xgap: 3, ygap: 3, hoverongaps: true,
     colorscale: [[0, c[0]], [0.25, c[0]], [0.25, c[1]], [0.5, c[1]], [0.5, c[2]], [0.75, c[2]], [0.75, c[3]], [1, c[3]]],
     colorbar: { title: { text: "Score of record" }, tickvals: [0, 1, 2, 3], ticktext: colours.meanings, len: 0.9 },
@@ -178,13 +194,13 @@
     font: LUS.font, margin: { t: 10, r: 20, b: 120, l: 200 }, plot_bgcolor: "#dfe4ea",
     xaxis: { title: { text: (byDate ? "Exam (date, day since admission)" : "Exam (" + data.time_axis_title.toLowerCase() + ")"), standoff: 20 }, type: "category", tickangle: -30,
              automargin: true },
-    yaxis: { title: { text: "" }, type: "category", autorange: "reversed",
-             tickvals: data.zones.map(function (zone) { return zone.code; }),
-             ticktext: data.zones.map(function (zone) { return zone.code + " · " + zone.label; }) },
+    yaxis: { title: { text: "" }, type: "category", autorange: "reversed", automargin: true,
+             tickvals: data.zones.map(function (zone) { return zone.key; }),
+             ticktext: data.zones.map(function (zone) { return zone.tick; }) },
   }, LUS.config);
   heatEl.on("plotly_click", function (ev) {
     var idx = ev.points[0].pointIndex;  // [row, column]
-    var d = exams[idx[1]].zone_details[data.zones[idx[0]].code];
+    var d = exams[idx[1]].zone_details[data.zones[idx[0]].key];
     if (d && d.clip_url) window.location.href = d.clip_url;
   });
 

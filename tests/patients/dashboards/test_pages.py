@@ -61,7 +61,12 @@ def test_overview_rows(cohort: Cohort) -> None:
     data = study_overview(study=cohort.study, user=cohort.users["clinician"])
     assert data["threshold"] == 18 and data["max_luss"] == 36
     a = next(r for r in data["patients"] if r["code"] == "A-001")
-    assert a["luss"] == cohort.luss[1] and a["delta"] == cohort.luss[1] - cohort.luss[0] and a["arrow"] == "↑"
+    assert a["luss"] == cohort.luss[1] and a["arrow"] == "↑"
+    # Like with like: L6 was missing at the first exam, so the change is over the 11 zones scored
+    # at both: 26 less L6's 3 at the second exam, against 10.
+    assert a["compared_zones"] == 11 and a["delta"] == cohort.luss[1] - 3 - cohort.luss[0] == 13
+    assert a["coverage"] == "12/12 zones" and a["luss_pct"] == round(100 * 26 / 36, 1)
+    assert a["threshold_points"] == 18 and a["protocol"] == "12-zone" and a["other_protocol"] is False
     assert a["severity"] == "severe"
     kinds = [f["kind"] for f in a["flags"]]
     assert "zone_worsened" in kinds and "threshold_up" in kinds  # 11 -> 24 crosses 18

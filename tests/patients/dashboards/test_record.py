@@ -99,7 +99,8 @@ def test_the_export_says_the_record(ward: Ward, api_for: Callable[..., APIClient
         str(sum(RECORD.values())), str(sum(AI.values())), str(sum(RECORD.values())), str(sum(AI.values())), "1")
     assert (exam["worst_zone"], exam["zones_ge2"]) == ("L5", "3")  # R1 (AI 3, read 1) is no longer the worst
     wide = rows(level="exam", format="wide")[0]
-    assert (wide["zone_R1_score"], wide["zone_R1_override"], wide["record_R1"], wide["record_R2"]) == (
+    assert (wide["zone_12-zone:R1_score"], wide["zone_12-zone:R1_override"], wide["record_12-zone:R1"],
+            wide["record_12-zone:R2"]) == (
         "3", "1", "1", "1")
     patient = rows(level="patient")[0]
     assert (patient["last_luss"], patient["last_luss_final"], patient["exams_reviewed"]) == (

@@ -74,3 +74,16 @@ def test_waiting_text() -> None:
     assert [waiting_text(T0, T0 + dt.timedelta(hours=h)) for h in (0, 5, 24, 29, 50)] == [
         "0 h", "5 h", "1 day", "1 day 5 h", "2 days 2 h"]
     assert waiting_text(T0 + dt.timedelta(hours=1), T0) == "0 h"  # a clock skew is no negative wait
+
+def test_moved_zones_compare_the_same_site_across_protocols() -> None:
+    """A BLUE-6 R3 (PLAPS point, lateral lower) follows the 12-zone R4, not the 12-zone R3."""
+    study = StudyFactory(protocol="12-zone")
+    patient = PatientFactory(study=study, code="WL-X")
+    _exam(patient, 0, {"R3": 0, "R4": 3})  # 12-zone: lateral upper 0, lateral lower 3
+    blue = ExamFactory(patient=patient, acquired_at=T0 + dt.timedelta(days=1), protocol="blue-6")
+    builders.record_scores(blue, {"R3": 3, "R1": 1}, mv=builders.model_version())
+    item = next(i for i in worklist(study=study) if i.exam_id == blue.pk)
+    assert item.moved == []  # 3 at the lateral lower site both times; R1 was not scored before
+    later = ExamFactory(patient=patient, acquired_at=T0 + dt.timedelta(days=2), protocol="12-zone")
+    builders.record_scores(later, {"R4": 0, "R3": 0}, mv=builders.model_version())
+    assert next(i for i in worklist(study=study) if i.exam_id == later.pk).moved == ["R4"]  # 3 (BLUE R3) -> 0

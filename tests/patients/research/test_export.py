@@ -173,11 +173,13 @@ def test_exam_long_and_wide(cohort: dict[str, Any], api_for: Callable[..., APICl
     assert wide == _csv(_get(api, study.pk, level="zone", format="wide"))
     assert len(wide) == 3
     zone_columns = [c for c in wide[0] if c.startswith("zone_")]
-    assert zone_columns[:4] == ["zone_R1_score", "zone_R1_override", "zone_R2_score", "zone_R2_override"]
+    # Columns name their protocol: a BLUE-6 R3 (PLAPS point) is not a 12-zone R3.
+    assert zone_columns[:4] == ["zone_blue-6:R1_score", "zone_blue-6:R1_override", "zone_blue-6:R2_score",
+                                "zone_blue-6:R2_override"]
     assert len(zone_columns) == 12
-    assert (wide[0]["zone_R1_score"], wide[0]["zone_R2_score"], wide[0]["zone_R2_override"], wide[0]["zone_L2_score"]) == (
-        "1", "1", "2", "3")
-    assert (wide[1]["zone_R3_score"], wide[1]["zone_L1_score"]) == ("", "1")
+    assert (wide[0]["zone_blue-6:R1_score"], wide[0]["zone_blue-6:R2_score"], wide[0]["zone_blue-6:R2_override"],
+            wide[0]["zone_blue-6:L2_score"], wide[0]["record_blue-6:R2"]) == ("1", "1", "2", "3", "2")
+    assert (wide[1]["zone_blue-6:R3_score"], wide[1]["zone_blue-6:L1_score"]) == ("", "1")
 
 
 def test_patient_level(cohort: dict[str, Any], api_for: Callable[..., APIClient]) -> None:
