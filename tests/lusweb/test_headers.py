@@ -61,6 +61,7 @@ def test_only_redoc_widens_the_policy() -> None:
     redoc = _directives(Client().get("/api/v1/redoc/")["Content-Security-Policy"])
     assert redoc["style-src"] == ["'self'", "'unsafe-inline'"] and redoc["worker-src"] == ["'self'", "blob:"]
     assert redoc["script-src"] == ["'self'"]
+    assert redoc["img-src"][-1] == "https://cdn.redoc.ly"  # ReDoc's own logo, nothing else
     docs = Client().get("/api/v1/docs/")
     assert _directives(docs["Content-Security-Policy"])["style-src"] == ["'self'"]
     assert "<script>" not in docs.content.decode() and "<style>" not in docs.content.decode()
