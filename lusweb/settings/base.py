@@ -103,6 +103,14 @@ STATICFILES_FINDERS = [
     "lusweb.staticfinders.PlotlyFinder",  # plotly.js from the installed package, no CDN
 ]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")) or "")
+#: Served static files (production, local): collectstatic writes hashed names (cached for ever by
+#: browsers: WhiteNoise sends ``max-age`` of 10 years, ``immutable``) and gzip/brotli copies that
+#: WhiteNoise answers to clients that accept them (the 4.8 MB plotly bundle goes out as ~1.4 MB).
+#: With DEBUG on, ``{% static %}`` keeps plain names, so a laptop needs no collectstatic.
+SERVED_STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or "")
 
