@@ -196,6 +196,9 @@ if REDIS_URL:
     # A broker that is down refuses or times out quickly instead of holding a request: connect
     # within 3 s, and a synchronous command (a publish) never waits more than 10 s on a dead link.
     CELERY_BROKER_TRANSPORT_OPTIONS.update(socket_connect_timeout=3, socket_timeout=10)
+    # Interactive work first: a worker takes from its queues in the order given (``-Q``,
+    # lusweb.celery.WORKER_QUEUES), not round robin.
+    CELERY_BROKER_TRANSPORT_OPTIONS["queue_order_strategy"] = "priority"
 # Publishing a task retries briefly, then gives up: the row stays pending, undispatched, and the
 # workers' recovery loops send it again once the broker is back (``lusweb.broker``).
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.25,

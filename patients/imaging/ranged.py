@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.http import FileResponse, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.utils.http import http_date
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -51,7 +52,7 @@ def byte_range(header: str, size: int) -> tuple[int, int] | None | str:
     return start, end
 
 
-def _headers(response: HttpResponse, served: Served) -> HttpResponse:
+def _headers(response: HttpResponseBase, served: Served) -> HttpResponseBase:
     response["ETag"] = served.etag
     if served.last_modified is not None:
         response["Last-Modified"] = http_date(served.last_modified)
@@ -65,7 +66,7 @@ def _etag_matches(header: str, etag: str) -> bool:
     return "*" in tags or etag in tags
 
 
-def ranged_response(request: HttpRequest, served: Served) -> HttpResponse:
+def ranged_response(request: HttpRequest, served: Served) -> HttpResponseBase:
     """``served`` as answer to ``request``: 304, 206, 416 or 200 (see the module's docstring)."""
     if _etag_matches(request.headers.get("If-None-Match", ""), served.etag):
         return _headers(HttpResponse(status=304), served)
@@ -79,9 +80,9 @@ def ranged_response(request: HttpRequest, served: Served) -> HttpResponse:
         response["Content-Range"] = f"bytes */{size}"
         return _headers(response, served)
     if wanted is None:
-        response = FileResponse(served.storage.open(served.name, "rb"), content_type=served.content_type)
-        response["Content-Length"] = str(size)
-        return _headers(response, served)
+        whole = FileResponse(served.storage.open(served.name, "rb"), content_type=served.content_type)
+        whole["Content-Length"] = str(size)
+        return _headers(whole, served)
     assert not isinstance(wanted, str)
     first, last = wanted
     with served.storage.open(served.name, "rb") as fh:

@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
@@ -112,7 +113,7 @@ def clip_frame(request: HttpRequest, pk: int, index: int) -> HttpResponse:
 
 
 @login_required
-def clip_video(request: HttpRequest, pk: int) -> HttpResponse:
+def clip_video(request: HttpRequest, pk: int) -> HttpResponseBase:
     """The clip as one H.264 MP4 for the viewer (made once, then served from storage), with
     ETag/Last-Modified, private caching (patient data) and byte ranges for seeking."""
     clip, _role = selectors.clip_for(user=request.user, pk=pk)
