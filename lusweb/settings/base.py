@@ -103,10 +103,11 @@ STATICFILES_FINDERS = [
     "lusweb.staticfinders.PlotlyFinder",  # plotly.js from the installed package, no CDN
 ]
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")) or "")
-#: Served static files (production, local): collectstatic writes hashed names (cached for ever by
-#: browsers: WhiteNoise sends ``max-age`` of 10 years, ``immutable``) and gzip/brotli copies that
-#: WhiteNoise answers to clients that accept them (the 4.8 MB plotly bundle goes out as ~1.4 MB).
-#: With DEBUG on, ``{% static %}`` keeps plain names, so a laptop needs no collectstatic.
+#: Served static files (production): collectstatic writes hashed names, which WhiteNoise serves
+#: with ``max-age`` of 10 years and ``immutable``, and gzip copies (brotli too once the ``brotli``
+#: package is installed) that it answers to clients accepting them: the 4.8 MB plotly bundle goes
+#: out as 1.47 MB. Local settings keep Django's plain storage, so a laptop, ``runserver`` and the
+#: benchmarks with DEBUG off need no collectstatic.
 SERVED_STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},

@@ -9,7 +9,3 @@ SECRET_KEY = env_str("SECRET_KEY", "local-development-only-not-secret") or ""
 
 # A laptop starts from nothing: create the folder that holds the SQLite file, media and broker.
 VAR_DIR.mkdir(parents=True, exist_ok=True)  # noqa: F405
-
-# Compressed, hashed static files as in production (plain names while DEBUG is on; with
-# LUSWEB_DEBUG=0 run ``manage.py collectstatic`` first).
-STORAGES = SERVED_STORAGES  # noqa: F405
