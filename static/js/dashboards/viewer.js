@@ -26,6 +26,9 @@
     self.playing = false;
     self.video = video;
     self.painted = 0;    // frames presented since load (requestVideoFrameCallback), for tests and benchmarks
+    self.firstFrameAt = null;  // performance.now() when the first frame could be shown (the benchmark's figure)
+    video.addEventListener("loadeddata", function () { if (self.firstFrameAt === null) self.firstFrameAt = performance.now(); });
+    if (video.readyState >= 2) self.firstFrameAt = performance.now();  // it arrived before this script ran
 
     function setStatus(text, isError) {
       status.textContent = text;
@@ -83,6 +86,7 @@
     if (typeof video.requestVideoFrameCallback === "function") {
       var onFrame = function (now, meta) {
         self.painted += 1;
+        if (self.firstFrameAt === null) self.firstFrameAt = now;
         mark(self.frameAt(meta.mediaTime));
         video.requestVideoFrameCallback(onFrame);
       };
@@ -109,7 +113,10 @@
       self.playing = false;
       playBtn.textContent = "▶ Play";
       playBtn.setAttribute("aria-pressed", "false");
+      var wasPlaying = !video.paused;
       video.pause();
+      // Settle on the frame the trace shows (the clock may stop a little before the frame on screen).
+      if (wasPlaying && self.index >= 0) self.show(self.index);
       if (raf) window.cancelAnimationFrame(raf);
       raf = null;
     };
