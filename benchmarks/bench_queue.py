@@ -115,6 +115,7 @@ def main() -> None:
         _wait(lambda: not ScoringJob.objects.filter(pk__in=ids).exclude(status=JobStatus.SUCCEEDED).exists(), 1800)
         t_bulk = time.perf_counter()
         job = ExamScore.objects.get(exam=exam, coverage=1.0).job
+        assert job.started_at is not None and job.finished_at is not None
     finally:
         worker.terminate()
         worker.wait(timeout=60)
