@@ -29,8 +29,10 @@ def main() -> None:
     django.setup()
     call_command("migrate", verbosity=0)
     patient, user, clips = _prepare(tmp)
+    from lusweb.celery import WORKER_QUEUES  # lazy: the Celery app reads settings configured above
+
     worker = subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", "ingest,gpu,cpu", "--pool", "solo",
+        [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", WORKER_QUEUES, "--pool", "solo",
          "--loglevel", "WARNING", "--without-gossip", "--without-mingle"],
         cwd=ROOT, env=dict(os.environ),
     )

@@ -13,6 +13,13 @@ from kombu import Queue
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lusweb.settings.local")
 
+#: The queues a worker serves, in the order it serves them. With Redis the broker is asked with
+#: ``queue_order_strategy="priority"`` (settings): each fetch takes from the first non-empty queue
+#: of this list (one BRPOP over the keys in order), so a clinician's scoring job (``gpu``) is
+#: taken before any bulk job (``gpu-bulk``: study rescoring, seeding, training) and a new upload's
+#: check (``ingest``) before both. Celery's default (round robin) would interleave them.
+WORKER_QUEUES = "ingest,gpu,cpu,gpu-bulk"
+
 #: Seconds between a worker's attempts to reach a broker it lost (kombu's default backs off to 30 s).
 RECONNECT_INTERVAL = 1.0
 
@@ -41,7 +48,7 @@ app.conf.update(
     worker_prefetch_multiplier=1,
     # Time limits: CELERY_TASK_TIME_LIMIT and CELERY_TASK_SOFT_TIME_LIMIT (settings, LUSWEB_TASK_TIME_LIMIT).
     task_default_queue="cpu",
-    task_queues=(Queue("ingest"), Queue("cpu"), Queue("gpu")),
+    task_queues=(Queue("ingest"), Queue("cpu"), Queue("gpu"), Queue("gpu-bulk")),
     # Uploads are checked on the ingest queue; scoring runs where the GPU is (or the CPU
     # fallback); everything else on the cpu queue.
     task_routes={

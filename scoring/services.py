@@ -91,10 +91,20 @@ def model_version_active() -> ModelVersion:
 # --- requesting jobs ---------------------------------------------------------------------------
 
 
-def _dispatch(job_id: int, countdown: float = 0.0) -> bool:
+#: Reasons of bulk work: queued on ``gpu-bulk``, which workers serve only when no clinician's job
+#: (an upload, a rescore of one exam, a retry) waits on ``gpu`` (``lusweb.celery.WORKER_QUEUES``).
+BULK_REASONS = frozenset({"study-rescore", "demo", "training"})
+
+
+def scoring_queue(reason: str) -> str:
+    """The queue of a scoring request for ``reason``."""
+    return "gpu-bulk" if reason in BULK_REASONS else "gpu"
+
+
+def _dispatch(job_id: int, countdown: float = 0.0, *, reason: str = "upload") -> bool:
     """Send the job's message; when the broker cannot be reached (False) the job keeps no
     ``dispatched_at`` and the workers' recovery loop sends it (``scoring_jobs_recover``)."""
-    sent = task_send(SCORE_EXAM_TASK, args=(job_id,), queue="gpu", countdown=countdown)
+    sent = task_send(SCORE_EXAM_TASK, args=(job_id,), queue=scoring_queue(reason), countdown=countdown)
     ScoringJob.objects.filter(pk=job_id).update(dispatched_at=timezone.now() if sent else None)
     return sent
 
@@ -117,7 +127,9 @@ def scoring_job_request(
         job_id = job.pk
         # Uploads arrive in bursts (twelve zones): a short delay lets them share one job.
         delay = float(getattr(settings, "SCORING_DEBOUNCE_SECONDS", 0)) if reason == "upload" else 0.0
-        transaction.on_commit(lambda: _dispatch(job_id, delay), robust=True)
+        # The request's own reason picks the queue: a clinician's upload promotes a pending bulk job
+        # (the duplicate message is harmless: the job is claimed once).
+        transaction.on_commit(lambda: _dispatch(job_id, delay, reason=reason), robust=True)
     return job
 
 
@@ -170,7 +182,7 @@ def study_rescore(*, study: Study, by: Any = None, force: bool = False) -> list[
         done = ScoringJob.objects.filter(exam=exam, model_version=version, status=JobStatus.SUCCEEDED).exists()
         if done and not force:
             continue
-        jobs.append(scoring_job_request(exam=exam, reason="rescore", by=by, model_version=version))
+        jobs.append(scoring_job_request(exam=exam, reason="study-rescore", by=by, model_version=version))
     return jobs
 
 
@@ -188,10 +200,10 @@ def scoring_jobs_recover(*, stale_after: float | None = None) -> int:
     stale = ScoringJob.objects.filter(
         Q(status=JobStatus.PENDING) & (Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=cutoff))
         | Q(status=JobStatus.RUNNING, lease_expires_at__lt=now) & (Q(dispatched_at__isnull=True) | Q(dispatched_at__lt=now - dt.timedelta(seconds=lease_seconds())))
-    ).values_list("pk", flat=True)
+    ).values_list("pk", "reason")
     sent = []
-    for job_id in stale:
-        if not _dispatch(job_id):
+    for job_id, reason in stale:
+        if not _dispatch(job_id, reason=reason):
             break  # the broker is down: the next round tries again
         sent.append(job_id)
     if sent:

@@ -15,6 +15,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from lusweb.celery import WORKER_QUEUES
 from tests.conftest import ROOT, require
 from tests.server import subprocess_env
 
@@ -30,7 +31,7 @@ class Worker:
         self.hostname = f"test-{time.monotonic_ns()}"
         self._log_start = log.stat().st_size if log.exists() else 0
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", "ingest,gpu,cpu", "--pool", "solo",
+            [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", WORKER_QUEUES, "--pool", "solo",
              "--loglevel", "INFO", "--hostname", f"{self.hostname}@%h", "--without-gossip",
              "--without-mingle"],
             cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True,
@@ -75,7 +76,7 @@ def worker_env_fixture(settings: Any) -> Iterator[Callable[..., Worker]]:
 
     # Start from an empty queue: messages of earlier runs must not reach this worker.
     client = redis.Redis.from_url(settings.REDIS_URL)
-    for queue in ("ingest", "gpu", "cpu"):
+    for queue in WORKER_QUEUES.split(","):
         client.delete(queue)
     app.connection_for_write().release()
     env = subprocess_env(

@@ -15,6 +15,7 @@ from django.db.models import QuerySet
 from django.urls import reverse
 
 from patients.imaging.models import ZoneClip
+from patients.imaging.selectors import DEFAULT_VIEWER_FPS
 from patients.readings.selectors import (
     ZoneRecord,
     clip_record,
@@ -218,7 +219,9 @@ def _player(clip: ZoneClip, clock: chrono.PatientClock, user: Any) -> dict[str, 
     return {
         "id": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count,
         # A still image or a file without a rate plays at 20 fps (documented on the page).
-        "fps": clip.fps or None, "play_fps": clip.fps or 20.0,
+        "fps": clip.fps or None, "play_fps": clip.fps or DEFAULT_VIEWER_FPS,
+        # One request per clip: the cine is an MP4 whose frame i shows at i / play_fps.
+        "video_url": reverse("clip-video", args=[clip.pk]),
         "exam": clip.exam_id, "exam_label": clock.label(clip.exam.acquired_at),
         "exam_url": reverse("exam-detail", args=[clip.exam_id]), "page_url": reverse("clip-detail", args=[clip.pk]),
         "frame_url": frame0[: -len("0.png")], "gradcam_url": gradcam0[: -len("0.png")],

@@ -79,6 +79,11 @@ def _as_seen_by(clip: ZoneClip, user: Any, frames: Any, picked: Any) -> Any:
     return out
 
 
+def frames_as_seen_by(*, clip: ZoneClip, user: Any, frames: Any) -> Any:
+    """All of the clip's ``frames`` (uint8 [T, H, W]) as ``user`` may see them (see :func:`_as_seen_by`)."""
+    return _as_seen_by(clip, user, frames, frames)
+
+
 def clip_frame_for(*, clip: ZoneClip, user: Any, index: int) -> Any:
     """Frame ``index`` of the clip (uint8 [H, W]) as ``user`` may see it; ``IndexError`` outside the clip."""
     frames = clip.load_frames()
@@ -90,6 +95,8 @@ def clip_frame_for(*, clip: ZoneClip, user: Any, index: int) -> Any:
 STRIP_MAX_FRAMES = 100
 STRIP_MAX_WIDTH = 256
 DEFAULT_FPS = 25.0
+#: The viewer plays a clip without a frame rate (a still image, some DICOMs) at this rate.
+DEFAULT_VIEWER_FPS = 20.0
 
 
 @dataclass(frozen=True)

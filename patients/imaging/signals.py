@@ -17,6 +17,7 @@ from django.db.models.signals import post_delete
 from django.dispatch import Signal, receiver
 
 from patients.imaging.models import ZoneClip
+from patients.imaging.video import video_names
 
 clip_stored = Signal()
 
@@ -25,9 +26,10 @@ clip_stored = Signal()
 def _delete_clip_files(sender: type[ZoneClip], instance: ZoneClip, **kwargs: Any) -> None:
     """Remove the stored files once the deletion has committed (a rolled-back delete keeps them)."""
     names = [(f.storage, f.name) for f in (instance.file, instance.frames, instance.source) if f and f.name]
+    names += [(instance.frames.storage, name) for name in video_names(instance)]  # the viewer's, if made
 
     def remove() -> None:
         for storage, name in names:
-            storage.delete(name)
+            storage.delete(name)  # FileSystemStorage ignores names that are not there
 
     transaction.on_commit(remove)

@@ -9,17 +9,19 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http.response import HttpResponseBase
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST
 
 from lusweb.errors import ServiceError
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_record
-from patients.imaging import selectors, services
+from patients.imaging import selectors, services, video
 from patients.imaging.forms import ClipUploadForm
 from patients.imaging.ingest import clip_accept
 from patients.imaging.models import ZoneClip
 from patients.imaging.names import safe_filename
+from patients.imaging.ranged import Served, ranged_response
 from patients.records import chrono
 from patients.records.models import Exam
 from patients.studies import permissions
@@ -108,6 +110,24 @@ def clip_frame(request: HttpRequest, pk: int, index: int) -> HttpResponse:
     response = HttpResponse(buf.getvalue(), content_type="image/png")
     response["Cache-Control"] = "private, max-age=3600"
     return response
+
+
+@login_required
+def clip_video(request: HttpRequest, pk: int) -> HttpResponseBase:
+    """The clip as one H.264 MP4 for the viewer (made once, then served from storage), with
+    ETag/Last-Modified, private caching (patient data) and byte ranges for seeking."""
+    clip, _role = selectors.clip_for(user=request.user, pk=pk)
+    try:
+        made = video.clip_video_for(clip=clip, user=request.user)
+    except selectors.FramesWithheld as exc:
+        return HttpResponse(str(exc), status=403, content_type="text/plain; charset=utf-8")
+    storage = clip.frames.storage
+    served = Served(storage=storage, name=made.name, content_type=video.CONTENT_TYPE, etag=made.etag,
+                    last_modified=(clip.checked_at or clip.created_at).timestamp(),
+                    # Private: patient data never sits in a shared cache. Revalidated after an hour,
+                    # so a user who lost access stops seeing it then at the latest.
+                    cache_control="private, max-age=3600")
+    return ranged_response(request, served)
 
 
 @login_required

@@ -96,9 +96,18 @@
       .finally(function () { if (checking.size > 0) setTimeout(pollUploads, 1000); });
   }
 
+  // An upload sent from this page (exam_upload.js) is followed like those the page was rendered with.
+  let connected = false;
+  document.addEventListener("lus:upload-accepted", function (e) {
+    const first = checking.size === 0;
+    checking.add(String(e.detail.id));
+    if (!connected) { connected = true; connect(); }
+    if (first) pollUploads();
+  });
+
   const scoring = !finished && root.dataset.status !== "not_scored";
   if (!scoring) finished = true;
-  if (scoring || checking.size > 0) connect();
+  if (scoring || checking.size > 0) { connected = true; connect(); }
   if (scoring) pollScoring();
   if (checking.size > 0) pollUploads();
 })();

@@ -75,7 +75,7 @@ def _clinician_pages(page: Any, base: str, c: Course) -> None:
     page.keyboard.press("Escape")
     _open(page, f"{base}/clips/{clip.pk}/", "Array.from(document.images).some(i => i.src.includes('/frames/') && i.naturalWidth > 0)")
     _plot(page, f"{base}/clips/{clip.pk}/viewer/", "plot-frames-current")
-    page.wait_for_function("() => document.querySelector('#player-current .frame-img').naturalWidth > 0")
+    page.wait_for_function("() => document.querySelector('#player-current video').readyState >= 2")
     _open(page, f"{base}/studies/{c.study.pk}/agreement/", "document.querySelector('main table') !== null")
     _open(page, f"{base}/studies/{c.study.pk}/export/", "document.getElementById('export-form') !== null")
     _open(page, f"{base}/models/", "document.querySelector('main h1') !== null")

@@ -10,7 +10,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
-from lusweb.celery import ensure_filesystem_broker
+from lusweb.celery import WORKER_QUEUES, ensure_filesystem_broker
 
 
 class Command(BaseCommand):
@@ -24,7 +24,7 @@ class Command(BaseCommand):
         env = dict(os.environ)
         env.setdefault("DJANGO_SETTINGS_MODULE", "lusweb.settings.local")
         worker = subprocess.Popen(
-            [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", "ingest,gpu,cpu", "--concurrency", "1",
+            [sys.executable, "-m", "celery", "-A", "lusweb", "worker", "-Q", WORKER_QUEUES, "--concurrency", "1",
              "--loglevel", "INFO", "--hostname", "demo@%h"],
             env=env,
         )

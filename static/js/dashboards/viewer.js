@@ -1,4 +1,4 @@
-/* Clip viewer: cine players (preloaded frames), per-frame expected score that seeks on click,
+/* Clip viewer: cine players (one MP4 per clip), per-frame expected score that seeks on click,
    Grad-CAM++ overlay on demand (503 -> message), previous exam of the same zone side by side. */
 (function () {
   "use strict";
@@ -8,9 +8,10 @@
   function Player(root, p, key) {
     var self = this;
     var T = p.frame_count;
-    var frames = [];
-    for (var i = 0; i < T; i++) { var im = new Image(); im.src = p.frame_url + i + ".png"; frames.push(im); }
-    var img = root.querySelector(".frame-img");
+    var fps = p.play_fps;
+    // One request per clip: an MP4 whose frame i is shown from i / fps; the trace, slider and
+    // counter follow the frame on screen (requestVideoFrameCallback, or timeupdate + animation frames).
+    var video = root.querySelector(".frame-video");
     var overlay = root.querySelector(".overlay");
     var slider = root.querySelector(".slider");
     var counter = root.querySelector(".counter");
@@ -20,9 +21,14 @@
     var plotEl = document.getElementById("plot-frames-" + key);
     var overlays = {};   // frame -> object URL
     var pending = {};
-    var raf = null, t0 = 0, f0 = 0;
-    self.index = 0;
+    var raf = null;
+    self.index = -1;
     self.playing = false;
+    self.video = video;
+    self.painted = 0;    // frames presented since load (requestVideoFrameCallback), for tests and benchmarks
+    self.firstFrameAt = null;  // performance.now() when the first frame could be shown (the benchmark's figure)
+    video.addEventListener("loadeddata", function () { if (self.firstFrameAt === null) self.firstFrameAt = performance.now(); });
+    if (video.readyState >= 2) self.firstFrameAt = performance.now();  // it arrived before this script ran
 
     function setStatus(text, isError) {
       status.textContent = text;
@@ -53,38 +59,70 @@
       });
     }
 
-    self.show = function (i) {
-      i = Math.max(0, Math.min(T - 1, Math.round(i)));
+    // The frame shown at media time t (seconds): frame i spans [i / fps, (i + 1) / fps).
+    self.frameAt = function (t) { return Math.max(0, Math.min(T - 1, Math.floor(t * fps + 1e-3))); };
+
+    // Trace, slider, counter and overlay for frame i (the video itself is not moved).
+    function mark(i) {
+      if (i === self.index) return;
       self.index = i;
-      img.src = frames[i].src;
       slider.value = String(i);
       counter.textContent = (i + 1) + " / " + T;
       showOverlay(i);
       if (plotEl && plotEl.data) {
         Plotly.relayout(plotEl, { "shapes[0].x0": i, "shapes[0].x1": i });
       }
+    }
+
+    // Show frame i: seek to the middle of its display interval, so rounding never lands on its neighbour.
+    self.show = function (i) {
+      i = Math.max(0, Math.min(T - 1, Math.round(i)));
+      var t = (i + 0.5) / fps;
+      if (video.duration && t > video.duration) t = Math.max(0, video.duration - 0.001);
+      video.currentTime = t;
+      mark(i);
     };
 
-    function tick(now) {
-      var i = (f0 + Math.floor((now - t0) / 1000 * p.play_fps)) % T;
-      if (i !== self.index) self.show(i);
-      raf = window.requestAnimationFrame(tick);
+    if (typeof video.requestVideoFrameCallback === "function") {
+      var onFrame = function (now, meta) {
+        self.painted += 1;
+        if (self.firstFrameAt === null) self.firstFrameAt = now;
+        mark(self.frameAt(meta.mediaTime));
+        video.requestVideoFrameCallback(onFrame);
+      };
+      video.requestVideoFrameCallback(onFrame);
+    } else {
+      var follow = function () {
+        mark(self.frameAt(video.currentTime));
+        if (self.playing) raf = window.requestAnimationFrame(follow);
+      };
+      video.addEventListener("timeupdate", follow);
+      video.addEventListener("play", function () { raf = window.requestAnimationFrame(follow); });
     }
+    video.addEventListener("seeked", function () { mark(self.frameAt(video.currentTime)); });
+
     self.play = function () {
       if (T < 2) return;
       self.playing = true;
       playBtn.textContent = "⏸ Pause";
       playBtn.setAttribute("aria-pressed", "true");
-      t0 = performance.now(); f0 = self.index;
-      raf = window.requestAnimationFrame(tick);
+      var started = video.play();
+      if (started && started.catch) started.catch(function (err) { setStatus("The video could not play: " + err.message, true); });
     };
     self.pause = function () {
       self.playing = false;
       playBtn.textContent = "▶ Play";
       playBtn.setAttribute("aria-pressed", "false");
+      var wasPlaying = !video.paused;
+      video.pause();
+      // Settle on the frame the trace shows (the clock may stop a little before the frame on screen).
+      if (wasPlaying && self.index >= 0) self.show(self.index);
       if (raf) window.cancelAnimationFrame(raf);
       raf = null;
     };
+    video.addEventListener("error", function () {
+      setStatus("The clip's video could not be loaded" + (video.error ? " (" + video.error.message + ")" : "") + ".", true);
+    });
     playBtn.addEventListener("click", function () { if (self.playing) self.pause(); else self.play(); });
     slider.addEventListener("input", function () { self.pause(); self.show(Number(slider.value)); });
     toggle.addEventListener("change", function () { setStatus(""); showOverlay(self.index); });
