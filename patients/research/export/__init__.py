@@ -4,9 +4,11 @@ Levels and formats (``?level=...&format=...``):
 
 * ``zone`` + ``long``: one row per recorded zone (a clip) of every exam: patient x exam x zone.
 * ``exam`` + ``long``: one row per exam.
-* ``zone`` or ``exam`` + ``wide``: one row per exam with a ``zone_<Z>_score`` and
-  ``zone_<Z>_override`` column per zone (the study protocol's zones first, then those of other
-  protocols used by its exams).
+* ``exam`` + ``wide``: one row per exam with a ``zone_<Z>_score`` and ``zone_<Z>_override``
+  column per zone (the study protocol's zones first, then those of other protocols used by its
+  exams).
+* ``zone`` + ``wide``: one row per patient x zone (the zone's course, see ``course``) with an
+  ``exam<n>_day``, ``exam<n>_record`` and ``exam<n>_source`` column per exam of the patient.
 * ``patient`` + ``long``: one row per patient (course summary).
 
 Scores are those of one model version per exam: ``?model=<version>`` when given, else the
