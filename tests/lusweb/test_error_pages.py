@@ -11,7 +11,6 @@ from django.template.loader import render_to_string
 from django.test import Client
 
 from lusweb.logs import ClientErrorsInOneLine
-
 from tests.patients.readings.ward import Ward, make_ward
 
 pytestmark = pytest.mark.django_db
