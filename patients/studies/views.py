@@ -86,8 +86,14 @@ def study_settings(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def study_archive(request: HttpRequest, pk: int) -> HttpResponse:
+    """Archive (after the admin typed the study's name: the confirmation step) or unarchive."""
     study, _role = selectors.study_for(user=request.user, pk=pk)
     archived = request.POST.get("archived") == "1"
+    typed = request.POST.get("confirm_name", "").strip()
+    if archived and typed != study.name:
+        messages.error(request, f"Not archived: type the study's name ({study.name}) to confirm archiving it"
+                                + (f"; {typed!r} is not its name." if typed else "."))
+        return redirect("study-settings", pk=study.pk)
     services.study_set_archived(study=study, archived=archived, by=request.user)
     messages.success(request, "Study archived: it is now read-only." if archived else "Study unarchived.")
     return redirect("study-settings", pk=study.pk)
