@@ -123,6 +123,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = (MAX_UPLOAD_MB + 1) * 1024 * 1024
 # frame by frame while decoding. MAX_UPLOAD_MB bounds only the bytes sent: 60 kB of H.264 can
 # hold 300 black 4K frames (2.4 GB decoded).
 MAX_FRAMES = env_int("MAX_FRAMES", 2000, minimum=1)  # 80 s at 25 fps; the longest POCUS clip has 495
+# A cine with fewer frames than this (but more than one) is accepted with a visible warning: a few
+# frames cover little of a breathing cycle (B-lines come and go with it).
+SHORT_CLIP_FRAMES = env_int("SHORT_CLIP_FRAMES", 10, minimum=2)
 # Samples of one decoded frame, width x height x samples per pixel: a Full HD colour frame.
 MAX_PIXELS_PER_FRAME = env_int("MAX_PIXELS_PER_FRAME", 1920 * 1080 * 3, minimum=1)
 # Decoded grey uint8 frames of one clip, in MB. The process that ingests a clip holds about three
