@@ -27,7 +27,7 @@ def _client(user: Any) -> Client:
 def test_edit_pages_fill_the_form_save_through_the_service_and_audit(ward: Ward) -> None:
     patient = ward.exam.patient
     client = _client(ward.clinician)
-    assert 'href="/records/patient/%d/edit/"' % patient.pk in client.get(f"/patients/{patient.pk}/").content.decode()
+    assert f'href="/records/patient/{patient.pk}/edit/"' in client.get(f"/patients/{patient.pk}/").content.decode()
     form = client.get(f"/records/patient/{patient.pk}/edit/")
     assert form.status_code == 200 and form.context["form"].initial["code"] == "RW-1"
     data = {**form.context["form"].initial, "code": "RW-1b", "admission_date": "2026-03-01"}
