@@ -61,7 +61,7 @@ def _upload_form_problem(request: HttpRequest, form: ClipUploadForm) -> str:
     if "zone" in form.errors:
         problems.append("choose a zone")
     if "file" in form.errors:
-        problems.append("choose a file" if sent is None else f"the file: {' '.join(form.errors['file'])}")
+        problems.append("choose a file" if sent is None else f"the file: {' '.join(str(e) for e in form.errors['file'])}")
     return ("Upload refused: " + "; ".join(problems) + ".") if problems else "Upload refused."
 
 

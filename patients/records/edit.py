@@ -15,7 +15,6 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.db import models
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
@@ -36,7 +35,7 @@ _LOCAL_INPUT = "%Y-%m-%dT%H:%M"  # what an <input type="datetime-local"> shows
 class _Target:
     """A record to edit or delete: the object, its study, its patient, what to call it."""
 
-    obj: models.Model
+    obj: Any  # Patient | Exam | ClinicalInfo | BloodGas
     study: Study
     patient: Patient
     label: str
@@ -53,8 +52,9 @@ def _target(request: HttpRequest, kind: str, pk: int) -> _Target:
         exam, _role = selectors.exam_for(user=request.user, pk=pk)
         target = _Target(exam, exam.study, exam.patient, f"the exam of {exam.patient.code} ({exam.protocol})")
     else:
-        model: type[ClinicalInfo | BloodGas] = ClinicalInfo if kind == "clinical" else BloodGas
-        obj = get_object_or_404(model.objects.select_related("patient__study"), pk=pk)
+        obj: ClinicalInfo | BloodGas = (
+            get_object_or_404(ClinicalInfo.objects.select_related("patient__study"), pk=pk) if kind == "clinical"
+            else get_object_or_404(BloodGas.objects.select_related("patient__study"), pk=pk))
         permissions.role_or_404(request.user, obj.patient.study)
         what = "clinical record" if kind == "clinical" else "blood gas"
         target = _Target(obj, obj.patient.study, obj.patient, f"the {what} of {obj.patient.code}")

@@ -76,6 +76,8 @@ def _patient_course(study: Study, patient: Patient, exams: list[Exam], records: 
         cells: list[Any] = []
         for exam, day in zip(exams, days, strict=True):
             rec = records[exam.pk].get(zone) if exam.protocol == protocol else None
-            scored = rec is not None and rec.score is not None
-            cells += [day, rec.score if scored else None, rec.kind if scored else None]
+            if rec is None or rec.score is None:
+                cells += [day, None, None]
+            else:
+                cells += [day, rec.score, rec.kind]
         yield head + [protocol, zone] + cells + [None] * (3 * (width - len(exams)))
