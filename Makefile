@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Where `make demo` serves: `make demo PORT=8080` when 8000 is taken.
+HOST ?= 127.0.0.1
+PORT ?= 8000
 
 .PHONY: setup demo test lint typecheck contracts pytest bench serve worker clean
 
@@ -31,7 +34,7 @@ test: setup lint typecheck contracts pytest
 demo: setup
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py demo_seed
-	$(PY) manage.py demo_serve
+	$(PY) manage.py demo_serve --addr $(HOST):$(PORT)
 
 bench: setup
 	$(PY) benchmarks/run_all.py

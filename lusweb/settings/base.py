@@ -87,6 +87,13 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Invitations (a set-password link for a new account) and password resets. The console backend
+# prints the message in the server's log: the demo needs no mail server. Production sets SMTP.
+EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend") or ""
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "lusweb@localhost") or "lusweb@localhost"
+EMAIL_HOST = env_str("EMAIL_HOST", "localhost") or "localhost"
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_HOURS", 72, minimum=1) * 3600
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"
 
@@ -132,6 +139,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = (MAX_UPLOAD_MB + 1) * 1024 * 1024
 # frame by frame while decoding. MAX_UPLOAD_MB bounds only the bytes sent: 60 kB of H.264 can
 # hold 300 black 4K frames (2.4 GB decoded).
 MAX_FRAMES = env_int("MAX_FRAMES", 2000, minimum=1)  # 80 s at 25 fps; the longest POCUS clip has 495
+# A cine with fewer frames than this (but more than one) is accepted with a visible warning: a few
+# frames cover little of a breathing cycle (B-lines come and go with it).
+SHORT_CLIP_FRAMES = env_int("SHORT_CLIP_FRAMES", 10, minimum=2)
 # Samples of one decoded frame, width x height x samples per pixel: a Full HD colour frame.
 MAX_PIXELS_PER_FRAME = env_int("MAX_PIXELS_PER_FRAME", 1920 * 1080 * 3, minimum=1)
 # Decoded grey uint8 frames of one clip, in MB. The process that ingests a clip holds about three
@@ -242,7 +252,9 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # A 403 (PermissionDenied) or 404 raised in a view is one line, not a traceback (lusweb.logs).
+    "filters": {"client_errors": {"()": "lusweb.logs.ClientErrorsInOneLine"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["client_errors"]}},
     "root": {"handlers": ["console"], "level": env_str("LOG_LEVEL", "INFO") or "INFO"},
 }
 

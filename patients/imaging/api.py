@@ -35,6 +35,7 @@ class ClipSerializer(PatientTimeMixin, serializers.ModelSerializer[ZoneClip]):
     model = serializers.CharField(source="model_name", read_only=True)
     status = serializers.SerializerMethodField()
     code = serializers.CharField(source="error_code", read_only=True)
+    warnings = serializers.ListField(child=serializers.CharField(), read_only=True)
 
     def patient_of(self, instance: Any) -> Patient:
         return instance.exam.patient  # type: ignore[no-any-return]
@@ -50,7 +51,7 @@ class ClipSerializer(PatientTimeMixin, serializers.ModelSerializer[ZoneClip]):
         model = ZoneClip
         fields = ["id", "exam", "zone", "status", "error", "code", "original_filename", "sha256", "size_bytes",
                   "format", "codec", "frame_count", "fps", "rows", "columns", "manufacturer", "model", "transducer",
-                  "sop_instance_uid", "study_instance_uid", "created_at", "page_url"]
+                  "sop_instance_uid", "study_instance_uid", "created_at", "page_url", "warnings"]
         read_only_fields = fields
 
 

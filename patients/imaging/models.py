@@ -131,6 +131,16 @@ class ZoneClip(models.Model):
         return self.status == ClipStatus.READY
 
     @property
+    def warnings(self) -> list[str]:
+        """What a reader should know about a clip that was accepted: a very short cine (fewer than
+        ``LUSWEB_SHORT_CLIP_FRAMES`` frames, but more than one: a single frame is a still image)."""
+        short = int(settings.SHORT_CLIP_FRAMES)
+        if self.frame_count is not None and 1 < self.frame_count < short:
+            return [f"very short clip: {self.frame_count} frames (fewer than {short}); "
+                    "its score rests on little of the breathing cycle"]
+        return []
+
+    @property
     def received(self) -> FieldFile:
         """The field holding the upload as received: ``source`` in de-identifying studies (until
         the check, or for good with ``keep_original``), otherwise ``file`` (kept byte for byte)."""

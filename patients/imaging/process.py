@@ -137,6 +137,9 @@ def _fill(clip: ZoneClip, decoded: Decoded) -> None:
     clip.fps = decoded.fps
     clip.manufacturer, clip.model_name = text(meta, "manufacturer", 128), text(meta, "model", 128)
     clip.transducer = text(meta, "transducer", 128)
+    if not (clip.manufacturer or clip.model_name):
+        # Video and image files name no device: the exam's, as the clinician entered it.
+        clip.model_name, clip.transducer = clip.exam.device[:128], clip.transducer or clip.exam.probe[:128]
     clip.sop_instance_uid = text(meta, "sop_instance_uid", 64)
     clip.study_instance_uid = text(meta, "study_instance_uid", 64)
     clip.meta = jsonable(meta)

@@ -37,7 +37,7 @@ def exam_page_upload(request: HttpRequest, exam: Exam) -> tuple[ClipUploadForm, 
         messages.error(request, f"Choose one file per upload ({len(request.FILES.getlist('file'))} were sent).")
         return form, False
     if not form.is_valid():
-        messages.error(request, "Choose a zone and a file.")
+        messages.error(request, _upload_form_problem(request, form))
         return form, False
     upload = form.cleaned_data["file"]
     name = safe_filename(upload.name or "")
@@ -52,6 +52,19 @@ def exam_page_upload(request: HttpRequest, exam: Exam) -> tuple[ClipUploadForm, 
     else:
         messages.success(request, f"{name} was already stored as zone {result.clip.zone}.")
     return form, True
+
+
+def _upload_form_problem(request: HttpRequest, form: ClipUploadForm) -> str:
+    """What is wrong with a refused upload form, naming the file: empty, missing, or no zone."""
+    sent = request.FILES.get("file")
+    if sent is not None and not sent.size:
+        return f"{safe_filename(sent.name or '') or 'The file'} is empty (0 bytes): nothing to store. Choose the clip's file again."
+    problems = []
+    if "zone" in form.errors:
+        problems.append("choose a zone")
+    if "file" in form.errors:
+        problems.append("choose a file" if sent is None else f"the file: {' '.join(str(e) for e in form.errors['file'])}")
+    return ("Upload refused: " + "; ".join(problems) + ".") if problems else "Upload refused."
 
 
 @login_required

@@ -32,15 +32,19 @@ class ClinicalInfoForm(forms.ModelForm):  # type: ignore[type-arg]
         model = ClinicalInfo
         exclude = ["patient", "created_at"]
         widgets = {"recorded_at": forms.DateTimeInput(attrs={"type": "datetime-local"})}
+        labels = {"spo2": "SpO₂ (%)", "respiratory_rate": "Respiratory rate (/min)", "oxygen_support": "O₂ support"}
 
 
 class BloodGasForm(forms.ModelForm):  # type: ignore[type-arg]
     unit = forms.ChoiceField(choices=GasUnit.choices, initial=GasUnit.MMHG,
-                             help_text="Unit of PaCO2 and PaO2 as entered")
-    paco2 = forms.FloatField(required=False, label="PaCO2")
-    pao2 = forms.FloatField(required=False, label="PaO2")
+                             help_text="Unit of PaCO₂ and PaO₂ as entered")
+    paco2 = forms.FloatField(required=False, label="PaCO₂")
+    pao2 = forms.FloatField(required=False, label="PaO₂")
 
     class Meta:
         model = BloodGas
         fields = ["sampled_at", "ph", "hco3", "lactate", "sao2", "fio2"]
+        # The symbols the tables use, not Django's capitalised field names ("Ph", "Hco3").
+        labels = {"ph": "pH", "hco3": "HCO₃⁻ (mmol/L)", "lactate": "Lactate (mmol/L)", "sao2": "SaO₂ (%)",
+                  "fio2": "FiO₂ (fraction)"}
         widgets = {"sampled_at": forms.DateTimeInput(attrs={"type": "datetime-local"})}

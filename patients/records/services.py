@@ -77,6 +77,17 @@ def patient_update(*, patient: Patient, by: Any, **fields: Any) -> Patient:
     return patient
 
 
+def patient_delete(*, patient: Patient, by: Any) -> None:
+    """Delete a patient with their exams, clips, readings, records and gases; the audit keeps the
+    patient's fields and how many exams went with them."""
+    permissions.require_write(by, patient.study)
+    with transaction.atomic():
+        audit_record(actor=by, action=AuditAction.DELETE, study=patient.study, obj=patient,
+                     changes={**diff(snapshot(patient, PATIENT_FIELDS), {}),
+                              "exams": {"old": patient.exams.count(), "new": 0}})
+        patient.delete()
+
+
 def exam_create(
     *,
     patient: Patient,
@@ -150,6 +161,32 @@ def clinical_info_create(*, patient: Patient, by: Any, recorded_at: dt.datetime,
     return record
 
 
+CLINICAL_FIELDS = tuple(f.name for f in ClinicalInfo._meta.get_fields()
+                        if f.name not in ("id", "patient", "created_at"))
+
+
+def clinical_info_update(*, record: ClinicalInfo, by: Any, **fields: Any) -> ClinicalInfo:
+    """Change a clinical record's fields; audited with old and new values."""
+    permissions.require_write(by, record.patient.study)
+    check_settable(fields, CLINICAL_FIELDS)
+    _check_range(fields.get("spo2"), 0, 100, f"SpO2 {fields.get('spo2')} is outside 0-100 %", "bad_spo2")
+    _check_range(fields.get("respiratory_rate"), 0, 120,
+                 f"respiratory rate {fields.get('respiratory_rate')} is outside 0-120 /min", "bad_respiratory_rate")
+    update_audited(record, fields=fields, tracked=CLINICAL_FIELDS, study=record.patient.study, by=by)
+    return record
+
+
+def record_delete(*, record: ClinicalInfo | BloodGas, by: Any) -> None:
+    """Delete a clinical record or a blood gas; the audit keeps its values."""
+    study = record.patient.study
+    permissions.require_write(by, study)
+    tracked = GAS_AUDIT_FIELDS if isinstance(record, BloodGas) else CLINICAL_FIELDS
+    with transaction.atomic():
+        audit_record(actor=by, action=AuditAction.DELETE, study=study, obj=record,
+                     changes=diff(snapshot(record, tracked), {}))
+        record.delete()
+
+
 def _check_range(value: float | None, low: float, high: float, message: str, code: str) -> None:
     if value is not None and not (low <= value <= high):
         raise ServiceError(message, code=code)
@@ -193,9 +230,27 @@ def blood_gas_create(
     """Record a blood gas; PaCO2/PaO2 are entered in ``unit`` and stored in mmHg."""
     permissions.require_write(by, patient.study)
     converted = _gas_pressures_mmhg(unit, paco2, pao2)
-    _check_range(ph, 6.5, 8.0, f"pH {ph} is outside 6.5-8.0", "bad_ph")
-    _check_range(fio2, 0.21, 1.0, f"FiO2 {fio2} must be a fraction between 0.21 and 1.0", "bad_fio2")
-    _check_range(sao2, 0, 100, f"SaO2 {sao2} is outside 0-100 %", "bad_sao2")
+    _check_gas(ph=ph, fio2=fio2, sao2=sao2)
     return create_audited(BloodGas, audited_in=patient.study, by=by, tracked=GAS_AUDIT_FIELDS, patient=patient,
                           sampled_at=sampled_at, paco2_mmhg=converted["paco2"], pao2_mmhg=converted["pao2"], ph=ph,
                           hco3=hco3, lactate=lactate, sao2=sao2, fio2=fio2, unit_entered=unit)
+
+
+def _check_gas(*, ph: float | None, fio2: float | None, sao2: float | None) -> None:
+    _check_range(ph, 6.5, 8.0, f"pH {ph} is outside 6.5-8.0", "bad_ph")
+    _check_range(fio2, 0.21, 1.0, f"FiO2 {fio2} must be a fraction between 0.21 and 1.0", "bad_fio2")
+    _check_range(sao2, 0, 100, f"SaO2 {sao2} is outside 0-100 %", "bad_sao2")
+
+
+def blood_gas_update(*, gas: BloodGas, by: Any, sampled_at: dt.datetime, unit: str = GasUnit.MMHG,
+                     paco2: float | None = None, pao2: float | None = None, **fields: Any) -> BloodGas:
+    """Replace a blood gas's values (as :func:`blood_gas_create` takes them: pressures in ``unit``);
+    audited with old and new values (``PaCO2: 41 -> 45 mmHg``)."""
+    permissions.require_write(by, gas.patient.study)
+    check_settable(fields, ("ph", "hco3", "lactate", "sao2", "fio2"))
+    converted = _gas_pressures_mmhg(unit, paco2, pao2)
+    _check_gas(ph=fields.get("ph"), fio2=fields.get("fio2"), sao2=fields.get("sao2"))
+    values = {"sampled_at": sampled_at, "paco2_mmhg": converted["paco2"], "pao2_mmhg": converted["pao2"],
+              "unit_entered": unit, **fields}
+    update_audited(gas, fields=values, tracked=GAS_AUDIT_FIELDS, study=gas.patient.study, by=by)
+    return gas

@@ -25,21 +25,28 @@ from patients.studies.selectors import study_for
 def study_export(request: HttpRequest, pk: int) -> HttpResponse:
     """The export page: choose level, format and gas window; download the CSV or its dictionary."""
     study, role = study_for(user=request.user, pk=pk)
+    return _export_page(request, study, role, ExportForm())
+
+
+def _export_page(request: HttpRequest, study: Study, role: str, form: ExportForm, *,
+                 error: str = "") -> HttpResponse:
+    """The export page; with ``error`` (a refused download) answered 400 with the form as it was sent."""
     return render(request, "research/study_export.html", {
-        "study": study, "role": role, "form": ExportForm(),
+        "study": study, "role": role, "form": form, "error": error,
         "identifying": permissions.can_see_identifying(request.user, study),
-    })
+    }, status=400 if error else 200)
 
 
 @login_required
 def study_export_download(request: HttpRequest, pk: int) -> HttpResponseBase:
     """The CSV (streamed) or, with ``dictionary=1``, its data dictionary; 400 names a bad parameter."""
-    study, _role = study_for(user=request.user, pk=pk)
+    study, role = study_for(user=request.user, pk=pk)
     try:
         params = parse_export_params(request.GET, identifying=permissions.can_see_identifying(request.user, study))
         dictionary = parse_flag(request.GET, "dictionary")
     except ExportParamError as exc:
-        return HttpResponse(str(exc), status=400, content_type="text/plain; charset=utf-8")
+        # The page again, in the site's layout, with the form as sent and what was wrong with it.
+        return _export_page(request, study, role, ExportForm(request.GET), error=str(exc))
     if dictionary:
         return dictionary_http_response(study=study, params=params)
     return export_http_response(user=request.user, study=study, params=params, asgi=isinstance(request, ASGIRequest))

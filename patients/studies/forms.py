@@ -34,5 +34,7 @@ class AuditFilterForm(forms.Form):
 
 
 class MemberForm(forms.Form):
-    username = forms.CharField(max_length=150)
+    username = forms.CharField(max_length=254, label="Username or e-mail",
+                               help_text="An e-mail address without an account creates the account and e-mails "
+                                         "them a link to choose their password.")
     role = forms.ChoiceField(choices=Role.choices)

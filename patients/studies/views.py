@@ -13,6 +13,7 @@ from lusweb.errors import ServiceError
 from patients.audit.selectors import AuditFilterError, audit_events
 from patients.studies import permissions, selectors, services
 from patients.studies.forms import AuditFilterForm, MemberForm, StudyForm, StudySettingsForm
+from patients.studies.invite import member_invite
 
 
 @login_required
@@ -38,11 +39,15 @@ def study_members(request: HttpRequest, pk: int) -> HttpResponse:
     form = MemberForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
-            services.membership_set(study=study, by=request.user, **form.cleaned_data)
+            invited = member_invite(study=study, who=form.cleaned_data["username"], role=form.cleaned_data["role"],
+                                    by=request.user, site_url=request.build_absolute_uri("/"))
         except ServiceError as exc:
             form.add_error(None, exc.message)
         else:
-            messages.success(request, f"{form.cleaned_data['username']} is now {form.cleaned_data['role']}.")
+            user = invited.membership.user
+            messages.success(request, f"{user.username} is now {invited.membership.get_role_display()}."
+                             + (f" Their account was created and a link to choose a password was e-mailed to "
+                                f"{user.email}." if invited.account_created else ""))
             return redirect("study-members", pk=study.pk)
     return render(request, "studies/study_members.html", {
         "study": study, "role": role, "members": selectors.membership_list(study=study), "form": form,
@@ -86,8 +91,14 @@ def study_settings(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def study_archive(request: HttpRequest, pk: int) -> HttpResponse:
+    """Archive (after the admin typed the study's name: the confirmation step) or unarchive."""
     study, _role = selectors.study_for(user=request.user, pk=pk)
     archived = request.POST.get("archived") == "1"
+    typed = request.POST.get("confirm_name", "").strip()
+    if archived and typed != study.name:
+        messages.error(request, f"Not archived: type the study's name ({study.name}) to confirm archiving it"
+                                + (f"; {typed!r} is not its name." if typed else "."))
+        return redirect("study-settings", pk=study.pk)
     services.study_set_archived(study=study, archived=archived, by=request.user)
     messages.success(request, "Study archived: it is now read-only." if archived else "Study unarchived.")
     return redirect("study-settings", pk=study.pk)

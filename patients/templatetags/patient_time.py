@@ -6,6 +6,7 @@ import datetime as dt
 from django import template
 
 from patients.records.chrono import PatientClock
+from patients.records.units import KPA_TO_MMHG
 
 register = template.Library()
 
@@ -27,3 +28,9 @@ def when_date(value: dt.datetime | None, clock: PatientClock | None) -> str:
     if clock is None:
         return "–"
     return clock.label(value, with_time=False)
+
+
+@register.filter
+def kpa(mmhg: float | None) -> float | None:
+    """A pressure stored in mmHg, in kPa (as a gas entered in kPa was typed)."""
+    return None if mmhg is None else mmhg / KPA_TO_MMHG

@@ -9,6 +9,9 @@
   const bar = document.getElementById("job-progress-bar");
   const label = document.getElementById("job-progress-label");
   const statusEl = document.getElementById("job-status");
+  // The words of patients/templatetags/words.py (STATUS_WORDS), for live updates.
+  const STATUS_WORDS = {not_scored: "not scored yet", pending: "queued", running: "scoring", succeeded: "scored",
+    failed: "failed", superseded: "superseded by a newer job", cancelled: "cancelled"};
   const zones = document.getElementById("zones");
   let finished = root.dataset.status === "succeeded" || root.dataset.status === "failed";
   let lastProgress = parseFloat(root.dataset.progress || "0");
@@ -31,7 +34,7 @@
       bar.setAttribute("aria-valuenow", String(pct));
       label.textContent = pct + " %" + (step ? " · " + step : "");
     }
-    if (status) { statusEl.textContent = status; root.dataset.status = status; }
+    if (status) { statusEl.textContent = STATUS_WORDS[status] || status.replace(/_/g, " "); statusEl.dataset.code = status; root.dataset.status = status; }
     if ((status === "succeeded" || status === "failed") && !finished) {
       finished = true;
       reload();

@@ -51,7 +51,7 @@ def test_upload_and_watch_the_progress_bar(browser: Any, live_server: Any, worke
             for zone in ("R3", "R4"):
                 cell = page.locator(f"tr[data-zone={zone}] td.upload-state")
                 assert cell.get_attribute("data-upload-status") == "pending" and cell.inner_text() == "checking the file…"
-            assert page.locator("#job-status").inner_text() == "not_scored"
+            assert page.locator("#job-status").inner_text() == "not scored yet"
             worker = worker_env()  # now a worker checks them; the page follows without a reload by hand
             page.wait_for_selector("tr[data-zone=R3] img.thumb", timeout=120000)
             page.wait_for_selector("tr[data-zone=R4] td.upload-state[data-upload-status=failed]", timeout=120000)
@@ -65,7 +65,7 @@ def test_upload_and_watch_the_progress_bar(browser: Any, live_server: Any, worke
                     " return b ? parseInt(b.getAttribute('aria-valuenow') || '0') : -1; }"
                 )
                 seen.append(value)
-                if value >= 100 and page.locator("#job-status").inner_text() == "succeeded":
+                if value >= 100 and page.locator("#job-status").get_attribute("data-code") == "succeeded":
                     break
                 page.wait_for_timeout(250)
             # The page reloads itself with the new scores.

@@ -4,10 +4,12 @@ Levels and formats (``?level=...&format=...``):
 
 * ``zone`` + ``long``: one row per recorded zone (a clip) of every exam: patient x exam x zone.
 * ``exam`` + ``long``: one row per exam.
-* ``zone`` or ``exam`` + ``wide``: one row per exam with a ``zone_<P>:<Z>_score``,
-  ``zone_<P>:<Z>_override`` and ``record_<P>:<Z>`` column per zone, named with its protocol
-  (``zone_blue-6:R3_score``: a BLUE-6 R3 is not a 12-zone R3), the study protocol's zones first,
-  then those of other protocols used by its exams; an exam fills only its own protocol's columns.
+* ``exam`` + ``wide``: one row per exam with a ``zone_<P>:<Z>_score``, ``zone_<P>:<Z>_override``
+  and ``record_<P>:<Z>`` column per zone, named with its protocol (``zone_blue-6:R3_score``: a
+  BLUE-6 R3 is not a 12-zone R3), the study protocol's zones first, then those of other protocols
+  used by its exams; an exam fills only its own protocol's columns.
+* ``zone`` + ``wide``: one row per patient x zone (the zone's course, see ``course``) with an
+  ``exam<n>_day``, ``exam<n>_record`` and ``exam<n>_source`` column per exam of the patient.
 * ``patient`` + ``long``: one row per patient (course summary).
 
 Scores are those of one model version per exam: ``?model=<version>`` when given, else the

@@ -136,9 +136,15 @@ def wide_zones(study: Study) -> list[str]:
     return [get_protocol(k).column(code) for k in keys for code in get_protocol(k).codes]
 
 
+def patient_head(params: ExportParams) -> list[Column]:
+    """The columns that open every row: study, pseudonym (the study's codes for those who may see
+    them) and sex."""
+    return list(_HEAD) + (_IDENTIFYING_PATIENT if params.identifying else []) + _SEX
+
+
 def columns(study: Study, params: ExportParams) -> list[Column]:
     """The export's columns, in order."""
-    head = list(_HEAD) + (_IDENTIFYING_PATIENT if params.identifying else []) + _SEX
+    head = patient_head(params)
     if params.level == "patient":
         return head + _PATIENT
     exam_head = list(_EXAM_HEAD) + (_IDENTIFYING_EXAM if params.identifying else [])

@@ -11,10 +11,30 @@ from django.utils.text import slugify
 
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_finish_export, audit_record
-from patients.research.export.columns import columns
+from patients.research.export.columns import Column
+from patients.research.export.columns import columns as _flat_columns
+from patients.research.export.course import course_columns, course_rows
 from patients.research.export.params import ExportParams
-from patients.research.export.rows import batched, export_rows
+from patients.research.export.rows import batched
+from patients.research.export.rows import export_rows as _flat_rows
 from patients.studies.models import Study
+
+
+def _zone_course(params: ExportParams) -> bool:
+    """Zone level, wide: a row per patient x zone (``course``), not a row per exam."""
+    return params.level == "zone" and params.wide
+
+
+def columns(study: Study, params: ExportParams) -> list[Column]:
+    """The export's columns, in order, for any level and format."""
+    return course_columns(study, params) if _zone_course(params) else _flat_columns(study, params)
+
+
+def export_rows(study: Study, params: ExportParams, *, batch: int = 500) -> Iterator[list[Any]]:
+    """The export's data rows, for any level and format."""
+    if _zone_course(params):
+        return course_rows(study, params)
+    return _flat_rows(study, params, batch=batch)
 
 
 class _Echo:

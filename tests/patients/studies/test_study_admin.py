@@ -58,7 +58,15 @@ def test_settings_page_and_archive(world: dict[str, Any], client: Any) -> None:
     client.post(f"/studies/{study.pk}/settings/", {"description": "new words", "keep_original": "on"})
     study.refresh_from_db()
     assert (study.description, study.deidentify, study.keep_original) == ("new words", False, True)
-    client.post(f"/studies/{study.pk}/archive/", {"archived": "1"})
+    # Archiving is a confirmation step: the study's name must be typed, else nothing changes.
+    page = client.get(f"/studies/{study.pk}/settings/").content.decode()
+    assert 'class="card danger-zone"' in page and 'class="danger"' in page and "read-only for everyone" in page
+    for typed in ({}, {"confirm_name": "not the name"}):
+        refused = client.post(f"/studies/{study.pk}/archive/", {"archived": "1", **typed}, follow=True)
+        assert "Not archived: type the study&#x27;s name" in refused.content.decode()
+        study.refresh_from_db()
+        assert not study.archived
+    client.post(f"/studies/{study.pk}/archive/", {"archived": "1", "confirm_name": study.name})
     study.refresh_from_db()
     assert study.archived
     # Archived: read-only for everyone, including writes through the settings page ...
