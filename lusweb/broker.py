@@ -21,12 +21,13 @@ BROKER_ERRORS: tuple[type[BaseException], ...] = (KombuOperationalError, RedisEr
                                                   OSError)
 
 
-def task_send(name: str, *, args: tuple[object, ...], queue: str, countdown: float = 0.0) -> bool:
+def task_send(name: str, *, args: tuple[object, ...], queue: str) -> bool:
     """Publish task ``name`` with ``args`` on ``queue``: True when the broker took it, False
-    (logged) when it could not be reached."""
+    (logged) when it could not be reached. No countdown on purpose: an ETA message is taken from
+    Redis at once and held by a worker, outside the strict queue order."""
     try:
         # Retried briefly (task_publish_retry, CELERY_TASK_PUBLISH_RETRY_POLICY), then given up.
-        signature(name, args=args).apply_async(queue=queue, countdown=countdown or None)
+        signature(name, args=args).apply_async(queue=queue)
     except BROKER_ERRORS as exc:
         logger.warning("broker unreachable: %s%r not sent, the recovery loop will send it (%s: %s)", name, args,
                        exc.__class__.__name__, exc)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, transaction
-from django.db.models import F, Q
+from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from lusweb.jsonable import jsonable
@@ -87,6 +87,43 @@ def _renew(job: ScoringJob, worker: str, *, progress_value: float, step: str) ->
     )
     if not updated:
         raise LeaseLost(f"job {job.pk} is no longer ours")
+
+
+def debounce_remaining(*, exam_id: int) -> float:
+    """Seconds until the exam's clips have been quiet for ``SCORING_DEBOUNCE_SECONDS`` (0 = now).
+
+    The window runs from the newest clip's upload or check, whichever is later: a burst of twelve
+    uploads (each checked by the ingest worker) keeps it open until the last clip is in.
+    """
+    debounce = float(getattr(settings, "SCORING_DEBOUNCE_SECONDS", 0))
+    if debounce <= 0:
+        return 0.0
+    latest = ZoneClip.all_objects.filter(exam_id=exam_id).aggregate(c=Max("created_at"), k=Max("checked_at"))
+    moments = [m for m in latest.values() if m is not None]
+    if not moments:
+        return 0.0
+    return max(0.0, (max(moments) + dt.timedelta(seconds=debounce) - timezone.now()).total_seconds())
+
+
+def scoring_job_settle(*, job_id: int, sleep: Callable[[float], None] = time.sleep) -> float:
+    """Wait, at most ``SCORING_DEBOUNCE_SECONDS``, while the pending job's exam is still receiving
+    clips; returns the seconds waited.
+
+    Why not a countdown on the message: a Celery message with an ETA is taken from Redis at once
+    and held by the worker, outside the strict queue order (and the worker then prefetches around
+    it). The message is sent at once instead, taken in queue order, and the short wait happens
+    here; uploads arriving meanwhile reuse the still-pending job (``scoring_job_request``).
+    """
+    budget = float(getattr(settings, "SCORING_DEBOUNCE_SECONDS", 0))
+    job = ScoringJob.objects.filter(pk=job_id, status=JobStatus.PENDING).values("exam_id").first()
+    waited = 0.0
+    while job is not None and waited < budget:
+        remaining = min(debounce_remaining(exam_id=job["exam_id"]), budget - waited)
+        if remaining <= 0:
+            break
+        sleep(remaining)
+        waited += remaining
+    return waited
 
 
 def scoring_job_execute(*, job_id: int, worker: str | None = None) -> str:

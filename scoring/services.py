@@ -101,10 +101,14 @@ def scoring_queue(reason: str) -> str:
     return "gpu-bulk" if reason in BULK_REASONS else "gpu"
 
 
-def _dispatch(job_id: int, countdown: float = 0.0, *, reason: str = "upload") -> bool:
+def _dispatch(job_id: int, *, reason: str = "upload") -> bool:
     """Send the job's message; when the broker cannot be reached (False) the job keeps no
-    ``dispatched_at`` and the workers' recovery loop sends it (``scoring_jobs_recover``)."""
-    sent = task_send(SCORE_EXAM_TASK, args=(job_id,), queue=scoring_queue(reason), countdown=countdown)
+    ``dispatched_at`` and the workers' recovery loop sends it (``scoring_jobs_recover``).
+
+    Never with a countdown: a message with an ETA leaves Redis at once and skips the strict queue
+    order. The upload debounce happens in the task once it is taken (``pipeline.scoring_job_settle``).
+    """
+    sent = task_send(SCORE_EXAM_TASK, args=(job_id,), queue=scoring_queue(reason))
     ScoringJob.objects.filter(pk=job_id).update(dispatched_at=timezone.now() if sent else None)
     return sent
 
@@ -115,7 +119,8 @@ def scoring_job_request(
     """Ask for the exam to be scored; dispatched when the surrounding transaction commits.
 
     A job still pending for the same exam and model is reused: it reads the exam's clips when it
-    starts, so a burst of twelve uploads becomes one job.
+    starts, and it starts only once the exam's clips have been quiet for ``SCORING_DEBOUNCE_SECONDS``
+    (``pipeline.scoring_job_settle``), so a burst of twelve uploads becomes one job.
     """
     version = model_version or model_version_active()
     with transaction.atomic():
@@ -125,11 +130,9 @@ def scoring_job_request(
             job = ScoringJob.objects.create(exam=exam, model_version=version, reason=reason, requested_by=by,
                                             step="queued")
         job_id = job.pk
-        # Uploads arrive in bursts (twelve zones): a short delay lets them share one job.
-        delay = float(getattr(settings, "SCORING_DEBOUNCE_SECONDS", 0)) if reason == "upload" else 0.0
         # The request's own reason picks the queue: a clinician's upload promotes a pending bulk job
         # (the duplicate message is harmless: the job is claimed once).
-        transaction.on_commit(lambda: _dispatch(job_id, delay, reason=reason), robust=True)
+        transaction.on_commit(lambda: _dispatch(job_id, reason=reason), robust=True)
     return job
 
 

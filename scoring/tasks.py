@@ -30,6 +30,8 @@ logger = logging.getLogger(__name__)
 )
 def score_exam(self: Any, job_id: int) -> str:
     """Score the exam of job ``job_id`` (idempotent: a finished or foreign-leased job is left alone)."""
+    if not self.request.is_eager:  # eager mode (dev, tests) runs inline: no upload burst to wait for
+        pipeline.scoring_job_settle(job_id=job_id)
     try:
         return pipeline.scoring_job_execute(job_id=job_id, worker=f"{self.request.hostname}:{os.getpid()}")
     except pipeline.JobLeaseHeld as held:

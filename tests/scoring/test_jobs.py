@@ -170,3 +170,41 @@ def test_a_newer_request_supersedes_the_running_job(monkeypatch: pytest.MonkeyPa
     assert sorted(ClipScore.objects.filter(job=newer[0]).values_list("zone", flat=True)) == ["L1", "R1"]
     # A job whose exam gets no newer request is not disturbed.
     assert pipeline._newer_request(newer[0]) is None
+
+
+
+def test_a_pending_job_waits_for_the_burst_to_settle_at_most_the_debounce(version: ModelVersion,
+                                                                         settings: Any) -> None:
+    from patients.imaging.models import ZoneClip  # lazy: only this test reads clips
+    from tests.patients.dashboards.builders import fake_clip  # lazy: only this test makes clips
+
+    settings.SCORING_DEBOUNCE_SECONDS = 2
+    exam = ExamFactory()
+    job = ScoringJob.objects.create(exam=exam, model_version=version, reason="upload")
+    assert pipeline.debounce_remaining(exam_id=exam.pk) == 0.0  # no clip: nothing to wait for
+    clip = fake_clip(exam, "R1")
+    naps: list[float] = []
+
+    def nap(seconds: float) -> None:
+        """Instead of sleeping, move the clip's arrival back by the time asked for."""
+        naps.append(seconds)
+        ZoneClip.all_objects.filter(pk=clip.pk).update(created_at=clip.created_at - dt.timedelta(seconds=sum(naps)))
+
+    assert 1.5 < pipeline.debounce_remaining(exam_id=exam.pk) <= 2.0
+    waited = pipeline.scoring_job_settle(job_id=job.pk, sleep=nap)
+    assert 1.5 < waited <= 2.0 and len(naps) == 1
+    assert pipeline.debounce_remaining(exam_id=exam.pk) == 0.0
+    # Clips that keep arriving cannot hold the job longer than the debounce itself.
+    fake_clip(exam, "R2")
+    zones = iter(["R3", "R4", "R5", "R6", "L1", "L2", "L3", "L4", "L5", "L6"])
+    arrivals: list[float] = []
+
+    def another_clip(seconds: float) -> None:
+        arrivals.append(seconds)
+        fake_clip(exam, next(zones))
+
+    assert pipeline.scoring_job_settle(job_id=job.pk, sleep=another_clip) <= 2.0
+    assert len(arrivals) >= 2 and sum(arrivals) <= 2.0
+    # A job already running (a redelivery) does not wait.
+    ScoringJob.objects.filter(pk=job.pk).update(status=JobStatus.RUNNING)
+    assert pipeline.scoring_job_settle(job_id=job.pk, sleep=naps.append) == 0.0

@@ -75,3 +75,70 @@ def test_a_clinicians_job_goes_before_queued_bulk_jobs(worker_env: Callable[...,
     assert max(started[j.pk] for j in interactive) < bulk_starts[0], (started, bulk_starts)
     assert {e.pk for e in bulk_exams} == set(ScoringJob.objects.filter(pk__in=[j.pk for j in bulk]).values_list(
         "exam_id", flat=True))
+
+
+def _burst_exam() -> tuple[Exam, Any]:
+    study = StudyFactory(protocol="12-zone")
+    clinician = UserFactory()
+    MembershipFactory(study=study, user=clinician, role=Role.CLINICIAN)
+    return ExamFactory(patient=PatientFactory(study=study)), clinician
+
+
+def _upload(exam: Exam, by: Any, zone: str, seed: int) -> None:
+    from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4
+
+    buf = io.BytesIO()
+    write_mp4(phantom_cohort_clip(1, seed=seed, n_frames=8, rows=96, columns=96), buf)
+    clip_ingest(exam=exam, upload=SimpleUploadedFile(f"{zone}.mp4", buf.getvalue()), zone=zone, by=by,
+                filename=f"{zone}.mp4")
+
+
+def test_upload_jobs_are_sent_without_eta_and_a_burst_shares_one_job(settings: Any) -> None:
+    """An ETA message leaves Redis at once and skips the queue order: upload jobs carry none.
+    The messages on the real broker are read back; the burst's three uploads share one job."""
+    import base64
+    import json
+
+    import redis
+
+    from tests.conftest import require  # lazy: keeps the module's imports those of the other tests
+
+    require(bool(settings.REDIS_URL), "LUSWEB_REDIS_URL is not set: no real broker")
+    settings.SCORING_ON_UPLOAD = True
+    settings.SCORING_DEBOUNCE_SECONDS = 2
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    client.delete("gpu")
+    exam, clinician = _burst_exam()
+    for i, zone in enumerate(["R1", "R2", "L1"]):
+        _upload(exam, clinician, zone, seed=i)
+    jobs = list(ScoringJob.objects.filter(exam=exam))
+    assert len(jobs) == 1 and jobs[0].status == JobStatus.PENDING and jobs[0].dispatched_at is not None
+    messages = [json.loads(raw) for raw in client.lrange("gpu", 0, -1)]
+    assert len(messages) == 3  # one per upload; the claim makes the spares harmless
+    for message in messages:
+        headers = message["headers"]
+        assert headers["task"] == "scoring.tasks.score_exam"
+        assert headers.get("eta") is None and headers.get("countdown") is None, headers
+        assert json.loads(base64.b64decode(message["body"]))[0] == [jobs[0].pk]
+    client.delete("gpu")
+
+
+def test_a_burst_taken_by_a_worker_is_scored_as_one_job(worker_env: Callable[..., Worker], settings: Any) -> None:
+    """The worker takes the first upload's message at once; the job waits for the burst to settle
+    (``SCORING_DEBOUNCE_SECONDS``), so the later uploads join it and one job scores every clip."""
+    from scoring.models import ClipScore
+
+    worker = worker_env(LUSWEB_SCORING_DEBOUNCE_SECONDS="2")
+    worker.wait_ready()
+    exam, clinician = _burst_exam()
+    for i, zone in enumerate(["R1", "R2", "L1"]):
+        _upload(exam, clinician, zone, seed=10 + i)
+        time.sleep(0.3)
+    deadline = time.monotonic() + 180
+    while not ScoringJob.objects.filter(exam=exam, status=JobStatus.SUCCEEDED).exists():
+        assert time.monotonic() < deadline, worker.log.read_text()[-3000:]
+        time.sleep(0.25)
+    time.sleep(1.0)  # let the spare messages be taken and skipped
+    jobs = list(ScoringJob.objects.filter(exam=exam))
+    assert [j.status for j in jobs] == [JobStatus.SUCCEEDED], [(j.pk, j.status, j.step) for j in jobs]
+    assert sorted(ClipScore.objects.filter(job=jobs[0]).values_list("zone", flat=True)) == ["L1", "R1", "R2"]
