@@ -17,18 +17,17 @@ import os
 import secrets
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 import urllib.parse
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import django
 from django.core.management import call_command
+
+from benchmarks.load import Load, percentile, user_loop, users_start
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -101,48 +100,13 @@ def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int
     raise SystemExit(f"the server did not answer /healthz/ within 60 s; see {log}")
 
 
-@dataclass
-class Load:
-    latencies: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _user(port: int, path: str, cookie: str, marker: bytes, deadline: float, load: Load) -> None:
-    """One signed-in user asking for ``path`` again and again on a kept-alive connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    while time.monotonic() < deadline:
-        started = time.perf_counter()
-        try:
-            conn.request("GET", path, headers={"Cookie": cookie, "Accept": "text/html,application/json"})
-            answer = conn.getresponse()
-            body = answer.read()
-            error = None if answer.status == 200 and marker in body else f"{answer.status}: {body[:200]!r}"
-        except (OSError, http.client.HTTPException) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        with load.lock:
-            load.latencies.append(time.perf_counter() - started)
-            if error:
-                load.errors.append(error)
-    conn.close()
-
-
-def _percentile(values: list[float], q: int) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
-
-
 def _run(port: int, path: str, cookie: str, marker: bytes, users: int, seconds: float) -> Load:
+    headers = {"Cookie": cookie, "Accept": "text/html,application/json"}
     warm = Load()
-    _user(port, path, cookie, marker, time.monotonic() + 1.0, warm)  # templates, first queries
+    user_loop(port, path, headers, marker, time.monotonic() + 1.0, warm)  # templates, first queries
     if warm.errors:
         raise SystemExit(f"{path}: {warm.errors[0]}")
-    load = Load()
-    deadline = time.monotonic() + seconds
-    threads = [threading.Thread(target=_user, args=(port, path, cookie, marker, deadline, load)) for _ in range(users)]
-    for t in threads:
-        t.start()
+    load, threads = users_start(port, path, headers, marker, users=users, seconds=seconds)
     for t in threads:
         t.join()
     return load
@@ -150,9 +114,9 @@ def _run(port: int, path: str, cookie: str, marker: bytes, users: int, seconds: 
 
 def _report(label: str, load: Load, seconds: float) -> None:
     ms = [1000 * s for s in load.latencies]
-    p95 = _percentile(ms, 95)
+    p95 = percentile(ms, 95)
     print(f"{label}: {len(ms)} requests ({len(ms) / seconds:.0f}/s), {len(load.errors)} errors, "
-          f"p50 {_percentile(ms, 50):.0f} ms, p95 {p95:.0f} ms (target {TARGET_P95_MS:.0f} ms), "
+          f"p50 {percentile(ms, 50):.0f} ms, p95 {p95:.0f} ms (target {TARGET_P95_MS:.0f} ms), "
           f"max {max(ms):.0f} ms; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     for error in load.errors[:3]:
         print(f"  error: {error}")

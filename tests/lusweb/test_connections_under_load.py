@@ -11,14 +11,10 @@ the count before the load within 10 s after it. The measured figures go to
 from __future__ import annotations
 
 import datetime as dt
-import http.client
 import json
 import os
-import statistics
-import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +23,7 @@ import pytest
 from django.conf import settings
 from django.test import Client
 
+from benchmarks.load import Load, percentile, users_start
 from patients.records.models import Patient
 from patients.studies.models import Role
 from patients.studies.protocols import get_protocol
@@ -93,34 +90,6 @@ def _count_connections() -> Counter:
     return count
 
 
-@dataclass
-class Load:
-    latencies: list[float] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock)
-
-
-def _client(port: int, path: str, cookie: str, marker: bytes, deadline: float, load: Load) -> None:
-    """One signed-in client reading the timeline page again and again on a kept-alive connection."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    while time.monotonic() < deadline:
-        started = time.monotonic()
-        try:
-            conn.request("GET", path, headers={"Cookie": cookie})
-            answer = conn.getresponse()
-            body = answer.read()
-            error = None if answer.status == 200 and marker in body else f"{answer.status}: {body[:200]!r}"
-        except (OSError, http.client.HTTPException) as exc:
-            error = f"{type(exc).__name__}: {exc}"
-            conn.close()
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-        with load.lock:
-            load.latencies.append(time.monotonic() - started)
-            if error:
-                load.errors.append(error)
-    conn.close()
-
-
 Samples = list[tuple[float, int, int]]
 
 
@@ -144,17 +113,9 @@ def _baseline(count: Counter) -> int:
     return values[-1]
 
 
-def _percentile(values: list[float], q: float) -> float:
-    return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
-
-
 def _run_load(server: Server, path: str, cookie: str, count: Counter) -> tuple[Load, Samples, float]:
-    load = Load()
-    deadline = time.monotonic() + LOAD_SECONDS
-    clients = [threading.Thread(target=_client, args=(server.port, path, cookie, b"LD-001", deadline, load))
-               for _ in range(CLIENTS)]
-    for t in clients:
-        t.start()
+    load, clients = users_start(server.port, path, {"Cookie": cookie}, b"LD-001", users=CLIENTS,
+                                seconds=LOAD_SECONDS)
     during = _sample(count, lambda _: not any(t.is_alive() for t in clients))
     for t in clients:
         t.join()
@@ -176,7 +137,7 @@ def test_twenty_clients_on_the_timeline_stay_within_the_pool(asgi_server: Callab
     peak = max(n for _, n, _ in during + after)
     figures = {
         "requests": len(load.latencies), "errors": len(load.errors), "clients": CLIENTS, "seconds": LOAD_SECONDS,
-        "p50_ms": round(1000 * _percentile(load.latencies, 50), 1), "p95_ms": round(1000 * _percentile(load.latencies, 95), 1),
+        "p50_ms": round(1000 * percentile(load.latencies, 50), 1), "p95_ms": round(1000 * percentile(load.latencies, 95), 1),
         "server_connections_before": baseline, "max_server_connections": peak, "pool_bound": BOUND,
         "max_connections_to_the_database": max(total for _, _, total in during + after),
         "seconds_to_baseline": None if back is None else round(max(back, 0.0), 2),
