@@ -17,11 +17,14 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from lusweb import health  # noqa: E402
 from lusweb.routing import websocket_urlpatterns  # noqa: E402
+from lusweb.warmup import process_warm  # noqa: E402
 from patients.imaging.tempfiles import tempfiles_clean  # noqa: E402
 
 # Uploads a killed server process was receiving are left in the temporary folder: a starting
 # server process removes the stale ones.
 tempfiles_clean()
+# Before the process listens: its first requests must not wait for the imports (lusweb.warmup).
+process_warm()
 
 router = ProtocolTypeRouter(
     {

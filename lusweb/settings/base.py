@@ -218,6 +218,9 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "inte
 # Scoring jobs: a worker holds a lease it renews while working; a dead worker's lease expires
 # and the job is claimed again.
 SCORING_ON_UPLOAD = env_bool("SCORING_ON_UPLOAD", True)
+# A worker runs at this niceness (0-19): on a host it shares with the web server, the pages and
+# /healthz/ take the CPU first and the scoring and ingest work yields (lusweb.celery).
+WORKER_NICE = env_int("WORKER_NICE", 10, minimum=0, maximum=19)
 # A clinician reading or an adjudication refreshes the exam's severity from the score of record.
 SEVERITY_ON_READING = env_bool("SEVERITY_ON_READING", True)
 SCORING_LEASE_SECONDS = env_int("SCORING_LEASE_SECONDS", 120, minimum=5)

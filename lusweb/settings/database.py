@@ -5,8 +5,10 @@ Under ASGI each request runs its sync code in a thread of its own, so connection
 connections and "too many clients" errors (issue 15). PostgreSQL connections therefore come from
 psycopg's pool (Django's ``OPTIONS["pool"]``), bounded per process:
 
-    connections of one process   <= LUSWEB_DB_POOL_MAX
+    connections of one process   <= LUSWEB_DB_POOL_MAX (+ 1 in a web process: /healthz/'s own,
+                                    lusweb.health)
     connections of a deployment  <= (web processes + Celery worker processes) x LUSWEB_DB_POOL_MAX
+                                    + web processes
 
 Django returns a connection to the pool at the end of each request (or task), and the pool closes
 one connection per ``LUSWEB_DB_POOL_MAX_IDLE`` seconds while some stay unused, down to

@@ -38,7 +38,7 @@ def env_bool(name: str, default: bool) -> bool:
     raise ImproperlyConfigured(f"{PREFIX}{name}={value!r} is not a boolean (use 1/0, true/false)")
 
 
-def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+def env_int(name: str, default: int, *, minimum: int | None = None, maximum: int | None = None) -> int:
     value = _raw(name)
     if value is None:
         return default
@@ -48,6 +48,8 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
         raise ImproperlyConfigured(f"{PREFIX}{name}={value!r} is not an integer") from exc
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{PREFIX}{name}={number} must be >= {minimum}")
+    if maximum is not None and number > maximum:
+        raise ImproperlyConfigured(f"{PREFIX}{name}={number} must be <= {maximum}")
     return number
 
 

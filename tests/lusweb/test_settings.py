@@ -121,6 +121,8 @@ def test_clip_budget_defaults_and_overrides() -> None:
     ("MAX_PIXELS_PER_FRAME", "-1", "LUSWEB_MAX_PIXELS_PER_FRAME=-1 must be >= 1"),
     ("MAX_DECODED_MB", "0.5", "LUSWEB_MAX_DECODED_MB='0.5' is not an integer"),
     ("MAX_DECODED_MB", "0", "LUSWEB_MAX_DECODED_MB=0 must be >= 1"),
+    ("WORKER_NICE", "20", "LUSWEB_WORKER_NICE=20 must be <= 19"),
+    ("WORKER_NICE", "-5", "LUSWEB_WORKER_NICE=-5 must be >= 0"),
 ])
 def test_bad_budget_stops_startup(name: str, value: str, words: str) -> None:
     out = _load_settings("lusweb.settings.local", {f"LUSWEB_{name}": value})

@@ -144,7 +144,7 @@ def test_healthz_stays_fast_while_ten_uploads_run(asgi_server: Callable[..., Ser
     bodies = [_multipart(exam.zone_codes[i], f"zone{i}.dcm", _dicom(i, frames=80, size=256)) for i in range(12)]
     worker = worker_env(LUSWEB_SCORING_ON_UPLOAD="0")  # ingest only: no scoring job competes for the CPU
     worker.wait_ready()
-    server = asgi_server(workers=4)
+    server = asgi_server(workers=4, LUSWEB_DB_POOL="1")
     # A server in its steady state: each process has served uploads (code loaded, broker connection open).
     warm = _upload_all(server.url, token, warm_exam, bodies)
     assert sorted(r.status_code for r, _ in warm) == [202] * 12
