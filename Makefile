@@ -33,7 +33,7 @@ test: setup lint typecheck contracts pytest
 
 demo: setup
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py demo_seed
+	$(PY) manage.py demo_seed --first 2
 	$(PY) manage.py demo_serve --addr $(HOST):$(PORT)
 
 bench: setup

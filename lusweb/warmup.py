@@ -19,9 +19,9 @@ logger = logging.getLogger(__name__)
 def process_warm() -> float:
     """Import every view module and the task producer; the seconds it took. Opens no connection:
     a database or broker that is down must not keep the server from starting."""
-    from django.urls import get_resolver
+    from django.urls import get_resolver  # lazy: the URLconf needs the settings set up
 
-    from lusweb.celery import app
+    from lusweb.celery import app  # lazy: the Celery app reads the settings
 
     start = time.perf_counter()
     get_resolver().url_patterns  # noqa: B018  (the attribute access imports every URLconf and view)

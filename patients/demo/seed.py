@@ -1,6 +1,12 @@
 """The demo study: three users, a synthetic longitudinal cohort with phantom clips, clinical
 records and blood gases (``manage.py demo_seed``). Idempotent: seeding again resets the demo
-passwords and leaves existing demo data alone."""
+passwords, leaves existing demo patients alone and adds the ones missing.
+
+``make demo`` seeds the first patients before the server starts and queues one bulk task per
+remaining patient (``patients.demo.tasks``, queue ``gpu-bulk``): the site is in front of the user
+within a minute instead of after minutes of seeding, and the worker fills the cohort in while
+they look around, behind any upload or review of theirs. Each patient's data come from a random
+generator of its own (the seed and its index), so a patient seeded later, or again, is the same."""
 from __future__ import annotations
 
 import datetime as dt
@@ -14,9 +20,10 @@ import numpy as np
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import Permission
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from lusweb.broker import task_send
 from patients.imaging.core.phantoms import phantom_cohort_clip, write_dicom, write_mp4
 from patients.imaging.ingest import clip_ingest
 from patients.readings.services import exam_sign, imported_reading_set, reading_create
@@ -50,17 +57,70 @@ class DemoOptions:
     frames: int = 24  # per phantom clip
     size: int = 160  # phantom clip rows and columns
     seed: int = 7
+    first: int | None = None  # patients seeded before demo_seed returns; None: all of them
+
+    def to_task(self) -> dict[str, int]:
+        """The options a background task needs (JSON)."""
+        return {"patients": self.patients, "exams": self.exams, "frames": self.frames, "size": self.size,
+                "seed": self.seed}
+
+
+#: One patient of the demo, seeded by the worker (``patients.demo.tasks``).
+DEMO_PATIENT_TASK = "patients.demo.tasks.demo_patient_seed"
+DEMO_QUEUE = "gpu-bulk"  # bulk work: a user's uploads and scoring jobs go first
 
 
 def demo_seed(options: DemoOptions, *, log: Callable[[str], None] = lambda message: None) -> Study:
-    """Create (or find) the demo users and study; give a new study its synthetic cohort."""
+    """Create (or find) the demo users and study and give it the patients it lacks: the first
+    ``options.first`` now, the rest queued for the worker, one task each."""
     users = demo_users()
     study = _demo_study(users)
-    if study.patients.exists():
-        log(f"demo study already has {study.patients.count()} patients; leaving them")
-    else:
-        _cohort(study, users["demo_clinician"], options, log)
+    have = set(study.patients.values_list("code", flat=True))
+    missing = [i for i in range(options.patients) if demo_patient_code(i) not in have]
+    if have:
+        log(f"demo study already has {len(have)} patients; leaving them")
+    now = missing if options.first is None else missing[: options.first]
+    for index in now:
+        patient = demo_patient_seed(study=study, index=index, options=options)
+        if patient is not None:
+            log(f"  {patient.code}: {options.exams} exams x {len(get_protocol(study.protocol).codes)} zones")
+    later = missing[len(now):]
+    queued = [i for i in later if task_send(DEMO_PATIENT_TASK, args=(study.pk, i, options.to_task()), queue=DEMO_QUEUE)]
+    if queued:
+        log(f"  {demo_patient_code(queued[0])}..{demo_patient_code(queued[-1])}: queued; the worker seeds them "
+            "in the background (they appear on the study page one by one)")
+    if len(queued) < len(later):
+        log(f"  {len(later) - len(queued)} patients could not be queued (broker unreachable): "
+            "run demo_seed again once it is back")
     return study
+
+
+def demo_patient_code(index: int) -> str:
+    """The code of the demo's ``index``-th patient (from 0)."""
+    return f"DEMO-{index + 1:03d}"
+
+
+def demo_patient_seed(*, study: Study, index: int, options: DemoOptions) -> Patient | None:
+    """Seed the demo's ``index``-th patient with its course; None when it exists already (a task
+    delivered twice, a second demo_seed)."""
+    if study.patients.filter(code=demo_patient_code(index)).exists():
+        return None
+    clinician = get_user_model().objects.get(username="demo_clinician")
+    rng = np.random.default_rng([options.seed, index])
+    zones = get_protocol(study.protocol).codes
+    start = timezone.now() - dt.timedelta(days=40)
+    admitted = start + dt.timedelta(days=int(rng.integers(0, 10)))
+    try:
+        with tempfile.TemporaryDirectory(prefix="lusweb-demo-") as tmp, transaction.atomic():
+            patient = patient_create(
+                study=study, code=demo_patient_code(index), by=clinician, sex=str(rng.choice(["F", "M"])),
+                birth_year=int(rng.integers(1940, 1995)), admission_date=admitted.date(),
+                name=f"Demo Patient {index + 1}", hospital_number=f"H{100000 + index}",
+            )
+            _patient_course(patient, clinician, admitted, zones, rng, Path(tmp), options)
+    except IntegrityError:
+        return None  # seeded meanwhile by another process: the unique code decided
+    return patient
 
 
 def demo_users() -> dict[str, Any]:
@@ -89,23 +149,6 @@ def _demo_study(users: dict[str, Any]) -> Study:
     for username, _password, role in DEMO_USERS:
         Membership.objects.update_or_create(study=study, user=users[username], defaults={"role": role})
     return study
-
-
-def _cohort(study: Study, clinician: Any, options: DemoOptions, log: Callable[[str], None]) -> None:
-    rng = np.random.default_rng(options.seed)
-    zones = get_protocol(study.protocol).codes
-    start = timezone.now() - dt.timedelta(days=40)
-    with tempfile.TemporaryDirectory(prefix="lusweb-demo-") as tmp:
-        for p in range(options.patients):
-            admitted = start + dt.timedelta(days=int(rng.integers(0, 10)))
-            with transaction.atomic():
-                patient = patient_create(
-                    study=study, code=f"DEMO-{p + 1:03d}", by=clinician, sex=str(rng.choice(["F", "M"])),
-                    birth_year=int(rng.integers(1940, 1995)), admission_date=admitted.date(),
-                    name=f"Demo Patient {p + 1}", hospital_number=f"H{100000 + p}",
-                )
-                _patient_course(patient, clinician, admitted, zones, rng, Path(tmp), options)
-            log(f"  {patient.code}: {options.exams} exams x {len(zones)} zones")
 
 
 def _patient_course(patient: Patient, clinician: Any, admitted: dt.datetime, zones: tuple[str, ...],

@@ -70,6 +70,16 @@ def test_local_defaults_need_nothing() -> None:
     assert out.stdout.split() == ["django.db.backends.sqlite3", "True", "200"]
 
 
+def test_a_fresh_clone_passes_the_system_check(tmp_path: Path) -> None:
+    """`make demo` starts with `migrate`, whose system check wants the upload folder to exist."""
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("LUSWEB_")}
+    clean.update(DJANGO_SETTINGS_MODULE="lusweb.settings.local", LUSWEB_VAR_DIR=str(tmp_path / "var"))
+    out = subprocess.run([sys.executable, "manage.py", "check"], cwd=ROOT, env=clean, capture_output=True, text=True,
+                         timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert (tmp_path / "var" / "tmp").is_dir() and (tmp_path / "var" / "media").is_dir()
+
+
 def test_production_refuses_without_secret_key() -> None:
     out = _load_settings("lusweb.settings.production", {"LUSWEB_DATABASE_URL": "postgres://u@h/db"})
     assert out.returncode != 0
