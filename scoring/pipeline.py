@@ -196,12 +196,11 @@ def _run(job: ScoringJob, worker: str) -> None:
     scorer = _scorer_for(job.model_version)
     timings["load_model_s"] = time.perf_counter() - started
     t0 = time.perf_counter()
-    frames = _decode(clips, report)
-    timings["decode_s"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    results, features = _score(scorer, clips, frames, report)
-    timings["score_s"] = time.perf_counter() - t0
-    timings["frames"] = float(sum(f.shape[0] for f in frames))
+    # Frame caches are read by the scorer's preparation thread, overlapping the CNN on the clip
+    # before (scoring.core.inference.scorer.Scorer.features).
+    results, features = _score(scorer, clips, report)
+    timings["read_and_score_s"] = time.perf_counter() - t0
+    timings["frames"] = float(sum(int(clip.frame_count or 0) for clip in clips))
     zone_scores = {clip.zone: int(r.clip_score) for clip, r in zip(clips, results, strict=True)}
     summary = _exam_summary(exam, zone_scores)
     report(0.97, "severity")
@@ -236,32 +235,23 @@ def _scorer_for(version: ModelVersion) -> Any:
     return scorer
 
 
-def _decode(clips: list[ZoneClip], report: Report) -> list[np.ndarray]:
-    frames: list[np.ndarray] = []
-    for i, clip in enumerate(clips):
-        frames.append(clip.load_frames())
-        report(0.05 + 0.15 * (i + 1) / len(clips), f"decoded {clip.zone}", clip=clip.pk, zone=clip.zone,
-               stage="decoded")
-    return frames
-
-
-def _score(scorer: Any, clips: list[ZoneClip], frames: list[np.ndarray],
-           report: Report) -> tuple[list[Any], list[np.ndarray]]:
-    """Clip results and frame features, batching frames of several clips through the model at once
-    (progress after each batch)."""
+def _score(scorer: Any, clips: list[ZoneClip], report: Report) -> tuple[list[Any], list[np.ndarray]]:
+    """Clip results and frame features, batching the frames of several clips through the model
+    (at most ``SCORING_BATCH_FRAMES`` in memory at once; progress after each batch)."""
     from scoring.core.severity.features import score_with_features  # lazy: torch, worker only
 
     results: list[Any] = []
     features: list[np.ndarray] = []
     done = 0
-    for start, stop in _batches(frames, max_frames=int(getattr(settings, "SCORING_BATCH_FRAMES", 600))):
+    counts = [int(clip.frame_count or 1) for clip in clips]
+    for start, stop in _batches(counts, max_frames=int(getattr(settings, "SCORING_BATCH_FRAMES", 600))):
         # One CNN pass gives the zone scores and the frame features the severity model needs.
-        for result, frame_features in score_with_features(scorer, frames[start:stop]):
+        for result, frame_features in score_with_features(scorer, [clip.load_frames for clip in clips[start:stop]]):
             results.append(result)
             features.append(frame_features)
         for clip in clips[start:stop]:
             done += 1
-            report(0.2 + 0.75 * done / len(clips), f"scored {clip.zone}", clip=clip.pk, zone=clip.zone,
+            report(0.05 + 0.9 * done / len(clips), f"scored {clip.zone}", clip=clip.pk, zone=clip.zone,
                    stage="scored", score=int(results[clips.index(clip)].clip_score))
     return results, features
 
@@ -300,15 +290,17 @@ def _newer_request(job: ScoringJob) -> int | None:
     )
 
 
-def _batches(frames: list[np.ndarray], *, max_frames: int) -> list[tuple[int, int]]:
+def _batches(counts: list[int], *, max_frames: int) -> list[tuple[int, int]]:
+    """(start, stop) of consecutive clips holding at most ``max_frames`` frames (``counts``: each
+    clip's frames; a longer clip is a batch of its own)."""
     out: list[tuple[int, int]] = []
     start, count = 0, 0
-    for i, f in enumerate(frames):
-        if count and count + f.shape[0] > max_frames:
+    for i, n in enumerate(counts):
+        if count and count + n > max_frames:
             out.append((start, i))
             start, count = i, 0
-        count += f.shape[0]
-    out.append((start, len(frames)))
+        count += n
+    out.append((start, len(counts)))
     return out
 
 

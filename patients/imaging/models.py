@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
 from django.db.models.fields.files import FieldFile
 from django.urls import reverse
 
+from patients.imaging.core.framecache import frames_read
 from patients.records.models import Exam
 
 
@@ -148,5 +148,5 @@ class ZoneClip(models.Model):
 
     def load_frames(self) -> Any:
         """The cached decoded frames, uint8 [T, H, W]."""
-        with self.frames.open("rb") as fh, np.load(fh) as data:
-            return data["frames"]
+        with self.frames.open("rb") as fh:
+            return frames_read(fh)

@@ -11,12 +11,10 @@ removed: the zone is free again. Both outcomes are pushed to the exam's pages (`
 from __future__ import annotations
 
 import datetime as dt
-import io
 import logging
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
@@ -30,6 +28,7 @@ from lusweb.live import exam_publish
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_record
 from patients.imaging.checks import FORMAT_SUFFIXES, IngestError, refuse_foreign_study_instance, text
+from patients.imaging.core.framecache import frames_npz
 from patients.imaging.decode import Decoded, decode_upload
 from patients.imaging.dispatch import claim_timeout
 from patients.imaging.models import ClipStatus, ZoneClip
@@ -58,12 +57,6 @@ class ClipProcessed:
 
 class _ClaimLost(Exception):
     """The clip was deleted, or taken over by another worker, while this one checked it."""
-
-
-def frames_npz(frames: np.ndarray) -> bytes:
-    buf = io.BytesIO()
-    np.savez_compressed(buf, frames=np.ascontiguousarray(frames, dtype=np.uint8))
-    return buf.getvalue()
 
 
 def _claim(clip_id: int) -> ZoneClip | None:

@@ -189,7 +189,7 @@ def test_a_failure_is_readable_and_retry_succeeds(worker_env: Callable[..., Work
     assert "No such file" in job.error or "FileNotFoundError" in job.error
     assert api.get(f"/api/v1/exams/{exam.pk}/").data["scores"]["status"] == "failed"
     # Put the frames back (re-upload with replace would also do) and retry through the API.
-    from patients.imaging.process import frames_npz
+    from patients.imaging.core.framecache import frames_npz
     from scoring.engine import read_clip
 
     Path(clip.frames.path).write_bytes(frames_npz(read_clip(clip.file.path).frames))

@@ -108,14 +108,15 @@ class Featurizer:
             out.append(np.concatenate(parts).astype(np.float32))
         return out
 
-    def clips(self, inputs: Sequence[np.ndarray],
-              hires_views: Sequence[np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
+    def clips(self, inputs: Sequence[np.ndarray], hires_views: Sequence[np.ndarray] | None = None,
+              hand: Sequence[np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
         """Features for several clips at once (all frames of an exam in one batched pass).
 
         ``inputs``: model-input clips float [T,S,S]; ``hires_views``: the same clips on the
         recipe's ``hires_size`` canvas (required when the recipe has one). Returns per clip
         ``frame`` [T, frame_dim], ``summary`` [3 * cnn_dim] (empty when the recipe has no
-        summary images) and ``hires`` [hires_dim] (empty without a hires view).
+        summary images) and ``hires`` [hires_dim] (empty without a hires view). ``hand``: the
+        clips' hand-crafted features when already computed (:func:`handcrafted_features`).
         """
         if self.recipe.hires_size and (hires_views is None or len(hires_views) != len(inputs)):
             raise ValueError(f"this recipe reads a {self.recipe.hires_size}-px view of every clip: "
@@ -126,11 +127,11 @@ class Featurizer:
         allf = self.cnn(np.concatenate(imgs, 0)) if imgs else np.zeros((0, self.cnn_dim), np.float32)
         out: list[dict[str, np.ndarray]] = []
         pos = 0
-        for x in inputs:
+        for j, x in enumerate(inputs):
             f = allf[pos : pos + len(x)]
             pos += len(x)
             if self.recipe.hand:
-                f = np.concatenate([f, handcrafted_features(x)], 1)
+                f = np.concatenate([f, hand[j] if hand is not None else handcrafted_features(x)], 1)
             out.append({"frame": f})
         if self.recipe.summary_images:
             for d in out:

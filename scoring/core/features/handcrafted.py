@@ -97,12 +97,13 @@ def _clip_maps(x: np.ndarray) -> _ClipMaps:
         d = np.concatenate([d[:1], d], 0)
     else:
         d = np.zeros_like(xc)
+    smooth = ndimage.gaussian_filter(xc, (0, 1.0, 1.0))  # once for both gradients (it was computed twice)
     return _ClipMaps(
         xc=xc, vc=vc, prof=prof, prof_s=ndimage.gaussian_filter1d(prof, 1.5, axis=1),
         mean_valid=(x * valid).sum((1, 2)) / valid.sum(), first_row=first_row, last_row=last_row,
         top_lim=first_row + max(4, int(0.45 * (last_row - first_row))), d=d,
-        gx_all=np.abs(np.diff(ndimage.gaussian_filter(xc, (0, 1.0, 1.0)), axis=2)),
-        gy_all=np.abs(np.diff(ndimage.gaussian_filter(xc, (0, 1.0, 1.0)), axis=1)),
+        gx_all=np.abs(np.diff(smooth, axis=2)),
+        gy_all=np.abs(np.diff(smooth, axis=1)),
         # Grey-level quantiles of the sector for all frames in one call (same values as per frame).
         qs=np.quantile(x[:, valid], [0.1, 0.5, 0.9, 0.99], axis=1).T if valid.any() else np.zeros((t, 4)),
     )

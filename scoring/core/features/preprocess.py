@@ -91,12 +91,11 @@ def geometry_for(mask: np.ndarray, size: int) -> Geometry:
     return Geometry((int(mask.shape[0]), int(mask.shape[1])), (y0, y1, x0, x1), scale, offset, size, (nh, nw), mask)
 
 
-def apply_geometry(frames: np.ndarray, geom: Geometry) -> np.ndarray:
-    """Crop, mask and resize uint8 frames [T,H,W] to float32 [T,size,size] in [0,1]."""
-    y0, y1, x0, x1 = geom.bbox
-    # torch (multi-threaded) instead of numpy: same float32 operations, same result, faster.
-    crop = torch.from_numpy(np.ascontiguousarray(frames[:, y0:y1, x0:x1])).float().mul_(1.0 / 255.0)
-    crop.mul_(torch.from_numpy(np.ascontiguousarray(geom.mask[y0:y1, x0:x1])))
+def apply_geometry(frames: np.ndarray, geom: Geometry, crop: torch.Tensor | None = None) -> np.ndarray:
+    """Crop, mask and resize uint8 frames [T,H,W] to float32 [T,size,size] in [0,1]. ``crop``: the
+    masked crop (:func:`masked_crop`) when another canvas of the same clip already made it."""
+    if crop is None:
+        crop = masked_crop(frames, geom)
     nh, nw = geom.new_hw
     t = crop[:, None]
     # Antialiased bilinear: downscaling speckle without aliasing, and deterministic.
@@ -107,18 +106,33 @@ def apply_geometry(frames: np.ndarray, geom: Geometry) -> np.ndarray:
     return out[:, 0].numpy()
 
 
+def masked_crop(frames: np.ndarray, geom: Geometry) -> torch.Tensor:
+    """The sector's bounding box of uint8 frames [T,H,W], float32 in [0,1], zero outside the sector
+    (the same for every canvas size of a clip)."""
+    y0, y1, x0, x1 = geom.bbox
+    # torch (multi-threaded) instead of numpy: same float32 operations, same result, faster.
+    crop = torch.from_numpy(np.ascontiguousarray(frames[:, y0:y1, x0:x1])).float().mul_(1.0 / 255.0)
+    return crop.mul_(torch.from_numpy(np.ascontiguousarray(geom.mask[y0:y1, x0:x1])))
+
+
 def preprocess_clip(frames: np.ndarray, cfg: PreprocessConfig | None = None) -> tuple[np.ndarray, Geometry]:
     """Full pipeline for one clip: returns (float32 [T,size,size] in [0,1], geometry)."""
-    cfg = cfg or PreprocessConfig()
-    f = to_grey(frames)
-    mask = find_sector(f, cfg.sector()).mask
-    geom = geometry_for(mask, cfg.size)
-    return apply_geometry(f, geom), geom
+    x, geom, _crop = _preprocess(to_grey(frames), cfg or PreprocessConfig())
+    return x, geom
+
+
+def _preprocess(f: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, Geometry, torch.Tensor]:
+    geom = geometry_for(find_sector(f, cfg.sector()).mask, cfg.size)
+    crop = masked_crop(f, geom)
+    return apply_geometry(f, geom, crop), geom, crop
 
 
 def quantise(x: np.ndarray) -> np.ndarray:
     """Round to the uint8 grid (the training cache stores uint8; inference must match)."""
-    return np.round(np.asarray(x, np.float32) * 255.0).astype(np.float32) * np.float32(1.0 / 255.0)
+    y = np.asarray(x, np.float32) * np.float32(255.0)
+    np.round(y, out=y)  # in place: the same values as round-then-copy, one pass less over the clip
+    y *= np.float32(1.0 / 255.0)
+    return y
 
 
 def normalise_intensity(x: np.ndarray, mode: str) -> np.ndarray:
@@ -135,7 +149,8 @@ def normalise_intensity(x: np.ndarray, mode: str) -> np.ndarray:
     if v.size == 0:
         return x
     ref = float(np.percentile(v[:: max(1, v.size // 200_000)], 99))
-    return np.clip(x / (ref + 1e-3), 0.0, 1.0).astype(np.float32)
+    out = np.divide(x, np.float32(ref + 1e-3), dtype=np.float32)
+    return np.clip(out, 0.0, 1.0, out=out)
 
 
 def model_input(frames: np.ndarray, cfg: PreprocessConfig) -> tuple[np.ndarray, Geometry]:
@@ -153,11 +168,11 @@ def model_input_views(frames: np.ndarray, cfg: PreprocessConfig, hires_size: int
     ``hires`` recipe read (the pleural line is 1-2 px thick on the small canvas).
     """
     f = to_grey(frames)
-    x, geom = preprocess_clip(f, cfg)
+    x, geom, crop = _preprocess(f, cfg)
     x = normalise_intensity(quantise(x), cfg.intensity)
     xh = None
     if hires_size > 0:
-        xh = normalise_intensity(quantise(apply_geometry(f, geometry_for(geom.mask, hires_size))), cfg.intensity)
+        xh = normalise_intensity(quantise(apply_geometry(f, geometry_for(geom.mask, hires_size), crop)), cfg.intensity)
     return x, geom, xh
 
 

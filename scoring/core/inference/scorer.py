@@ -9,7 +9,8 @@ silently producing other scores.
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import numpy as np
 import torch
 
 from scoring.core.features.featurizer import Featurizer
+from scoring.core.features.handcrafted import handcrafted_features
 from scoring.core.features.preprocess import Geometry, model_input, model_input_views
 from scoring.core.inference.bundle import Bundle
 from scoring.core.inference.gradcam import gradcam_pp
@@ -26,6 +28,19 @@ from scoring.core.models.lite0 import backbone_weights_path, sha256_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
+
+
+#: A clip: frames uint8 [T,H,W] (or RGB), or a function that reads them (from a frame cache).
+ClipSource = np.ndarray | Callable[[], np.ndarray]
+
+
+@dataclass(frozen=True)
+class _Prepared:
+    """One clip ready for the CNN: model input [T,S,S], hires view, hand-crafted features."""
+
+    x: np.ndarray
+    xh: np.ndarray | None
+    hand: np.ndarray | None
 
 
 @dataclass
@@ -103,18 +118,39 @@ class Scorer:
         """Score one clip (``uint8 [T,H,W]``; a single image [H,W] is a 1-frame clip)."""
         return self.score_clips([frames])[0]
 
-    def features(self, clips: Sequence[np.ndarray]) -> list[dict[str, np.ndarray]]:
-        """Features of several clips (frame, summary and hires parts), one batched CNN pass."""
-        inputs: list[np.ndarray] = []
-        views: list[np.ndarray] = []
-        for c in clips:
-            x, _geom, xh = model_input_views(np.asarray(c), self.cfg, self.recipe.hires_size)
-            inputs.append(x)
-            if xh is not None:
-                views.append(xh)
-        return self.featurizer.clips(inputs, views if self.recipe.hires_size else None)
+    def prepare_views(self, frames: ClipSource) -> _Prepared:
+        """What the CNN passes of one clip read, computed without the CNN: the model input, the
+        hires view and the hand-crafted features. ``frames``: the clip, or a function that reads
+        it (a frame cache: the read overlaps the CNN too)."""
+        clip = frames() if callable(frames) else frames
+        x, _geom, xh = model_input_views(np.asarray(clip), self.cfg, self.recipe.hires_size)
+        return _Prepared(x, xh, handcrafted_features(x) if self.recipe.hand else None)
 
-    def score_clips(self, clips: Sequence[np.ndarray]) -> list[ClipResult]:
+    def features(self, clips: Sequence[ClipSource]) -> list[dict[str, np.ndarray]]:
+        """Features of several clips (frame, summary and hires parts); a clip may be given as a
+        function that reads it.
+
+        Pipelined: a thread prepares clip i+1 (sector, resizing, intensity, hand-crafted
+        features: NumPy, mostly one core) while the CNN runs on clip i (torch, every core), so
+        the two overlap instead of taking turns (``benchmarks/bench_scoring.py``). Each clip's
+        features are what a single batched pass over all clips gives (the CNN reads each image
+        on its own; the batches differ only in which images share them).
+        """
+        out: list[dict[str, np.ndarray]] = []
+        if not clips:
+            return out
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lusweb-prepare") as pool:
+            ahead = pool.submit(self.prepare_views, clips[0])
+            for i in range(len(clips)):
+                prepared = ahead.result()
+                if i + 1 < len(clips):
+                    ahead = pool.submit(self.prepare_views, clips[i + 1])
+                out += self.featurizer.clips(
+                    [prepared.x], [prepared.xh] if self.recipe.hires_size and prepared.xh is not None else None,
+                    hand=[prepared.hand] if prepared.hand is not None else None)
+        return out
+
+    def score_clips(self, clips: Sequence[ClipSource]) -> list[ClipResult]:
         """Score several clips (e.g. the 12 zones of an exam) with one batched CNN pass."""
         return [self._result(f) for f in self.features(clips)]
 

@@ -16,8 +16,9 @@ from scoring.core.labels import FINDINGS
 from scoring.core.severity.nets import SEVERE_FROM, SEVERITY_CLASSES
 
 
-def score_with_features(scorer: Any, clips: Sequence[np.ndarray]) -> list[tuple[Any, np.ndarray]]:
-    """Score clips and keep each clip's per-frame features [T, D]: one batched CNN pass for both."""
+def score_with_features(scorer: Any, clips: Sequence[Any]) -> list[tuple[Any, np.ndarray]]:
+    """Score clips (frames, or functions that read them) and keep each clip's per-frame features
+    [T, D]: one CNN pass for both."""
     feats = scorer.features(clips)
     return [(scorer._result(f), np.asarray(f["frame"], np.float32)) for f in feats]
 

@@ -163,3 +163,22 @@ def test_out_of_domain_clips_are_flagged(scorer) -> None:  # type: ignore[no-unt
     assert all(r.domain_distance > check.threshold for r in results)
     d = results[0].to_dict()["domain"]
     assert d["in_domain"] is False and d["threshold"] == pytest.approx(check.threshold, abs=1e-3)
+
+
+def test_the_pipelined_exam_pass_gives_the_features_of_one_batched_pass(scorer) -> None:  # type: ignore[no-untyped-def]
+    """``Scorer.features`` prepares clip i+1 in a thread while the CNN reads clip i; its features
+    must be those of the plain pass over all clips at once (preprocessing, then one batched CNN
+    pass, then the hand-crafted features), to float precision."""
+    from scoring.core.features.preprocess import model_input_views
+
+    clips = [_fan(t, seed) for t, seed in ((7, 1), (1, 2), (12, 3), (5, 4))]
+    piped = scorer.features(clips)
+    views = [model_input_views(c, scorer.cfg, scorer.recipe.hires_size) for c in clips]
+    plain = scorer.featurizer.clips([v[0] for v in views], [v[2] for v in views])
+    assert len(piped) == len(plain) == 4
+    for a, b, c in zip(piped, plain, clips, strict=True):
+        assert set(a) == set(b) == {"frame", "summary", "hires"}
+        assert a["frame"].shape == (len(c), scorer.featurizer.frame_dim)
+        for key in a:
+            np.testing.assert_allclose(a[key], b[key], rtol=0, atol=1e-5)
+    assert scorer.features([]) == []
