@@ -21,37 +21,17 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.parse
 from pathlib import Path
 
 import django
 from django.core.management import call_command
 
+from benchmarks.databases import bench_database, drop_database
 from benchmarks.load import Load, percentile, user_loop, users_start
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
 TARGET_P95_MS = 150.0
-
-
-def _bench_database(url: str) -> str:
-    """A fresh database beside the one of ``url``; returns its URL."""
-    import psycopg  # lazy: only this benchmark talks to PostgreSQL directly
-
-    parts = urllib.parse.urlsplit(url)
-    name = f"{parts.path.lstrip('/') or 'lusweb'}_bench_load"
-    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return parts._replace(path=f"/{name}").geturl()
-
-
-def _drop_database(url: str) -> None:
-    import psycopg  # lazy: only this benchmark talks to PostgreSQL directly
-
-    parts = urllib.parse.urlsplit(url)
-    with psycopg.connect(parts._replace(path="/postgres").geturl(), autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{parts.path.lstrip("/")}" WITH (FORCE)')
 
 
 def _setup(database_url: str) -> dict[str, str]:
@@ -132,14 +112,14 @@ def main() -> None:
     if not base.startswith(("postgres://", "postgresql://")):
         print("skipped: set LUSWEB_DATABASE_URL to a PostgreSQL server (the production settings need it)")
         return
-    database_url = _bench_database(base)
+    database_url = bench_database(base, "bench_load")
     try:
         _bench(database_url, args)
     finally:
         from django.db import connections  # lazy: Django is set up by then
 
         connections.close_all()
-        _drop_database(database_url)
+        drop_database(database_url)
 
 
 def _bench(database_url: str, args: argparse.Namespace) -> None:

@@ -4,10 +4,11 @@ exams on 2 cores).
 
 Not a test. Needs LUSWEB_REDIS_URL (the strict queue order is Redis's ``priority`` strategy; the
 filesystem broker of the laptop has none): prints "skipped" without it. SQLite in a temporary
-folder; its Redis database's queues are emptied first. Bulk exams are 12 zones x 30 frames
+folder, or a throw-away PostgreSQL database beside LUSWEB_DATABASE_URL when it names one; its Redis
+database's queues are emptied first. Bulk exams are 12 zones x 30 frames
 128x128; the new exam 12 zones x 150 frames 350x350 (the scoring benchmark's exam).
 
-    LUSWEB_REDIS_URL=redis://127.0.0.1:6379/8 .venv/bin/python -m benchmarks.bench_queue [--bulk 10]
+    LUSWEB_REDIS_URL=redis://127.0.0.1:6379/8 .venv/bin/python -m benchmarks.bench_queue [--bulk 50]
 """
 from __future__ import annotations
 
@@ -25,13 +26,18 @@ from typing import Any
 import django
 from django.core.management import call_command
 
+from benchmarks.databases import bench_database, drop_database
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _setup() -> None:
+def _setup(database_url: str | None) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="lusweb-bench-queue-"))
     os.environ["LUSWEB_VAR_DIR"] = str(tmp)
-    os.environ.pop("LUSWEB_DATABASE_URL", None)  # always the temporary SQLite file
+    if database_url:
+        os.environ["LUSWEB_DATABASE_URL"] = database_url  # the worker subprocess reads it too
+    else:
+        os.environ.pop("LUSWEB_DATABASE_URL", None)  # the temporary SQLite file
     os.environ["DJANGO_SETTINGS_MODULE"] = "lusweb.settings.local"
     os.environ["LUSWEB_DEBUG"] = "0"
     sys.path.insert(0, str(ROOT))
@@ -68,12 +74,27 @@ def _wait(predicate: Callable[[], bool], timeout: float) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--bulk", type=int, default=10)
+    parser.add_argument("--bulk", type=int, default=50)
     args = parser.parse_args()
     if not os.environ.get("LUSWEB_REDIS_URL"):
         print("skipped: set LUSWEB_REDIS_URL (queue priority needs Redis)")
         return
-    _setup()
+    base = os.environ.get("LUSWEB_DATABASE_URL", "")
+    # PostgreSQL when there is one: on SQLite the worker's writes and this process's uploads take
+    # turns on one file lock, and with 50 bulk exams an upload gave up ("database is locked").
+    database_url = bench_database(base, "bench_queue") if base.startswith(("postgres://", "postgresql://")) else None
+    try:
+        _bench(args, database_url)
+    finally:
+        if database_url:
+            from django.db import connections  # lazy: Django is set up by then
+
+            connections.close_all()
+            drop_database(database_url)
+
+
+def _bench(args: argparse.Namespace, database_url: str | None) -> None:
+    _setup(database_url)
     # lazy: models and the Celery app import only once _setup() has configured Django
     import redis
     from django.conf import settings
@@ -119,7 +140,7 @@ def main() -> None:
     finally:
         worker.terminate()
         worker.wait(timeout=60)
-    print(f"{args.bulk} bulk exams (12 x 30 frames) queued: the new exam (12 x 150 frames 350x350, uploads "
+    print(f"{'PostgreSQL' if database_url else 'SQLite'}; {args.bulk} bulk exams (12 x 30 frames) queued: the new exam (12 x 150 frames 350x350, uploads "
           f"{t_last - t_first:.1f} s) scored {t_done - t_last:.1f} s after its last upload, "
           f"with {left} bulk exams still waiting; the bulk work finished {t_bulk - t_done:.1f} s later. "
           f"The new exam's job waited {(job.started_at - job.created_at).total_seconds():.1f} s for the worker "

@@ -35,8 +35,13 @@ def score_exam(self: Any, job_id: int) -> str:
     try:
         return pipeline.scoring_job_execute(job_id=job_id, worker=f"{self.request.hostname}:{os.getpid()}")
     except pipeline.JobLeaseHeld as held:
-        # Another worker holds a live lease (or held it when it died): look again when it expires.
-        raise self.retry(countdown=held.retry_in, max_retries=None) from held
+        # Another worker holds a live lease: it finishes the job, or, had it died, the recovery
+        # loop sends the job again once the lease has expired (services.scoring_jobs_recover). Not
+        # a retry with a countdown: a message with an ETA leaves Redis at once and waits inside
+        # this worker, outside the strict queue order (ingest, gpu, cpu, gpu-bulk).
+        logger.info("job %s is leased by another worker (%.0f s left); leaving it to that worker or the "
+                    "recovery loop", job_id, held.retry_in)
+        return "held"
 
 
 @shared_task(

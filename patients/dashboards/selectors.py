@@ -8,11 +8,12 @@ clips and blood gases are each one ``values()`` query, joined in Python.
 """
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
 from django.db.models import QuerySet
-from django.urls import reverse
+from django.urls import get_script_prefix, reverse
 
 from patients.imaging.models import ZoneClip
 from patients.imaging.selectors import DEFAULT_VIEWER_FPS
@@ -47,7 +48,16 @@ def _chunks(items: Sequence[T], size: int = 500) -> Iterable[Sequence[T]]:
 
 
 def clip_url(clip_id: int | None) -> str | None:
-    return reverse("clip-detail", args=[clip_id]) if clip_id else None
+    """The clip page's URL (None without a clip)."""
+    return _clip_url_pattern(get_script_prefix()).format(clip_id) if clip_id else None
+
+
+@functools.lru_cache(maxsize=8)
+def _clip_url_pattern(script_prefix: str) -> str:
+    # A timeline links every zone of every exam (2,400 links for 20 exams): resolving the URL once
+    # per script prefix instead of once per link was 15 % of the page's time.
+    marker = 987654321
+    return reverse("clip-detail", args=[marker]).replace(str(marker), "{}")
 
 
 def load_exams(exam_qs: QuerySet[Exam], *, zone_details: bool = True, user: Any = None) -> list[dict[str, Any]]:

@@ -57,6 +57,28 @@ def test_live_lease_held_by_another_worker_asks_for_a_retry(version: ModelVersio
     assert 1 <= held.value.retry_in <= services.lease_seconds() + 2
 
 
+def test_the_task_leaves_a_leased_job_to_its_worker_and_the_recovery_loop(version: ModelVersion,
+                                                                          settings: Any) -> None:
+    """No retry message with a countdown (it would wait in this worker outside the queue order):
+    the task answers "held", and once the lease expires the recovery loop sends the job again."""
+    from scoring.tasks import score_exam
+
+    settings.SCORING_LEASE_SECONDS = 60
+    job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version, dispatched_at=timezone.now())
+    assert pipeline.scoring_job_claim(job_id=job.pk, worker="w1")
+    outcome = score_exam.apply(args=(job.pk,))
+    assert outcome.successful() and outcome.result == "held"
+    job.refresh_from_db()
+    assert (job.status, job.worker, job.attempts) == (JobStatus.RUNNING, "w1", 1)
+    assert services.scoring_jobs_recover() == 0  # the lease is live: nothing to send
+    expired = timezone.now() - dt.timedelta(seconds=61)
+    ScoringJob.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - dt.timedelta(seconds=1),
+                                                 dispatched_at=expired)
+    assert services.scoring_jobs_recover() == 1  # sent again through the broker
+    job.refresh_from_db()
+    assert job.dispatched_at is not None and job.dispatched_at > expired
+
+
 def test_lost_lease_stops_renewal(version: ModelVersion) -> None:
     job = ScoringJob.objects.create(exam=ExamFactory(), model_version=version)
     pipeline.scoring_job_claim(job_id=job.pk, worker="w1")
