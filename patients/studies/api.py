@@ -20,6 +20,7 @@ from lusweb.errors import ServiceError
 from patients.audit.models import AuditAction, AuditEvent
 from patients.audit.selectors import AuditFilterError, audit_events
 from patients.studies import permissions, selectors, services
+from patients.studies.invite import member_invite
 from patients.studies.models import Membership, Role, Study
 from patients.studies.protocols import PROTOCOLS
 
@@ -46,13 +47,27 @@ class StudySerializer(serializers.ModelSerializer[Study]):
 
 
 class MemberInputSerializer(serializers.Serializer[Any]):
-    username = serializers.CharField()
+    """Who to add: an existing ``username``, or an ``email`` - an address no account has creates
+    the account and e-mails it a set-password link (as the members page does)."""
+
+    username = serializers.CharField(required=False)
+    email = serializers.EmailField(required=False)
     role = serializers.ChoiceField(choices=Role.choices)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if bool(attrs.get("username")) == bool(attrs.get("email")):
+            raise serializers.ValidationError("give either username or email")
+        return attrs
 
 
 class MemberSerializer(serializers.Serializer[Any]):
     username = serializers.CharField(source="user.username")
     role = serializers.CharField()
+
+
+class InvitedMemberSerializer(MemberSerializer):
+    account_created = serializers.BooleanField(
+        help_text="a new account for the e-mail, sent a link to choose its password")
 
 
 class MemberRoleSerializer(serializers.Serializer[Any]):
@@ -89,16 +104,19 @@ class StudyViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         serializer.instance = services.study_update(study=serializer.instance, by=self.request.user,
                                                     **serializer.validated_data)
 
-    @extend_schema(request=MemberInputSerializer, responses=MemberSerializer(many=True))
+    @extend_schema(request=MemberInputSerializer, responses={200: MemberSerializer(many=True),
+                                                            201: InvitedMemberSerializer})
     @action(detail=True, methods=["get", "post"])
     def members(self, request: Request, pk: str | None = None) -> Response:
         study = self.get_object()
         if request.method == "POST":
             data = MemberInputSerializer(data=request.data)
             data.is_valid(raise_exception=True)
-            membership, created = services.membership_set(study=study, by=request.user, **data.validated_data)
-            return Response(MemberSerializer(membership).data,
-                            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+            invited = member_invite(study=study, who=data.validated_data.get("username") or data.validated_data["email"],
+                                    role=data.validated_data["role"], by=request.user,
+                                    site_url=request.build_absolute_uri("/"))
+            body = {**MemberSerializer(invited.membership).data, "account_created": invited.account_created}
+            return Response(body, status=status.HTTP_201_CREATED if invited.created else status.HTTP_200_OK)
         permissions.require_read(request.user, study)
         return Response(MemberSerializer(selectors.membership_list(study=study), many=True).data)
 

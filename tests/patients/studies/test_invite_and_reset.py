@@ -97,3 +97,37 @@ def test_password_reset_pages_in_the_site_layout() -> None:
     assert user.check_password("another-long-pass-9")
     assert "Your password is set" in Client().get("/password/reset/done/").content.decode()
     assert "This link no longer works" in Client().get("/password/reset/MQ/bad-token/").content.decode()
+
+
+def test_the_api_invites_by_email_as_the_members_page_does(django_capture_on_commit_callbacks: Any) -> None:
+    from rest_framework.test import APIClient
+
+    study = StudyFactory(name="API ward")
+    members = members_by_role(study, "ia-{role}")
+    api = APIClient()
+    api.force_authenticate(members[Role.STUDY_ADMIN])
+    url = f"/api/v1/studies/{study.pk}/members/"
+    with django_capture_on_commit_callbacks(execute=True):
+        answer = api.post(url, {"email": "Bo.Chen@ward.example", "role": "researcher"}, format="json")
+    assert answer.status_code == 201, answer.content
+    assert answer.json() == {"username": "Bo.Chen", "role": "researcher", "account_created": True}
+    user = get_user_model().objects.get(username="Bo.Chen")
+    assert not user.has_usable_password() and len(mail.outbox) == 1 and mail.outbox[0].to == ["Bo.Chen@ward.example"]
+    _set_password(_link(mail.outbox[0]), "another-long-password-9")
+    # An existing account, by username: a role change, no e-mail.
+    again = api.post(url, {"username": "Bo.Chen", "role": "clinician"}, format="json")
+    assert again.status_code == 200 and again.json()["account_created"] is False and len(mail.outbox) == 1
+    assert Membership.objects.get(study=study, user=user).role == Role.CLINICIAN
+    # Bad input names the problem and creates nothing.
+    users = get_user_model().objects.count()
+    for body, words in [({"role": "clinician"}, "give either username or email"),
+                        ({"username": "x", "email": "x@y.example", "role": "clinician"}, "give either username or email"),
+                        ({"email": "not-an-address", "role": "clinician"}, "valid email"),
+                        ({"username": "nobody", "role": "clinician"}, "no user named 'nobody'")]:
+        refused = api.post(url, body, format="json")
+        assert refused.status_code == 400 and words in refused.content.decode(), (body, refused.content)
+    assert get_user_model().objects.count() == users
+    # Only a study admin invites.
+    api.force_authenticate(members[Role.CLINICIAN])
+    assert api.post(url, {"email": "z@ward.example", "role": "clinician"}, format="json").status_code == 403
+    assert not get_user_model().objects.filter(email="z@ward.example").exists()
