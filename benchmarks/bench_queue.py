@@ -19,7 +19,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +26,7 @@ import django
 from django.core.management import call_command
 
 from benchmarks.databases import bench_database, drop_database
+from benchmarks.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,15 +61,6 @@ def _exam(study: Any, user: Any, code: str, *, frames: int, size: int) -> Any:
         write_mp4(phantom_cohort_clip(i % 4, seed=i, n_frames=frames, rows=size, columns=size), buf)
         clip_ingest(exam=exam, upload=SimpleUploadedFile(f"{zone}.mp4", buf.getvalue()), zone=zone, by=user)
     return exam
-
-
-def _wait(predicate: Callable[[], bool], timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.1)
-    raise SystemExit("timed out waiting for the worker")
 
 
 def main() -> None:
@@ -122,7 +113,7 @@ def _bench(args: argparse.Namespace, database_url: str | None) -> None:
          "--loglevel", "WARNING", "--without-gossip", "--without-mingle"], cwd=ROOT, env=dict(os.environ))
     try:
         ids = [j.pk for j in bulk]
-        _wait(lambda: ScoringJob.objects.filter(pk__in=ids, status=JobStatus.SUCCEEDED).exists(), 300)
+        wait_until(lambda: ScoringJob.objects.filter(pk__in=ids, status=JobStatus.SUCCEEDED).exists(), 300)
         # The clinician's exam: its clips stored, then the scoring its last upload asks for (the
         # job then sees all twelve zones; a job started by earlier uploads would be run again).
         t_first = time.perf_counter()
@@ -130,10 +121,10 @@ def _bench(args: argparse.Namespace, database_url: str | None) -> None:
         with transaction.atomic():
             scoring_job_request(exam=exam, reason="upload", by=user)
         t_last = time.perf_counter()
-        _wait(lambda: ExamScore.objects.filter(exam=exam, coverage=1.0).exists(), 600)
+        wait_until(lambda: ExamScore.objects.filter(exam=exam, coverage=1.0).exists(), 600)
         t_done = time.perf_counter()
         left = ScoringJob.objects.filter(pk__in=ids).exclude(status=JobStatus.SUCCEEDED).count()
-        _wait(lambda: not ScoringJob.objects.filter(pk__in=ids).exclude(status=JobStatus.SUCCEEDED).exists(), 1800)
+        wait_until(lambda: not ScoringJob.objects.filter(pk__in=ids).exclude(status=JobStatus.SUCCEEDED).exists(), 1800)
         t_bulk = time.perf_counter()
         job = ExamScore.objects.get(exam=exam, coverage=1.0).job
         assert job.started_at is not None and job.finished_at is not None
