@@ -1,18 +1,17 @@
-"""Grad-CAM++ overlays for the clip viewer, computed on demand and cached on disk.
+"""Grad-CAM++ overlays for the clip viewer, computed on demand and cached in the media storage.
 
-The cache lives under ``MEDIA_ROOT/gradcam/<model version>/<clip sha256>/<frame>.png``: the
-clip bytes and the model fix the map, so a cached overlay never goes stale.
+The cache is ``gradcam/<model version>/<clip id>-<clip sha256>/<frame>.png`` in the default
+storage (the same storage API as the clips, so a deployment on object storage keeps its overlays
+there too): the clip bytes and the model fix the map, so a cached overlay never goes stale.
 """
 from __future__ import annotations
 
 import io
-import os
 import re
-import tempfile
-from pathlib import Path
 
 import numpy as np
-from django.conf import settings
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 
 from patients.imaging.models import ZoneClip
 from scoring import runtime
@@ -51,11 +50,12 @@ def heat_rgba(cam: np.ndarray) -> np.ndarray:
     return np.concatenate([rgb, alpha], axis=-1).round().astype(np.uint8)
 
 
-def cache_path(clip: ZoneClip, version: str, index: int) -> Path:
+def cache_name(clip: ZoneClip, version: str, index: int) -> str:
+    """The overlay's name in the default storage."""
     # Per clip, not per upload hash: the same bytes in two studies are two clips (redacted or
     # not), and one study's overlay is never served for another's.
     safe = re.sub(r"[^A-Za-z0-9._-]+", "_", version)[:100] or "model"
-    return Path(settings.MEDIA_ROOT) / "gradcam" / safe / f"{clip.pk}-{clip.sha256[:16]}" / f"{index}.png"
+    return f"gradcam/{safe}/{clip.pk}-{clip.sha256[:16]}/{index}.png"
 
 
 def gradcam_png(clip: ZoneClip, index: int) -> bytes:
@@ -65,9 +65,11 @@ def gradcam_png(clip: ZoneClip, index: int) -> bytes:
     if not 0 <= index < count:
         raise IndexError(f"frame {index} is outside 0-{count - 1}")
     mv = _model_version_for(clip)
-    path = cache_path(clip, mv.version, index)
-    if path.exists():
-        return path.read_bytes()
+    name = cache_name(clip, mv.version, index)
+    if default_storage.exists(name):
+        with default_storage.open(name, "rb") as fh:
+            cached: bytes = fh.read()
+        return cached
     try:
         scorer = runtime.get_scorer(mv.weights)
     except ImportError as exc:
@@ -81,10 +83,9 @@ def gradcam_png(clip: ZoneClip, index: int) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(heat_rgba(cam)).save(buf, format="PNG")
     data = buf.getvalue()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    # Write then rename, so a concurrent request never reads half a file.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "wb") as fh:
-        fh.write(data)
-    os.replace(tmp, path)
+    # The storage writes a new file under the name or, when a concurrent request got there first,
+    # under another one: that copy is dropped (both are the same map).
+    saved = default_storage.save(name, ContentFile(data))
+    if saved != name:
+        default_storage.delete(saved)
     return data

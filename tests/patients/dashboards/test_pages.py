@@ -206,7 +206,18 @@ def test_gradcam_overlay_is_cached(cohort: Cohort, monkeypatch: pytest.MonkeyPat
     assert img[..., 3].max() > img[..., 3].min()  # a real map: alpha follows the heat
     second = c.get(f"/clips/{clip.pk}/gradcam/2.png")
     assert second.content == first.content and calls == [[2]]
-    assert list(Path(settings.MEDIA_ROOT).rglob("gradcam/*/*/2.png"))
+    from django.core.files.storage import default_storage
+
+    from patients.dashboards.gradcam import cache_name
+    from scoring.selectors import current_clip_score
+
+    score = current_clip_score(clip=clip)
+    assert score is not None
+    name = cache_name(clip, score.model_version.version, 2)
+    assert name.startswith("gradcam/") and default_storage.exists(name)  # in the media storage
+    with default_storage.open(name, "rb") as fh:
+        assert fh.read() == first.content
+    assert list(Path(settings.MEDIA_ROOT).rglob("gradcam/*/*/2.png"))  # the laptop's storage: MEDIA_ROOT
 
 
 def test_unscored_study_is_graceful(db: Any) -> None:
