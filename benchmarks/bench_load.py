@@ -28,6 +28,7 @@ from django.core.management import call_command
 
 from benchmarks.databases import bench_database, drop_database
 from benchmarks.load import Load, percentile, user_loop, users_start
+from lusweb.serve import uvicorn_command
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -60,11 +61,10 @@ def _free_port() -> int:
 
 
 def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int]:
-    """docker-compose's ``web`` command (tests/server.py ``server_command``) on a free local port."""
+    """docker-compose's ``web`` command (``lusweb.serve``) on a free local port."""
     port = _free_port()
     proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "lusweb.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-         "--workers", str(WORKERS), "--lifespan", "off", "--no-access-log"],
+        uvicorn_command(port=port, workers=WORKERS),
         cwd=ROOT, env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT, start_new_session=True)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:

@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 import urllib.error
@@ -23,6 +22,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
+from lusweb.serve import uvicorn_command
 from tests.conftest import ROOT, require
 
 
@@ -50,9 +50,8 @@ def _free_port() -> int:
 
 
 def server_command(*, port: int, workers: int) -> list[str]:
-    """The command docker-compose's ``web`` service runs (see docker-compose.yml), on a local port."""
-    return [sys.executable, "-m", "uvicorn", "lusweb.asgi:application", "--host", "127.0.0.1", "--port", str(port),
-            "--workers", str(workers), "--lifespan", "off", "--no-access-log"]
+    """The command docker-compose's ``web`` service runs (``lusweb.serve``), on a local port."""
+    return uvicorn_command(port=port, workers=workers)
 
 
 def _cmdline(pid: int) -> str:
