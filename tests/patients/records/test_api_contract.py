@@ -45,7 +45,7 @@ def test_study_create_makes_creator_admin_and_members_endpoint(admin_user: objec
     study_id = response.data["id"]
     UserFactory(username="nurse")
     added = api.post(f"/api/v1/studies/{study_id}/members/", {"username": "nurse", "role": "clinician"}, format="json")
-    assert added.status_code == 201 and added.data == {"username": "nurse", "role": "clinician"}
+    assert added.status_code == 201 and added.data == {"username": "nurse", "role": "clinician", "account_created": False}
     changed = api.post(f"/api/v1/studies/{study_id}/members/", {"username": "nurse", "role": "researcher"}, format="json")
     assert changed.status_code == 200
     assert Membership.objects.get(study_id=study_id, user__username="nurse").role == "researcher"
