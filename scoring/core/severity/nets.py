@@ -166,16 +166,24 @@ def ma_loss(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     return (1 - F.cosine_similarity(u, v, dim=1)).mean()
 
 
-def cl_loss(u: torch.Tensor, v: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """``L_CL = mean_i [cos(u_i,v_j) + cos(u_i,v_k) + cos(v_i,v_j) + cos(v_i,v_k)]`` (j, k: other severities)."""
+def cl_loss(u: torch.Tensor, v: torch.Tensor, j: torch.Tensor, k: torch.Tensor,
+            rows: torch.Tensor | None = None) -> torch.Tensor:
+    """``L_CL = mean_i [cos(u_i,v_j) + cos(u_i,v_k) + cos(v_i,v_j) + cos(v_i,v_k)]`` (j, k: other severities).
+
+    ``i`` runs over ``rows`` (the patients with a contrast pair; all when None); ``j`` and ``k``
+    index the whole batch. Passing the whole ``v`` as the anchors while only some rows had pairs
+    crashed on cohorts of three adjacent severities (issue 17)."""
     cos = F.cosine_similarity
-    return (cos(u, v[j], dim=1) + cos(u, v[k], dim=1) + cos(v, v[j], dim=1) + cos(v, v[k], dim=1)).mean()
+    ui, vi = (u, v) if rows is None else (u[rows], v[rows])
+    return (cos(ui, v[j], dim=1) + cos(ui, v[k], dim=1) + cos(vi, v[j], dim=1) + cos(vi, v[k], dim=1)).mean()
 
 
-def cc_loss(v: torch.Tensor, j: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-    """``L_CC = mean_i max(cos(v_i,v_k) - cos(v_i,v_j), 0)``, with j the severity-closer patient."""
+def cc_loss(v: torch.Tensor, j: torch.Tensor, k: torch.Tensor, rows: torch.Tensor | None = None) -> torch.Tensor:
+    """``L_CC = mean_i max(cos(v_i,v_k) - cos(v_i,v_j), 0)``, with j the severity-closer patient;
+    ``i`` over ``rows`` (all when None), ``j`` and ``k`` into the whole batch."""
     cos = F.cosine_similarity
-    return torch.clamp(cos(v, v[k], dim=1) - cos(v, v[j], dim=1), min=0).mean()
+    vi = v if rows is None else v[rows]
+    return torch.clamp(cos(vi, v[k], dim=1) - cos(vi, v[j], dim=1), min=0).mean()
 
 
 def sample_contrast_pairs(ps: Sequence[int] | np.ndarray, rng: np.random.Generator

@@ -103,7 +103,7 @@ def _loss(kind: str, model: nn.Module, b: dict[str, torch.Tensor], weights: torc
         rows, j, k = sample_contrast_pairs(b["y"].numpy(), rng)
         if len(rows):
             r, jt, kt = (torch.from_numpy(a) for a in (rows, j, k))
-            loss = loss + cfg.lambda_cl * cl_loss(u[r], v, jt, kt) + cfg.lambda_cc * cc_loss(v[r], jt, kt)
+            loss = loss + cfg.lambda_cl * cl_loss(u, v, jt, kt, rows=r) + cfg.lambda_cc * cc_loss(v, jt, kt, rows=r)
     return loss
 
 

@@ -139,3 +139,30 @@ def test_ce_reference() -> None:
     # Sanity: torch's CE is the negative log-softmax we hand-computed above.
     logits = torch.tensor([[2.0, 0.0, 0.0, 0.0]])
     assert F.cross_entropy(logits, torch.tensor([0])).item() == pytest.approx(-math.log(math.exp(2) / (math.exp(2) + 3)))
+
+
+def test_contrast_losses_over_the_rows_that_have_pairs_hand_computed() -> None:
+    """Only the patients with a contrast pair are anchors; their pair indices point into the whole
+    batch (a batch of severities 0, 1, 2: the middle one has no pair at two distances)."""
+    j, k = torch.tensor([1, 1]), torch.tensor([2, 0])
+    rows = torch.tensor([0, 2])
+    u, v = U.tolist(), V.tolist()
+    cl = np.mean([_cos(u[i], v[a]) + _cos(u[i], v[b]) + _cos(v[i], v[a]) + _cos(v[i], v[b])
+                  for i, a, b in zip(rows.tolist(), j.tolist(), k.tolist(), strict=True)])
+    cc = np.mean([max(_cos(v[i], v[b]) - _cos(v[i], v[a]), 0.0)
+                  for i, a, b in zip(rows.tolist(), j.tolist(), k.tolist(), strict=True)])
+    assert cl_loss(U, V, j, k, rows=rows).item() == pytest.approx(cl, abs=1e-6)
+    assert cc_loss(V, j, k, rows=rows).item() == pytest.approx(cc, abs=1e-6)
+
+
+def test_ma_clr_trains_on_a_cohort_without_critical_patients() -> None:
+    """Three adjacent severities (no critical patient, as in many studies): MA-CLR crashed with a
+    size mismatch in the contrastive loss."""
+    from scoring.core.severity.bundle import TrainConfig
+    from scoring.core.severity.synth import ZONES_12, synthetic_cohort
+    from scoring.core.severity.training import train
+
+    samples = [s for s in synthetic_cohort(n_patients=90, seed=5) if s.label < 3]
+    assert {s.label for s in samples} == {0, 1, 2}
+    trained = train("ma_clr", samples, ZONES_12, TrainConfig(epochs=4))
+    assert trained.kind == "ma_clr" and trained.model is not None
