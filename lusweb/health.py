@@ -57,6 +57,7 @@ class _AsyncProbe:
     def __init__(self) -> None:
         self._conn: Any = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._lock: asyncio.Lock | None = None
 
     async def status(self) -> tuple[int, dict[str, str]]:
         try:
@@ -75,12 +76,15 @@ class _AsyncProbe:
 
     async def _connection(self) -> Any:
         loop = asyncio.get_running_loop()
-        if self._conn is None or self._conn.closed or self._loop is not loop:
-            params = {k: v for k, v in connections["default"].get_connection_params().items()
-                      if k not in {"cursor_factory", "context", "prepare_threshold"}}
-            params["application_name"] = APPLICATION_NAME
-            self._conn = await psycopg.AsyncConnection.connect(autocommit=True, **params)
-            self._loop = loop
+        if self._loop is not loop or self._lock is None:
+            # asyncio objects belong to one loop: a new loop (a test's) starts afresh.
+            self._loop, self._lock, self._conn = loop, asyncio.Lock(), None
+        async with self._lock:  # probes arriving together open one connection, not one each
+            if self._conn is None or self._conn.closed:
+                params = {k: v for k, v in connections["default"].get_connection_params().items()
+                          if k not in {"cursor_factory", "context", "prepare_threshold"}}
+                params["application_name"] = APPLICATION_NAME
+                self._conn = await psycopg.AsyncConnection.connect(autocommit=True, **params)
         return self._conn
 
     async def close(self) -> None:

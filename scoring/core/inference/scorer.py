@@ -151,7 +151,8 @@ class Scorer:
         return out
 
     def score_clips(self, clips: Sequence[ClipSource]) -> list[ClipResult]:
-        """Score several clips (e.g. the 12 zones of an exam) with one batched CNN pass."""
+        """Score several clips (e.g. the 12 zones of an exam), each clip's preparation overlapping
+        the CNN on the clip before (:meth:`features`)."""
         return [self._result(f) for f in self.features(clips)]
 
     def _result(self, feat: dict[str, np.ndarray]) -> ClipResult:
