@@ -78,6 +78,7 @@ class _AsyncProbe:
         loop = asyncio.get_running_loop()
         if self._loop is not loop or self._lock is None:
             # asyncio objects belong to one loop: a new loop (a test's) starts afresh.
+            _discard(self._conn)
             self._loop, self._lock, self._conn = loop, asyncio.Lock(), None
         async with self._lock:  # probes arriving together open one connection, not one each
             if self._conn is None or self._conn.closed:
@@ -92,6 +93,14 @@ class _AsyncProbe:
         conn, self._conn = self._conn, None
         if conn is not None and not conn.closed and self._loop is asyncio.get_running_loop():
             await conn.close()
+        else:
+            _discard(conn)
+
+
+def _discard(conn: Any) -> None:
+    """Close a connection of another (or a finished) event loop: its socket, without the loop."""
+    if conn is not None and not conn.closed:
+        conn.pgconn.finish()
 
 
 probe = _AsyncProbe()
