@@ -23,6 +23,15 @@ STRICT = os.environ.get("LUSWEB_TEST_STRICT", "") == "1"
 pytest_plugins = ["tests.server"]
 
 
+def signed_in(user: Any) -> Any:
+    """A test client (``django.test.Client``) with ``user`` logged in, as a browser after sign-in."""
+    from django.test import Client  # lazy: as the fixtures below, Django is set up after this module loads
+
+    client = Client()
+    client.force_login(user)
+    return client
+
+
 def require(condition: bool, reason: str) -> None:
     """Skip (or fail under LUSWEB_TEST_STRICT=1) when an external resource is missing."""
     if condition:

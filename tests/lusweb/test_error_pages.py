@@ -3,14 +3,13 @@ from __future__ import annotations
 
 import io
 import logging
-from typing import Any
 
 import pytest
 from django.core.exceptions import PermissionDenied
 from django.template.loader import render_to_string
-from django.test import Client
 
 from lusweb.logs import ClientErrorsInOneLine
+from tests.conftest import signed_in
 from tests.patients.readings.ward import Ward, make_ward
 
 pytestmark = pytest.mark.django_db
@@ -21,15 +20,9 @@ def ward(db: object) -> Ward:
     return make_ward()
 
 
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_a_refused_page_is_the_403_page_in_the_layout(ward: Ward) -> None:
     # A researcher may not open the untouched original of a clip: PermissionDenied in the view.
-    response = _client(ward.researcher).get(f"/clips/{ward.clips['R1'].pk}/original/")
+    response = signed_in(ward.researcher).get(f"/clips/{ward.clips['R1'].pk}/original/")
     assert response.status_code == 403
     html = response.content.decode()
     assert 'class="topbar"' in html and 'data-status="403"' in html
@@ -38,7 +31,7 @@ def test_a_refused_page_is_the_403_page_in_the_layout(ward: Ward) -> None:
 
 
 def test_an_unknown_page_is_the_404_page_in_the_layout(ward: Ward) -> None:
-    response = _client(ward.clinician).get("/patients/987654/")
+    response = signed_in(ward.clinician).get("/patients/987654/")
     assert response.status_code == 404
     html = response.content.decode()
     assert 'class="topbar"' in html and 'data-status="404"' in html and "/patients/987654/" in html
@@ -68,7 +61,7 @@ def test_a_403_is_logged_in_one_line_without_a_traceback(ward: Ward) -> None:
     buffer = io.StringIO()
     old = console.setStream(buffer)
     try:
-        assert _client(ward.researcher).get(f"/clips/{ward.clips['R1'].pk}/original/").status_code == 403
+        assert signed_in(ward.researcher).get(f"/clips/{ward.clips['R1'].pk}/original/").status_code == 403
         try:
             raise RuntimeError("boom")
         except RuntimeError:

@@ -4,25 +4,18 @@ form; researchers see no comment and no date."""
 from __future__ import annotations
 
 import re
-from typing import Any
 
 import pytest
 from django.contrib.messages import get_messages
-from django.test import Client
 
 from patients.readings.models import BlindRead, ReadingSource, ZoneReading
 from patients.readings.services import blind_read_start, exam_sign, reading_create
+from tests.conftest import signed_in
 from tests.patients.readings.ward import AI, Ward, read_all
 
 pytestmark = pytest.mark.django_db
 
 ISO_DATE = re.compile(r"\b20\d\d-\d\d-\d\d")
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _row(html: str, zone: str) -> str:
@@ -38,7 +31,7 @@ def _text(html: str, element_id: str) -> str:
 def test_zones_show_the_record_with_its_source_beside_the_ai(ward: Ward) -> None:
     reading_create(clip=ward.clips["R1"], by=ward.clinician, score=1, findings={"b_lines": True},
                    comment="not confluent")
-    html = _client(ward.clinician).get(f"/exams/{ward.exam.pk}/").content.decode()
+    html = signed_in(ward.clinician).get(f"/exams/{ward.exam.pk}/").content.decode()
     r1, r2 = _row(html, "R1"), _row(html, "R2")
     assert 'data-score="1" data-source="clinician"' in r1 and "read by rw-clinician" in r1
     assert "findings: B-lines" in r1 and "“not confluent”" in r1 and "AI, not reviewed" not in r1
@@ -57,7 +50,7 @@ def test_researchers_see_the_record_without_comments_dates_or_forms(ward: Ward) 
     read_all(ward, ward.clinician)
     reading_create(clip=ward.clips["R1"], by=ward.clinician, score=1, comment="Dr Secretcomment was here")
     exam_sign(exam=ward.exam, by=ward.clinician)
-    html = _client(ward.researcher).get(f"/exams/{ward.exam.pk}/").content.decode()
+    html = signed_in(ward.researcher).get(f"/exams/{ward.exam.pk}/").content.decode()
     assert "Secretcomment" not in html and not ISO_DATE.search(html)
     assert re.search(r"read by rw-clinician, day \d+\.\d<", _row(html, "R1"))  # days since admission
     assert _text(html, "review-state") == "reviewed" and re.fullmatch(r"day \d+\.\d", _text(html, "signed-at"))
@@ -68,42 +61,42 @@ def test_researchers_see_the_record_without_comments_dates_or_forms(ward: Ward) 
 def test_the_reading_form_stores_a_reading(ward: Ward) -> None:
     clip = ward.clips["R4"]
     url = f"/clips/{clip.pk}/read/"
-    done = _client(ward.clinician).post(url, {"score": "1", "findings": ["b_lines", "effusion"], "comment": " ok "})
+    done = signed_in(ward.clinician).post(url, {"score": "1", "findings": ["b_lines", "effusion"], "comment": " ok "})
     assert done.status_code == 302 and done["Location"] == f"/exams/{ward.exam.pk}/#zone-R4"
     reading = ZoneReading.objects.get(clip=clip, source=ReadingSource.CLINICIAN)
     assert (reading.score, reading.comment, reading.rater_name) == (1, "ok", "rw-clinician")
     assert reading.findings == {"a_lines": False, "b_lines": True, "confluent_b_lines": False, "consolidation": False,
                                 "pleural_irregularity": False, "effusion": True}
-    bad = _client(ward.clinician).post(url, {"score": "7"})
+    bad = signed_in(ward.clinician).post(url, {"score": "7"})
     assert [str(m) for m in get_messages(bad.wsgi_request)][-1].startswith("Reading: score:")
-    assert _client(ward.researcher).post(url, {"score": "1"}).status_code == 403
-    assert _client(ward.users["outsider"]).post(url, {"score": "1"}).status_code == 404
+    assert signed_in(ward.researcher).post(url, {"score": "1"}).status_code == 403
+    assert signed_in(ward.users["outsider"]).post(url, {"score": "1"}).status_code == 404
     assert ZoneReading.objects.filter(clip=clip, source=ReadingSource.CLINICIAN).count() == 1
     # The form starts from the clinician's reading: score 1 and its findings ticked.
-    row = _row(_client(ward.clinician).get(f"/exams/{ward.exam.pk}/").content.decode(), "R4")
+    row = _row(signed_in(ward.clinician).get(f"/exams/{ward.exam.pk}/").content.decode(), "R4")
     assert 'value="1" checked' in row and 'value="effusion" checked' in row and 'value="a_lines">' in row
 
 
 def test_review_card_sign_and_blind_controls(ward: Ward) -> None:
     second = ward.users["second"]
-    html = _client(second).get(f"/exams/{ward.exam.pk}/").content.decode()
+    html = signed_in(second).get(f"/exams/{ward.exam.pk}/").content.decode()
     assert 'id="blind-form"' in html and "Read blind" in html
     blind_read_start(exam=ward.exam, by=second)
-    html = _client(second).get(f"/exams/{ward.exam.pk}/").content.decode()
+    html = signed_in(second).get(f"/exams/{ward.exam.pk}/").content.decode()
     assert 'id="blind-banner"' in html and 'id="blind-submit"' in html and 'id="sign-form"' not in html
     assert "hidden (blind read)" in _row(html, "R1") and "not read yet" in _row(html, "R1")
     assert "ai-unreviewed" not in html and 'id="exam-luss-ai"' not in html
     read_all(ward, second)
-    _client(second).post(f"/exams/{ward.exam.pk}/blind/submit/")
+    signed_in(second).post(f"/exams/{ward.exam.pk}/blind/submit/")
     assert not BlindRead.objects.get(reader=second).is_open
-    html = _client(second).get(f"/exams/{ward.exam.pk}/").content.decode()
+    html = signed_in(second).get(f"/exams/{ward.exam.pk}/").content.decode()
     assert 'id="blind-done"' in html and 'id="blind-banner"' not in html
     exam_sign(exam=ward.exam, by=second)
-    html = _client(ward.clinician).get(f"/exams/{ward.exam.pk}/").content.decode()
+    html = signed_in(ward.clinician).get(f"/exams/{ward.exam.pk}/").content.decode()
     assert _text(html, "review-state") == "reviewed" and _text(html, "signed-by") == "rw-second"
     assert 'id="sign-form"' not in html  # nothing to sign again
     reading_create(clip=ward.clips["R2"], by=ward.clinician, score=3)
-    html = _client(ward.clinician).get(f"/exams/{ward.exam.pk}/").content.decode()
+    html = signed_in(ward.clinician).get(f"/exams/{ward.exam.pk}/").content.decode()
     assert _text(html, "review-state") == "amended" and "Sign the exam again" in html
     history = html[html.index('id="history"'):]
     assert history.index("R2") < history.index("signed")  # newest first

@@ -8,27 +8,21 @@ import numpy as np
 import pytest
 from django.contrib.messages import get_messages
 from django.core.files.uploadedfile import SimpleUploadedFile
-from django.test import Client
 
 from patients.imaging.ingest import clip_ingest
 from patients.imaging.models import ZoneClip
 from patients.readings.services import reading_create
 from patients.studies.models import Role
+from tests.conftest import signed_in
 from tests.factories import ExamFactory, MembershipFactory, PatientFactory, StudyFactory, UserFactory
 from tests.patients.readings.ward import Ward
 
 pytestmark = pytest.mark.django_db
 
 
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_the_clip_page_shows_the_zone_score_of_record_and_its_readings(ward: Ward) -> None:
     clip = ward.clips["R1"]  # the AI read 3
-    client = _client(ward.clinician)
+    client = signed_in(ward.clinician)
     page = client.get(f"/clips/{clip.pk}/").content.decode()
     assert 'data-score="3" data-source="ai"' in page and "AI, not reviewed" in page
     assert "none yet: the score of record is the AI" in page
@@ -43,12 +37,12 @@ def test_the_clip_page_shows_the_zone_score_of_record_and_its_readings(ward: War
 def test_an_empty_file_is_answered_with_what_is_wrong(ward: Ward) -> None:
     empty = ZoneClip.objects.filter(exam=ward.exam, zone="R1")
     before = ZoneClip.all_objects.count()
-    response = _client(ward.clinician).post(f"/exams/{ward.exam.pk}/", {
+    response = signed_in(ward.clinician).post(f"/exams/{ward.exam.pk}/", {
         "zone": "R1", "file": SimpleUploadedFile("r1.mp4", b"", content_type="video/mp4"), "kind": "upload"})
     said = [str(m) for m in get_messages(response.wsgi_request)]
     assert said == ["r1.mp4 is empty (0 bytes): nothing to store. Choose the clip's file again."]
     assert ZoneClip.all_objects.count() == before and empty.count() == 1
-    response = _client(ward.clinician).post(f"/exams/{ward.exam.pk}/", {"zone": "R1", "kind": "upload"})
+    response = signed_in(ward.clinician).post(f"/exams/{ward.exam.pk}/", {"zone": "R1", "kind": "upload"})
     assert [str(m) for m in get_messages(response.wsgi_request)] == ["Upload refused: choose a file."]
 
 
@@ -80,7 +74,7 @@ def test_an_mp4_clip_takes_the_exam_device_and_a_short_one_is_flagged(settings: 
     assert short.frame_count == 7 and short.warnings == [
         "very short clip: 7 frames (fewer than 10); its score rests on little of the breathing cycle"]
     assert long.frame_count == 12 and long.warnings == []
-    client = _client(user)
+    client = signed_in(user)
     zones = client.get(f"/exams/{exam.pk}/").content.decode()
     assert '<td class="device"> Butterfly iQ3' in zones and zones.count('class="warning clip-warning"') == 1
     assert "Accepted with a warning: very short clip: 7 frames" in client.get(f"/clips/{short.pk}/").content.decode()

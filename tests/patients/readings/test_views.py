@@ -8,19 +8,13 @@ from typing import Any
 
 import pytest
 from django.contrib.messages import get_messages
-from django.test import Client
 
 from patients.readings.models import BlindRead, ExamSignature, ReadingSource, ZoneReading
 from patients.readings.services import reading_create
+from tests.conftest import signed_in
 from tests.patients.readings.ward import Ward, read_all
 
 pytestmark = pytest.mark.django_db
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _messages(response: Any) -> list[str]:
@@ -29,15 +23,15 @@ def _messages(response: Any) -> list[str]:
 
 def test_sign_and_blind_read_forms(ward: Ward) -> None:
     url = f"/exams/{ward.exam.pk}/"
-    assert _client(ward.researcher).post(url + "sign/").status_code == 403
-    assert _client(ward.users["outsider"]).post(url + "sign/").status_code == 404
-    clinician = _client(ward.clinician)
+    assert signed_in(ward.researcher).post(url + "sign/").status_code == 403
+    assert signed_in(ward.users["outsider"]).post(url + "sign/").status_code == 404
+    clinician = signed_in(ward.clinician)
     refused = clinician.post(url + "sign/")
     assert refused.status_code == 302 and refused["Location"] == url
     assert _messages(refused) == ["zones R1, R2, R3, R4, R5, R6, L1, L2, L3, L4, L5, L6 have no clinician reading"]
     read_all(ward, ward.clinician)
     assert _messages(clinician.post(url + "sign/"))[-1] == "Exam signed." and ExamSignature.objects.count() == 1
-    second = _client(ward.users["second"])
+    second = signed_in(ward.users["second"])
     second.post(url + "blind/")
     assert BlindRead.objects.get(reader=ward.users["second"]).is_open
     assert "no reading of yours" in _messages(second.post(url + "blind/submit/"))[-1]
@@ -55,13 +49,13 @@ def test_adjudication_form_and_the_agreement_page(ward: Ward) -> None:
     clip = ward.clips["R4"]
     reading_create(clip=clip, by=ward.clinician, score=1)
     reading_create(clip=clip, by=ward.users["second"], score=3)
-    page = _client(ward.researcher).get(f"/studies/{ward.study.pk}/agreement/")
+    page = signed_in(ward.researcher).get(f"/studies/{ward.study.pk}/agreement/")
     assert page.status_code == 200 and not page.context["can_adjudicate"]
     [row] = page.context["disagreements"]
     assert (row["zone"], row["readings"], row["acquired_at"], row["label"]) == (
         "R4", {"rw-clinician": 1, "rw-second": 3}, None, "day 2.4")
-    assert _client(ward.clinician).post(f"/clips/{clip.pk}/adjudicate/", {"score": 2}).status_code == 403
-    admin = _client(ward.admin)
+    assert signed_in(ward.clinician).post(f"/clips/{clip.pk}/adjudicate/", {"score": 2}).status_code == 403
+    admin = signed_in(ward.admin)
     assert admin.get(f"/studies/{ward.study.pk}/agreement/").context["can_adjudicate"]
     back = f"/studies/{ward.study.pk}/agreement/"
     done = admin.post(f"/clips/{clip.pk}/adjudicate/", {"score": 2, "comment": "together", "next": back})
@@ -80,26 +74,26 @@ def test_worklist_page_and_its_links(ward: Ward) -> None:
     builders.record_scores(other, {"R1": 1, "R2": 1}, mv=builders.model_version())
     ZoneReading.objects.filter(clip__exam=other, source=Source.AI, clip__zone="R2").update(confidence=0.2)
     url = f"/studies/{ward.study.pk}/worklist/"
-    page = _client(ward.clinician).get(url)
+    page = signed_in(ward.clinician).get(url)
     html = page.content.decode()
     assert page.status_code == 200 and html.index(f'data-exam="{other.pk}"') < html.index(f'data-exam="{ward.exam.pk}"')
     assert "AI unsure of 1 zone: R2" in html and "class=\"why-waiting\">waiting " in html
     assert f'href="/exams/{other.pk}/?review=1"' in html and "Review worklist (2)" in html
-    researcher = _client(ward.researcher).get(url).content.decode()
+    researcher = signed_in(ward.researcher).get(url).content.decode()
     assert "?review=1" not in researcher and f'href="/exams/{other.pk}/"' in researcher
     assert not re.search(r'why-waiting">waiting \d', researcher) and not re.search(r"\b20\d\d-\d\d-\d\d", researcher)  # no date, no wait
-    assert _client(ward.users["outsider"]).get(url).status_code == 404
-    home = _client(ward.clinician).get("/").content.decode()
+    assert signed_in(ward.users["outsider"]).get(url).status_code == 404
+    home = signed_in(ward.clinician).get("/").content.decode()
     assert f'href="{url}" class="worklist-link" data-count="2">2 exams waiting' in home
-    study = _client(ward.clinician).get(f"/studies/{ward.study.pk}/").content.decode()
+    study = signed_in(ward.clinician).get(f"/studies/{ward.study.pk}/").content.decode()
     assert "<strong>2 exams</strong> wait for review" in study
     read_all(ward, ward.clinician)
     reading_create(clip=other.clips.get(zone="R1"), by=ward.clinician, score=1)
     reading_create(clip=other.clips.get(zone="R2"), by=ward.clinician, score=1)
     for exam in (ward.exam, other):
-        _client(ward.clinician).post(f"/exams/{exam.pk}/sign/")
-    assert 'id="worklist-empty"' in _client(ward.clinician).get(url).content.decode()
-    assert 'data-count="0">none waiting' in _client(ward.clinician).get("/").content.decode()
+        signed_in(ward.clinician).post(f"/exams/{exam.pk}/sign/")
+    assert 'id="worklist-empty"' in signed_in(ward.clinician).get(url).content.decode()
+    assert 'data-count="0">none waiting' in signed_in(ward.clinician).get("/").content.decode()
 
 
 def test_agreement_page_pairs_and_disagreements(ward: Ward) -> None:
@@ -107,7 +101,7 @@ def test_agreement_page_pairs_and_disagreements(ward: Ward) -> None:
 
     read_all(ward, ward.clinician)
     read_all(ward, ward.users["second"], {"R4": 0, "L5": 1})
-    page = _client(ward.admin).get(f"/studies/{ward.study.pk}/agreement/")
+    page = signed_in(ward.admin).get(f"/studies/{ward.study.pk}/agreement/")
     html = page.content.decode()
     report = agreement_report(study=ward.study, rater=None, model=None, user=ward.admin)
     for pair in report["pairs"]:
@@ -117,5 +111,5 @@ def test_agreement_page_pairs_and_disagreements(ward: Ward) -> None:
     assert f'data-a="rw-clinician" data-b="rw-second" data-n="12" data-qwk="{pair["qwk"]}"' in html
     table = html[html.index('id="disagreements-table"'):]
     assert table.count('class="adjudicate-form"') == 2 and 'name="next" value="/studies/' in table
-    researcher = _client(ward.researcher).get(f"/studies/{ward.study.pk}/agreement/").content.decode()
+    researcher = signed_in(ward.researcher).get(f"/studies/{ward.study.pk}/agreement/").content.decode()
     assert 'id="disagreements-table"' in researcher and "adjudicate-form" not in researcher

@@ -3,30 +3,23 @@ each delete behind a confirmation page, each change audited; clinicians and stud
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
-from django.test import Client
 
 from patients.audit.models import AuditAction, AuditEvent
 from patients.imaging.models import ZoneClip
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
 from patients.records.services import blood_gas_create
+from tests.conftest import signed_in
 from tests.factories import ClinicalInfoFactory
 from tests.patients.readings.ward import Ward
 
 pytestmark = pytest.mark.django_db
 
 
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 def test_edit_pages_fill_the_form_save_through_the_service_and_audit(ward: Ward) -> None:
     patient = ward.exam.patient
-    client = _client(ward.clinician)
+    client = signed_in(ward.clinician)
     assert f'href="/records/patient/{patient.pk}/edit/"' in client.get(f"/patients/{patient.pk}/").content.decode()
     form = client.get(f"/records/patient/{patient.pk}/edit/")
     assert form.status_code == 200 and form.context["form"].initial["code"] == "RW-1"
@@ -63,7 +56,7 @@ def test_edit_pages_fill_the_form_save_through_the_service_and_audit(ward: Ward)
 
 def test_delete_needs_the_confirmation_page_and_is_audited(ward: Ward) -> None:
     patient = ward.exam.patient
-    client = _client(ward.clinician)
+    client = signed_in(ward.clinician)
     gas = blood_gas_create(patient=patient, by=ward.clinician, sampled_at=dt.datetime(2026, 3, 3, 8, tzinfo=dt.UTC),
                            paco2=41, pao2=80, fio2=0.4)
     confirm = client.get(f"/records/gas/{gas.pk}/delete/")
@@ -91,11 +84,11 @@ def test_only_clinicians_and_study_admins_edit_or_delete(ward: Ward) -> None:
                            paco2=41)
     urls = [f"/records/{kind}/{pk}/{what}/" for kind, pk in (("patient", patient.pk), ("exam", ward.exam.pk),
                                                               ("gas", gas.pk)) for what in ("edit", "delete")]
-    researcher, outsider = _client(ward.researcher), _client(ward.users["outsider"])
+    researcher, outsider = signed_in(ward.researcher), signed_in(ward.users["outsider"])
     for url in urls:
         assert researcher.get(url).status_code == 403 and researcher.post(url).status_code == 403
         assert outsider.get(url).status_code == 404 and outsider.post(url).status_code == 404
-    assert _client(ward.admin).get(urls[1]).status_code == 200
-    assert _client(ward.clinician).get(f"/records/study/{ward.study.pk}/edit/").status_code == 404
+    assert signed_in(ward.admin).get(urls[1]).status_code == 200
+    assert signed_in(ward.clinician).get(f"/records/study/{ward.study.pk}/edit/").status_code == 404
     assert "Edit patient" not in researcher.get(f"/patients/{patient.pk}/").content.decode()
     assert Patient.objects.filter(pk=patient.pk).exists() and BloodGas.objects.filter(pk=gas.pk).exists()

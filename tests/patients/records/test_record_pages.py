@@ -3,24 +3,17 @@ the latest score in the study's patient list, proper symbols in the forms, the e
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 import pytest
-from django.test import Client
 
 from patients.readings.services import reading_create
 from patients.records.forms import BloodGasForm, ClinicalInfoForm
 from patients.records.services import blood_gas_create
+from tests.conftest import signed_in
 from tests.factories import ExamFactory
 from tests.patients.readings.ward import AI, Ward, read_all
 
 pytestmark = pytest.mark.django_db
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _cell(html: str, cls: str, after: str) -> str:
@@ -31,7 +24,7 @@ def _cell(html: str, cls: str, after: str) -> str:
 
 def test_the_exam_list_shows_the_score_of_record_with_its_source_and_the_review_status(ward: Ward) -> None:
     empty = ExamFactory(patient=ward.exam.patient, acquired_at=dt.datetime(2026, 3, 4, 9, tzinfo=dt.UTC))
-    client = _client(ward.clinician)
+    client = signed_in(ward.clinician)
     page = client.get(f"/patients/{ward.exam.patient.pk}/").content.decode()
     luss = sum(AI.values())
     row = _cell(page, "luss", f'data-exam="{ward.exam.pk}"')
@@ -49,7 +42,7 @@ def test_the_exam_list_shows_the_score_of_record_with_its_source_and_the_review_
 
 
 def test_the_study_patient_list_shows_the_latest_score(ward: Ward) -> None:
-    page = _client(ward.researcher).get(f"/studies/{ward.study.pk}/").content.decode()
+    page = signed_in(ward.researcher).get(f"/studies/{ward.study.pk}/").content.decode()
     assert "Latest LUSS" in page
     assert f'data-luss="{sum(AI.values())}"' in _cell(page, "latest-luss", "id=\"patients\"")
 
@@ -71,7 +64,7 @@ def test_the_blood_gas_table_says_which_unit_was_entered(ward: Ward) -> None:
                      unit="kPa", paco2=5.5, pao2=10.0, fio2=0.4)
     blood_gas_create(patient=patient, by=ward.clinician, sampled_at=dt.datetime(2026, 3, 3, 10, tzinfo=dt.UTC),
                      unit="mmHg", paco2=41, pao2=75, fio2=0.4)
-    page = _client(ward.clinician).get(f"/patients/{patient.pk}/").content.decode()
+    page = signed_in(ward.clinician).get(f"/patients/{patient.pk}/").content.decode()
     table = page[page.index('id="blood-gases"'):]
     assert "<th>Entered in</th>" in table
     kpa = _cell(table, "unit-entered", "41.3")  # 5.5 kPa = 41.3 mmHg

@@ -8,20 +8,14 @@ import io
 from typing import Any
 
 import pytest
-from django.test import Client
 
 from patients.readings.services import reading_create
+from tests.conftest import signed_in
 from tests.factories import ExamFactory
 from tests.patients.dashboards import builders
 from tests.patients.readings.ward import Ward
 
 pytestmark = pytest.mark.django_db
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _csv(response: Any) -> list[dict[str, str]]:
@@ -30,7 +24,7 @@ def _csv(response: Any) -> list[dict[str, str]]:
 
 def test_patient_wide_is_refused_in_the_page_layout_with_the_form(ward: Ward) -> None:
     url = f"/studies/{ward.study.pk}/export/download/?level=patient&format=wide&window_hours=12"
-    response = _client(ward.clinician).get(url)
+    response = signed_in(ward.clinician).get(url)
     assert response.status_code == 400
     assert response["Content-Type"].startswith("text/html")
     html = response.content.decode()
@@ -39,7 +33,7 @@ def test_patient_wide_is_refused_in_the_page_layout_with_the_form(ward: Ward) ->
     assert response.context["form"].data["level"] == "patient"
     form = response.context["form"]
     assert not form.is_valid() and "wide format needs the zone or exam level" in str(form.non_field_errors())
-    api = _client(ward.clinician).get(f"/api/v1/studies/{ward.study.pk}/export/?level=patient&format=wide")
+    api = signed_in(ward.clinician).get(f"/api/v1/studies/{ward.study.pk}/export/?level=patient&format=wide")
     assert api.status_code == 400 and "format=wide" in api.json()["error"]
 
 
@@ -47,7 +41,7 @@ def test_zone_wide_is_the_zone_course_and_differs_from_exam_wide(ward: Ward) -> 
     later = ExamFactory(patient=ward.exam.patient, acquired_at=dt.datetime(2026, 3, 5, 9, tzinfo=dt.UTC))
     builders.record_scores(later, {"R1": 2, "R2": 2}, mv=builders.model_version())
     reading_create(clip=ward.clips["R1"], by=ward.clinician, score=1)
-    client = _client(ward.clinician)
+    client = signed_in(ward.clinician)
     base = f"/studies/{ward.study.pk}/export/download/?format=wide&level="
     exam_rows, zone_rows = _csv(client.get(base + "exam")), _csv(client.get(base + "zone"))
     assert len(exam_rows) == 2 and len(zone_rows) == 12  # per exam vs per patient x zone

@@ -12,15 +12,10 @@ from django.test import Client
 
 from patients.audit.models import AuditEvent
 from patients.studies.models import Membership, Role
+from tests.conftest import signed_in
 from tests.factories import StudyFactory, UserFactory, members_by_role
 
 pytestmark = pytest.mark.django_db
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _link(message: Any) -> str:
@@ -42,7 +37,7 @@ def test_inviting_an_unknown_email_creates_the_account_and_emails_a_set_password
         django_capture_on_commit_callbacks: Any) -> None:
     study = StudyFactory(name="Invite ward")
     admin = members_by_role(study, "iv-{role}")[Role.STUDY_ADMIN]
-    client = _client(admin)
+    client = signed_in(admin)
     with django_capture_on_commit_callbacks(execute=True):  # the e-mail leaves once the account is committed
         page = client.post(f"/studies/{study.pk}/members/", {"username": "Ann.Lee@ward.example",
                                                              "role": "clinician"}, follow=True)
@@ -68,14 +63,14 @@ def test_inviting_an_unknown_email_creates_the_account_and_emails_a_set_password
 
 def test_an_unknown_username_or_a_bad_email_is_refused_with_what_to_do() -> None:
     study = StudyFactory()
-    client = _client(members_by_role(study, "iu-{role}")[Role.STUDY_ADMIN])
+    client = signed_in(members_by_role(study, "iu-{role}")[Role.STUDY_ADMIN])
     users = get_user_model().objects.count()
     page = client.post(f"/studies/{study.pk}/members/", {"username": "nobody", "role": "clinician"}).content.decode()
     assert "no user named &#x27;nobody&#x27;: enter their e-mail address" in page
     page = client.post(f"/studies/{study.pk}/members/", {"username": "a@b@c", "role": "clinician"}).content.decode()
     assert "is not a valid e-mail address" in page
     assert get_user_model().objects.count() == users and mail.outbox == []
-    researcher = _client(members_by_role(study, "ir-{role}")[Role.RESEARCHER])
+    researcher = signed_in(members_by_role(study, "ir-{role}")[Role.RESEARCHER])
     users = get_user_model().objects.count()
     assert researcher.post(f"/studies/{study.pk}/members/", {"username": "x@y.example", "role": "clinician"}
                            ).status_code in (403, 404)
