@@ -20,7 +20,7 @@ from lusweb.errors import ServiceError
 from patients.audit.models import AuditAction, AuditEvent
 from patients.audit.selectors import AuditFilterError, audit_events
 from patients.studies import permissions, selectors, services
-from patients.studies.invite import member_invite
+from patients.studies.invite import EMAIL_MAX, member_invite
 from patients.studies.models import Membership, Role, Study
 from patients.studies.protocols import PROTOCOLS
 
@@ -51,7 +51,7 @@ class MemberInputSerializer(serializers.Serializer[Any]):
     the account and e-mails it a set-password link (as the members page does)."""
 
     username = serializers.CharField(required=False)
-    email = serializers.EmailField(required=False)
+    email = serializers.EmailField(required=False, max_length=EMAIL_MAX)
     role = serializers.ChoiceField(choices=Role.choices)
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:

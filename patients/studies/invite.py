@@ -55,6 +55,10 @@ def _free_username(email: str) -> str:
     return name
 
 
+#: Longest e-mail address an account can hold (Django's User.email; RFC 5321 path limit).
+EMAIL_MAX = 254
+
+
 def _account_for(who: str, by: Any, study: Study) -> tuple[Any, bool]:
     """(the user named ``who`` - a username or an account's e-mail -, False), or a new account for
     an unknown e-mail (True). An unknown username is refused, naming what to enter instead."""
@@ -69,6 +73,12 @@ def _account_for(who: str, by: Any, study: Study) -> tuple[Any, bool]:
         validate_email(who)
     except ValidationError:
         raise ServiceError(f"{who!r} is not a valid e-mail address", code="bad_email") from None
+    limit = get_user_model()._meta.get_field("email").max_length or EMAIL_MAX
+    if len(who) > limit:
+        # validate_email accepts up to 320 characters; the account's column holds fewer (RFC 5321's
+        # 254 for a forward path), so a longer address would fail in the database instead.
+        raise ServiceError(f"the e-mail address is {len(who)} characters long; at most {limit} are accepted",
+                           code="bad_email")
     user = users.create_user(username=_free_username(who), email=who, password=None)  # no usable password yet
     audit_record(actor=by, action=AuditAction.CREATE, study=study, object_type="user", object_id=user.username,
                  changes={"email": {"old": None, "new": who}, "via": "invitation"})

@@ -10,7 +10,9 @@ from django.contrib.auth import get_user_model
 from django.core import mail
 from django.test import Client
 
+from lusweb.errors import ServiceError
 from patients.audit.models import AuditEvent
+from patients.studies.invite import member_invite
 from patients.studies.models import Membership, Role
 from tests.conftest import signed_in
 from tests.factories import StudyFactory, UserFactory, members_by_role
@@ -63,12 +65,20 @@ def test_inviting_an_unknown_email_creates_the_account_and_emails_a_set_password
 
 def test_an_unknown_username_or_a_bad_email_is_refused_with_what_to_do() -> None:
     study = StudyFactory()
-    client = signed_in(members_by_role(study, "iu-{role}")[Role.STUDY_ADMIN])
+    admin = members_by_role(study, "iu-{role}")[Role.STUDY_ADMIN]
+    client = signed_in(admin)
     users = get_user_model().objects.count()
     page = client.post(f"/studies/{study.pk}/members/", {"username": "nobody", "role": "clinician"}).content.decode()
     assert "no user named &#x27;nobody&#x27;: enter their e-mail address" in page
     page = client.post(f"/studies/{study.pk}/members/", {"username": "a@b@c", "role": "clinician"}).content.decode()
     assert "is not a valid e-mail address" in page
+    # A valid address longer than an account can hold (validate_email allows 320 characters).
+    long_address = "a" * 64 + "@" + ".".join(c * 63 for c in "bcd") + ".example"
+    page = client.post(f"/studies/{study.pk}/members/", {"username": long_address, "role": "clinician"}
+                       ).content.decode()
+    assert "Ensure this value has at most 254 characters (it has 264)." in page
+    with pytest.raises(ServiceError, match="the e-mail address is 264 characters long; at most 254 are accepted"):
+        member_invite(study=study, who=long_address, role=Role.CLINICIAN, by=admin, site_url="http://testserver")
     assert get_user_model().objects.count() == users and mail.outbox == []
     researcher = signed_in(members_by_role(study, "ir-{role}")[Role.RESEARCHER])
     users = get_user_model().objects.count()
@@ -118,7 +128,9 @@ def test_the_api_invites_by_email_as_the_members_page_does(django_capture_on_com
     for body, words in [({"role": "clinician"}, "give either username or email"),
                         ({"username": "x", "email": "x@y.example", "role": "clinician"}, "give either username or email"),
                         ({"email": "not-an-address", "role": "clinician"}, "valid email"),
-                        ({"username": "nobody", "role": "clinician"}, "no user named 'nobody'")]:
+                        ({"username": "nobody", "role": "clinician"}, "no user named 'nobody'"),
+                        ({"email": "a" * 60 + "@" + "b" * 200 + ".example", "role": "clinician"},
+                         "no more than 254 characters")]:
         refused = api.post(url, body, format="json")
         assert refused.status_code == 400 and words in refused.content.decode(), (body, refused.content)
     assert get_user_model().objects.count() == users
