@@ -20,8 +20,10 @@ from patients.records import api as records_api
 from patients.research import api as research_api
 from patients.studies import api as studies_api
 from scoring import api as scoring_api
+from scoring.site import api as site_api
 
-CAPABILITIES = (studies_api, records_api, dashboards_api, imaging_api, readings_api, scoring_api, research_api)
+CAPABILITIES = (studies_api, records_api, dashboards_api, imaging_api, readings_api, scoring_api, site_api,
+                research_api)
 
 router = DefaultRouter()
 for capability in CAPABILITIES:

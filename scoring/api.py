@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -83,7 +83,13 @@ class ModelVersionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):  # ty
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[ModelVersion]:
-        return ModelVersion.objects.order_by("-is_active", "-created_at")
+        """The shipped models and the site models of the caller's studies (a study's readings and
+        figures are its members' business)."""
+        qs = ModelVersion.objects.order_by("-is_active", "-created_at")
+        user = self.request.user
+        if user.is_superuser:
+            return qs
+        return qs.filter(Q(study__isnull=True) | Q(study__memberships__user_id=int(user.pk or 0))).distinct()
 
 
 # The clip's per-frame results. Its schema answers with the Clip component, as it always has:

@@ -8,11 +8,15 @@ class ScoringConfig(AppConfig):
     verbose_name = "Scoring"
 
     def ready(self) -> None:
-        """Subscribe to the lower layers' signals: scoring sits above them, so they never import it."""
+        """Subscribe to the lower layers' signals and add the worklist's label-more order: scoring sits
+        above them, so they never import it."""
         # lazy: these modules import models, which exist only once the app registry is ready
         from patients.imaging.signals import clip_stored
         from patients.readings.signals import reading_saved
-        from scoring import receivers, tasks  # noqa: F401  (tasks: registers the Celery tasks)
+        from patients.readings.worklist import worklist_order_register
+        from scoring import label_more, receivers, tasks  # noqa: F401  (tasks: registers the Celery tasks)
+
+        worklist_order_register(label_more.ORDER)
 
         clip_stored.connect(receivers.queue_scoring_of_stored_clip, dispatch_uid="scoring.queue_scoring")
         reading_saved.connect(receivers.refresh_severity_of_read_exam, dispatch_uid="scoring.refresh_severity")

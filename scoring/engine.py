@@ -8,7 +8,8 @@
 >>> result.findings, result.six_class, result.aggregator, scorer.version
 
 ``scorer.score_clips([frames, ...])`` scores all clips of an exam in one batched pass;
-``scorer.gradcam(frames, indices)`` returns Grad-CAM++ maps on the original frame grid.
+``scorer.gradcam(frames, target)`` returns the heat map of the model behind the clip score (the clip
+heads) on the frames it read, on the original frame grid.
 
 Behind the contract: ``patients.imaging.core.reader`` (decoding), ``scoring.core.inference``
 (``scorer``, ``aggregate``, ``exam``, ``six_class``) and ``scoring.core.labels`` (classes and

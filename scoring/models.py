@@ -9,6 +9,7 @@ from django.db import models
 
 from patients.imaging.models import ZoneClip
 from patients.records.models import Exam
+from patients.studies.models import Study
 
 
 class ModelVersion(models.Model):
@@ -18,6 +19,8 @@ class ModelVersion(models.Model):
     weights = models.CharField(max_length=500, help_text="name or path given to load_scorer()")
     metadata = models.JSONField(default=dict, blank=True)
     is_active = models.BooleanField(default=False)
+    study = models.ForeignKey(Study, null=True, blank=True, on_delete=models.PROTECT, related_name="+",
+                              help_text="a site model: the study whose signed readings trained it (empty: shipped)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -28,6 +31,20 @@ class ModelVersion(models.Model):
 
     def __str__(self) -> str:
         return self.version + (" (active)" if self.is_active else "")
+
+
+class StudyModel(models.Model):
+    """The model a study scores with, set by a promotion or a rollback. A study without a row uses
+    the active model (:attr:`ModelVersion.is_active`)."""
+
+    study = models.OneToOneField(Study, on_delete=models.CASCADE, related_name="+")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+")
+    set_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                               related_name="+")
+    set_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"study {self.study_id} -> {self.model_version_id}"
 
 
 class JobStatus(models.TextChoices):
@@ -171,3 +188,33 @@ class SeverityPrediction(models.Model):
 
     def __str__(self) -> str:
         return f"exam {self.exam_id}: {self.label}"
+
+
+class SiteTraining(models.Model):
+    """A site-model training of one study: a worker job (claimed with a conditional UPDATE) whose
+    result is the candidate's CV, the champion's CV on the same folds and the learning curve."""
+
+    study = models.ForeignKey(Study, on_delete=models.CASCADE, related_name="+")
+    include_shipped = models.BooleanField(default=False, help_text="pool the shipped training set with the site's")
+    champion = models.ForeignKey(ModelVersion, on_delete=models.PROTECT, related_name="+",
+                                 help_text="the study's model when the training was asked for")
+    candidate = models.ForeignKey(ModelVersion, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(max_length=16, choices=JobStatus.choices, default=JobStatus.PENDING, db_index=True)
+    progress = models.FloatField(default=0.0)
+    step = models.CharField(max_length=200, blank=True)
+    error = models.TextField(blank=True)
+    result = models.JSONField(default=dict, blank=True)
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    worker = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"site training {self.pk} of study {self.study_id} ({self.status})"

@@ -33,6 +33,7 @@ from scoring.models import ClipScore, ExamScore, JobStatus, ModelVersion, Scorin
 from scoring.selectors import score_confidence
 from scoring.services import lease_seconds, sync_metadata, weights_metadata
 from scoring.severity import pack_features, severity_feature_sets, severity_predict
+from scoring.study_model import study_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -310,7 +311,10 @@ def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, re
     extra: dict[str, Any] = {}
     six = getattr(result, "six_class", None)
     if six is not None:
-        extra["six_class"] = jsonable(six)
+        # As a dict (mean, frame classes and values): jsonable() alone would store the dataclass's
+        # repr, as scores before this did (``scoring.core.inference.six_class.six_class_stored``
+        # still reads those).
+        extra["six_class"] = jsonable(six.to_dict() if callable(getattr(six, "to_dict", None)) else six)
     domain = result.domain() if callable(getattr(result, "domain", None)) else None
     if domain is not None:
         extra["domain"] = domain
@@ -334,9 +338,9 @@ def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, re
 
 def ai_reading_of(score: ClipScore) -> ZoneReading | None:
     """The AI's reading of a stored clip score - the zone's record until a clinician reads it -
-    when its model is the active one, or when the clip has no AI reading yet (a job that outlived
-    its model's activation); else None."""
-    active = ModelVersion.objects.filter(pk=score.model_version_id, is_active=True).exists()
+    when its model is the one the clip's study scores with (its site model, else the active one),
+    or when the clip has no AI reading yet (a job that outlived its model's activation); else None."""
+    active = study_model_id(score.clip.exam.patient.study_id) == score.model_version_id
     if not active and ZoneReading.objects.filter(clip_id=score.clip_id, source=ReadingSource.AI).exists():
         return None
     return ai_reading_record(clip=score.clip, model_version=score.model_version.version, score=score.score,

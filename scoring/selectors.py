@@ -1,15 +1,26 @@
 """Scoring reads: the current scores of an exam, job details, per-frame results."""
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
+
+from django.db.models import BooleanField, ExpressionWrapper, Q
 
 from patients.imaging.models import ZoneClip
 from patients.readings.selectors import ZoneRecord, open_blind_exams, record_scores
 from patients.records.models import Exam
 from patients.studies.protocols import get_protocol
 from scoring.core.inference.exam import exam_score
+from scoring.core.inference.six_class import (
+    SIX_CLASS_SCALE,
+    StoredSixClass,
+    six_class_dominant,
+    six_class_pooled,
+    six_class_stored,
+)
 from scoring.models import ClipScore, ExamScore, JobStatus, ModelVersion, ScoringJob
+from scoring.study_model import study_model_rank
 
 
 def latest_job(*, exam: Exam) -> ScoringJob | None:
@@ -17,10 +28,10 @@ def latest_job(*, exam: Exam) -> ScoringJob | None:
 
 
 def current_exam_score(*, exam: Exam) -> ExamScore | None:
-    """The newest result of the active model; else the newest result of any model."""
-    scores = ExamScore.objects.filter(exam=exam).select_related("model_version", "job").order_by("-created_at", "-pk")
-    active = scores.filter(model_version__is_active=True).first()
-    return active or scores.first()
+    """The newest result of the model the exam's study scores with (its promoted site model, else
+    the active model); else the newest result of any model."""
+    return (ExamScore.objects.filter(exam=exam).select_related("model_version", "job")
+            .annotate(rank=study_model_rank("exam__patient__study_id")).order_by("rank", "-created_at", "-pk").first())
 
 
 def score_confidence(probs: Any, score: int) -> float | None:
@@ -97,7 +108,9 @@ def _zone_payload(record: ZoneRecord, clip_score: dict[str, Any] | None, hidden:
 def exam_scores_payload(*, exam: Exam, user: Any = None) -> dict[str, Any]:
     """The ``scores`` block of ``GET /api/v1/exams/<id>/``: the headline from the score of record
     (``luss`` and the rest) and the AI's sum beside it (``luss_ai``); per zone the record score, its
-    source and the AI's reading. During ``user``'s blind read of the exam the AI is left out."""
+    source and the AI's reading; ``six_class`` the AI's exam severity on the six-class scale of Hu et
+    al. (:func:`six_class_of_jobs`, from the same model's scores). During ``user``'s blind read of
+    the exam the AI is left out."""
     job = latest_job(exam=exam)
     result = current_exam_score(exam=exam)
     codes = get_protocol(exam.protocol).codes
@@ -123,10 +136,13 @@ def exam_scores_payload(*, exam: Exam, user: Any = None) -> dict[str, Any]:
         "reviewed_zones": sum(1 for r in read if r.source == "clinician"),
         "model_version": None, "model_cv": None, "out_of_domain_zones": None,
         "zones": [_zone_payload(r, clip_scores.get(r.clip_id), hidden) for r in read],
+        "six_class": None,
     }
     if result is not None and not hidden:
+        six = six_class_of_jobs([result.job_id], dominant=True).get(result.job_id)
         payload.update({"scored_job": result.job_id, "model_version": result.model_version.version,
-                        "model_cv": model_cv_summary(result.model_version.metadata)})
+                        "model_cv": model_cv_summary(result.model_version.metadata),
+                        "six_class": six.as_dict(codes) if six else None})
         checked = [z for z in payload["zones"] if z["in_domain"] is not None]
         payload["out_of_domain_zones"] = [z["zone"] for z in checked if not z["in_domain"]] if checked else None
     if job is not None and result is not None and job.pk != result.job_id and job.status != JobStatus.SUCCEEDED:
@@ -135,9 +151,32 @@ def exam_scores_payload(*, exam: Exam, user: Any = None) -> dict[str, Any]:
 
 
 def current_clip_score(*, clip: ZoneClip) -> ClipScore | None:
-    """The clip's current score: the newest of the active model, else the newest of any model."""
+    """The clip's current score: the newest of the model its study scores with, else the newest of
+    any model."""
     return (ClipScore.objects.filter(clip=clip).select_related("model_version")
-            .order_by("-model_version__is_active", "-created_at", "-pk").first())
+            .annotate(rank=study_model_rank("clip__exam__patient__study_id"))
+            .order_by("rank", "-created_at", "-pk").first())
+
+
+def current_clip_scores(*, clip_ids: Iterable[int], fields: Sequence[str]) -> dict[int, dict[str, Any]]:
+    """clip id -> ``fields`` of the clip's current score (as :func:`current_clip_score`), for many
+    clips in two queries a chunk: the winners are picked from narrow rows first, so that a wide
+    field (``extra__severity_features``) is read only for them. Clips without a score are absent."""
+    ids = list(dict.fromkeys(int(i) for i in clip_ids))
+    best: dict[int, tuple[tuple[bool, Any, int], int]] = {}
+    for start in range(0, len(ids), 500):  # SQLite caps a query's parameters
+        for pk, clip_id, rank, created in (ClipScore.objects.filter(clip_id__in=ids[start:start + 500])
+                                           .annotate(rank=study_model_rank("clip__exam__patient__study_id"))
+                                           .values_list("pk", "clip_id", "rank", "created_at")):
+            key = (rank == 0, created, pk)
+            if clip_id not in best or key > best[clip_id][0]:
+                best[clip_id] = (key, pk)
+    winners = [pk for _key, pk in best.values()]
+    out: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(winners), 500):
+        for row in ClipScore.objects.filter(pk__in=winners[start:start + 500]).values("clip_id", *fields):
+            out[row.pop("clip_id")] = row
+    return out
 
 
 def clip_frames_payload(*, clip: ZoneClip, hidden: bool = False) -> dict[str, Any]:
@@ -211,9 +250,124 @@ def model_card(*, version: ModelVersion) -> dict[str, Any]:
         "preprocess": meta.get("preprocess"), "command": meta.get("command"),
         "backbone_sha256": meta.get("backbone_sha256"), "software": {"python": meta.get("python"),
                                                                      "torch": meta.get("torch")},
+        "site": site_card(meta, cv),
     }
 
 
-def model_cards() -> list[dict[str, Any]]:
-    """Cards of every registered scoring model, the active one first."""
-    return [model_card(version=v) for v in ModelVersion.objects.order_by("-is_active", "-created_at")]
+def site_card(meta: dict[str, Any], cv: dict[str, Any]) -> dict[str, Any] | None:
+    """A site model's champion-vs-challenger table and learning curve (None for a shipped model)."""
+    site = meta.get("site")
+    if not isinstance(site, dict):
+        return None
+    raw = site.get("champion_cv")
+    champion: dict[str, Any] = raw if isinstance(raw, dict) else {}
+    rows = []
+    for key, label in CARD_METRICS:
+        mine, theirs = _cv_figure(cv, key), _cv_figure(champion, key)
+        if mine is not None or theirs is not None:
+            rows.append({"key": key, "label": label, "candidate": mine["mean"] if mine else None,
+                         "champion": theirs["mean"] if theirs else None})
+    curve = [{"fraction": p.get("fraction"), "patients": p.get("patients"),
+              **{k: (p.get(k) or {}).get("mean") for k in ("accuracy", "within1", "spearman_expected", "qwk")}}
+             for p in site.get("learning_curve") or [] if isinstance(p, dict)]
+    return {"study": site.get("study_name"), "champion": site.get("champion"), "rows": rows, "curve": curve,
+            "in_sample": champion.get("in_sample"), "seen": champion.get("clips_seen_in_training"),
+            "site_patients": site.get("site_patients"), "site_clips": site.get("site_clips"),
+            "pooled_clips": site.get("pooled_clips"), "include_shipped": site.get("include_shipped"),
+            "trained_by": site.get("trained_by")}
+
+
+def model_cards(*, user: Any = None) -> list[dict[str, Any]]:
+    """Cards of the shipped models and of the site models of ``user``'s studies (every site model
+    without a user), the active one first."""
+    qs = ModelVersion.objects.order_by("-is_active", "-created_at")
+    if user is not None and not user.is_superuser:
+        qs = qs.filter(Q(study__isnull=True) | Q(study__memberships__user_id=int(user.pk or 0))).distinct()
+    return [model_card(version=v) for v in qs]
+
+
+# --- the six-class scale of Hu et al. (always the AI's: no clinician reads it) -------------------
+
+
+@dataclass(frozen=True)
+class SixClassZone:
+    """One clip's six-class result: the mean of its frame values (0-4), its frame count and the
+    class of most of its frames (None when not asked for, or not stored)."""
+
+    zone: str
+    clip_id: int
+    mean: float
+    frames: int
+    dominant: str | None
+
+
+@dataclass(frozen=True)
+class SixClassExam:
+    """An exam's six-class severity from one scoring job: the mean of the frame values over all
+    frames of its scored clips (0-4; a clip weighs by its frame count), the model that gave it
+    and its clips."""
+
+    job_id: int
+    model_version: str
+    mean: float
+    frames: int
+    zones: tuple[SixClassZone, ...]
+
+    def as_dict(self, codes: Sequence[str] = ()) -> dict[str, Any]:
+        """JSON form (API and pages), zones in the order of ``codes`` then by code."""
+        order = {code: i for i, code in enumerate(codes)}
+        zones = sorted(self.zones, key=lambda z: (order.get(z.zone, len(order)), z.zone))
+        return {"scale": SIX_CLASS_SCALE, "source": "ai", "model_version": self.model_version,
+                "mean": round(self.mean, 4), "frames": self.frames,
+                "zones": [{"zone": z.zone, "clip": z.clip_id, "mean": round(z.mean, 4), "frames": z.frames,
+                           "dominant": z.dominant} for z in zones]}
+
+
+def six_class_of_jobs(job_ids: Iterable[int], *, dominant: bool = False) -> dict[int, SixClassExam]:
+    """job id -> the exam's six-class severity from that job's clip scores (jobs whose clips carry
+    no six-class result are left out). The one place it is computed: the exam page and API, the
+    export and the correlation all call it with the job whose scores they show.
+
+    ``dominant``: also each clip's dominant class (reads the per-frame classes: kilobytes a clip,
+    so only when asked). Two queries at most per 500 jobs; the second only for scores stored
+    before the result was kept as a dict.
+    """
+    ids = list(dict.fromkeys(job_ids))
+    rows: list[dict[str, Any]] = []
+    fields = ["pk", "job_id", "clip_id", "zone", "frame_count", "model_version__version", "extra__six_class__mean"]
+    if dominant:
+        fields.append("extra__six_class__frame_classes")
+    for start in range(0, len(ids), 500):  # SQLite caps the number of query parameters
+        rows += ClipScore.objects.filter(job_id__in=ids[start:start + 500]).annotate(
+            six_kept=ExpressionWrapper(Q(extra__has_key="six_class"), output_field=BooleanField()),
+        ).values(*fields, "six_kept")
+    legacy = _stored_six_class([r["pk"] for r in rows if r["six_kept"] and r["extra__six_class__mean"] is None])
+    by_job: dict[int, list[tuple[dict[str, Any], StoredSixClass]]] = {}
+    for r in rows:
+        mean = r["extra__six_class__mean"]
+        stored = legacy.get(r["pk"]) if mean is None else StoredSixClass(
+            float(mean), tuple(r.get("extra__six_class__frame_classes") or ()))
+        if stored is not None and r["frame_count"]:
+            by_job.setdefault(r["job_id"], []).append((r, stored))
+    out: dict[int, SixClassExam] = {}
+    for job_id, clips in by_job.items():
+        pooled = six_class_pooled((s.mean, r["frame_count"]) for r, s in clips)
+        assert pooled is not None  # every clip kept has frames
+        zones = tuple(SixClassZone(r["zone"], r["clip_id"], s.mean, r["frame_count"],
+                                   six_class_dominant(s.frame_classes) if dominant else None) for r, s in clips)
+        out[job_id] = SixClassExam(job_id, clips[0][0]["model_version__version"], pooled,
+                                   sum(z.frames for z in zones), zones)
+    return out
+
+
+def _stored_six_class(score_ids: list[int]) -> dict[int, StoredSixClass]:
+    """clip score id -> its six-class result read from the whole stored value (older scores kept
+    it as a string; see ``six_class_stored``)."""
+    out: dict[int, StoredSixClass] = {}
+    for start in range(0, len(score_ids), 500):
+        for pk, value in ClipScore.objects.filter(pk__in=score_ids[start:start + 500]).values_list(
+                "pk", "extra__six_class"):
+            stored = six_class_stored(value)
+            if stored is not None:
+                out[pk] = stored
+    return out

@@ -24,6 +24,7 @@ from patients.studies import permissions
 from patients.studies.models import Study
 from scoring import runtime
 from scoring.models import ExamScore, JobStatus, ModelVersion, ScoringJob
+from scoring.study_model import study_model_id
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,14 @@ def model_version_active() -> ModelVersion:
     return active if active is not None else model_version_register(weights="", activate=True)
 
 
+def model_version_for(*, study: Study | int) -> ModelVersion:
+    """The model the study scores with: the site model a study admin promoted (or the version they
+    rolled back to), else the active model (the default weights are registered on first use)."""
+    chosen = study_model_id(study if isinstance(study, int) else study.pk)
+    version = ModelVersion.objects.filter(pk=chosen).first() if chosen else None
+    return version or model_version_active()
+
+
 # --- requesting jobs ---------------------------------------------------------------------------
 
 
@@ -122,7 +131,7 @@ def scoring_job_request(
     starts, and it starts only once the exam's clips have been quiet for ``SCORING_DEBOUNCE_SECONDS``
     (``pipeline.scoring_job_settle``), so a burst of twelve uploads becomes one job.
     """
-    version = model_version or model_version_active()
+    version = model_version or model_version_for(study=exam.patient.study_id)
     with transaction.atomic():
         Exam.objects.select_for_update().filter(pk=exam.pk).first()  # serialise requests per exam
         job = ScoringJob.objects.filter(exam=exam, model_version=version, status=JobStatus.PENDING).first()
@@ -171,13 +180,13 @@ def scoring_job_cancel(*, job: ScoringJob, by: Any) -> ScoringJob:
 
 
 def study_rescore(*, study: Study, by: Any = None, force: bool = False) -> list[ScoringJob]:
-    """Rescore every exam of the study with the active model; earlier results are kept.
-
-    Exams already scored by the active version are skipped unless ``force``.
+    """Rescore every exam of the study with the model it scores with (its site model, else the
+    active one); earlier results are kept. Exams already scored by that version are skipped unless
+    ``force``.
     """
     if by is not None:
         permissions.require_admin(by, study)
-    version = model_version_active()
+    version = model_version_for(study=study)
     jobs = []
     for exam in Exam.objects.filter(patient__study=study).order_by("pk"):
         if not exam.clips.exists():

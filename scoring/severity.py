@@ -1,4 +1,10 @@
-"""Patient severity at an exam (Django glue around ``scoring.core.severity*``).
+"""The risk of a severe course at an exam (Django glue around ``scoring.core.severity*``).
+
+The model (MA-CLR) predicts the course class of the whole stay - the outcome it was trained on -
+not the patient's state at the exam; that is "severity now" (``patients.records.severity_now``).
+Its probabilities are calibrated by the temperature its weights carry and stored so; every page,
+the API and the export show them through :func:`risk_block` (clipped to 1-99 %, marked calibrated
+only when the installed calibrated model made them, with its cross-validated figures).
 
 Runs as the last step of a scoring job: the zone features come from the same CNN pass that
 scored the zones, the clinical record is the latest one before the exam within
@@ -16,6 +22,7 @@ import datetime as dt
 import logging
 import os
 import threading
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +32,9 @@ from django.conf import settings
 from patients.readings.selectors import record_scores
 from patients.records.models import ClinicalInfo, Exam
 from patients.studies.protocols import PROTOCOLS, get_protocol
+from scoring.core.severity.risk import OUTCOME, displayed_probability
 from scoring.models import ClipScore, ExamScore, ScoringJob, SeverityInput, SeverityPrediction
+from scoring.study_model import study_model_rank
 
 logger = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -184,7 +193,8 @@ def severity_refresh(*, exam: Exam) -> SeverityPrediction | None:
     stored with the clip scores of the exam's current result. None when there are none (scores
     from before the sets were stored, or no severity model)."""
     current = (ExamScore.objects.filter(exam=exam).select_related("job")
-               .order_by("-model_version__is_active", "-created_at", "-pk").first())
+               .annotate(rank=study_model_rank("exam__patient__study_id"))
+               .order_by("rank", "-created_at", "-pk").first())
     if current is None:
         return None
     sets: dict[str, np.ndarray] = {}
@@ -200,10 +210,73 @@ def severity_refresh(*, exam: Exam) -> SeverityPrediction | None:
 
 
 def severity_payload(*, exam: Exam) -> dict[str, Any] | None:
-    """The ``severity`` block of ``GET /api/v1/exams/<id>/`` (newest prediction)."""
+    """The ``severity`` block of ``GET /api/v1/exams/<id>/`` (newest prediction), kept for older
+    scripts: the risk model's stored output, ``label`` its predicted course class (not the state at
+    the exam: that is ``severity_now``). New readers use :func:`risk_payload`."""
     pred = SeverityPrediction.objects.filter(exam=exam).order_by("-created_at", "-pk").first()
     if pred is None:
         return None
     return {"label": pred.label, "probs": pred.probs, "severe_probability": pred.severe_probability,
             "zone_attention": pred.zone_attention, "model_version": pred.model_version,
             "clinical_record": pred.clinical_record_id, "job": pred.job_id, "input_source": pred.input_source}
+
+
+#: What the zone attention is, wherever it is shown.
+ATTENTION_NOTE = ("Attention weights of the risk model's MIL pooling: how much each zone's features weighed in the "
+                  "model's summary of the exam (shares adding up to one). Not a measure of how diseased the zone is - "
+                  "the zone's score says that - and a normal zone can carry most of the weight.")
+
+
+def severity_model_card() -> dict[str, Any] | None:
+    """The installed risk model's figures for the pages: version, calibration and patient-grouped
+    CV accuracy (read from its weights' metadata); None when no severity weights are installed."""
+    model = severity_model()
+    if model is None:
+        return None
+    cv = (model.meta.get("ablation") or {}).get("covid_blues", {}).get(model.trained.kind, {})
+    cal = model.meta.get("calibration") or {}
+    folds = model.meta.get("cv") or {}
+    return {
+        "version": model.version, "calibrated": model.calibrated, "temperature": model.temperature,
+        "severe_accuracy": cv.get("severe_accuracy_mean"), "severe_accuracy_sd": cv.get("severe_accuracy_sd"),
+        "accuracy": cv.get("accuracy_mean"), "accuracy_sd": cv.get("accuracy_sd"),
+        "ece": cal.get("ece"), "chance_ece": cal.get("chance_ece"), "ece_uncalibrated": cal.get("ece_uncalibrated"),
+        "n_patients": cal.get("n_patients") or len(model.meta.get("training_patients") or []),
+        "folds": folds.get("folds"), "seeds": len(folds.get("seeds") or []),
+    }
+
+
+def risk_block(prediction: Mapping[str, Any] | None, card: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The risk of a severe course as every page and the API show it, from a stored prediction
+    (``label``, ``probs``, ``severe_probability``, ``model_version``; ``zone_attention`` optional)
+    and the installed model's :func:`severity_model_card`.
+
+    ``probability`` is clipped to :data:`~scoring.core.severity.calibration.DISPLAY_RANGE` (never 0 or
+    1); ``calibrated`` is true when the installed, calibrated model made the prediction (an older
+    model's stored probabilities are shown as they are, marked uncalibrated); ``model`` gives the
+    figures to show beside it (those of the installed model, when it made the prediction)."""
+    if prediction is None:
+        return None
+    same = card is not None and prediction.get("model_version") == card["version"]
+    attention = prediction.get("zone_attention")
+    return {
+        "probability": displayed_probability(prediction["severe_probability"]),
+        "outcome": OUTCOME,
+        "calibrated": bool(same and card and card["calibrated"]),
+        "course_class": prediction["label"],
+        "class_probabilities": [displayed_probability(p) for p in prediction["probs"] or []],
+        "model_version": prediction.get("model_version"),
+        "model": dict(card) if same and card else None,
+        "input_source": prediction.get("input_source"),
+        **({"zone_attention": attention, "attention_note": ATTENTION_NOTE} if attention is not None else {}),
+    }
+
+
+def risk_payload(*, exam: Exam) -> dict[str, Any] | None:
+    """The exam's ``risk_severe_course`` block (newest prediction; see :func:`risk_block`)."""
+    pred = (SeverityPrediction.objects.filter(exam=exam).order_by("-created_at", "-pk")
+            .values("label", "probs", "severe_probability", "model_version", "zone_attention", "input_source",
+                    "clinical_record_id").first())
+    if pred is None:
+        return None
+    return {**(risk_block(pred, severity_model_card()) or {}), "clinical_record": pred["clinical_record_id"]}

@@ -14,6 +14,8 @@ from django.db import InterfaceError, OperationalError, close_old_connections
 
 from patients.records.models import Exam
 from scoring import pipeline, services, severity
+from scoring.site import services as site_services
+from scoring.site import training as site_training
 
 logger = logging.getLogger(__name__)
 
@@ -60,11 +62,30 @@ def severity_refresh(exam_id: int) -> str:
     return "refreshed" if severity.severity_refresh(exam=exam) is not None else "skipped"
 
 
+@shared_task(
+    name=site_services.SITE_TRAIN_TASK,
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    autoretry_for=(OperationalError, InterfaceError, ConnectionError, TimeoutError),
+    retry_backoff=2,
+    retry_backoff_max=60,
+    max_retries=8,
+    time_limit=settings.SITE_TRAINING_TIME_LIMIT,
+    soft_time_limit=settings.SITE_TRAINING_TIME_LIMIT * 3 // 4,
+)
+def site_model_train(self: Any, training_id: int) -> str:
+    """Run site training ``training_id`` (idempotent: a finished or foreign-held training is left alone)."""
+    return site_training.site_training_execute(training_id=training_id,
+                                               worker=f"{self.request.hostname}:{os.getpid()}")
+
+
 def _recovery_loop(interval: float) -> None:
     while True:
         try:
             close_old_connections()
             services.scoring_jobs_recover()
+            site_services.site_trainings_recover()
         except Exception:
             logger.warning("job recovery round failed", exc_info=True)
         time.sleep(interval)

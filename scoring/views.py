@@ -20,7 +20,7 @@ from scoring.selectors import model_cards
 def model_list(request: HttpRequest) -> HttpResponse:
     """Every registered scoring model with its validation: any signed-in user may read it, since
     everyone who sees a score should be able to see how far it was checked."""
-    return render(request, "scoring/models.html", {"cards": model_cards()})
+    return render(request, "scoring/models.html", {"cards": model_cards(user=request.user)})
 
 
 @login_required

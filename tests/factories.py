@@ -11,7 +11,7 @@ from django.utils import timezone
 from patients.readings.models import ReadingSource, ZoneReading
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
 from patients.studies.models import Membership, Role, Study
-from scoring.models import ClipScore
+from scoring.models import ClipScore, ModelVersion, ScoringJob
 from scoring.pipeline import ai_reading_of
 
 
@@ -109,3 +109,37 @@ def ai_readings(job: Any) -> list[Any]:
     """The AI's readings of a finished job's clip scores, as the pipeline stores them."""
     return [r for cs in ClipScore.objects.filter(job=job).select_related("clip", "model_version")
             if (r := ai_reading_of(cs)) is not None]
+
+
+def _test_model() -> ModelVersion:
+    mv, _ = ModelVersion.objects.get_or_create(version="test-model-1", defaults={"weights": "default", "is_active": True})
+    return mv
+
+
+class ClipScoreFactory(factory.django.DjangoModelFactory):
+    """A stored clip score of ``clip`` (pass it) with the given ``probs`` (its score is their
+    arg-max) and ``extra`` (``{"domain": {...}, "severity_features": ...}``), in a succeeded job of
+    the active test model, with the AI's reading of the zone beside it as the pipeline stores it
+    (``ai_reading=False``: without)."""
+
+    class Meta:
+        model = ClipScore
+        skip_postgeneration_save = True
+
+    model_version = factory.LazyFunction(_test_model)
+    job = factory.LazyAttribute(lambda o: ScoringJob.objects.create(
+        exam=o.clip.exam, model_version=o.model_version, status="succeeded", progress=1.0))
+    zone = factory.LazyAttribute(lambda o: o.clip.zone)
+    probs = factory.LazyFunction(lambda: [0.25, 0.25, 0.25, 0.25])
+    score = factory.LazyAttribute(lambda o: max(range(len(o.probs)), key=lambda i: o.probs[i]))
+    findings = factory.LazyFunction(dict)
+    aggregator = "mean"
+    frame_count = 1
+    frame_probs_f16 = factory.LazyAttribute(lambda o: ClipScore.pack_frame_probs([o.probs]))
+    extra = factory.LazyFunction(dict)
+
+    @factory.post_generation
+    def ai_reading(self, create: bool, extracted: Any, **kwargs: Any) -> None:
+        if create and extracted is not False:
+            ai_reading_of(self)  # type: ignore[arg-type]
+

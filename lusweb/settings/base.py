@@ -1,6 +1,7 @@
 """Settings shared by every environment; values come from ``LUSWEB_*`` environment variables."""
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 
@@ -121,6 +122,15 @@ SERVED_STORAGES = {
 }
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or "")
+
+# Site models (weights trained on a study's signed readings): every worker and web process reads
+# them, so they live with the media files by default (one shared volume). The pure scoring core
+# finds them by version through the same variable (scoring.core.inference.scorer.site_models_dir).
+SITE_MODELS_DIR = Path(env_str("SITE_MODELS_DIR", str(MEDIA_ROOT / "models")) or MEDIA_ROOT / "models")
+os.environ.setdefault("LUSWEB_SITE_MODELS_DIR", str(SITE_MODELS_DIR))  # scoring.engine.load_scorer(version) here too
+# A site training (features, 60 fits of cross-validation, the final fit) may run longer than a
+# scoring job: its own hard limit (seconds).
+SITE_TRAINING_TIME_LIMIT = env_int("SITE_TRAINING_TIME_LIMIT", 3600, minimum=60)
 
 MAX_UPLOAD_MB = env_int("MAX_UPLOAD_MB", 200, minimum=1)
 # Uploads above this size stream to a temporary file instead of memory.

@@ -1,6 +1,7 @@
 """Test settings: fast hashing, media in a temporary folder, eager-free Celery."""
 from __future__ import annotations
 
+import os
 import tempfile
 from pathlib import Path
 
@@ -18,6 +19,8 @@ SEVERITY_ON_READING = False
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", tempfile.mkdtemp(prefix="lusweb-test-media-")) or "")
+SITE_MODELS_DIR = MEDIA_ROOT / "models"
+os.environ["LUSWEB_SITE_MODELS_DIR"] = str(SITE_MODELS_DIR)  # scoring.engine.load_scorer(version) finds them
 TEMP_DIR = Path(env_str("TEMP_DIR", tempfile.mkdtemp(prefix="lusweb-test-tmp-")) or "")
 FILE_UPLOAD_TEMP_DIR = str(TEMP_DIR)
 STORAGES = {

@@ -23,16 +23,18 @@ from patients.readings.selectors import ReviewState, exam_history, open_blind_ex
 from patients.records import api as records_api
 from patients.records import chrono
 from patients.records.models import Exam
-from patients.records.selectors import patient_for
+from patients.records.selectors import patient_for, severity_now_for
 from patients.studies import permissions
 from patients.studies.selectors import study_for
 from scoring.selectors import exam_scores_payload
-from scoring.severity import severity_payload
+from scoring.severity import risk_payload, severity_payload
 
 CORRELATION_PARAMETERS = [
     OpenApiParameter("score", str, enum=list(stats.SCORES), default="luss",
-                     description="luss (global LUS score), mean (mean zone score), severity (ordinal 0 mild .. "
-                                 "3 critical) or severe_prob (P(severe or critical))"),
+                     description="luss (global LUS score of record), mean (mean zone score of record), severity "
+                                 "(ordinal 0 mild .. 3 critical), severe_prob (P(severe or critical)) or six_class "
+                                 "(the AI's exam severity on the six-class scale of Hu et al. 2021, 0-4: mean over "
+                                 "all frames of the exam's scored clips; score_source names the model)"),
     OpenApiParameter("gas", str, enum=list(stats.GASES), default="paco2", description="paco2, pao2 or pf (PaO2/FiO2)"),
     OpenApiParameter("window_hours", float, default=stats.DEFAULT_WINDOW_HOURS,
                      description="pair each exam with the nearest gas within +- this many hours (ties: earlier gas)"),
@@ -51,7 +53,8 @@ def _params(request: Request) -> stats.CorrelationParams:
 
 
 class PatientTimelineAPI(APIView):
-    """A patient's exams (global and zone scores, severity) and blood gases over time."""
+    """A patient's exams (global and zone scores, severity now, risk of a severe course) and blood
+    gases over time."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> Response:
@@ -79,20 +82,27 @@ class PatientCorrelationAPI(APIView):
         return Response(correlation(params=params, user=request.user, patient=patient))
 
 
-# An exam with its ``scores`` (the score of record, the AI's beside it), review state and newest
-# ``severity``. (No docstring: the schema would take it as the description of the Exam component.)
+# An exam with its ``scores`` (the score of record, the AI's beside it), review state,
+# ``severity_now`` (the exam day's state from the clinical record and blood gas: WHO level and
+# guideline class), ``risk_severe_course`` (the model's calibrated risk of a severe course of the
+# stay, clipped to 1-99 %, with the model's CV figures and the zone attention) and ``severity`` (the
+# same model's stored output, kept for older scripts). (No docstring: the schema would take it as
+# the description of the Exam component.)
 @extend_schema_serializer(component_name="Exam")
 class ExamWithScoresSerializer(records_api.ExamSerializer):
     HIDDEN_DATES = ("created_at", "signed_at")
     scores = serializers.SerializerMethodField()
     severity = serializers.SerializerMethodField()
+    severity_now = serializers.SerializerMethodField()
+    risk_severe_course = serializers.SerializerMethodField()
     review_status = serializers.SerializerMethodField()
     signed_by = serializers.SerializerMethodField()
     signed_at = serializers.SerializerMethodField()
 
     class Meta(records_api.ExamSerializer.Meta):
         fields = ["id", "patient", "acquired_at", "protocol", "other_protocol", "device", "probe", "operator", "notes",
-                  "created_at", "zones", "missing_zones", "clips", "scores", "severity", "review_status",
+                  "created_at", "zones", "missing_zones", "clips", "scores", "severity_now", "risk_severe_course", "severity",
+                  "review_status",
                   "signed_by", "signed_at", "page_url"]
 
     def _user(self) -> Any:
@@ -119,6 +129,14 @@ class ExamWithScoresSerializer(records_api.ExamSerializer):
         if open_blind_exams(user=self._user(), exam_ids=[obj.pk]):
             return None  # the AI's view of the exam stays hidden during the user's blind read
         return severity_payload(exam=obj)
+
+    def get_severity_now(self, obj: Exam) -> dict[str, Any]:
+        return severity_now_for(exams=[(obj.pk, obj.patient_id, obj.acquired_at)])[obj.pk].as_dict()
+
+    def get_risk_severe_course(self, obj: Exam) -> dict[str, Any] | None:
+        if open_blind_exams(user=self._user(), exam_ids=[obj.pk]):
+            return None  # the model's output is the AI's: hidden during the user's blind read
+        return risk_payload(exam=obj)
 
     def get_review_status(self, obj: Exam) -> str:
         return self._review(obj).status

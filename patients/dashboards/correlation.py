@@ -16,7 +16,9 @@ from patients.records.models import BloodGas, Exam, Patient
 from patients.studies import permissions
 from patients.studies.models import Study
 from patients.studies.protocols import get_protocol
+from scoring.core.inference.six_class import SIX_CLASS_SCALE
 from scoring.core.stats import correlate, repeated_measures_correlation
+from scoring.selectors import six_class_of_jobs
 
 #: Review states of an exam a clinician signed off (amended: a reading changed since).
 SIGNED = ("reviewed", "amended")
@@ -24,6 +26,10 @@ SIGNED = ("reviewed", "amended")
 
 #: The axis of the global score when exams of different protocols are pooled.
 NORMALISED_LABEL = "Global LUS score of record, % of the protocol's maximum"
+#: Where each score comes from (the six-class severity names its model versions, see ``_six_class``).
+SCORE_SOURCES = {"luss": "score of record", "mean": "score of record",
+                 "severity": "risk model (course of the stay), from the scores of record",
+                 "severe_prob": "risk model (course of the stay), from the scores of record"}
 
 
 def _score_value(exam: dict[str, Any], score: str, normalise: bool = False) -> float | None:
@@ -40,6 +46,8 @@ def _score_value(exam: dict[str, Any], score: str, normalise: bool = False) -> f
         return None if o is None else float(o)
     if score == "severe_prob":
         return sev["severe_probability"] if sev else None
+    if score == "six_class":
+        return exam["six_class"]
     raise ValueError(f"unknown score {score!r}")
 
 
@@ -57,8 +65,11 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
                 patient: Patient | None = None) -> dict[str, Any]:
     """Score vs blood gas over a study's (or one patient's) exams; see ``pairing.pair_nearest``.
 
-    Scores are the score of record; ``normalised``: the exams mix protocols (0-18 and 0-36), so
-    the global score is the % of each exam's protocol maximum, never points pooled on one axis.
+    Scores are the score of record or the severity model's on it, except ``six_class``: the AI's
+    six-class severity, from the model each exam page shows (``model_versions``); ``score_source``
+    says which, ``score_label`` names the score and its source. ``normalised``: the exams mix
+    protocols (0-18 and 0-36), so the global score is the % of each exam's protocol maximum, never
+    points pooled on one axis.
     ``params.reviewed``: only the exams a clinician signed off;
     ``n_by_choice`` gives the number of pairs of both choices (all exams, reviewed only).
 
@@ -83,6 +94,7 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
     clocks: dict[Any, chrono.PatientClock] = chrono.clocks_for(patients=scope.admissions, first_exam_at=first,
                                                                 shows_dates=dates)
     normalise = params.score == "luss" and len({get_protocol(e["protocol"]).max_score for e in every}) > 1
+    versions = _six_class(every, exams) if params.score == "six_class" else []
     points = _points(exams, params.score, normalise)
     gases = [pairing.GasPoint(g["id"], g["patient_id"], g["sampled_at"], _gas_value(g, params.gas, params.unit))
              for g in scope.gases.values("id", "patient_id", "sampled_at", "paco2_mmhg", "pao2_mmhg", "fio2")]
@@ -101,13 +113,38 @@ def correlation(*, params: stats.CorrelationParams, user: Any, study: Study | No
     return {
         **result.as_dict(),
         "score": params.score, "gas": params.gas, "unit": params.unit, "window_hours": params.window_hours,
-        "score_label": NORMALISED_LABEL if normalise else params.score_label, "gas_label": params.gas_label,
-        "normalised": normalise,
+        **_score_labels(params, normalise, versions), "gas_label": params.gas_label, "normalised": normalise,
         "reviewed": params.reviewed, "n_by_choice": {"all": n_all, "reviewed": n_reviewed},
         "exams": len(exams), "exams_with_score": sum(1 for p in points if p.score is not None),
         "repeated": repeated,
         "pairs": [_pair(p, scope.codes, clocks[p.group], dates) for p in pairs],
     }
+
+
+def _score_labels(params: stats.CorrelationParams, normalise: bool, versions: list[str]) -> dict[str, Any]:
+    """``score_label`` (the axis and caption: the score and its source), ``score_source`` and
+    ``model_versions`` (the six-class severity's models; empty for the other scores)."""
+    if params.score == "six_class":
+        source = f"AI, {SIX_CLASS_SCALE}, model {', '.join(versions) or 'none yet'}"
+        return {"score_label": f"Six-class severity, 0-4 ({source})", "score_source": source,
+                "model_versions": versions}
+    return {"score_label": NORMALISED_LABEL if normalise else params.score_label,
+            "score_source": SCORE_SOURCES[params.score], "model_versions": []}
+
+
+def _six_class(every: list[dict[str, Any]], shown: list[dict[str, Any]]) -> list[str]:
+    """Set each exam's ``six_class``: the AI's six-class severity (0-4, ``scoring.selectors.six_class_of_jobs``)
+    of the AI result its pages show (``score_ai``; None without one, or during the user's blind
+    read). Returns the model versions behind the values of the ``shown`` exams."""
+    jobs = {e["id"]: e["score_ai"]["job_id"] for e in every if e["score_ai"]}
+    six = six_class_of_jobs(jobs.values())
+    versions: dict[int, str] = {}
+    for e in every:
+        found = six.get(jobs[e["id"]]) if e["id"] in jobs else None
+        e["six_class"] = found.mean if found else None
+        if found:
+            versions[e["id"]] = found.model_version
+    return sorted({versions[e["id"]] for e in shown if e["id"] in versions})
 
 
 def _points(exams: list[dict[str, Any]], score: str, normalise: bool) -> list[pairing.ExamPoint]:

@@ -22,11 +22,13 @@ from patients.readings.selectors import (
     review_states,
 )
 from patients.records.models import Exam
+from patients.records.selectors import severity_now_for
 from patients.studies import permissions
 from patients.studies.protocols import get_protocol
+from scoring.core.inference.six_class import SIX_CLASSES
 from scoring.models import SEVERITY_ORDER
 from scoring.selectors import exam_scores_payload
-from scoring.severity import severity_payload
+from scoring.severity import risk_payload
 
 #: Labels of the findings, in the readings' order (the reading form and the history).
 FINDING_LABELS = {"a_lines": "A-lines", "b_lines": "B-lines", "confluent_b_lines": "confluent B-lines",
@@ -116,17 +118,48 @@ def _checking(row: dict[str, Any]) -> bool:
 
 
 def severity_context(exam: Exam) -> dict[str, Any] | None:
-    """Severity with its probabilities and the zones that drove it, strongest first."""
-    payload = severity_payload(exam=exam)
-    if payload is None:
+    """The risk of a severe course (:func:`scoring.severity.risk_payload`: calibrated, clipped, with
+    the model's CV figures) with its course-class probabilities and the zone attention, largest
+    first; None before the model has run."""
+    risk = risk_payload(exam=exam)
+    if risk is None:
         return None
-    attention = sorted(payload["zone_attention"].items(), key=lambda kv: -kv[1])
+    attention = sorted((risk.get("zone_attention") or {}).items(), key=lambda kv: -kv[1])
     return {
-        **payload,
-        "classes": [{"label": str(c.label), "value": c.value, "p": p} for c, p in zip(SEVERITY_ORDER, payload["probs"],
-                                                                                   strict=True)],
+        **risk,
+        "pct": round(100 * risk["probability"]),
+        "classes": [{"label": str(c.label), "value": c.value, "pct": round(100 * p)}
+                    for c, p in zip(SEVERITY_ORDER, risk["class_probabilities"], strict=True)],
         "attention": [{"zone": z, "weight": w, "pct": round(100 * w)} for z, w in attention],
     }
+
+
+def severity_now_context(exam: Exam) -> dict[str, Any]:
+    """Severity now (the exam day's WHO level and guideline class) with the records it was read from."""
+    state = severity_now_for(exams=[(exam.pk, exam.patient_id, exam.acquired_at)])[exam.pk]
+    return {**state.as_dict(), "guideline_css": state.now.guideline or "none",
+            "clinical_when": _when_text(state.clinical_hours), "gas_when": _when_text(state.gas_hours)}
+
+
+def _when_text(hours: float | None) -> str:
+    """"2 h after the exam", "1.5 h before the exam", "at the exam"."""
+    if hours is None:
+        return ""
+    if hours == 0:
+        return "at the exam"
+    return f"{abs(hours):g} h {'after' if hours > 0 else 'before'} the exam"
+
+
+def six_class_card(exam: Exam, scores: dict[str, Any]) -> dict[str, Any] | None:
+    """The AI's six-class severity card (``templates/dashboards/_six_class.html``): the exam payload's
+    ``six_class`` (None during a blind read or without a stored result), each zone with its place in
+    the protocol, and the scale's class values."""
+    six = scores.get("six_class")
+    if not six:
+        return None
+    protocols = [get_protocol(exam.protocol)]
+    return {**six, "classes": [{"name": name, "value": value} for name, value in SIX_CLASSES],
+            "zones": [{**z, "label": selectors.zone_label(z["zone"], protocols)} for z in six["zones"]]}
 
 
 def _history(exam: Exam, user: Any) -> list[dict[str, Any]]:
@@ -152,8 +185,10 @@ def exam_page(*, exam: Exam, user: Any, role: str) -> dict[str, Any]:
         "zones": zones, "missing": [z["zone"].code for z in zones if z["clip"] is None and not _checking(z)],
         "uploads_checking": [z["upload"].pk for z in zones if _checking(z)],
         "scores": scores, "progress_pct": round(100 * (scores["progress"] or 0)),
+        "six_class": six_class_card(exam, scores),
         "chest_zones": selectors.chest_diagram_zones(exam=exam, user=user),
         "severity": None if view.blind else severity_context(exam),
+        "severity_now": severity_now_context(exam),
         "review": review,
         "history": _history(exam, user),
         "blind_read": BlindRead.objects.filter(exam=exam, reader_id=user.pk).first(),

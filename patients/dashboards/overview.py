@@ -2,24 +2,27 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import Count
 from django.urls import reverse
 
 from patients.dashboards import stats
 from patients.dashboards.selectors import load_exams
 from patients.records import chrono, pairing
-from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+from patients.records.models import Exam, Patient
+from patients.records.selectors import ExamState, clinical_and_gases, severity_now_for
 from patients.studies import permissions
 from patients.studies.models import Study
 from patients.studies.protocols import Protocol, get_protocol
+from scoring.severity import risk_block, severity_model_card
 
 
 def study_overview(*, study: Study, user: Any, threshold: float | None = None,
                    window_hours: float = stats.DEFAULT_WINDOW_HOURS) -> dict[str, Any]:
-    """One row per patient: latest global score and trend, severity, last exam, flags, data gaps.
+    """One row per patient: latest global score and trend, severity now and risk of a severe course,
+    last exam, flags, data gaps.
 
     Scores are the score of record (a clinician's reading of a zone, else the AI's): ``luss`` of
     the latest exam with one, ``luss_ai`` the AI's sum beside it, ``review_status`` of that exam,
@@ -35,6 +38,11 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
     exams with no blood gas within +-``window_hours``, exams not scored yet, no clinical record,
     zones of the latest scored exam unlike the model's training clips (``unvalidated_zones``).
     Identifying fields are only included for roles that may see them.
+
+    At the latest scored exam: ``severity_now`` (the exam day's guideline class and WHO level from
+    the clinical record and blood gas) and ``risk`` (the model's risk of a severe course,
+    ``scoring.severity.risk_block``); ``severity`` and ``severe_probability`` are that model's course
+    class and clipped risk, kept for older readers. The chart colours each bar by severity now.
     """
     protocol = get_protocol(study.protocol)
     max_luss = 3 * len(protocol.codes)
@@ -58,6 +66,10 @@ def study_overview(*, study: Study, user: Any, threshold: float | None = None,
             "coverage": [r["coverage"] for r in rows if r["luss"] is not None],
             "protocol": [r["protocol"] for r in rows if r["luss"] is not None],
             "severity": [r["severity"] for r in rows if r["luss"] is not None],
+            "severity_now": [r["severity_now"]["guideline_class"] for r in rows if r["luss"] is not None],
+            "severity_now_text": [f"{r['severity_now']['guideline_text']}, WHO {r['severity_now']['who_scale']}"
+                                  for r in rows if r["luss"] is not None],
+            "risk": [r["risk"]["probability"] if r["risk"] else None for r in rows if r["luss"] is not None],
             "urls": [r["timeline_url"] for r in rows if r["luss"] is not None],
             "review_status": [r["review_status"] for r in rows if r["luss"] is not None],
         },
@@ -75,6 +87,8 @@ class _Cohort:
     gas_times: dict[int, list[dt.datetime]]
     clinical: dict[int, int]
     clocks: dict[int, chrono.PatientClock]
+    card: dict[str, Any] | None  # the installed risk model's figures (scoring.severity.severity_model_card)
+    now: dict[int, ExamState]  # exam id -> severity now
 
 
 def _cohort(study: Study, patients: list[dict[str, Any]], *, identifying: bool, protocol: Protocol,
@@ -82,16 +96,18 @@ def _cohort(study: Study, patients: list[dict[str, Any]], *, identifying: bool, 
     by_patient: dict[int, list[dict[str, Any]]] = {}
     for e in load_exams(Exam.objects.filter(patient__study=study), user=user):
         by_patient.setdefault(e["patient_id"], []).append(e)
+    loaded = clinical_and_gases(patient_ids=[p["id"] for p in patients])
     gas_times: dict[int, list[dt.datetime]] = {}
-    for pid, at in BloodGas.objects.filter(patient__study=study).order_by("patient_id", "sampled_at").values_list(
-            "patient_id", "sampled_at"):
-        gas_times.setdefault(pid, []).append(at)
-    clinical = dict(ClinicalInfo.objects.filter(patient__study=study).values("patient_id")
-                    .annotate(n=Count("id")).values_list("patient_id", "n"))
+    for g in loaded[1]:  # in time order
+        gas_times.setdefault(g["patient_id"], []).append(g["sampled_at"])
+    clinical = dict(Counter(r["patient_id"] for r in loaded[0]))
+    now = severity_now_for(exams=[(e["id"], e["patient_id"], e["acquired_at"]) for ex in by_patient.values() for e in ex],
+                           loaded=loaded)
     clocks = chrono.clocks_for(patients={p["id"]: p["admission_date"] for p in patients},
                                first_exam_at={pid: ex[0]["acquired_at"] for pid, ex in by_patient.items()},
                                shows_dates=identifying)
-    return _Cohort(protocol, threshold, window_hours, by_patient, gas_times, clinical, clocks)
+    card = severity_model_card() if any(e["severity"] for ex in by_patient.values() for e in ex) else None
+    return _Cohort(protocol, threshold, window_hours, by_patient, gas_times, clinical, clocks, card, now)
 
 
 def _patient_row(p: dict[str, Any], cohort: _Cohort) -> dict[str, Any]:
@@ -130,6 +146,7 @@ def _latest_scores(scored: list[dict[str, Any]], clock: chrono.PatientClock, coh
     protocol = get_protocol(latest["protocol"]) if latest else cohort.protocol
     fraction = cohort.threshold / cohort.protocol.max_score
     sev = latest["severity"] if latest else None
+    risk = risk_block(sev, cohort.card)
     norm = stats.normalised(luss, protocol.max_score)
     return {
         "luss": luss, "luss_ai": latest["score"]["luss_ai"] if latest else None,
@@ -143,8 +160,10 @@ def _latest_scores(scored: list[dict[str, Any]], clock: chrono.PatientClock, coh
         "delta": tr.delta, "arrow": tr.arrow, "direction": tr.direction,
         # Set when the trend is over the zones scored at both exams rather than the global scores.
         "compared_zones": change.zones if change else None,
+        "severity_now": cohort.now[latest["id"]].as_dict() if latest else None,
+        "risk": risk,
         "severity": sev["label"] if sev else None,
-        "severe_probability": sev["severe_probability"] if sev else None,
+        "severe_probability": risk["probability"] if risk else None,
         "above_threshold": norm is not None and norm >= fraction,
         "flags": [{"kind": f.kind, "text": f.text, "label": clock.label(f.at, with_time=False),
                    "latest": bool(latest and f.exam == latest["id"])}

@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 from django.db.models import QuerySet
 from django.urls import get_script_prefix, reverse
 
+from patients.dashboards.gradcam import explanation
 from patients.imaging.models import ZoneClip
 from patients.imaging.selectors import DEFAULT_VIEWER_FPS
 from patients.readings.selectors import (
@@ -29,13 +30,16 @@ from patients.records import chrono
 from patients.records.models import Exam
 from patients.studies.protocols import Protocol, get_protocol
 from scoring.models import ClipScore, ExamScore, SeverityPrediction
-from scoring.selectors import clip_frames_payload, record_summary
+from scoring.selectors import clip_frames_payload, current_clip_score, record_summary
+from scoring.study_model import study_model_rank
 
 # Same colours as .score.s0-s3 in lusweb.css: one meaning of colour across the site.
 SCORE_COLOURS = ("#2e7d32", "#f9a825", "#ef6c00", "#b71c1c")
 SCORE_MEANINGS = ("0 · A-lines (normal)", "1 · separate B-lines", "2 · coalescent B-lines",
                   "3 · consolidation / white lung")
 SEVERITY_COLOURS = {"mild": "#2e7d32", "moderate": "#f9a825", "severe": "#ef6c00", "critical": "#b71c1c"}
+#: Severity now (the guideline class of the exam day); an undetermined class takes NO_SEVERITY_COLOUR.
+NOW_COLOURS = {"mild_or_moderate": "#2e7d32", "severe": "#ef6c00", "critical": "#b71c1c"}
 NO_SEVERITY_COLOUR = "#8a97a5"
 
 T = TypeVar("T")
@@ -77,8 +81,8 @@ def load_exams(exam_qs: QuerySet[Exam], *, zone_details: bool = True, user: Any 
       record score: ``score`` the record, ``source`` "clinician" | "ai", ``findings`` and ``probs``
       the AI's probabilities (None when hidden or not scored), ``record_findings`` the record
       reading's findings;
-    * ``clips`` {zone: clip id}, ``severity`` (the prediction of the AI's job if any, else the
-      newest), ``review_status`` ("draft" | "reviewed" | "amended"), ``signed_by``, ``signed_at``
+    * ``clips`` {zone: clip id}, ``severity`` (the risk model's prediction of the AI's job if any,
+      else the newest: its course class and probabilities), ``review_status`` ("draft" | "reviewed" | "amended"), ``signed_by``, ``signed_at``
       and ``blind`` (``user`` reads the exam blind: the AI's results, the severity and the other
       readers are left out).
     """
@@ -113,8 +117,8 @@ def load_exams(exam_qs: QuerySet[Exam], *, zone_details: bool = True, user: Any 
 
 def _ai_exam_scores(ids: QuerySet[Any]) -> dict[int, dict[str, Any]]:
     scores: dict[int, dict[str, Any]] = {}
-    for row in (ExamScore.objects.filter(exam__in=ids)
-                .order_by("exam_id", "-model_version__is_active", "-created_at", "-pk")
+    for row in (ExamScore.objects.filter(exam__in=ids).annotate(rank=study_model_rank("exam__patient__study_id"))
+                .order_by("exam_id", "rank", "-created_at", "-pk")
                 .values("exam_id", "job_id", "luss", "max_luss", "mean_score", "coverage", "missing_zones",
                         "worst_zone", "zones_ge2", "model_version__version")):
         scores.setdefault(row["exam_id"], dict(row))
@@ -224,6 +228,8 @@ def previous_zone_clip(*, clip: ZoneClip) -> ZoneClip | None:
 def _player(clip: ZoneClip, clock: chrono.PatientClock, user: Any) -> dict[str, Any]:
     record = clip_record(clip=clip, user=user)
     frames = clip_frames_payload(clip=clip, hidden=bool(open_blind_exams(user=user, exam_ids=[clip.exam_id])))
+    # The model behind the AI's clip score and the frames it read (nothing while the score is hidden).
+    shown = current_clip_score(clip=clip) if frames["model_version"] is not None else None
     frame0 = reverse("clip-frame", args=[clip.pk, 0])
     gradcam0 = reverse("dashboard-clip-gradcam", args=[clip.pk, 0])
     return {
@@ -240,7 +246,7 @@ def _player(clip: ZoneClip, clock: chrono.PatientClock, user: Any) -> dict[str, 
         "confidence": frames["confidence"], "in_domain": frames["in_domain"],
         "domain_distance": frames["domain_distance"],
         "expected_scores": frames["expected_scores"], "frame_scores": frames["frame_scores"],
-        "frame_probs": frames["frame_probs"],
+        "frame_probs": frames["frame_probs"], "explanation": explanation(clip=clip, score=shown),
         # The score of record beside the AI's (``clip_score``); researchers get no reading date.
         "record": {**record_json(record), **({} if clock.shows_dates else {"read_at": None})},
     }

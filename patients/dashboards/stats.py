@@ -18,8 +18,10 @@ from patients.records.units import KPA_TO_MMHG
 SCORES: dict[str, str] = {
     "luss": "Global LUS score of record",
     "mean": "Mean zone score of record",
-    "severity": "Severity class (0 mild, 1 moderate, 2 severe, 3 critical)",
-    "severe_prob": "P(severe or critical)",
+    "severity": "Risk model's predicted course class (0 mild, 1 moderate, 2 severe, 3 critical; not the state "
+                "at the exam)",
+    "severe_prob": "Risk model's P(severe course): oxygen, ICU or death during the stay",
+    "six_class": "AI six-class severity (Hu et al. 2021), 0-4",
 }
 GASES: dict[str, str] = {"paco2": "PaCO₂", "pao2": "PaO₂", "pf": "P/F ratio"}
 UNITS = ("mmHg", "kPa")
@@ -35,8 +37,10 @@ MAX_WINDOW_HOURS = 24.0 * 14
 class CorrelationParams:
     """What to correlate: ``score`` against ``gas`` paired within ``window_hours``, in ``unit``.
 
-    ``score``: ``luss`` (global LUS score), ``mean`` (mean zone score), ``severity`` (ordinal
-    0 mild .. 3 critical) or ``severe_prob`` (P(severe or critical)). ``gas``: ``paco2``,
+    ``score``: ``luss`` (global LUS score), ``mean`` (mean zone score), ``severity`` (the risk
+    model's predicted course class, ordinal 0 mild .. 3 critical), ``severe_prob`` (its P(severe or
+    critical course)) or ``six_class`` (the AI's exam
+    severity on the six-class scale of Hu et al., 0-4: no clinician reads it). ``gas``: ``paco2``,
     ``pao2`` or ``pf`` (PaO2/FiO2). ``unit``: ``mmHg`` or ``kPa`` for the pressures; the P/F
     ratio is conventionally always in mmHg, so ``unit`` is forced to ``mmHg`` for ``pf``.
     ``reviewed``: only the exams a clinician signed off.

@@ -10,8 +10,10 @@ from django.urls import reverse
 from patients.dashboards import stats
 from patients.dashboards.selectors import clip_url, load_exams, zone_label
 from patients.records import chrono
-from patients.records.models import BloodGas, Exam, Patient
+from patients.records.models import Exam, Patient
+from patients.records.selectors import ExamState, clinical_and_gases, severity_now_for
 from patients.studies.protocols import Protocol, get_protocol
+from scoring.severity import risk_block, severity_model_card
 
 #: The reference line: this share of the maximum global score.
 REFERENCE_FRACTION = 0.5
@@ -37,6 +39,9 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
     counts days since admission (0 = admission day; null when the admission date is unknown).
     Blood gases are in mmHg; ``pf_ratio`` is PaO2/FiO2.
 
+    ``severity_now``: the exam day's state (``patients.records.severity_now``); ``risk_severe_course``:
+    the calibrated risk of a severe stay (``scoring.severity.risk_block``; ``severity*`` kept as before).
+
     Protocols: the heatmap rows (``zones``: ``key``, ``code``, ``label``, ``protocol``, ``tick``)
     are the zones of the protocols the exams use, labelled by their own protocol (a BLUE-6 R3 is
     the PLAPS point). When the exams mix protocols the rows are keyed ``<protocol>:<code>``
@@ -54,6 +59,9 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
     """
     study_protocol = get_protocol(patient.study.protocol)
     exams = load_exams(Exam.objects.filter(patient=patient), user=user)
+    card = severity_model_card() if any(e["severity"] for e in exams) else None
+    loaded = clinical_and_gases(patient_ids=[patient.pk])
+    now = severity_now_for(exams=[(e["id"], patient.pk, e["acquired_at"]) for e in exams], loaded=loaded)
     protocols = _protocols(study_protocol, exams)
     mixed = len(protocols) > 1
     rows = _zone_rows(protocols, exams, mixed)
@@ -62,7 +70,7 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
                              first_exam_at=exams[0]["acquired_at"] if exams else None)
     top = 100.0 if mixed else float(protocols[0].max_score)
     threshold = REFERENCE_FRACTION * top
-    out_exams = [_exam_row(e, rows, clock, admission, mixed) for e in exams]
+    out_exams = [_exam_row(e, rows, clock, admission, mixed, card, now[e["id"]]) for e in exams]
     _add_changes(out_exams, exams)
     return {
         "patient": patient.pk,
@@ -78,7 +86,7 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
         "threshold_text": (f"half the maximum score ({threshold:g} % of each exam's maximum)" if mixed
                            else f"half the maximum score ({threshold:g} of {top:g}, {protocols[0].key})"),
         "exams": out_exams,
-        "blood_gases": _gas_rows(patient, clock, admission),
+        "blood_gases": _gas_rows(loaded[1], clock, admission),
     }
 
 
@@ -139,8 +147,10 @@ def _when(clock: chrono.PatientClock, at: dt.datetime, admission: dt.date | None
 
 
 def _exam_row(e: dict[str, Any], rows: list[dict[str, Any]], clock: chrono.PatientClock,
-              admission: dt.date | None, mixed: bool) -> dict[str, Any]:
+              admission: dt.date | None, mixed: bool, card: dict[str, Any] | None, now: ExamState
+              ) -> dict[str, Any]:
     score, sev, ai = e["score"], e["severity"], e["score_ai"]
+    risk = risk_block(sev, card)
     exam_protocol = get_protocol(e["protocol"])
     zones = e["zones"]
     # The exam's own zones by heatmap row; other protocols' rows stay empty for it.
@@ -163,9 +173,11 @@ def _exam_row(e: dict[str, Any], rows: list[dict[str, Any]], clock: chrono.Patie
         "signed_day": clock.day(e["signed_at"]) if e["signed_at"] and not clock.shows_dates else None,
         "blind": e["blind"],
         "model_version": ai["model_version__version"] if ai else None,
+        "severity_now": now.as_dict(),
+        "risk_severe_course": risk,
         "severity": sev["label"] if sev else None,
-        "severity_probs": sev["probs"] if sev else None,
-        "severe_probability": sev["severe_probability"] if sev else None,
+        "severity_probs": risk["class_probabilities"] if risk else None,
+        "severe_probability": risk["probability"] if risk else None,
         "zones": {r["key"]: (zones[own[r["key"]]]["score"] if own.get(r["key"]) in zones else None) for r in rows},
         "missing_zones": [z for z in exam_protocol.codes if z not in e["clips"]],
         "zone_details": {r["key"]: _zone_detail(zones.get(own[r["key"]]) if r["key"] in own else None,
@@ -187,11 +199,12 @@ def _zone_detail(zone: dict[str, Any] | None, clip: int | None) -> dict[str, Any
     }
 
 
-def _gas_rows(patient: Patient, clock: chrono.PatientClock, admission: dt.date | None) -> list[dict[str, Any]]:
+def _gas_rows(gases: list[dict[str, Any]], clock: chrono.PatientClock, admission: dt.date | None
+              ) -> list[dict[str, Any]]:
+    """The patient's blood gases (``patients.records.selectors.clinical_and_gases``, in time order)."""
     return [
-        {"id": g["id"], **_when(clock, g["sampled_at"], admission, "sampled_at"),
+        {"id": g["pk"], **_when(clock, g["sampled_at"], admission, "sampled_at"),
          "paco2_mmhg": g["paco2_mmhg"], "pao2_mmhg": g["pao2_mmhg"], "fio2": g["fio2"],
          "pf_ratio": stats.pf_ratio(g["pao2_mmhg"], g["fio2"]), "ph": g["ph"]}
-        for g in BloodGas.objects.filter(patient=patient).order_by("sampled_at", "pk").values(
-            "id", "sampled_at", "paco2_mmhg", "pao2_mmhg", "fio2", "ph")
+        for g in gases
     ]

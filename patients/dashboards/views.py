@@ -65,7 +65,8 @@ def study_overview(request: HttpRequest, pk: int) -> HttpResponse:
     data = overview_data(study=study, user=request.user, threshold=threshold, window_hours=window)
     return render(request, "dashboards/study_overview.html", {
         "study": study, "role": role, "data": data, "chart": data["chart"],
-        "colours": {"severity": selectors.SEVERITY_COLOURS, "none": selectors.NO_SEVERITY_COLOUR},
+        "colours": {"severity": selectors.SEVERITY_COLOURS, "now": selectors.NOW_COLOURS,
+                    "none": selectors.NO_SEVERITY_COLOUR},
     })
 
 
@@ -77,7 +78,8 @@ def patient_timeline(request: HttpRequest, pk: int) -> HttpResponse:
         "patient": patient, "study": patient.study, "role": role, "data": data,
         "identifying": permissions.can_see_identifying(request.user, patient.study),
         "colours": {"scores": selectors.SCORE_COLOURS, "meanings": selectors.SCORE_MEANINGS,
-                    "severity": selectors.SEVERITY_COLOURS, "none": selectors.NO_SEVERITY_COLOUR},
+                    "severity": selectors.SEVERITY_COLOURS, "now": selectors.NOW_COLOURS,
+                    "none": selectors.NO_SEVERITY_COLOUR},
     })
 
 
@@ -122,17 +124,25 @@ def clip_viewer(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def clip_gradcam(request: HttpRequest, pk: int, index: int) -> HttpResponse:
-    """Grad-CAM++ overlay (RGBA PNG) of one frame; 503 with a plain message when no scorer runs here."""
+    """Heat map (RGBA PNG) of one frame the clip model read, for the clip score shown; 404 with a
+    plain message for a frame it did not read, 503 when no scorer runs here."""
     clip, _ = clip_for(user=request.user, pk=pk)
     if open_blind_exams(user=request.user, exam_ids=[clip.exam_id]):
-        return HttpResponse("Grad-CAM++ is the AI's view of the clip: hidden during your blind read of the exam.",
+        return HttpResponse("The heat map is the AI's view of the clip: hidden during your blind read of the exam.",
                             status=403, content_type="text/plain; charset=utf-8")
     try:
-        png = gradcam.gradcam_png(clip, index)
+        overlay = gradcam.gradcam_png(clip, index)
     except IndexError as exc:
         raise Http404(str(exc)) from None
+    except gradcam.FrameNotRead as exc:
+        return HttpResponse(str(exc), status=404, content_type="text/plain; charset=utf-8")
     except gradcam.GradcamUnavailable as exc:
-        return HttpResponse(f"Grad-CAM++ unavailable: {exc}", status=503, content_type="text/plain; charset=utf-8")
-    response = HttpResponse(png, content_type="image/png")
+        return HttpResponse(f"Heat map unavailable: {exc}", status=503, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(overlay.png, content_type="image/png")
     response["Cache-Control"] = "private, max-age=86400"
+    # What the map explains, for the page's caption (and its tests).
+    response["X-Explained-Score"] = str(overlay.score)
+    response["X-Read-Frames"] = ",".join(str(i) for i in overlay.read_frames)
+    if overlay.summary_share is not None:
+        response["X-Summary-Share"] = f"{overlay.summary_share:.4f}"
     return response

@@ -14,6 +14,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -24,7 +25,7 @@ from patients.imaging.models import ZoneClip
 from patients.imaging.selectors import clip_list
 from patients.readings import selectors, services
 from patients.readings.models import ZoneReading
-from patients.readings.worklist import worklist
+from patients.readings.worklist import URGENT, worklist_orders, worklist_reordered
 from patients.records import chrono
 from patients.records.api import PatientTimeMixin, query_int
 from patients.records.models import Patient
@@ -165,19 +166,31 @@ def _when(clock: chrono.PatientClock, at: Any, dates: bool) -> dict[str, Any]:
 
 class StudyWorklistAPI(APIView):
     """The study's exams waiting for review (draft or amended), most urgent first: zones the AI was
-    unsure of, then zones whose AI score moved by >= 2 from the previous record, then the oldest."""
+    unsure of, then zones whose AI score moved by >= 2 from the previous record, then the oldest.
+    ``?order=label-more``: most informative first (the unread zones most worth labelling to improve
+    the model), each exam with ``informativeness``, ``why`` and its ``informative_zones``."""
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> Response:
         study, _role = permissions.visible_study(request.user, pk)
-        items = worklist(study=study, user=request.user)
+        order = request.query_params.get("order", URGENT)
+        known = [key for key, _label in worklist_orders()]
+        if order not in known:
+            raise ValidationError({"order": f"{order!r} is not one of {known}"})
+        reordered = worklist_reordered(study=study, user=request.user, order=order)
         dates = permissions.can_see_identifying(request.user, study)
         clocks = chrono.study_clocks(study_id=study.pk, shows_dates=dates)
-        return Response({"study": study.pk, "count": len(items), "exams": [
-            {"exam": i.exam_id, "patient": i.patient_id, "patient_code": i.patient_code, "status": i.status,
-             **_when(clocks[i.patient_id], i.acquired_at, dates), "zones": i.zones, "unsure_zones": i.unsure,
-             "moved_zones": i.moved, "unread_zones": i.unread, "page_url": f"/exams/{i.exam_id}/"}
-            for i in items]})
+        exams = []
+        for r in reordered.items:
+            i = r.item
+            row = {"exam": i.exam_id, "patient": i.patient_id, "patient_code": i.patient_code, "status": i.status,
+                   **_when(clocks[i.patient_id], i.acquired_at, dates), "zones": i.zones, "unsure_zones": i.unsure,
+                   "moved_zones": i.moved, "unread_zones": i.unread, "page_url": f"/exams/{i.exam_id}/"}
+            if order != URGENT:
+                row.update({"informativeness": r.value, "why": r.why,
+                            "informative_zones": [{k: v for k, v in z.items() if k != "text"} for z in r.zones]})
+            exams.append(row)
+        return Response({"study": study.pk, "order": order, **reordered.meta, "count": len(exams), "exams": exams})
 
 
 class StudyDisagreementsAPI(APIView):

@@ -18,7 +18,7 @@ from patients.imaging.selectors import clip_for
 from patients.readings import services
 from patients.readings.forms import AdjudicationForm, OverrideForm, ReadingForm
 from patients.readings.models import FINDINGS
-from patients.readings.worklist import worklist_page
+from patients.readings.worklist import URGENT, worklist_page
 from patients.records.selectors import exam_for
 from patients.studies import permissions
 from patients.studies.selectors import study_for
@@ -117,10 +117,12 @@ def exam_blind_submit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def study_worklist(request: HttpRequest, pk: int) -> HttpResponse:
-    """The study's exams waiting for review, most urgent first, each with why it is there."""
+    """The study's exams waiting for review, each with why it is where it is: most urgent first, or
+    in another order chosen with ``?order=`` (``label-more``: most informative first)."""
     study, role = study_for(user=request.user, pk=pk)
     return render(request, "readings/worklist.html", {
-        "study": study, "role": role, "rows": worklist_page(study=study, user=request.user),
+        "study": study, "role": role,
+        **worklist_page(study=study, user=request.user, order=request.GET.get("order", URGENT)),
         "can_review": role in permissions.WRITE_ROLES and not study.archived,
         "identifying": permissions.can_see_identifying(request.user, study),
     })

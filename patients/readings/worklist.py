@@ -8,11 +8,16 @@ after sign-off). Priority, each criterion deciding only between exams tied on th
 2. zones whose AI score moved by 2 or more from the record score of the same zone at the
    patient's previous exam that has one, most first;
 3. time since acquisition: the oldest exam first.
+
+That is the ``urgent`` order. The layers above readings may add other orders of the same exams
+(:func:`worklist_order_register`; scoring adds ``label-more``, the clips most worth labelling to
+improve the model): readings cannot import them, so they register when their app is ready.
 """
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from django.urls import reverse
@@ -29,6 +34,8 @@ from patients.studies.protocols import get_protocol
 UNSURE_BELOW = 0.5
 MOVED_BY = 2
 WAITING = ("draft", "amended")
+URGENT = "urgent"
+URGENT_LABEL = "Most urgent first"
 
 
 @dataclass(frozen=True)
@@ -91,6 +98,61 @@ def worklist(*, study: Study, user: Any = None) -> list[WorklistItem]:
     return sorted(items, key=lambda i: (-i.priority[0], -i.priority[1], i.acquired_at, i.exam_id))
 
 
+@dataclass(frozen=True)
+class Ranked:
+    """An exam in another order than the urgent one: its item, the order's value for it (None: the
+    order cannot rank it), why it is there in words, and per zone the order's figures (JSON-able
+    dicts, each with its ``text`` for the page), best first."""
+
+    item: WorklistItem
+    value: float | None
+    why: str
+    zones: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Reordered:
+    """The waiting exams in an order: ``items``, what the order used in words (``note``, for the
+    page's explanation) and the same as figures (``meta``, for the API)."""
+
+    items: list[Ranked]
+    note: str = ""
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WorklistOrder:
+    """Another order of the worklist: ``key`` (``?order=<key>``), the switch's ``label``, and
+    ``rank(study, user, items)`` re-ordering the waiting exams (given in the urgent order)."""
+
+    key: str
+    label: str
+    rank: Callable[[Study, Any, list[WorklistItem]], Reordered]
+
+
+_ORDERS: dict[str, WorklistOrder] = {}
+
+
+def worklist_order_register(order: WorklistOrder) -> None:
+    """Add (or replace) an order of the worklist; called from a higher layer's ``AppConfig.ready``."""
+    if order.key == URGENT:
+        raise ValueError(f"{URGENT!r} is the worklist's own order")
+    _ORDERS[order.key] = order
+
+
+def worklist_orders() -> list[tuple[str, str]]:
+    """(key, label) of every order, the urgent one first (the page's switch)."""
+    return [(URGENT, URGENT_LABEL)] + [(o.key, o.label) for o in _ORDERS.values()]
+
+
+def worklist_reordered(*, study: Study, user: Any = None, order: str) -> Reordered:
+    """The waiting exams (:func:`worklist`) in ``order``; KeyError for an order nobody registered."""
+    items = worklist(study=study, user=user)
+    if order == URGENT:
+        return Reordered([Ranked(i, None, "") for i in items])
+    return _ORDERS[order].rank(study, user, items)
+
+
 def worklist_count(*, study: Study) -> int:
     """How many exams of the study wait for review (the links' counts)."""
     ids = list(ZoneClip.objects.filter(exam__patient__study=study).values_list("exam_id", flat=True).distinct())
@@ -117,16 +179,22 @@ def waiting_text(since: dt.datetime, now: dt.datetime) -> str:
     return f"{days} day{'s' if days > 1 else ''}" + (f" {rest} h" if rest else "")
 
 
-def worklist_page(*, study: Study, user: Any) -> list[dict[str, Any]]:
-    """The worklist page's rows, in priority order: each item with the exam's time as the user may
-    see it (``label``), how long it has waited (``waiting``: None for researchers, who see no
-    dates) and the exam page's address (``review_url`` opens its review mode)."""
-    items = worklist(study=study, user=user)
+def worklist_page(*, study: Study, user: Any, order: str = URGENT) -> dict[str, Any]:
+    """The worklist page's context: ``rows`` in ``order`` (an unknown order falls back to the
+    urgent one; ``order`` says which was used), each item with its rank, the exam's time as the user
+    may see it (``label``), how long it has waited (``waiting``: None for researchers, who see no
+    dates), the exam page's address (``review_url`` opens its review mode) and the order's ``value``,
+    ``why`` and ``zones``; ``note``: what the order used; ``orders``: (key, label) for the switch."""
+    if order != URGENT and order not in _ORDERS:
+        order = URGENT
+    reordered = worklist_reordered(study=study, user=user, order=order)
     dates = permissions.can_see_identifying(user, study)
     clocks = chrono.study_clocks(study_id=study.pk, shows_dates=dates)
     now = timezone.now()
-    return [{"item": i, "rank": n, "label": clocks[i.patient_id].label(i.acquired_at),
-             "waiting": waiting_text(i.acquired_at, now) if dates else None,
-             "exam_url": reverse("exam-detail", args=[i.exam_id]),
-             "review_url": reverse("exam-detail", args=[i.exam_id]) + "?review=1"}
-            for n, i in enumerate(items, start=1)]
+    rows = [{"item": r.item, "rank": n, "label": clocks[r.item.patient_id].label(r.item.acquired_at),
+             "waiting": waiting_text(r.item.acquired_at, now) if dates else None,
+             "exam_url": reverse("exam-detail", args=[r.item.exam_id]),
+             "review_url": reverse("exam-detail", args=[r.item.exam_id]) + "?review=1",
+             "value": r.value, "why": r.why, "zones": r.zones}
+            for n, r in enumerate(reordered.items, start=1)]
+    return {"rows": rows, "order": order, "note": reordered.note, "orders": worklist_orders()}

@@ -64,6 +64,7 @@ from patients.imaging.models import ZoneClip
 from patients.readings.services import imported_reading_set
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient, Sex
 from patients.records.services import blood_gas_create, clinical_info_create, exam_create, patient_create
+from patients.research.signing import ExpertLabel, expert_readings_sign
 from patients.studies.models import Study
 from patients.studies.services import study_for_import
 from scoring.core.training.covid_blues import clinical_record, number
@@ -95,13 +96,15 @@ class ImportReport:
     annotations: int = 0
     clinical_records: int = 0
     blood_gases: int = 0
+    signed_exams: int = 0
     skipped: list[str] = field(default_factory=list)
     patient_ids: set[int] = field(default_factory=set)
 
     def summary(self) -> str:
         return (f"{self.study}: {self.patients} patients ({self.patients_created} new), {self.exams} exams, "
                 f"{self.clips} clips ({self.clips_created} new), {self.annotations} annotations, "
-                f"{self.clinical_records} clinical records, {self.blood_gases} blood gases; "
+                f"{self.clinical_records} clinical records, {self.blood_gases} blood gases, "
+                f"{self.signed_exams} exams signed; "
                 f"{len(self.skipped)} skipped")
 
 
@@ -171,9 +174,11 @@ def _cb_clinical(row: dict[str, str]) -> dict[str, Any]:
 
 
 def import_covid_blues(root: Path | str, *, by: Any, study_name: str = COVID_BLUES_STUDY,
-                       limit_patients: int | None = None, deidentify: bool = False,
+                       limit_patients: int | None = None, deidentify: bool = False, signed_by: Any = None,
                        log: Log = lambda message: None) -> ImportReport:
-    """Import the COVID-BLUES folder (``lus_videos/``, ``severity.csv``, ``clinical_variables.csv``)."""
+    """Import the COVID-BLUES folder (``lus_videos/``, ``severity.csv``, ``clinical_variables.csv``).
+    ``signed_by``: a user whose clinician readings the expert scores also become, each exam signed
+    (:mod:`patients.research.signing`): the labels a site model trains on."""
     root = Path(root)
     videos = root / "lus_videos"
     if not videos.is_dir():
@@ -194,6 +199,7 @@ def import_covid_blues(root: Path | str, *, by: Any, study_name: str = COVID_BLU
                     "shared data folder; expert Soldati scores as rater 'covid-blues-expert'.")
     report = ImportReport(study=study)
     at = COVID_BLUES_EXAM_AT
+    labelled: dict[Exam, list[ExpertLabel]] = defaultdict(list)
     for pid in ids:
         row = clinical.get(pid, {})
         sex = {0.0: Sex.FEMALE, 1.0: Sex.MALE}.get(number(row.get("pat_sex")) or -1.0, Sex.UNKNOWN)
@@ -213,19 +219,31 @@ def import_covid_blues(root: Path | str, *, by: Any, study_name: str = COVID_BLU
             report.exams += 1
             for zone, path in clips:
                 clip = _clip(exam, path, zone, by, report, log)
-                label = severity.get(path.stem)
-                if clip is None or label is None or number(label.get("Severity Score")) is None:
-                    continue
-                imported_reading_set(
-                    clip=clip, rater_name=COVID_BLUES_RATER, by=by, score=int(number(label["Severity Score"]) or 0),
-                    findings={"a_lines": label.get("A-lines", "").strip().lower() == "yes",
-                              "b_lines": label.get("B-lines", "").strip().lower() == "yes"},
-                    comment=(label.get("comments") or "").strip())
-                report.annotations += 1
+                expert = _cb_expert(clip, severity.get(path.stem), by) if clip is not None else None
+                if expert is not None:
+                    labelled[exam].append(expert)
+                    report.annotations += 1
         if row:
             _cb_records(patient, row, at - dt.timedelta(hours=1), by, report, log)
         log(f"CB-{pid}: {sum(len(c) for _, c in exams)} clips in {len(exams)} exam(s)")
+    if signed_by is not None:
+        report.signed_exams, unsigned = expert_readings_sign(study=study, by=by, signer=signed_by, exams=labelled,
+                                                             log=log)
+        report.skipped += [f"not signed: {reason}" for reason in unsigned]
     return report
+
+
+def _cb_expert(clip: ZoneClip, label: dict[str, str] | None, by: Any) -> ExpertLabel | None:
+    """The expert's score of a clip (``severity.csv`` row), stored as the imported rater's reading."""
+    if label is None or number(label.get("Severity Score")) is None:
+        return None
+    expert = ExpertLabel(clip, int(number(label["Severity Score"]) or 0),
+                         {"a_lines": label.get("A-lines", "").strip().lower() == "yes",
+                          "b_lines": label.get("B-lines", "").strip().lower() == "yes"},
+                         (label.get("comments") or "").strip())
+    imported_reading_set(clip=clip, rater_name=COVID_BLUES_RATER, by=by, score=expert.score,
+                         findings=expert.findings, comment=expert.comment)
+    return expert
 
 
 def _cb_records(patient: Patient, row: dict[str, str], at: dt.datetime, by: Any, report: ImportReport,

@@ -7,7 +7,9 @@
   and p, Spearman and p, the least-squares line: ``scipy.stats``) and
   :func:`repeated_measures_correlation` (Bakdash & Marusich 2017, as R's ``rmcorr``: scipy has
   none), with :func:`fisher_ci` and :func:`correlation_p_value` for a correlation known only by
-  its value and its number of points.
+  its value and its number of points;
+* uncertainty and ranks (the review worklist's "most informative first" order):
+  :func:`normalised_entropy` of a class distribution and :func:`percentile_ranks`.
 """
 from __future__ import annotations
 
@@ -264,3 +266,26 @@ def repeated_measures_correlation(xs: Sequence[float], ys: Sequence[float],
     low, high = fisher_ci(r, df + 2)
     return RepeatedCorrelation(n=n, patients=k, df=df, r=r, p_value=correlation_p_value(r, df + 2),
                                ci_low=low, ci_high=high, slope=sxy / sxx)
+
+
+# --- uncertainty and ranks -------------------------------------------------------------------------
+
+
+def normalised_entropy(probs: Sequence[float]) -> float:
+    """Shannon entropy of a class distribution divided by its largest possible value, log K: 0 when
+    one class holds all the mass, 1 when the K classes are equally likely. ``probs`` is renormalised
+    first (stored probabilities are rounded). Raises ValueError for fewer than two classes, a
+    negative or non-finite probability, or an all-zero distribution."""
+    p = np.asarray(probs, float)
+    if p.ndim != 1 or len(p) < 2 or not np.all(np.isfinite(p)) or np.any(p < 0) or p.sum() <= 0:
+        raise ValueError(f"probs must be >= 2 non-negative finite numbers with a positive sum, got {list(probs)}")
+    return float(sps.entropy(p / p.sum()) / math.log(len(p)))
+
+
+def percentile_ranks(values: Sequence[float]) -> list[float]:
+    """Each value's rank among ``values`` (1 = the smallest, ties sharing their mean rank:
+    ``scipy.stats.rankdata``) divided by their number: in (0, 1], 1.0 for the largest. Ranks carry
+    no unit, so two measures on different scales average into one order."""
+    if not len(values):
+        return []
+    return [float(r) / len(values) for r in sps.rankdata(np.asarray(values, float), method="average")]

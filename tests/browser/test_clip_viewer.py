@@ -1,6 +1,8 @@
 """The clip viewer in headless Chromium: a 100-frame clip arrives in at most 3 requests (one MP4,
 fetched with byte ranges), really plays (frames presented, the clock advances), and the per-frame
-trace follows the frame on screen (acceptance line 3 of issue 16, "speed where people wait")."""
+trace follows the frame on screen (acceptance line 3 of issue 16, "speed where people wait").
+The viewer marks the frames the clip model read, labels the curve as the frame model's, and
+answers the heat map of a read frame (issue 17, item 3)."""
 from __future__ import annotations
 
 import io
@@ -12,6 +14,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from patients.imaging.models import ZoneClip
 from patients.studies.models import Role
+from scoring.models import ModelVersion
 from tests.browser.conftest import login
 from tests.factories import ExamFactory, MembershipFactory, PatientFactory, StudyFactory, UserFactory
 from tests.patients.dashboards import builders
@@ -22,7 +25,7 @@ PASSWORD = "pw-for-tests-1"
 FPS = 25.0
 
 
-def _clip() -> ZoneClip:
+def _clip(mv: ModelVersion | None = None) -> ZoneClip:
     from patients.imaging.core.phantoms import phantom_cohort_clip, write_mp4
     from patients.imaging.ingest import clip_ingest
 
@@ -36,7 +39,7 @@ def _clip() -> ZoneClip:
     write_mp4(phantom_cohort_clip(2, seed=7, n_frames=100, rows=192, columns=256), buf)
     clip = clip_ingest(exam=exam, upload=SimpleUploadedFile("R1.mp4", buf.getvalue()), zone="R1", by=clinician,
                        filename="R1.mp4").clip
-    builders.record_scores(exam, {"R1": 2}, mv=builders.model_version("viewer-model-1"))
+    builders.record_scores(exam, {"R1": 2}, mv=mv or builders.model_version("viewer-model-1"))
     return clip
 
 
@@ -86,3 +89,41 @@ def test_the_viewer_plays_one_video_in_sync_with_its_trace(live_server: Any, pag
     assert 1 <= len(for_clip) <= 3, for_clip
     assert all("/video.mp4" in r for r in for_clip), for_clip
     assert page.evaluate("() => window.LUSViewer.current.video.error") is None
+
+
+def test_the_viewer_marks_what_the_clip_model_read_and_maps_it(live_server: Any, page: Any) -> None:
+    from scoring import services
+
+    clip = _clip(services.model_version_register(activate=True))  # the default weights, with their recipe
+    login(page, live_server.url, "v-clinician", PASSWORD)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    maps: list[tuple[str, int, str | None]] = []
+    page.on("response", lambda res: maps.append((res.url, res.status, res.headers.get("x-explained-score")))
+            if "/gradcam/" in res.url else None)
+    page.goto(f"{live_server.url}/clips/{clip.pk}/viewer/")
+    page.wait_for_function("() => { const p = document.getElementById('plot-frames-current'); return p.data && p.data.length === 2; }")
+    # The frames the clip model read: named on the page and marked on the curve; its score is the dashed line.
+    read = [0, 33, 66, 99]  # round(linspace(0, 99, 4)): the hires view's evenly spaced frames
+    assert page.get_attribute("#player-current .clip-model", "data-read-frames") == "0,33,66,99"
+    assert page.eval_on_selector_all("#player-current .read-frame", "els => els.map(e => e.textContent)") == ["1", "34", "67", "100"]
+    plot = page.evaluate("""() => { const p = document.getElementById('plot-frames-current');
+        return {x: p.data[1].x, name: p.data[1].name, y0: p.layout.shapes[1].y0, note: p.layout.annotations[0].text}; }""")
+    assert plot == {"x": read, "name": "Read by the clip model", "y0": 2, "note": "clip score 2 (clip model)"}
+    # The curve says whose it is, and that the summary images of the whole clip enter the clip score too.
+    label = page.inner_text("#player-current .trace-label")
+    assert "frame model" in label and "a second, independent reader" in label and "clip model" in label
+    assert "3 summary images of the whole clip" in page.inner_text("#player-current .clip-model")
+    # A read frame's button shows that frame with the clip model's heat map of the score shown.
+    page.click("#player-current .read-frame[data-frame='33']")
+    page.wait_for_function("() => !document.querySelector('#player-current .overlay').hidden", timeout=60000)
+    assert page.evaluate("() => window.LUSViewer.current.index") == 33
+    assert page.is_checked("#player-current .gradcam-toggle")
+    assert page.evaluate("() => document.querySelector('#player-current .overlay').naturalWidth") == 256
+    assert "evidence for score 2" in page.inner_text("#player-current .status")
+    assert maps == [(f"{live_server.url}/clips/{clip.pk}/gradcam/33.png", 200, "2")]
+    # A frame it did not read has no map, and the page says which frames have one.
+    page.evaluate("() => window.LUSViewer.current.show(10)")
+    page.wait_for_function("() => document.querySelector('#player-current .overlay').hidden")
+    assert "read frames 1, 34, 67 and 100 only" in page.inner_text("#player-current .status")
+    assert len(maps) == 1 and errors == []

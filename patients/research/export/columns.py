@@ -7,6 +7,7 @@ from patients.records.models import ClinicalInfo, Exam
 from patients.research.export.params import ExportParams
 from patients.studies.models import Study
 from patients.studies.protocols import PROTOCOLS, get_protocol
+from scoring.core.inference.six_class import SIX_CLASS_SCALE, SIX_CLASSES
 
 SEVERITY_LABELS = ("mild", "moderate", "severe", "critical")
 
@@ -86,10 +87,42 @@ _EXAM_SCORES = [
                                       "changed after sign-off)"),
     _c("reviewer", "string", "", "Username of the clinician who signed the exam off last"),
 ]
+# The six-class scale of Hu et al. (``scoring.core.inference.six_class``): always the AI's, from the
+# exported model's findings (``scoring.selectors.six_class_of_jobs``).
+_SIX_SCALE = (f"the {SIX_CLASS_SCALE} (each frame's class value: "
+              + ", ".join(f"{name} {value:g}" for name, value in SIX_CLASSES)
+              + "), from the exported model's findings (model_version); always the AI's: no clinician reads this "
+                "scale; empty when the scores carry none")
+_EXAM_SIX = [
+    _c("ai_six_class_mean", "number", "0-4", "AI exam severity: mean over all frames of the exam's scored clips (a "
+                                             f"clip weighs by its frame count) on {_SIX_SCALE}"),
+    _c("ai_six_class_frames", "integer", "frames", "Frames averaged in ai_six_class_mean: those of the exam's clips "
+                                                   "with a six-class result"),
+]
+_ZONE_SIX = [
+    _c("zone_ai_six_class_mean", "number", "0-4", f"AI severity of the zone's clip: mean over its frames on {_SIX_SCALE}"),
+    _c("zone_ai_six_class_dominant", "string", "", "Six-class class of most of the clip's frames (a tie goes to the "
+                                                   "more severe class): "
+                                                   + ", ".join(name for name, _ in SIX_CLASSES)),
+]
 _SEVERITY = [
-    _c("severity", "string", "", "Predicted severity class: mild, moderate, severe, critical"),
-    *[_c(f"severity_p_{label}", "number", "probability", f"Probability of {label}") for label in SEVERITY_LABELS],
-    _c("severe_probability", "number", "probability", "P(severe or critical)"),
+    _c("severity_now", "string", "", "Severity now: the exam day's Chinese COVID-19 guideline class from the clinical "
+                                     "record and the blood gas nearest the exam within 24 h (mild_or_moderate, severe, "
+                                     "critical); empty when a missing input leaves it undetermined"),
+    _c("who_scale", "string", "", "WHO clinical progression scale of the exam day: a level, or a range where an "
+                                  "unrecorded item could move it (1-4: no oxygen, hospitalisation not recorded; 7-9: "
+                                  "ventilated without P/F); empty when the oxygen support is not recorded"),
+    _c("severity_now_missing", "string", "", "The inputs severity now lacked, separated by '; '"),
+    _c("risk_severe_course", "number", "probability", "Risk model: P(severe course of the stay: oxygen therapy, ICU "
+                                                      "or death on any day), clipped to 0.01-0.99; not the state at "
+                                                      "the exam"),
+    _c("risk_calibrated", "boolean", "0/1", "1 when the installed, calibrated risk model made the prediction "
+                                            "(temperature scaling fitted out of fold), 0 for an older model's"),
+    _c("severity", "string", "", "Risk model's predicted course class of the stay (mild, moderate, severe, "
+                                 "critical), not the state at the exam (that is severity_now); kept for older scripts"),
+    *[_c(f"severity_p_{label}", "number", "probability", f"Risk model: probability of a {label} course, clipped to "
+                                                         "0.01-0.99") for label in SEVERITY_LABELS],
+    _c("severe_probability", "number", "probability", "Same as risk_severe_course; kept for older scripts"),
 ]
 _GAS = [
     _c("gas_hours_from_exam", "number", "hours", "Blood-gas time minus exam time (nearest gas within the window)"),
@@ -118,12 +151,16 @@ _PATIENT = [
     _c("last_exam_day", "number", "days", "Day of the last exam"),
     _c("first_luss", "integer", "points", "Global LUS score of record of the first exam with one"),
     _c("last_luss", "integer", "points", "Global LUS score of record of the last exam with one"),
+    _c("first_ai_six_class_mean", "number", "0-4", "ai_six_class_mean (the AI's six-class exam severity, see the "
+                                                    "exam export) of the first exam with one"),
+    _c("last_ai_six_class_mean", "number", "0-4", "ai_six_class_mean of the last exam with one"),
     _c("first_luss_final", "integer", "points", "Same as first_luss; kept for older scripts"),
     _c("last_luss_final", "integer", "points", "Same as last_luss; kept for older scripts"),
     _c("exams_reviewed", "integer", "", "Exams signed off (reviewed or amended)"),
     _c("max_luss", "integer", "points", "Highest global LUS score of record"),
     _c("max_luss_day", "number", "days", "Day of the exam with the highest global LUS score of record"),
-    _c("last_severity", "string", "", "Severity class predicted at the last exam with a prediction"),
+    _c("last_severity", "string", "", "Risk model's predicted course class at the last exam with a prediction "
+                                      "(not the state at that exam)"),
     _c("age", "integer", "years", "Age at the latest clinical record"),
 ]
 
@@ -157,8 +194,13 @@ def columns(study: Study, params: ExportParams) -> list[Column]:
                          f"Latest clinician reading of zone {code}, if any")]
         records = [_c(f"record_{code}", "integer", "0-3", f"Score of record of zone {code} (exams of that protocol)")
                    for code in wide_zones(study)]
-        return head + exam_head + _MODEL + _EXAM_SCORES + signed + zones + records + _SEVERITY + _GAS + _CLINICAL
+        six = [_c(f"ai_six_class_{code}", "number", "0-4", f"AI six-class severity of zone {code}'s clip (see "
+                                                            "zone_ai_six_class_mean of the zone export)")
+               for code in wide_zones(study)]
+        return (head + exam_head + _MODEL + _EXAM_SCORES + signed + _EXAM_SIX + zones + records + six + _SEVERITY
+                + _GAS + _CLINICAL)
     if params.level == "exam":
-        return head + exam_head + _MODEL + _EXAM_SCORES + signed + _SEVERITY + _GAS + _CLINICAL
+        return head + exam_head + _MODEL + _EXAM_SCORES + signed + _EXAM_SIX + _SEVERITY + _GAS + _CLINICAL
     exam_scores = [c for c in _EXAM_SCORES if c.name in ZONE_LEVEL_EXAM_COLUMNS]
-    return head + exam_head + _ZONE + signed + _MODEL + exam_scores + _SEVERITY + _GAS + _CLINICAL
+    return (head + exam_head + _ZONE + signed + _MODEL + exam_scores + _ZONE_SIX + _EXAM_SIX[:1] + _SEVERITY + _GAS
+            + _CLINICAL)

@@ -15,10 +15,11 @@ from patients.imaging.core.deid import pseudonym
 from patients.readings.selectors import record_scores
 from patients.records.models import Exam, Patient
 from patients.research.export.columns import Column, patient_head
-from patients.research.export.lookups import DayZero
+from patients.research.export.lookups import DayZero, chosen_scores, num
 from patients.research.export.params import ExportParams
 from patients.studies.models import Study
 from patients.studies.protocols import PROTOCOLS
+from scoring.selectors import six_class_of_jobs
 
 
 def course_exam_count(study: Study) -> int:
@@ -28,7 +29,8 @@ def course_exam_count(study: Study) -> int:
 
 
 def course_columns(study: Study, params: ExportParams) -> list[Column]:
-    """Patient head, protocol and zone, then per exam n: its day, the zone's score of record and source."""
+    """Patient head, protocol and zone, then per exam n: its day, the zone's score of record and source
+    and the AI's six-class severity of its clip."""
     out = patient_head(params) + [
         Column("protocol", "string", "", "Lung-zone protocol of the exams in this row"),
         Column("zone", "string", "", "Lung zone code of the protocol (R1 ... L7)"),
@@ -38,7 +40,10 @@ def course_columns(study: Study, params: ExportParams) -> list[Column]:
                 Column(f"exam{n}_record", "integer", "0-3", f"Score of record of the zone at exam {n} "
                                                              "(empty: not scanned)"),
                 Column(f"exam{n}_source", "string", "", f"clinician, adjudication or ai: who gave exam {n}'s "
-                                                       "score of record")]
+                                                       "score of record"),
+                Column(f"exam{n}_ai_six_class", "number", "0-4", f"AI severity of the zone's clip at exam {n} on the "
+                                                                 "six-class scale of Hu et al. 2021 (mean over its "
+                                                                 "frames; zone_ai_six_class_mean of the zone export)")]
     return out
 
 
@@ -56,15 +61,20 @@ def course_rows(study: Study, params: ExportParams, *, batch: int = 200) -> Iter
         day_zero = DayZero({p.pk: p for p in chunk})
         exams = list(Exam.objects.filter(patient__in=chunk).order_by("patient_id", "acquired_at", "pk"))
         records = record_scores(exam_ids=[e.pk for e in exams])
+        chosen = chosen_scores([e.pk for e in exams], params.model)
+        six = six_class_of_jobs(s.job_id for s in chosen.values())
+        six_of = {z.clip_id: z.mean for e in six.values() for z in e.zones}
         by_patient: dict[int, list[Exam]] = defaultdict(list)
         for exam in exams:
             by_patient[exam.patient_id].append(exam)
         for patient in chunk:
-            yield from _patient_course(study, patient, by_patient[patient.pk], records, day_zero, params, width)
+            yield from _patient_course(study, patient, by_patient[patient.pk], records, six_of, day_zero, params,
+                                       width)
 
 
 def _patient_course(study: Study, patient: Patient, exams: list[Exam], records: dict[int, Any],
-                    day_zero: DayZero, params: ExportParams, width: int) -> Iterator[list[Any]]:
+                    six_of: dict[int, float], day_zero: DayZero, params: ExportParams,
+                    width: int) -> Iterator[list[Any]]:
     head: list[Any] = [study.name, pseudonym(study.secret, patient.pk)]
     if params.identifying:
         head += [patient.code, patient.admission_date.isoformat() if patient.admission_date else None]
@@ -76,8 +86,9 @@ def _patient_course(study: Study, patient: Patient, exams: list[Exam], records: 
         cells: list[Any] = []
         for exam, day in zip(exams, days, strict=True):
             rec = records[exam.pk].get(zone) if exam.protocol == protocol else None
+            six = num(six_of.get(rec.clip_id)) if rec is not None else None
             if rec is None or rec.score is None:
-                cells += [day, None, None]
+                cells += [day, None, None, six]
             else:
-                cells += [day, rec.score, rec.kind]
-        yield head + [protocol, zone] + cells + [None] * (3 * (width - len(exams)))
+                cells += [day, rec.score, rec.kind, six]
+        yield head + [protocol, zone] + cells + [None] * (4 * (width - len(exams)))

@@ -14,6 +14,7 @@ from patients.records import chrono
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
 from patients.records.pairing import ExamPoint, GasPoint, pair_nearest
 from scoring.models import ClipScore, ExamScore, SeverityPrediction
+from scoring.study_model import study_model_rank
 
 
 @dataclass
@@ -31,18 +32,18 @@ class ExamScores:
 
 
 def chosen_scores(exam_ids: Sequence[int], model: str | None) -> dict[int, ExamScores]:
-    """Per exam, the ExamScore of ``model``; else of the active model; else the newest."""
+    """Per exam, the ExamScore of ``model``; else of the model its study scores with (a promoted
+    site model, else the active model); else the newest."""
     qs = ExamScore.objects.filter(exam_id__in=exam_ids)
     if model:
         qs = qs.filter(model_version__version=model)
-    rows = qs.order_by("exam_id", "-created_at", "-pk").values(
-        "exam_id", "job_id", "model_version__version", "model_version__is_active", "luss", "max_luss", "mean_score",
+    rows = qs.annotate(rank=study_model_rank("exam__patient__study_id")).order_by(
+        "exam_id", "rank", "-created_at", "-pk").values(
+        "exam_id", "job_id", "model_version__version", "luss", "max_luss", "mean_score",
         "worst_zone", "zones_ge2", "coverage")
     chosen: dict[int, Any] = {}
     for r in rows:
-        best = chosen.get(r["exam_id"])
-        if best is None or (r["model_version__is_active"] and not best["model_version__is_active"]):
-            chosen[r["exam_id"]] = r
+        chosen.setdefault(r["exam_id"], r)
     return {
         k: ExamScores(r["job_id"], r["model_version__version"], r["luss"], r["max_luss"], r["mean_score"],
                       r["worst_zone"], r["zones_ge2"], r["coverage"])
@@ -61,7 +62,7 @@ def severities(exam_ids: Sequence[int], chosen: Mapping[int, ExamScores]) -> dic
     """Per exam, the prediction of the chosen job, else the newest."""
     out: dict[int, Any] = {}
     for r in (SeverityPrediction.objects.filter(exam_id__in=exam_ids).order_by("exam_id", "-created_at", "-pk")
-              .values("exam_id", "job_id", "label", "probs", "severe_probability")):
+              .values("exam_id", "job_id", "label", "probs", "severe_probability", "model_version")):
         job = chosen.get(r["exam_id"])
         if r["exam_id"] not in out or (job is not None and r["job_id"] == job.job_id
                                        and out[r["exam_id"]]["job_id"] != job.job_id):

@@ -16,6 +16,7 @@ from patients.imaging.core.deid import pseudonym
 from patients.imaging.models import ZoneClip
 from patients.readings.selectors import ReviewState, ZoneRecord, record_scores, review_states
 from patients.records.models import Exam, Patient
+from patients.records.selectors import ExamState, severity_now_for
 from patients.research.export.columns import SEVERITY_LABELS, wide_zones
 from patients.research.export.lookups import (
     CLINICAL_FIELDS,
@@ -33,7 +34,8 @@ from patients.research.export.lookups import (
 from patients.research.export.params import ExportParams
 from patients.studies.models import Study
 from patients.studies.protocols import PROTOCOLS, get_protocol
-from scoring.selectors import record_summary
+from scoring.selectors import SixClassExam, SixClassZone, record_summary, six_class_of_jobs
+from scoring.severity import risk_block, severity_model_card
 
 
 def _patient_values(study: Study, patient: Patient, params: ExportParams) -> list[Any]:
@@ -43,11 +45,15 @@ def _patient_values(study: Study, patient: Patient, params: ExportParams) -> lis
     return [*values, patient.sex]
 
 
-def _severity_values(sev: Mapping[str, Any] | None) -> list[Any]:
-    if sev is None:
-        return [None] * (len(SEVERITY_LABELS) + 2)
-    probs = list(sev["probs"] or []) + [None] * len(SEVERITY_LABELS)
-    return [sev["label"], *[num(p) for p in probs[: len(SEVERITY_LABELS)]], num(sev["severe_probability"])]
+def _severity_values(now: ExamState, sev: Mapping[str, Any] | None, card: Mapping[str, Any] | None) -> list[Any]:
+    """Severity now, then the risk model's prediction (clipped as every page shows it)."""
+    head = [now.now.guideline, None if now.now.who_low is None else now.now.who_text, "; ".join(now.now.missing) or None]
+    risk = risk_block(sev, card)
+    if risk is None:
+        return head + [None] * (len(SEVERITY_LABELS) + 4)
+    probs = list(risk["class_probabilities"]) + [None] * len(SEVERITY_LABELS)
+    return head + [num(risk["probability"]), int(risk["calibrated"]), risk["course_class"],
+                   *[num(p) for p in probs[: len(SEVERITY_LABELS)]], num(risk["probability"])]
 
 
 def _gas_values(gas: tuple[dict[str, Any], float] | None) -> list[Any]:
@@ -91,10 +97,14 @@ class _ExamBatch:
     records: dict[int, ZoneRecord]  # clip id -> its score of record
     states: dict[int, ReviewState]
     severities: dict[int, dict[str, Any]]
+    now: dict[int, ExamState]  # exam id -> severity now (clinical record and blood gas of the exam day)
+    card: dict[str, Any] | None  # the installed risk model's figures (scoring.severity.severity_model_card)
     gases: dict[int, tuple[dict[str, Any], float]]
     clinical: ClinicalIndex
     day_zero: DayZero
     clips: dict[int, list[tuple[int, str]]]
+    six: dict[int, SixClassExam]  # exam id -> the AI's six-class severity of its chosen job
+    six_zones: dict[int, SixClassZone]  # clip id -> its six-class result in that job
 
 
 def _exam_batch(exams: list[Exam], params: ExportParams) -> _ExamBatch:
@@ -103,11 +113,18 @@ def _exam_batch(exams: list[Exam], params: ExportParams) -> _ExamBatch:
     clips: dict[int, list[tuple[int, str]]] = defaultdict(list)
     for clip_id, exam_id, zone in ZoneClip.objects.filter(exam_id__in=ids).values_list("pk", "exam_id", "zone"):
         clips[exam_id].append((clip_id, zone))
+    zone_long = params.level == "zone" and not params.wide
+    by_job = six_class_of_jobs((s.job_id for s in chosen.values()), dominant=zone_long)
+    six = {exam_id: by_job[s.job_id] for exam_id, s in chosen.items() if s.job_id in by_job}
+    sev = severities(ids, chosen)
     return _ExamBatch(
+        six=six, six_zones={z.clip_id: z for e in six.values() for z in e.zones},
         chosen=chosen,
-        scores=clip_scores((s.job_id for s in chosen.values()), full=params.level == "zone" and not params.wide),
+        scores=clip_scores((s.job_id for s in chosen.values()), full=zone_long),
         records={r.clip_id: r for zones in record_scores(exam_ids=ids).values() for r in zones.values()},
-        states=review_states(exam_ids=ids), severities=severities(ids, chosen),
+        states=review_states(exam_ids=ids), severities=sev,
+        now=severity_now_for(exams=[(e.pk, e.patient_id, e.acquired_at) for e in exams]),
+        card=severity_model_card() if sev else None,
         gases=nearest_gases(exams, params.window_hours), clinical=ClinicalIndex({e.patient_id for e in exams}),
         day_zero=DayZero({e.patient_id: e.patient for e in exams}), clips=clips,
     )
@@ -127,7 +144,8 @@ def _exam_rows(study: Study, params: ExportParams, batch: int) -> Iterator[list[
             if params.identifying:
                 head.append(timezone.localtime(exam.acquired_at).isoformat())
             exam_clips = _in_zone_order(exam, data.clips.get(exam.pk, []))
-            tail = (_severity_values(data.severities.get(exam.pk)) + _gas_values(data.gases.get(exam.pk))
+            tail = (_severity_values(data.now[exam.pk], data.severities.get(exam.pk), data.card)
+                    + _gas_values(data.gases.get(exam.pk))
                     + _clinical_values(data.clinical.before(exam.patient_id, exam.acquired_at), exam.acquired_at))
             signed = _signed(exam, data, params)
             if params.level == "zone" and not params.wide:
@@ -171,10 +189,12 @@ def _zone_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch
     summary = data.chosen.get(exam.pk)
     state = data.states[exam.pk]
     luss = _record_values(exam, exam_clips, data)["luss"]
+    exam_six = data.six.get(exam.pk)
     for clip_id, zone in exam_clips:
         s = data.scores.get(clip_id)
         probs = (list(s["probs"] or []) + [None] * 4)[:4] if s else [None] * 4
         r = data.records.get(clip_id)
+        six = data.six_zones.get(clip_id)
         yield [
             zone, clip_id, s["score"] if s else None, *[num(p) for p in probs],
             json.dumps(s["findings"], sort_keys=True, separators=(",", ":")) if s else None,
@@ -182,6 +202,7 @@ def _zone_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch
             r.ai_score if r else None, r.clinician_score if r else None, r.score if r else None,
             r.kind if r else None, r.reader if r else None, signed,
             summary.version if summary else None, luss, luss, state.status,
+            num(six.mean) if six else None, six.dominant if six else None, num(exam_six.mean) if exam_six else None,
         ]
 
 
@@ -193,14 +214,15 @@ def _exam_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch
     summary = data.chosen.get(exam.pk)
     state = data.states[exam.pk]
     rec = _record_values(exam, exam_clips, data)
+    six = data.six.get(exam.pk)
     values = [
         summary.version if summary else None, exam.protocol, len(exam_clips),
         rec["luss"], rec["max_luss"], num(rec["mean_score"]), rec["worst_zone"] or None, rec["zones_ge2"],
         num(rec["coverage"]), rec["overrides"], rec["luss"], rec["luss_ai"], summary.luss if summary else None,
-        state.status, state.signed_by, signed,
+        state.status, state.signed_by, signed, num(six.mean) if six else None, six.frames if six else None,
     ]
     by_zone = {zone: cid for cid, zone in exam_clips}
-    records = []
+    records, six_zones = [], []
     for column in zones:
         # ``<protocol>:<code>``: only the exam's own protocol fills its columns.
         protocol, _, code = column.partition(":")
@@ -209,7 +231,9 @@ def _exam_values(exam: Exam, exam_clips: list[tuple[int, str]], data: _ExamBatch
         r = data.records.get(cid) if cid is not None else None
         values += [s["score"] if s else None, r.clinician_score if r else None]
         records.append(r.score if r else None)
-    return values + records
+        zone_six = data.six_zones.get(cid) if cid is not None else None
+        six_zones.append(num(zone_six.mean) if zone_six else None)
+    return values + records + six_zones
 
 
 def _patient_rows(study: Study, params: ExportParams, batch: int) -> Iterator[list[Any]]:
@@ -223,6 +247,8 @@ def _patient_rows(study: Study, params: ExportParams, batch: int) -> Iterator[li
         ids = [e["pk"] for e in exams]
         chosen = chosen_scores(ids, params.model)
         predicted = severities(ids, chosen)
+        six = six_class_of_jobs(s.job_id for s in chosen.values())
+        six_of = {exam_id: six[s.job_id].mean for exam_id, s in chosen.items() if s.job_id in six}
         clinical = ClinicalIndex(by_id)
         day_zero = DayZero(by_id)
         finals = {exam_id: sum(r.score for r in zones.values() if r.score is not None)
@@ -241,9 +267,11 @@ def _patient_rows(study: Study, params: ExportParams, batch: int) -> Iterator[li
             last_sev = next((predicted[e["pk"]]["label"] for e in reversed(mine) if e["pk"] in predicted), None)
             latest = clinical.latest(patient.pk)
             first_luss, last_luss = (read[0][0], read[-1][0]) if read else (None, None)
+            sixes = [six_of[e["pk"]] for e in mine if e["pk"] in six_of]
             yield _patient_values(study, patient, params) + [
                 len(mine), clip_counts.get(patient.pk, 0), day_of[0] if day_of else None,
-                day_of[-1] if day_of else None, first_luss, last_luss, first_luss, last_luss,
+                day_of[-1] if day_of else None, first_luss, last_luss,
+                num(sixes[0]) if sixes else None, num(sixes[-1]) if sixes else None, first_luss, last_luss,
                 sum(1 for e in mine if states[e["pk"]].status != "draft"),
                 top[0] if top else None, top[1] if top else None, last_sev,
                 latest["age"] if latest else None,

@@ -87,7 +87,7 @@ class Featurizer:
         k = r.hires_frames
         imgs = []
         for x in views:
-            idx = np.linspace(0, len(x) - 1, k).round().astype(int)
+            idx = hires_frame_indices(len(x), k)
             imgs.append(np.concatenate([x[idx], self.summary_images(x)], 0))
         if not imgs:
             return []
@@ -144,6 +144,12 @@ class Featurizer:
         for j, d in enumerate(out):
             d["hires"] = hr[j] if hr else np.zeros(0, np.float32)
         return out
+
+
+def hires_frame_indices(n_frames: int, k: int) -> np.ndarray:
+    """The ``k`` evenly spaced frames of an ``n_frames`` clip that the hires view reads (int [k];
+    a clip shorter than ``k`` frames repeats some). The clip heads' explanation marks these."""
+    return np.linspace(0, n_frames - 1, k).round().astype(int)
 
 
 def _hires_tap_width(block_channels: Sequence[int], tap: int) -> int:

@@ -19,9 +19,18 @@ import torch
 
 from scoring.core.features.featurizer import Featurizer
 from scoring.core.features.handcrafted import handcrafted_features
-from scoring.core.features.preprocess import Geometry, model_input, model_input_views
+from scoring.core.features.preprocess import Geometry, geometry_for, model_input, model_input_views
 from scoring.core.inference.bundle import Bundle
-from scoring.core.inference.gradcam import gradcam_pp
+from scoring.core.inference.gradcam import (
+    CLIP_HEADS,
+    FRAME_HEAD,
+    ClipGradcam,
+    clip_attribution,
+    explained_model,
+    frame_attribution,
+    score_members,
+    to_original,
+)
 from scoring.core.inference.six_class import SixClassResult, six_class_from_findings
 from scoring.core.labels import FINDINGS, SCORE_CLASSES
 from scoring.core.models.lite0 import backbone_weights_path, sha256_file
@@ -184,10 +193,23 @@ class Scorer:
             domain_threshold=threshold,
         )
 
-    def gradcam(self, frames: np.ndarray, indices: Sequence[int], target: int | None = None) -> list[np.ndarray]:
-        """Grad-CAM++ maps (float [H,W] in [0,1], original frame grid) for chosen frames."""
-        x, geom = self.prepare(frames)
-        return gradcam_pp(self.featurizer, self.bundle.frame_sev, x, geom, indices, target)
+    def gradcam(self, frames: np.ndarray, target: int | None = None) -> ClipGradcam:
+        """The heat map of the model that produced the clip score (:mod:`.gradcam`) on the frames
+        it read: the clip heads' evenly spaced hires frames, or every frame for a frame aggregator.
+        ``target``: the clip score to explain (the one shown); default: the model's own."""
+        f = np.asarray(frames)
+        if explained_model(self.recipe) == FRAME_HEAD:
+            x, geom = self.prepare(f)
+            want = self.score_clip(f).clip_score if target is None else int(target)
+            maps = to_original(frame_attribution(self.featurizer, self.bundle.frame_sev, x, want), geom)
+            return ClipGradcam(FRAME_HEAD, tuple(range(len(x))), tuple(maps), want)
+        _x, geom, xh = model_input_views(f, self.cfg, self.recipe.hires_size)
+        if xh is None:  # explained_model() saw a hires view in the recipe
+            raise ValueError("the clip heads read a hires view this recipe does not make")
+        att = clip_attribution(self.featurizer, self.bundle.clip_members, score_members(self.recipe), xh, target)
+        maps = to_original(att.canvas_maps, geometry_for(geom.mask, self.recipe.hires_size))
+        return ClipGradcam(CLIP_HEADS, att.indices, tuple(maps), att.target, att.members, att.logit,
+                           att.summary_share)
 
 
 def load_bundle(path: str | Path, verify_backbone: bool = True) -> Bundle:
@@ -206,17 +228,45 @@ def load_bundle(path: str | Path, verify_backbone: bool = True) -> Bundle:
 
 
 def resolve_weights(name_or_path: str | Path | None = None) -> Path:
-    """``None`` -> default weights; a bare name -> ``scoring/weights/<name>.pt``; else a path."""
+    """``None`` -> default weights; a path; a bare name -> ``scoring/weights/<name>.pt`` or a site
+    model ``<site models dir>/<name>.pt``; else a registered version (the shipped files' versions)."""
     if name_or_path is None or str(name_or_path) in ("", "default"):
         env = os.environ.get("LUSWEB_WEIGHTS")
         return Path(env) if env else DEFAULT_WEIGHTS
     p = Path(name_or_path)
     if p.exists():
         return p
-    cand = WEIGHTS_DIR / (p.name if p.suffix else f"{p.name}.pt")
-    if cand.exists():
-        return cand
-    raise FileNotFoundError(f"no weights {name_or_path!r} (looked at {p} and {cand})")
+    looked = [p]
+    for folder in (WEIGHTS_DIR, site_models_dir()):
+        cand = folder / (p.name if p.suffix else f"{p.name}.pt")
+        looked.append(cand)
+        if cand.exists():
+            return cand
+    by_version = _weights_by_version().get(str(name_or_path))
+    if by_version is not None:
+        return by_version
+    raise FileNotFoundError(f"no weights {name_or_path!r} (looked at {', '.join(map(str, looked))} and the versions "
+                            f"of the weights files there)")
+
+
+def site_models_dir() -> Path:
+    """Where site models (trained on a study's signed readings) are written: ``LUSWEB_SITE_MODELS_DIR``,
+    else the web application's default, ``var/media/models`` beside the code."""
+    env = os.environ.get("LUSWEB_SITE_MODELS_DIR")
+    return Path(env) if env else WEIGHTS_DIR.parents[1] / "var" / "media" / "models"
+
+
+def _weights_by_version() -> dict[str, Path]:
+    """version -> weights file, for the shipped files (a site model's file is named by its version)."""
+    out: dict[str, Path] = {}
+    for f in sorted(WEIGHTS_DIR.glob("*.pt")):
+        try:
+            meta = torch.load(str(f), map_location="cpu", weights_only=True).get("meta", {})
+        except (OSError, RuntimeError, AttributeError):
+            continue
+        if isinstance(meta, dict) and meta.get("version"):
+            out.setdefault(str(meta["version"]), f)
+    return out
 
 
 _CACHE: dict[str, Scorer] = {}

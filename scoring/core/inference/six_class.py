@@ -13,11 +13,17 @@ B2-line                3      confluent B-lines without discrete B-lines, no con
 consolidation          4      consolidation (dominates everything else)
 =====================  =====  ==========================================================
 
-The exam (or clip) severity is the mean of the frame values, 0-4.
+The exam (or clip) severity is the mean of the frame values, 0-4: for an exam, the mean over all
+frames of its scored clips (:func:`six_class_pooled`), so a clip weighs by its frame count.
 """
 from __future__ import annotations
 
+import ast
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -31,6 +37,10 @@ SIX_CLASSES: tuple[tuple[str, float], ...] = (
     ("B2-line", 3.0),
     ("consolidation", 4.0),
 )
+#: Class name -> severity value.
+SIX_CLASS_VALUES: dict[str, float] = dict(SIX_CLASSES)
+#: How every page, export and API response names the scale.
+SIX_CLASS_SCALE = "six-class scale of Hu et al. 2021"
 
 
 @dataclass
@@ -73,3 +83,59 @@ def six_class_from_findings(frame_findings: np.ndarray, threshold: float = 0.5) 
         names.append(n)
         vals[t] = v
     return SixClassResult(names, vals, float(vals.mean()) if len(vals) else 0.0)
+
+
+def six_class_pooled(clips: Iterable[tuple[float, int]]) -> float | None:
+    """Mean of the frame values over all frames of several clips, from each clip's ``(mean,
+    frame count)``: a clip weighs by its frames (a 300-frame clip says more about the lung than a
+    single image). None when no clip has a frame."""
+    total = frames = 0.0
+    for mean, count in clips:
+        total += float(mean) * int(count)
+        frames += int(count)
+    return total / frames if frames else None
+
+
+def six_class_dominant(frame_classes: Sequence[str]) -> str | None:
+    """The class of most frames; a tie goes to the more severe class (the one a reader must not
+    miss). None without frames."""
+    counts = Counter(c for c in frame_classes if c in SIX_CLASS_VALUES)
+    if not counts:
+        return None
+    return max(counts, key=lambda c: (counts[c], SIX_CLASS_VALUES[c]))
+
+
+@dataclass(frozen=True)
+class StoredSixClass:
+    """A clip's six-class result as read back from storage: its mean and, if kept, frame classes."""
+
+    mean: float
+    frame_classes: tuple[str, ...]
+
+
+# Scores stored before the six-class result was written as a dict kept its dataclass repr:
+# "SixClassResult(frame_classes=[...], frame_values=array([...]), mean=1.25)".
+_REPR_CLASSES = re.compile(r"frame_classes=(\[[^\]]*\])")
+_REPR_MEAN = re.compile(r"mean=(?:np\.float64\()?([-+0-9.eE]+|nan)\)*\s*$")
+
+
+def six_class_stored(value: Any) -> StoredSixClass | None:
+    """Read a stored six-class result: the dict of :meth:`SixClassResult.to_dict` (``mean``,
+    ``frame_classes``), or the repr string older scores kept; None for anything else."""
+    if isinstance(value, dict):
+        mean = value.get("mean")
+        classes = value.get("frame_classes")
+        if not isinstance(mean, int | float) or isinstance(mean, bool):
+            return None
+        return StoredSixClass(float(mean), tuple(str(c) for c in classes) if isinstance(classes, list) else ())
+    if not isinstance(value, str) or not value.startswith("SixClassResult("):
+        return None
+    found = _REPR_MEAN.search(value)
+    if found is None:
+        return None
+    listed = _REPR_CLASSES.search(value)
+    try:
+        classes = ast.literal_eval(listed.group(1)) if listed else []
+        return StoredSixClass(float(found.group(1)), tuple(str(c) for c in classes))
+    except (ValueError, SyntaxError):
+        return None

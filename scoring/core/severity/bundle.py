@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,15 +16,15 @@ import numpy as np
 import torch
 from torch import nn
 
+from scoring.core.severity.calibration import apply_temperature
 from scoring.core.severity.nets import (
     DSAMIL,
-    SEVERE_FROM,
-    SEVERITY_CLASSES,
     ClinicalMLP,
     Fusion,
     PatientSample,
     batch_tensors,
 )
+from scoring.core.severity.risk import SEVERE_FROM, SEVERITY_CLASSES
 
 
 @dataclass
@@ -96,29 +96,42 @@ def predict(trained: Trained, samples: Sequence[PatientSample]) -> dict[str, np.
     return {"probs": probs, "attention": attention}
 
 
-def save_bundle(trained: Trained, path: str | Path, meta: dict[str, Any]) -> str:
-    """Save the model with its metadata; returns the version string (content hash)."""
+def save_bundle(trained: Trained, path: str | Path, meta: dict[str, Any],
+                calibration: Mapping[str, Any] | None = None) -> str:
+    """Save the model with its metadata and, when given, its calibrator (``calibration``: the
+    :class:`~scoring.core.severity.calibration.Calibration` figures, with its ``temperature``);
+    returns the version string (content hash over the metadata, the calibration and the weights)."""
     assert trained.model is not None
     state = {k: v.detach().cpu() for k, v in trained.model.state_dict().items()}
-    blob = json.dumps(meta, sort_keys=True, default=str)
+    full = {**meta, "calibration": dict(calibration) if calibration is not None else None}
+    blob = json.dumps(full, sort_keys=True, default=str)
     digest = hashlib.sha256(blob.encode() + b"".join(t.numpy().tobytes() for t in state.values())).hexdigest()
     version = f"severity-{trained.kind}-{digest[:10]}"
-    torch.save({"kind": trained.kind, "zones": list(trained.zones), "d_in": trained.d_in,
-                "hidden": trained.config.hidden, "proj": trained.config.proj, "state": state,
-                "meta": json.dumps({**meta, "version": version})}, str(path))
+    bundle: dict[str, Any] = {"kind": trained.kind, "zones": list(trained.zones), "d_in": trained.d_in,
+                              "hidden": trained.config.hidden, "proj": trained.config.proj, "state": state,
+                              "meta": json.dumps({**full, "version": version}, default=str)}
+    if calibration is not None:
+        bundle["calibrator"] = {"method": str(calibration["method"]), "temperature": float(calibration["temperature"])}
+    torch.save(bundle, str(path))
     return version
 
 
 @dataclass
 class SeverityModel:
-    """A loaded severity model: ``predict_exam`` gives probabilities and zone attention."""
+    """A loaded severity model: ``predict_exam`` gives the course-class probabilities (calibrated
+    when the bundle carries a calibrator) and the zone attention."""
 
     trained: Trained
     meta: dict[str, Any]
+    temperature: float | None = None  # None: the bundle has no calibrator
 
     @property
     def version(self) -> str:
         return str(self.meta.get("version", "unversioned"))
+
+    @property
+    def calibrated(self) -> bool:
+        return self.temperature is not None
 
     def predict_exam(self, zone_features: dict[str, np.ndarray], clinical: dict[str, Any] | None
                      ) -> dict[str, Any]:
@@ -127,15 +140,18 @@ class SeverityModel:
         if not sample.zone_features:
             raise ValueError("no zone of this exam is known to the severity model")
         out = predict(self.trained, [sample])
-        probs = out["probs"][0]
+        raw = out["probs"][0]
+        probs = raw if self.temperature is None else apply_temperature(raw[None], self.temperature)[0]
         attention = {z: float(a) for z, a in zip(self.trained.zones, out["attention"][0], strict=True)
                      if not np.isnan(a)}
         return {"label": SEVERITY_CLASSES[int(probs.argmax())], "probs": [float(p) for p in probs],
-                "severe_probability": float(probs[SEVERE_FROM:].sum()), "zone_attention": attention}
+                "raw_probs": [float(p) for p in raw], "severe_probability": float(probs[SEVERE_FROM:].sum()),
+                "zone_attention": attention}
 
 
 def load_severity(path: str | Path) -> SeverityModel:
-    """Read a severity weights file (``torch.load(weights_only=True)``)."""
+    """Read a severity weights file (``torch.load(weights_only=True)``); refuses a calibrator that
+    differs from the calibration its metadata (and so its version) records."""
     st = torch.load(str(path), map_location="cpu", weights_only=True)
     kind = st["kind"]
     d_in = int(st["d_in"])
@@ -143,4 +159,10 @@ def load_severity(path: str | Path) -> SeverityModel:
     model.load_state_dict(st["state"])
     model.eval()
     trained = Trained(kind, tuple(st["zones"]), d_in, model=model)
-    return SeverityModel(trained, json.loads(st["meta"]))
+    meta = json.loads(st["meta"])
+    calibrator = st.get("calibrator")
+    recorded = meta.get("calibration")
+    if (calibrator is None) != (recorded is None) or (
+            calibrator is not None and float(calibrator["temperature"]) != float(recorded["temperature"])):
+        raise ValueError(f"{path}: the calibrator does not match the calibration in its metadata")
+    return SeverityModel(trained, meta, None if calibrator is None else float(calibrator["temperature"]))

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from scoring.core.labels import FINDINGS
-from scoring.core.severity.nets import SEVERE_FROM, SEVERITY_CLASSES
+from scoring.core.severity.risk import SEVERE_FROM, SEVERITY_CLASSES
 
 
 def score_with_features(scorer: Any, clips: Sequence[Any]) -> list[tuple[Any, np.ndarray]]:
@@ -77,5 +77,8 @@ def vote(predictions: Sequence[dict[str, Any]]) -> dict[str, Any]:
     label = max(tied, key=lambda lab: probs[SEVERITY_CLASSES.index(lab)])
     zones = predictions[0]["zone_attention"].keys()
     attention = {z: float(np.mean([p["zone_attention"][z] for p in predictions])) for z in zones}
-    return {"label": label, "probs": [float(p) for p in probs], "severe_probability": float(probs[SEVERE_FROM:].sum()),
-            "zone_attention": attention, "votes": counts}
+    out = {"label": label, "probs": [float(p) for p in probs], "severe_probability": float(probs[SEVERE_FROM:].sum()),
+           "zone_attention": attention, "votes": counts}
+    if all("raw_probs" in p for p in predictions):
+        out["raw_probs"] = [float(p) for p in np.mean([p["raw_probs"] for p in predictions], axis=0)]
+    return out

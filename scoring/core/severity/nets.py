@@ -27,9 +27,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-SEVERITY_CLASSES: tuple[str, ...] = ("mild", "moderate", "severe", "critical")
-SEVERE_FROM = 2  # classes >= severe count as "severe" for the binary read-out
-
 COMORBIDITIES = ("cardiovascular", "respiratory", "digestive", "nervous", "diabetes", "hypertension",
                  "immunosuppression")
 SYMPTOMS = ("fever", "cough", "dyspnea", "sore_throat", "diarrhea", "headache", "fatigue", "loss_of_smell_taste")

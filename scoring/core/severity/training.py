@@ -22,8 +22,6 @@ from torch import nn
 from scoring.core.severity.bundle import TrainConfig, Trained, build_model, forward, mean_zone_score, predict
 from scoring.core.severity.nets import (
     DSAMIL,
-    SEVERE_FROM,
-    SEVERITY_CLASSES,
     Fusion,
     PatientSample,
     batch_tensors,
@@ -33,6 +31,7 @@ from scoring.core.severity.nets import (
     ma_loss,
     sample_contrast_pairs,
 )
+from scoring.core.severity.risk import SEVERE_FROM, SEVERITY_CLASSES
 from scoring.core.training.fitting import class_weights
 
 KINDS: tuple[str, ...] = ("mean_zone", "attention_mil", "dsa_mil", "clinical_mlp", "concat", "ma_clr")
@@ -120,17 +119,14 @@ def metrics(y: np.ndarray, probs: np.ndarray) -> dict[str, float]:
     }
 
 
-def cross_validate(samples: Sequence[PatientSample], zones: Sequence[str], kinds: Sequence[str] = KINDS,
-                   folds: int = 5, seeds: Sequence[int] = (0,), cfg: TrainConfig | None = None
-                   ) -> dict[str, dict[str, float]]:
-    """Patient-grouped stratified k-fold CV (one sample per patient), repeated over seeds.
-
-    Returns per kind the mean and sd over seeds of each metric (out-of-fold predictions pooled
-    per seed).
-    """
+def oof_predictions(samples: Sequence[PatientSample], zones: Sequence[str], kinds: Sequence[str] = KINDS,
+                    folds: int = 5, seeds: Sequence[int] = (0,), cfg: TrainConfig | None = None
+                    ) -> dict[str, list[np.ndarray]]:
+    """Out-of-fold class probabilities per kind: one [N, 4] array per fold seed, each patient
+    predicted by the model of the fold that left them out (patient-grouped stratified k-fold)."""
     y = np.asarray([s.label for s in samples])
     groups = np.asarray([s.patient or str(i) for i, s in enumerate(samples)])
-    table: dict[str, dict[str, list[float]]] = {k: {} for k in kinds}
+    out: dict[str, list[np.ndarray]] = {k: [] for k in kinds}
     for seed in seeds:
         n_splits = min(folds, int(np.bincount(y).max()), len(set(groups)))
         splitter = StratifiedGroupKFold(n_splits=max(n_splits, 2), shuffle=True, random_state=seed)
@@ -141,11 +137,32 @@ def cross_validate(samples: Sequence[PatientSample], zones: Sequence[str], kinds
             for kind in kinds:
                 oof[kind][te] = predict(train(kind, train_set, zones, _with_seed(cfg, seed)), test_set)["probs"]
         for kind in kinds:
-            for name, value in metrics(y, oof[kind]).items():
+            out[kind].append(oof[kind])
+    return out
+
+
+def cv_table(y: np.ndarray, oof: dict[str, list[np.ndarray]]) -> dict[str, dict[str, float]]:
+    """Per kind the mean and sd over fold seeds of each :func:`metrics` (of :func:`oof_predictions`)."""
+    table: dict[str, dict[str, list[float]]] = {k: {} for k in oof}
+    for kind, per_seed in oof.items():
+        for probs in per_seed:
+            for name, value in metrics(np.asarray(y), probs).items():
                 table[kind].setdefault(name, []).append(value)
     return {k: {f"{m}_mean": float(np.mean(v)) for m, v in d.items()} | {f"{m}_sd": float(np.std(v))
                                                                         for m, v in d.items()}
             for k, d in table.items()}
+
+
+def cross_validate(samples: Sequence[PatientSample], zones: Sequence[str], kinds: Sequence[str] = KINDS,
+                   folds: int = 5, seeds: Sequence[int] = (0,), cfg: TrainConfig | None = None
+                   ) -> dict[str, dict[str, float]]:
+    """Patient-grouped stratified k-fold CV (one sample per patient), repeated over seeds.
+
+    Returns per kind the mean and sd over seeds of each metric (out-of-fold predictions pooled
+    per seed).
+    """
+    oof = oof_predictions(samples, zones, kinds=kinds, folds=folds, seeds=seeds, cfg=cfg)
+    return cv_table(np.asarray([s.label for s in samples]), oof)
 
 
 def _with_seed(cfg: TrainConfig | None, seed: int) -> TrainConfig:

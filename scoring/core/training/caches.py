@@ -2,7 +2,8 @@
 
 Decoded and preprocessed frames are cached as uint8 ``.npy`` under ``~/.cache/lusweb/frames/``
 and clip features as ``.npz`` under ``~/.cache/lusweb/features/``, keyed by the file's path,
-size and mtime and by the preprocessing / feature parameters, so experiments are cheap.
+size and mtime (frames) or its content (features) and by the preprocessing / feature
+parameters, so experiments are cheap.
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from scoring.core.features.preprocess import (
     to_grey,
 )
 from scoring.core.features.recipe import Recipe
+from scoring.core.models.lite0 import sha256_file
 from scoring.core.training.datasets import ClipRecord, decode_frames
 
 CACHE_ROOT = Path(os.environ.get("LUSWEB_CACHE", Path.home() / ".cache" / "lusweb"))
@@ -96,6 +98,19 @@ def cached_views(path: str | Path, cfg: PreprocessConfig, hires_size: int,
     return out[0], out[1]
 
 
+def content_sha256(path: str | Path) -> str:
+    """Hex sha256 of a file's bytes, memoised per (path, size, mtime): hashing a clip costs
+    milliseconds, but a training run asks for every clip several times."""
+    st = os.stat(path)
+    key = (os.path.abspath(path), st.st_size, st.st_mtime_ns)
+    if key not in _SHA256:
+        _SHA256[key] = sha256_file(path)
+    return _SHA256[key]
+
+
+_SHA256: dict[tuple[str, int, int], str] = {}
+
+
 def featurize_records(records: Sequence[ClipRecord], recipe: Recipe, fz: Featurizer | None = None,
                       max_frames: int = 120, log: Callable[[str], None] | None = None) -> list[dict[str, np.ndarray]]:
     """Features of labelled clips, cached in ``~/.cache/lusweb/features`` per clip and recipe."""
@@ -108,8 +123,10 @@ def featurize_records(records: Sequence[ClipRecord], recipe: Recipe, fz: Featuri
     out: list[dict[str, np.ndarray]] = []
     t0 = time.time()
     for i, r in enumerate(records):
-        st = os.stat(r.path)
-        k = hashlib.sha1(json.dumps([key_recipe, os.path.abspath(r.path), st.st_size, int(st.st_mtime)]).encode())
+        # Keyed by the file's content, not its path: a clip stored by LUSWeb byte for byte (an
+        # import without de-identification) shares the features of the data set's file, so a
+        # site model and the training command read the same features of the same clip.
+        k = hashlib.sha1(json.dumps([key_recipe, content_sha256(r.path)]).encode())
         f = d / f"{k.hexdigest()[:24]}.npz"
         if f.exists():
             z = np.load(f)

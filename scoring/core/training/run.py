@@ -23,7 +23,7 @@ from scoring.core.inference.bundle import Bundle
 from scoring.core.inference.domain import fit_domain_check
 from scoring.core.labels import FINDINGS, SCORE_CLASSES
 from scoring.core.models.lite0 import backbone_weights_path, sha256_file
-from scoring.core.training.caches import featurize_records
+from scoring.core.training.caches import content_sha256, featurize_records
 from scoring.core.training.cv import cross_validate, fit_with_noise_filter
 from scoring.core.training.datasets import DEFAULT_DATA, ClipRecord, covid_blues_records, pocus_records
 
@@ -46,6 +46,19 @@ def training_records(data: str | None, with_pocus: bool, limit: int = 0) -> list
     return recs[:limit] if limit else recs
 
 
+def shipped_records(meta: dict[str, object], data: str | None = None) -> list[ClipRecord]:
+    """The labelled clips a shipped weights file was trained on (its ``training_patients``; POCUS
+    too when its command added it), read from the data folder. ValueError naming the folder when
+    it is not on this machine."""
+    root = Path(data) if data else DEFAULT_DATA
+    if not (root / "covid-blues").is_dir():
+        raise ValueError(f"the shipped training set is not on this machine (expected {root / 'covid-blues'})")
+    recs = training_records(str(root), "--with-pocus" in str(meta.get("command", "")))
+    patients = meta.get("training_patients")
+    wanted = set(patients) if isinstance(patients, list) else None
+    return [r for r in recs if wanted is None or r.patient in wanted]
+
+
 def finish_training(args: argparse.Namespace, recipe: Recipe, recs: list[ClipRecord],
                     backbone_state: dict[str, torch.Tensor] | None = None) -> int:
     """Features, repeated patient-grouped CV, final fit (with the domain check), weights file."""
@@ -60,8 +73,7 @@ def finish_training(args: argparse.Namespace, recipe: Recipe, recs: list[ClipRec
                            adapted=bool(backbone_state))
     bundle, keep = fit_with_noise_filter(feats, y, fnd, groups, recipe, args.seed)
     bundle.backbone_state = dict(backbone_state or {})
-    if recipe.hires_size:
-        _fit_domain_check(bundle, feats, groups, keep)
+    fit_domain(bundle, feats, groups, keep)
     bundle.meta = _metadata(args, recipe, recs, keep, cv, bundle)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -85,7 +97,11 @@ def _cross_validation(args: argparse.Namespace, feats: list[dict[str, np.ndarray
     return cv
 
 
-def _fit_domain_check(bundle: Bundle, feats: list[dict[str, np.ndarray]], groups: list[str], keep: np.ndarray) -> None:
+def fit_domain(bundle: Bundle, feats: list[dict[str, np.ndarray]], groups: list[str], keep: np.ndarray) -> None:
+    """Fit the bundle's out-of-domain check on the kept clips' hires descriptors (recipes with a
+    hires view; a toy training set keeps the weights without the check)."""
+    if not bundle.recipe.hires_size:
+        return
     kept = np.nonzero(keep)[0]
     try:
         bundle.domain = fit_domain_check(np.stack([feats[i]["hires"] for i in kept]), [groups[i] for i in kept])
@@ -123,6 +139,8 @@ def _metadata(args: argparse.Namespace, recipe: Recipe, recs: list[ClipRecord], 
         "findings": list(FINDINGS),
         "training_patients": sorted({r.patient for r in recs}),
         "training_clips": int(keep.sum()),
+        # By content: tells a site training which of its clips this model has already seen.
+        "training_clip_sha256": sorted({content_sha256(recs[i].path) for i in np.nonzero(keep)[0]}),
         "dropped_noisy_clips": [recs[i].name for i in np.nonzero(~keep)[0]],
         "cv": cv,
         "domain_check": None if domain is None else {

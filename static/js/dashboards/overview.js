@@ -1,5 +1,6 @@
-/* Study overview: latest global LUS score of record per patient, coloured by severity, hatched while
-   that exam is not signed (its record holds the AI's scores), with the alert threshold. */
+/* Study overview: latest global LUS score of record per patient, coloured by severity now (the exam
+   day's guideline class from the clinical record and blood gas), hatched while that exam is not
+   signed (its record holds the AI's scores), with the alert threshold. */
 (function () {
   "use strict";
   var chart = LUS.json("overview-data");
@@ -13,17 +14,19 @@
   var trace = {
     // % of each exam's own protocol maximum: a BLUE-6 exam (0-18) and a 12-zone one (0-36) share the axis.
     type: "bar", name: "Latest global LUS score of record", x: chart.codes, y: chart.luss_pct,
-    marker: { color: chart.severity.map(function (s) { return s ? colours.severity[s] : colours.none; }),
+    marker: { color: chart.severity_now.map(function (s) { return s ? colours.now[s] : colours.none; }),
               line: { color: "#1d2733", width: 1 },
               pattern: { shape: chart.codes.map(function (_, i) { return signed(status[i]) ? "" : "/"; }),
                          fgcolor: "#ffffff", solidity: 0.25 } },
-    customdata: chart.severity.map(function (s, i) {
-      return [s || "no severity yet", signed(status[i]) ? status[i] + " (signed)" : "not signed: AI, not reviewed",
-              chart.luss[i] + "/" + chart.max_luss[i] + " (" + chart.protocol[i] + ")", chart.coverage[i]];
+    customdata: chart.severity_now_text.map(function (s, i) {
+      var risk = chart.risk[i] === null ? "no risk yet" : Math.round(100 * chart.risk[i]) + " % (course class " +
+        chart.severity[i] + ")";
+      return [s, signed(status[i]) ? status[i] + " (signed)" : "not signed: AI, not reviewed",
+              chart.luss[i] + "/" + chart.max_luss[i] + " (" + chart.protocol[i] + ")", chart.coverage[i], risk];
     }),
     hovertemplate: "<b>%{x}</b><br>Global LUS score of record %{customdata[2]} = %{y} % of the maximum" +
       "<br>Coverage: %{customdata[3]}<br>Review: %{customdata[1]}" +
-      "<br>Severity: %{customdata[0]}<extra></extra>",
+      "<br>Severity now: %{customdata[0]}<br>Risk of a severe course (model): %{customdata[4]}<extra></extra>",
   };
   var layout = {
     font: LUS.font, margin: { t: 10, r: 20, b: 60, l: 70 }, showlegend: false,

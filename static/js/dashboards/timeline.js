@@ -1,4 +1,5 @@
-/* Patient timeline: global score + blood gas, zone x exam heatmap, severity probabilities. */
+/* Patient timeline: global score + blood gas (markers coloured by severity now), zone x exam heatmap,
+   the risk model's course-class probabilities. */
 (function () {
   "use strict";
   var data = LUS.json("timeline-data");
@@ -62,6 +63,21 @@
       " zones scored at both exams";
   }
 
+  // Severity now: the exam day's guideline class and WHO level (clinical record and blood gas).
+  function nowText(e) {
+    var n = e.severity_now;
+    if (!n) return "–";
+    return n.guideline_text + ", WHO " + n.who_scale + (n.missing.length ? " (missing: " + n.missing.join(", ") + ")" : "");
+  }
+
+  // The model's risk of a severe course of the stay, never 0 % or 100 % (clipped by the server).
+  function riskText(e) {
+    var r = e.risk_severe_course;
+    if (!r) return "no risk yet";
+    return Math.round(100 * r.probability) + " %" + (r.calibrated ? " (calibrated)" : " (not calibrated)") +
+      ", course class " + r.course_class;
+  }
+
   function lussTrace() {
     return {
       type: "scatter", mode: "lines+markers+text", name: "Global LUS score (score of record)", yaxis: "y",
@@ -73,18 +89,22 @@
       marker: { size: 13,
                 symbol: scored.map(function (e) { return signed(e) ? "circle" : "circle-open"; }),
                 line: { color: "#1d2733", width: scored.map(function (e) { return signed(e) ? 1 : 3; }) },
-                color: scored.map(function (e) { return e.severity ? colours.severity[e.severity] : colours.none; }) },
+                color: scored.map(function (e) {
+                  var now = e.severity_now && e.severity_now.guideline_class;
+                  return now ? colours.now[now] : colours.none;
+                }) },
       customdata: scored.map(function (e) {
-        return [dayText(e.day), e.max_luss, e.severity || "no severity yet", LUS.fmt(e.mean_score, 2),
+        return [dayText(e.day), e.max_luss, nowText(e), LUS.fmt(e.mean_score, 2),
                 e.severity_probs ? e.severity_probs.map(function (p) { return p.toFixed(2); }).join(" / ") : "–",
                 reviewText(e), e.luss_ai === null || e.luss_ai === undefined ? "–" : e.luss_ai,
-                e.luss, e.protocol, e.coverage, changeText(e)];
+                e.luss, e.protocol, e.coverage, changeText(e), riskText(e)];
       }),
       hovertemplate: "<b>" + xHover + "</b> · %{customdata[0]}<br>Global LUS score of record <b>%{customdata[7]}</b>/%{customdata[1]} (%{customdata[8]}, %{customdata[9]})" +
         "<br>%{customdata[10]}" +
         "<br>%{customdata[5]}<br>AI's sum %{customdata[6]}" +
-        "<br>Mean zone score %{customdata[3]}<br>Severity: <b>%{customdata[2]}</b>" +
-        "<br>P(mild/moderate/severe/critical): %{customdata[4]}<extra></extra>",
+        "<br>Mean zone score %{customdata[3]}<br>Severity now: <b>%{customdata[2]}</b>" +
+        "<br>Risk of a severe course (model): %{customdata[11]}" +
+        "<br>Course class P(mild/moderate/severe/critical): %{customdata[4]}<extra></extra>",
     };
   }
 
@@ -218,19 +238,20 @@
       type: "bar", name: "P(" + cls + ")", x: labels,
       y: exams.map(function (e) { return e.severity_probs ? e.severity_probs[k] : null; }),
       marker: { color: colours.severity[cls] },
-      customdata: exams.map(function (e) { return e.severity || "no severity yet"; }),
-      hovertemplate: "%{x}<br>P(" + cls + ") = %{y:.2f}<br>Predicted: <b>%{customdata}</b><extra></extra>",
+      customdata: exams.map(function (e) { return e.severity || "no risk yet"; }),
+      hovertemplate: "%{x}<br>P(" + cls + " course) = %{y:.2f}<br>Predicted course class: <b>%{customdata}</b>" +
+        "<extra></extra>",
     };
   });
   Plotly.newPlot(sevEl, sevTraces, {
     font: LUS.font, barmode: "stack", margin: { t: 30, r: 20, b: 120, l: 70 },
-    legend: { title: { text: "Class probability" }, traceorder: "normal" },
+    legend: { title: { text: "Course class" }, traceorder: "normal" },
     xaxis: { title: { text: (byDate ? "Exam (date, day since admission)" : "Exam (" + data.time_axis_title.toLowerCase() + ")"), standoff: 20 }, type: "category", tickangle: -30,
              automargin: true },
-    yaxis: { title: { text: "Class probability" }, range: [0, 1] },
+    yaxis: { title: { text: "Probability of the course class" }, range: [0, 1] },
     annotations: exams.map(function (e, i) {
       return { x: labels[i], y: 1, yanchor: "bottom", showarrow: false, font: { size: 11, color: "#5d6b7a" },
-               text: e.severity ? "predicted: <b>" + e.severity + "</b>" : "no severity yet" };
+               text: e.risk_severe_course ? "risk " + Math.round(100 * e.risk_severe_course.probability) + " %" : "no risk yet" };
     }),
   }, LUS.config);
 })();

@@ -1,5 +1,6 @@
-/* Clip viewer: cine players (one MP4 per clip), per-frame expected score that seeks on click,
-   Grad-CAM++ overlay on demand (503 -> message), previous exam of the same zone side by side. */
+/* Clip viewer: cine players (one MP4 per clip), the frame model's expected score per frame (seeks
+   on click) with the frames the clip model read marked, the clip model's heat map of those frames
+   on demand (503 -> message), previous exam of the same zone side by side. */
 (function () {
   "use strict";
   var data = LUS.json("viewer-data");
@@ -20,7 +21,13 @@
     var status = root.querySelector(".status");
     var plotEl = document.getElementById("plot-frames-" + key);
     var overlays = {};   // frame -> object URL
+    var captions = {};   // frame -> what its heat map shows
     var pending = {};
+    var ex = p.explanation || {};
+    // The frames the model behind the clip score read (only they have a heat map); unknown: [].
+    var read = ex.read_frames || [];
+    var isRead = function (i) { return !ex.model || read.indexOf(i) >= 0; };
+    self.readFrames = read;
     var raf = null;
     self.index = -1;
     self.playing = false;
@@ -35,22 +42,45 @@
       status.classList.toggle("error", !!isError);
     }
 
+    function frameList(frames) {
+      var names = frames.map(function (f) { return String(f + 1); });
+      return names.length > 1 ? names.slice(0, -1).join(", ") + " and " + names[names.length - 1] : names.join("");
+    }
+
+    function caption(i, r) {
+      var score = r.headers.get("X-Explained-Score");
+      var share = r.headers.get("X-Summary-Share");
+      var text = "Heat map of frame " + (i + 1) + ": where it holds the clip model's evidence for score " + score +
+        " (red = most; one scale for the " + read.length + " frames it read).";
+      if (share !== null) {
+        text += " The summary images of the whole clip carry " + Math.round(Number(share) * 100) + " % of that evidence.";
+      }
+      return text;
+    }
+
     function showOverlay(i) {
       if (!toggle.checked) { overlay.hidden = true; return; }
-      if (overlays[i]) { overlay.src = overlays[i]; overlay.hidden = false; return; }
+      if (!isRead(i)) {
+        overlay.hidden = true;
+        if (!self.playing) setStatus("The clip model read frames " + frameList(read) + " only (◆ on the curve): go to one to see its heat map.");
+        return;
+      }
+      if (overlays[i]) { overlay.src = overlays[i]; overlay.hidden = false; if (!self.playing) setStatus(captions[i]); return; }
       if (pending[i]) return;
       pending[i] = true;
-      if (!self.playing) setStatus("Computing the Grad-CAM++ map of frame " + (i + 1) + "…");
+      if (!self.playing) setStatus("Computing the clip model's heat map of frame " + (i + 1) + "…");
       fetch(p.gradcam_url + i + ".png", { credentials: "same-origin" }).then(function (r) {
         if (!r.ok) {
           return r.text().then(function (text) { throw new Error(text || ("HTTP " + r.status)); });
         }
+        captions[i] = caption(i, r);
         return r.blob();
       }).then(function (blob) {
         overlays[i] = URL.createObjectURL(blob);
         delete pending[i];
-        if (self.index === i && toggle.checked) { overlay.src = overlays[i]; overlay.hidden = false; }
-        setStatus("");
+        if (self.index === i && toggle.checked) {
+          overlay.src = overlays[i]; overlay.hidden = false; setStatus(captions[i]);
+        }
       }).catch(function (err) {
         delete pending[i];
         toggle.checked = false;
@@ -126,19 +156,46 @@
     playBtn.addEventListener("click", function () { if (self.playing) self.pause(); else self.play(); });
     slider.addEventListener("input", function () { self.pause(); self.show(Number(slider.value)); });
     toggle.addEventListener("change", function () { setStatus(""); showOverlay(self.index); });
+    // The frames the clip model read, named on the page: a click shows that frame with its heat map.
+    root.querySelectorAll(".read-frame").forEach(function (btn) {
+      btn.addEventListener("click", function () {
+        self.pause();
+        toggle.checked = true;
+        self.index = -1;  // redraw the overlay even when that frame is already on screen
+        self.show(Number(btn.dataset.frame));
+      });
+    });
 
     if (plotEl && p.expected_scores.length) {
       var xs = p.expected_scores.map(function (_, i) { return i; });
-      Plotly.newPlot(plotEl, [{
-        type: "scatter", mode: "lines+markers", name: "Expected score", x: xs, y: p.expected_scores,
+      var traces = [{
+        type: "scatter", mode: "lines+markers", name: "Frame model: expected score", x: xs, y: p.expected_scores,
         line: { color: "#0b6e8a", width: 2 }, marker: { size: 7 },
         customdata: p.frame_probs.map(function (r) { return r.map(function (v) { return v.toFixed(2); }).join(" / "); }),
-        hovertemplate: "Frame %{x}<br>Expected score %{y:.2f}<br>P(0/1/2/3) = %{customdata}<extra>click to show</extra>",
-      }], {
+        hovertemplate: "Frame %{x}<br>Frame model: expected score %{y:.2f}<br>P(0/1/2/3) = %{customdata}<extra>click to show</extra>",
+      }];
+      // shapes[0] is the frame on screen; the clip score is a dashed line across the plot.
+      var shapes = [{ type: "line", yref: "paper", x0: 0, x1: 0, y0: 0, y1: 1, line: { color: "#b00020", width: 2 } }];
+      var notes = [];
+      if (ex.model === "clip-heads") {
+        traces.push({
+          type: "scatter", mode: "markers", name: "Read by the clip model", x: read,
+          y: read.map(function (i) { return p.expected_scores[i]; }),
+          marker: { symbol: "diamond-open", size: 14, color: "#5b2a86", line: { width: 2 } },
+          hovertemplate: "Frame %{x}: read by the clip model<extra>click to show</extra>",
+        });
+      }
+      if (p.clip_score !== null && p.clip_score !== undefined && ex.model !== "frame-head") {
+        shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: p.clip_score, y1: p.clip_score,
+                      line: { color: "#5b2a86", width: 1.5, dash: "dash" } });
+        notes.push({ xref: "paper", x: 1, xanchor: "right", y: p.clip_score, yanchor: "bottom", showarrow: false,
+                     text: "clip score " + p.clip_score + " (clip model)", font: { color: "#5b2a86", size: 11 } });
+      }
+      Plotly.newPlot(plotEl, traces, {
         font: LUS.font, height: 220, margin: { t: 10, r: 10, b: 45, l: 60 }, showlegend: false,
         xaxis: { title: { text: "Frame (0 = first)" }, range: [-0.5, T - 0.5], zeroline: false },
-        yaxis: { title: { text: "Expected score (0–3)" }, range: [-0.1, 3.1], dtick: 1, zeroline: false },
-        shapes: [{ type: "line", yref: "paper", x0: 0, x1: 0, y0: 0, y1: 1, line: { color: "#b00020", width: 2 } }],
+        yaxis: { title: { text: "Frame model (0–3)" }, range: [-0.1, 3.1], dtick: 1, zeroline: false },
+        shapes: shapes, annotations: notes,
       }, LUS.config);
       plotEl.on("plotly_click", function (ev) { self.pause(); self.show(ev.points[0].x); });
     }

@@ -9,6 +9,7 @@ import numpy as np
 from patients.imaging.models import ZoneClip
 from patients.records.models import Exam
 from patients.studies.protocols import get_protocol
+from scoring.core.inference.six_class import SIX_CLASS_VALUES, SixClassResult
 from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction
 from tests.factories import ai_readings
 
@@ -85,3 +86,18 @@ def record_scores(exam: Exam, zone_scores: Mapping[str, int], *, mv: ModelVersio
 def zone_scores(codes: Sequence[str], base: int, *, skip: Sequence[str] = ()) -> dict[str, Any]:
     """Scores ``base`` (clipped 0-3) per zone with a little pattern, leaving out ``skip``."""
     return {z: int(min(3, max(0, base + (i % 3) - 1))) for i, z in enumerate(codes) if z not in skip}
+
+
+def six_class_result(classes: Sequence[str]) -> dict[str, Any]:
+    """What the pipeline stores in ``ClipScore.extra["six_class"]`` for frames of these classes."""
+    values = np.array([SIX_CLASS_VALUES[c] for c in classes], dtype=float)
+    return SixClassResult(list(classes), values, float(values.mean())).to_dict()
+
+
+def store_six_class(job_id: int, classes: Mapping[str, Sequence[str]]) -> None:
+    """Give the job's clip scores of these zones a six-class result, one class per frame (as many
+    classes as the clip has frames)."""
+    for cs in ClipScore.objects.filter(job_id=job_id, zone__in=list(classes)):
+        assert cs.frame_count == len(classes[cs.zone]), (cs.zone, cs.frame_count)
+        cs.extra = {**cs.extra, "six_class": six_class_result(classes[cs.zone])}
+        cs.save(update_fields=["extra"])

@@ -1,4 +1,4 @@
-"""Dashboard pages (server side): access, data handed to the charts, chest diagram, Grad-CAM++."""
+"""Dashboard pages (server side): access, data handed to the charts, chest diagram, the heat map."""
 from __future__ import annotations
 
 import io
@@ -176,7 +176,7 @@ def test_gradcam_unavailable_is_503(cohort: Cohort, monkeypatch: pytest.MonkeyPa
     monkeypatch.setattr(scoring.runtime, "get_scorer", broken)
     clip = cohort.exams[0].clips.get(zone="R1")
     res = client_for(cohort.users["researcher"]).get(f"/clips/{clip.pk}/gradcam/0.png")
-    assert res.status_code == 503 and "Grad-CAM++ unavailable" in res.content.decode()
+    assert res.status_code == 503 and "Heat map unavailable" in res.content.decode()
     assert client_for(cohort.users["outsider"]).get(f"/clips/{clip.pk}/gradcam/0.png").status_code == 404
     assert client_for(cohort.users["clinician"]).get(f"/clips/{clip.pk}/gradcam/99.png").status_code == 404
 
@@ -186,13 +186,13 @@ def test_gradcam_overlay_is_cached(cohort: Cohort, monkeypatch: pytest.MonkeyPat
     from patients.imaging.core.phantoms import phantom_cohort_clip
     from patients.imaging.models import ZoneClip
 
-    calls: list[list[int]] = []
+    calls: list[Any] = []
     real = scoring.runtime.get_scorer("default")  # the real default weights
     original = real.gradcam
 
-    def counting(frames: Any, indices: list[int], *args: Any) -> list[np.ndarray]:
-        calls.append(list(indices))
-        return original(frames, indices, *args)
+    def counting(frames: Any, target: Any = None) -> Any:
+        calls.append(target)
+        return original(frames, target)
 
     monkeypatch.setattr(real, "gradcam", counting)
     frames = phantom_cohort_clip(3, seed=1, n_frames=4, rows=64, columns=80).frames
@@ -204,20 +204,25 @@ def test_gradcam_overlay_is_cached(cohort: Cohort, monkeypatch: pytest.MonkeyPat
     img = np.asarray(Image.open(io.BytesIO(first.content)))
     assert img.shape == (64, 80, 4)  # aligned with the input frame
     assert img[..., 3].max() > img[..., 3].min()  # a real map: alpha follows the heat
-    second = c.get(f"/clips/{clip.pk}/gradcam/2.png")
-    assert second.content == first.content and calls == [[2]]
-    from django.core.files.storage import default_storage
-
-    from patients.dashboards.gradcam import cache_name
     from scoring.selectors import current_clip_score
 
     score = current_clip_score(clip=clip)
     assert score is not None
-    name = cache_name(clip, score.model_version.version, 2)
-    assert name.startswith("gradcam/") and default_storage.exists(name)  # in the media storage
+    # The map explains the clip score shown, of the 4 frames the clip model read (all 4 here).
+    assert first["X-Explained-Score"] == str(score.score) and first["X-Read-Frames"] == "0,1,2,3"
+    second = c.get(f"/clips/{clip.pk}/gradcam/2.png")
+    other = c.get(f"/clips/{clip.pk}/gradcam/0.png")  # computed with the first: one pass gives every read frame
+    assert second.content == first.content and other.status_code == 200 and calls == [score.score]
+    from django.core.files.storage import default_storage
+
+    from patients.dashboards.gradcam import CACHE_FORMAT, cache_name
+
+    name = cache_name(clip, score.model_version.version, score.score, 2)
+    # Under the clip model's own folder: the frame head's overlays (gradcam/<version>/...) are not served.
+    assert name.startswith(f"gradcam/{CACHE_FORMAT}/") and default_storage.exists(name)  # in the media storage
     with default_storage.open(name, "rb") as fh:
         assert fh.read() == first.content
-    assert list(Path(settings.MEDIA_ROOT).rglob("gradcam/*/*/2.png"))  # the laptop's storage: MEDIA_ROOT
+    assert list(Path(settings.MEDIA_ROOT).rglob(f"gradcam/{CACHE_FORMAT}/*/*/s{score.score}-2.png"))  # MEDIA_ROOT
 
 
 def test_unscored_study_is_graceful(db: Any) -> None:

@@ -103,6 +103,33 @@ def test_worklist_api(ward: Ward, api_for: Callable[..., APIClient]) -> None:
     assert api_for(ward.users["outsider"]).get(f"/api/v1/studies/{ward.study.pk}/worklist/").status_code == 404
 
 
+def test_worklist_api_label_more_order(ward: Ward, api_for: Callable[..., APIClient]) -> None:
+    """``?order=label-more``: the exams most informative first with each zone's two parts; the
+    default order says it is the urgent one; an unknown order is a 400."""
+    from tests.patients.readings.test_views import _informative_exam
+
+    other = _informative_exam(ward)
+    api = api_for(ward.researcher)
+    url = f"/api/v1/studies/{ward.study.pk}/worklist/"
+    urgent = api.get(url).json()
+    assert urgent["order"] == "urgent" and [e["exam"] for e in urgent["exams"]] == [ward.exam.pk, other.pk]
+    assert "informativeness" not in urgent["exams"][0]
+    data = api.get(url, {"order": "label-more"}).json()
+    assert (data["order"], data["novelty_basis"], data["candidates"], data["labelled_clips"], data["count"]) == (
+        "label-more", "domain", 13, 0, 2)
+    first, second = data["exams"]
+    assert (first["exam"], first["informativeness"], second["exam"], second["informativeness"]) == (
+        other.pk, 1.0, ward.exam.pk, 0.25)
+    assert first["informative_zones"] == [{"zone": "R1", "clip": other.clips.get().pk, "informativeness": 1.0,
+                                           "uncertainty": 1.0, "uncertainty_rank": 1.0, "novelty": 3.0,
+                                           "novelty_rank": 1.0}]
+    assert len(second["informative_zones"]) == 12 and {z["novelty"] for z in second["informative_zones"]} == {None}
+    assert {z["uncertainty"] for z in second["informative_zones"]} == {0.6784}  # (0.7, 0.1, 0.1, 0.1)
+    assert first["why"] == "Most informative unread zone R1: informativeness 1.00." and first["acquired_at"] is None
+    bad = api.get(url, {"order": "random"})
+    assert bad.status_code == 400 and bad.json()["error"] == "order: 'random' is not one of ['urgent', 'label-more']"
+
+
 def test_a_blind_reader_sees_only_their_own_readings_of_the_clip(ward: Ward, api_for: Callable[..., APIClient]) -> None:
     clip = ward.clips["R1"]
     reading_create(clip=clip, by=ward.clinician, score=1, comment="first reader")

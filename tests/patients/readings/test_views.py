@@ -96,6 +96,51 @@ def test_worklist_page_and_its_links(ward: Ward) -> None:
     assert 'data-count="0">none waiting' in signed_in(ward.clinician).get("/").content.decode()
 
 
+def _informative_exam(ward: Ward) -> Any:
+    """A second exam of the ward's patient: one zone the AI cannot place (four equal probabilities)
+    and unlike its training clips (domain distance 3.0). The ward's exam gets two unsure zones, so
+    it leads the urgent order; its 12 zones all read 0.7 (entropy 0.678) with no domain check."""
+    from tests.factories import ClipScoreFactory, ExamFactory
+    from tests.patients.dashboards.builders import fake_clip
+
+    other = ExamFactory(patient=ward.exam.patient, acquired_at=ward.exam.acquired_at + dt.timedelta(days=1))
+    ClipScoreFactory(clip=fake_clip(other, "R1"), probs=[0.25] * 4,
+                     extra={"domain": {"distance": 3.0, "threshold": 2.0, "in_domain": False}})
+    ZoneReading.objects.filter(clip__exam=ward.exam, source=ReadingSource.AI, clip__zone__in=("R2", "R3")).update(
+        confidence=0.2)
+    return other
+
+
+def test_worklist_order_switch(ward: Ward) -> None:
+    """The switch renders on the page; label-more puts the informative exam first with its parts:
+    13 unread zones, the ward's 12 tied on entropy (mean rank 6.5 of 13 = 0.5) with no novelty (0),
+    the other exam's R1 top on both (1.0)."""
+    other = _informative_exam(ward)
+    url = f"/studies/{ward.study.pk}/worklist/"
+    client = signed_in(ward.clinician)
+    urgent = client.get(url).content.decode()
+    assert f'<a href="{url}" data-order="urgent" class="current" aria-current="page">Most urgent first</a>' in urgent
+    assert f'<a href="{url}?order=label-more" data-order="label-more">Most informative first (to improve the model)</a>' \
+        in urgent
+    assert urgent.index(f'data-exam="{ward.exam.pk}"') < urgent.index(f'data-exam="{other.pk}"')
+    assert "AI unsure of 2 zones: R2, R3" in urgent and "why-informative" not in urgent
+    page = client.get(url + "?order=label-more")
+    html = page.content.decode()
+    assert page.status_code == 200 and 'data-order="label-more" class="current" aria-current="page"' in html
+    assert html.index(f'data-exam="{other.pk}"') < html.index(f'data-exam="{ward.exam.pk}"')
+    assert "normalised entropy" in html and "the unread clips have no stored image features" in html
+    assert "the AI&#x27;s out-of-domain distance" in html and "13 unread zones with an AI score" in html
+    assert 'data-zone="R1" data-informativeness="1.0" data-uncertainty="1.0" data-novelty="3.0"' in html
+    assert "R1 1.00 = mean of uncertainty rank 1.00 (entropy 1.00) and novelty rank 1.00" in html
+    assert html.count('data-informativeness="0.25"') == 4  # the ward exam's row and its first three zones
+    assert "and 9 more unread zones" in html and "AI unsure of" not in html
+    fallback = client.get(url + "?order=nonsense").content.decode()
+    assert 'data-order="urgent" class="current"' in fallback
+    researcher = signed_in(ward.researcher).get(url + "?order=label-more").content.decode()
+    assert "Most informative unread zone R1: informativeness 1.00." in researcher
+    assert not re.search(r"\b20\d\d-\d\d-\d\d", researcher)
+
+
 def test_agreement_page_pairs_and_disagreements(ward: Ward) -> None:
     from patients.research.agreement import agreement_report
 

@@ -162,3 +162,30 @@ def test_full_covid_blues_import_and_agreement_with_the_experts(shared_data: Pat
     _check_agreement_page(client, study, default.version)
     assert client.get(f"/api/v1/studies/{study.pk}/agreement/", {"rater": "covid-blues-expert"}).json()["model"] == (
         default.version)  # the page defaults to the active (default) model
+
+
+def test_covid_blues_signed_by_stores_the_expert_scores_as_signed_readings(shared_data: Path) -> None:
+    from patients.readings.selectors import record_scores, review_states
+    from tests.factories import UserFactory
+
+    root = _covid_blues(shared_data)
+    UserFactory(username="ward-expert")
+    with pytest.raises(CommandError, match="no user named 'nobody'"):
+        call_command("import_covid_blues", str(root), "--limit-patients", "2", "--signed-by", "nobody")
+    out = StringIO()
+    call_command("import_covid_blues", str(root), "--limit-patients", "2", "--signed-by", "ward-expert", stdout=out)
+    exams = list(Exam.objects.all())
+    assert f"{len(exams)} exams signed" in out.getvalue() and len(exams) == 3  # CB-1 has a repeat exam
+    assert {s.status for s in review_states(exam_ids=[e.pk for e in exams]).values()} == {"reviewed"}
+    expert = {r.clip_id: r.score for r in ZoneReading.objects.filter(source=ReadingSource.IMPORTED)}
+    record = {r.clip_id: (r.score, r.kind, r.reader) for zones in record_scores(exam_ids=[e.pk for e in exams]).values()
+              for r in zones.values()}
+    assert len(record) == ZoneClip.objects.count() == len(expert)
+    assert record == {clip: (score, "clinician", "ward-expert") for clip, score in expert.items()}
+    study = Study.objects.get(name="COVID-BLUES")
+    assert study.memberships.get(user__username="ward-expert").role == "clinician"
+    readings = ZoneReading.objects.filter(source=ReadingSource.CLINICIAN).count()
+    call_command("import_covid_blues", str(root), "--limit-patients", "2", "--signed-by", "ward-expert",
+                 stdout=StringIO())
+    assert ZoneReading.objects.filter(source=ReadingSource.CLINICIAN).count() == readings  # idempotent
+    assert all(len(e.signatures.all()) == 1 for e in exams)

@@ -183,3 +183,24 @@ def test_repeated_measures_without_enough_data_says_why() -> None:
     assert flat.r is None and "within any patient" in flat.message
     with pytest.raises(ValueError, match="differ in length"):
         stats.repeated_measures_correlation([1, 2], [1, 2], ["a"])
+
+
+def test_normalised_entropy_by_hand() -> None:
+    """H(p) / log K: 0 for a sure reading, 1 for four equal probabilities, and the two readings
+    that 1 - max p cannot tell apart (both 0.5) come out 0.5 and 0.8805."""
+    assert stats.normalised_entropy([1, 0, 0, 0]) == 0.0
+    assert stats.normalised_entropy([0.25] * 4) == pytest.approx(1.0)
+    assert stats.normalised_entropy([0.5, 0.5, 0, 0]) == pytest.approx(0.5)  # log 2 / log 4
+    spread = -(0.5 * math.log(0.5) + 2 * 0.2 * math.log(0.2) + 0.1 * math.log(0.1)) / math.log(4)
+    assert stats.normalised_entropy([0.5, 0.2, 0.2, 0.1]) == pytest.approx(spread) == pytest.approx(0.88048, abs=1e-5)
+    assert stats.normalised_entropy([0.50001, 0.49999, 0, 0]) == pytest.approx(0.5)  # rounded, renormalised
+    assert stats.normalised_entropy([2, 2, 0, 0]) == pytest.approx(0.5)
+    for bad in ([1.0], [0.0, 0.0], [-0.1, 1.1], [float("nan"), 1.0]):
+        with pytest.raises(ValueError):
+            stats.normalised_entropy(bad)
+
+
+def test_percentile_ranks_share_ties() -> None:
+    assert stats.percentile_ranks([3.0, 1.0, 2.0, 10.0]) == [0.75, 0.25, 0.5, 1.0]
+    assert stats.percentile_ranks([1.0, 2.0, 2.0, 5.0]) == [0.25, 0.625, 0.625, 1.0]  # ranks 2 and 3 share 2.5
+    assert stats.percentile_ranks([7.0]) == [1.0] and stats.percentile_ranks([]) == []

@@ -65,17 +65,29 @@ def test_contract(scorer) -> None:  # type: ignore[no-untyped-def]
     assert scorer.score_clip(rgb).frame_probs.shape == (6, 4)
 
 
-def test_gradcam_shape_and_range(scorer) -> None:  # type: ignore[no-untyped-def]
-    frames = _fan()
-    maps = scorer.gradcam(frames, [0, 3])
-    assert len(maps) == 2
-    for m in maps:
+def test_gradcam_explains_the_clip_score_on_the_frames_the_clip_model_read(scorer) -> None:  # type: ignore[no-untyped-def]
+    frames = _fan(10)
+    r = scorer.score_clip(frames)
+    g = scorer.gradcam(frames)
+    assert g.model == "clip-heads" and g.target == r.clip_score
+    # The hires view's 4 evenly spaced frames of 10: round(linspace(0, 9, 4)).
+    assert g.indices == (0, 3, 6, 9) and len(g.maps) == 4
+    voters = tuple(m for m in scorer.recipe.members if int(np.argmax(r.members[m])) == r.clip_score)
+    assert g.members == voters
+    p = float(r.clip_probs[r.clip_score])  # the probability the page shows beside the score
+    assert g.logit == pytest.approx(np.log(p / (1 - p)), abs=1e-4)
+    assert g.summary_share is not None and 0.0 < g.summary_share < 1.0
+    for m in g.maps:
         assert m.shape == frames.shape[1:]
         assert m.dtype == np.float32 and np.isfinite(m).all()
         assert m.min() >= 0.0 and m.max() <= 1.0
         assert m[3:10, 3:40].max() == 0.0  # nothing on the burned-in text outside the sector
-    assert scorer.gradcam(frames, []) == []
-    assert len(scorer.gradcam(frames, [1], target=3)) == 1
+    assert max(float(m.max()) for m in g.maps) == 1.0  # one scale for the four frames
+    other = (r.clip_score + 1) % 4
+    forced = scorer.gradcam(frames, target=other)
+    assert forced.target == other and forced.indices == g.indices
+    assert not all(np.allclose(a, b) for a, b in zip(forced.maps, g.maps, strict=True))
+    assert scorer.gradcam(frames[:1]).indices == (0,)  # a still image: its one frame, read four times
 
 
 def test_metadata_and_its_cv_figures(scorer) -> None:  # type: ignore[no-untyped-def]
