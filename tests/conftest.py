@@ -57,13 +57,16 @@ def hostile_file(tmp_path_factory: pytest.TempPathFactory) -> Callable[[str], Pa
 
 
 @pytest.fixture(autouse=True)
-def _isolated_media(request: pytest.FixtureRequest, tmp_path: Path) -> None:
-    """Each test stores files in its own folder, so "nothing was stored" is checkable."""
+def _isolated_media(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test stores files in its own folder, so "nothing was stored" is checkable. Site models
+    live with the media, as they do by default, where a worker started by the test looks too."""
     try:
         settings = request.getfixturevalue("settings")
     except pytest.FixtureLookupError:  # pytest-django disabled (-p no:django): pure tests only
         return
     settings.MEDIA_ROOT = str(tmp_path / "media")
+    settings.SITE_MODELS_DIR = tmp_path / "media" / "models"
+    monkeypatch.setenv("LUSWEB_SITE_MODELS_DIR", str(settings.SITE_MODELS_DIR))
 
 
 @pytest.fixture
