@@ -98,7 +98,8 @@ def _overview(page: Any, base: str, w: dict[str, Any]) -> None:
     bars = _plot(page, "plot-overview")[0]
     layout = _plot(page, "plot-overview", "layout")
     assert layout["shapes"][0]["y0"] == 50 and layout["yaxis"]["range"] == [0, 100]
-    assert bars["y"] == [round(1300 / 36, 1)] and bars["customdata"][0][2:] == ["13/36 (12-zone)", "8/12 zones"]
+    assert bars["y"] == [round(1300 / 36, 1)] and bars["customdata"][0][2:4] == ["13/36 (12-zone)", "8/12 zones"]
+    assert bars["customdata"][0][4] == "no risk yet"  # no severity model has run: the risk says so, not 0 %
     row = page.locator(f"#overview-table tr[data-patient='{w['patient'].pk}']")
     assert "8/12 zones" in row.locator("td.luss").inner_text()
     trend = row.locator("td.trend").inner_text()
