@@ -22,9 +22,13 @@ def test_out_of_fold_ece_of_the_calibrated_risk_on_covid_blues(shared_data: Path
     from scoring.severity import DEFAULT_SEVERITY_WEIGHTS
 
     threads = torch.get_num_threads()
-    torch.set_num_threads(1)  # as the training command: tiny networks, and the same numbers
+    # As the training command: one thread, then the frame scorer loaded afresh, which sets the
+    # scorer's own thread count (LUSWEB_TORCH_THREADS) for the features and the training that
+    # follows. A scorer cached by an earlier test would leave one thread, and float-level
+    # differences move this ECE by about 0.02 on 42 patients.
+    torch.set_num_threads(1)
     try:
-        samples = covid_blues_samples(shared_data / "covid-blues", load_scorer(), log=lambda _: None)
+        samples = covid_blues_samples(shared_data / "covid-blues", load_scorer(cached=False), log=lambda _: None)
         shipped = load_severity(DEFAULT_SEVERITY_WEIGHTS)
         seeds = shipped.meta["cv"]["seeds"]
         oof = oof_predictions(samples, BLUE6, kinds=("ma_clr",), seeds=seeds,
