@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.db.models import Q, QuerySet
+from django.db.models import QuerySet
 from drf_spectacular.utils import extend_schema
 from rest_framework import mixins, serializers, viewsets
 from rest_framework.decorators import action
@@ -19,7 +19,7 @@ from patients.records.api import PatientTimeMixin, query_int
 from patients.records.models import Patient
 from scoring import services
 from scoring.models import ModelVersion, ScoringJob
-from scoring.selectors import clip_frames_payload, model_card
+from scoring.selectors import clip_frames_payload, model_card, visible_model_versions
 
 
 class JobSerializer(PatientTimeMixin, serializers.ModelSerializer[ScoringJob]):
@@ -83,13 +83,7 @@ class ModelVersionViewSet(mixins.ListModelMixin, viewsets.GenericViewSet):  # ty
     pagination_class = None
 
     def get_queryset(self) -> QuerySet[ModelVersion]:
-        """The shipped models and the site models of the caller's studies (a study's readings and
-        figures are its members' business)."""
-        qs = ModelVersion.objects.order_by("-is_active", "-created_at")
-        user = self.request.user
-        if user.is_superuser:
-            return qs
-        return qs.filter(Q(study__isnull=True) | Q(study__memberships__user_id=int(user.pk or 0))).distinct()
+        return visible_model_versions(user=self.request.user)
 
 
 # The clip's per-frame results. Its schema answers with the Clip component, as it always has:

@@ -5,7 +5,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from django.db.models import BooleanField, ExpressionWrapper, Q
+from django.db.models import BooleanField, ExpressionWrapper, Q, QuerySet
 
 from patients.imaging.models import ZoneClip
 from patients.readings.selectors import ZoneRecord, open_blind_exams, record_scores
@@ -277,13 +277,18 @@ def site_card(meta: dict[str, Any], cv: dict[str, Any]) -> dict[str, Any] | None
             "trained_by": site.get("trained_by")}
 
 
-def model_cards(*, user: Any = None) -> list[dict[str, Any]]:
-    """Cards of the shipped models and of the site models of ``user``'s studies (every site model
-    without a user), the active one first."""
+def visible_model_versions(*, user: Any = None) -> QuerySet[ModelVersion]:
+    """The shipped models and the site models of ``user``'s studies (every site model without a
+    user, or for a superuser), the active one first: a study's figures are its members' business."""
     qs = ModelVersion.objects.order_by("-is_active", "-created_at")
     if user is not None and not user.is_superuser:
         qs = qs.filter(Q(study__isnull=True) | Q(study__memberships__user_id=int(user.pk or 0))).distinct()
-    return [model_card(version=v) for v in qs]
+    return qs
+
+
+def model_cards(*, user: Any = None) -> list[dict[str, Any]]:
+    """Cards of :func:`visible_model_versions`."""
+    return [model_card(version=v) for v in visible_model_versions(user=user)]
 
 
 # --- the six-class scale of Hu et al. (always the AI's: no clinician reads it) -------------------

@@ -18,13 +18,6 @@ def study_model_id(study_id: int) -> int | None:
     return int(active) if active is not None else None
 
 
-def study_model_ids(study_ids: set[int]) -> dict[int, int | None]:
-    """:func:`study_model_id` of several studies (two queries)."""
-    chosen = dict(StudyModel.objects.filter(study_id__in=study_ids).values_list("study_id", "model_version_id"))
-    active = ModelVersion.objects.filter(is_active=True).values_list("pk", flat=True).first()
-    return {s: chosen.get(s, active) for s in study_ids}
-
-
 def study_model_rank(study_path: str) -> Case:
     """An annotation for querysets of results (ExamScore, ClipScore): 0 when the row's model is the
     model its study scores with, else 1; ``study_path`` leads from the row to the study's id

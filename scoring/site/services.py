@@ -85,6 +85,16 @@ def _set_study_model(*, study: Study, version: ModelVersion, by: Any, action: st
     return before
 
 
+def _switch_to(*, study: Study, model: ModelVersion, by: Any, action: str) -> list[ScoringJob]:
+    """The shared tail of promote and rollback: refuse the model in use, point the study at
+    ``model`` (audited as ``action``) and switch its AI readings."""
+    with transaction.atomic():
+        if study_model_id(study.pk) == model.pk:
+            raise ServiceError(f"{model.version!r} is already the study's model", code="already_active", status=409)
+        _set_study_model(study=study, version=model, by=by, action=action)
+        return study_scores_switch(study=study, version=model, by=by)
+
+
 def site_model_promote(*, study: Study, version: str, by: Any) -> list[ScoringJob]:
     """Make the study's site model ``version`` the model it scores with. The study's AI readings
     switch to that model: at once for exams it has already scored, through low-priority rescoring
@@ -94,11 +104,7 @@ def site_model_promote(*, study: Study, version: str, by: Any) -> list[ScoringJo
     if model is None or model.study_id != study.pk:
         raise ServiceError(f"{version!r} is not a site model of study {study.name!r}", code="unknown_model",
                            status=404)
-    with transaction.atomic():
-        if study_model_id(study.pk) == model.pk:
-            raise ServiceError(f"{version!r} is already the study's model", code="already_active", status=409)
-        _set_study_model(study=study, version=model, by=by, action="promote")
-        return study_scores_switch(study=study, version=model, by=by)
+    return _switch_to(study=study, model=model, by=by, action="promote")
 
 
 def site_model_rollback(*, study: Study, version: str, by: Any) -> list[ScoringJob]:
@@ -109,11 +115,7 @@ def site_model_rollback(*, study: Study, version: str, by: Any) -> list[ScoringJ
     if model is None or model.study_id not in (None, study.pk):
         raise ServiceError(f"{version!r} is neither a shipped model nor a site model of study {study.name!r}",
                            code="unknown_model", status=404)
-    with transaction.atomic():
-        if study_model_id(study.pk) == model.pk:
-            raise ServiceError(f"{version!r} is already the study's model", code="already_active", status=409)
-        _set_study_model(study=study, version=model, by=by, action="rollback")
-        return study_scores_switch(study=study, version=model, by=by)
+    return _switch_to(study=study, model=model, by=by, action="rollback")
 
 
 def study_scores_switch(*, study: Study, version: ModelVersion, by: Any) -> list[ScoringJob]:

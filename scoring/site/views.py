@@ -23,12 +23,13 @@ def site_models_page(request: HttpRequest, pk: int) -> HttpResponse:
     listing = selectors.site_models(study=study)
     cards = {v.version: model_card(version=v) for v in ModelVersion.objects.filter(study=study)}
     candidates = [{**row, "card": cards.get(row["version"])} for row in listing["candidates"]]
+    labelled = selectors.labelled_clips(study=study)
     rollback = [v.version for v in selectors.rollback_targets(study=study)
                 if listing["active"] is None or v.version != listing["active"]["version"]]
     return render(request, "scoring/site_models.html", {
         "study": study, "role": role, "listing": listing, "candidates": candidates, "rollback_targets": rollback,
-        "min_patients": services.MIN_SITE_PATIENTS, "clips": len(selectors.labelled_clips(study=study)),
-        "patients": len({c.patient for c in selectors.labelled_clips(study=study)})})
+        "min_patients": services.MIN_SITE_PATIENTS, "clips": len(labelled),
+        "patients": len({c.patient for c in labelled})})
 
 
 @login_required
