@@ -6,13 +6,16 @@ what code imports; this module only imports them all so that Django registers th
 """
 from __future__ import annotations
 
+from patients.alerts.models import Alert, AlertKind, AlertRule, AlertState
 from patients.audit.models import AuditAction, AuditEvent
 from patients.imaging.models import ZoneClip
 from patients.readings.models import BlindRead, ExamSignature, ReadingSource, ZoneReading
+from patients.receiving.models import InboxItem, InboxState, ReceivedVia
 from patients.records.models import BloodGas, ClinicalInfo, Exam, GasUnit, OxygenSupport, Patient, Sex
 from patients.studies.models import Membership, Role, Study
 
 __all__ = [
+    "Alert", "AlertKind", "AlertRule", "AlertState", "InboxItem", "InboxState", "ReceivedVia",
     "AuditAction", "AuditEvent", "BlindRead", "BloodGas", "ClinicalInfo", "Exam", "ExamSignature", "GasUnit",
     "Membership", "OxygenSupport", "Patient", "ReadingSource", "Role", "Sex", "Study", "ZoneClip", "ZoneReading",
 ]

@@ -48,6 +48,9 @@ class Exam(models.Model):
     probe = models.CharField(max_length=200, blank=True)
     operator = models.CharField(max_length=200, blank=True)
     notes = models.TextField(blank=True)
+    study_instance_uid = models.CharField(
+        max_length=64, blank=True,
+        help_text="The DICOM Study Instance UID this exam was received as (remapped in de-identifying studies).")
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -56,6 +59,11 @@ class Exam(models.Model):
     class Meta:
         ordering = ["patient", "acquired_at"]
         indexes = [models.Index(fields=["patient", "acquired_at"])]
+        constraints = [
+            # Instances of one DICOM study sent over concurrent associations make one exam.
+            models.UniqueConstraint(fields=["patient", "study_instance_uid"], condition=~models.Q(study_instance_uid=""),
+                                    name="one_exam_per_dicom_study"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.patient.code} {self.acquired_at:%Y-%m-%d %H:%M}"

@@ -16,6 +16,15 @@ class Role(models.TextChoices):
     RESEARCHER = "researcher", "Researcher"
 
 
+class DicomPatientMatch(models.TextChoices):
+    HOSPITAL_NUMBER = "hospital_number", "Hospital number"
+    CODE = "code", "Patient code (pseudonym)"
+
+
+#: A zone code such as ``R1`` or ``L6`` standing on its own in the zone tag's value.
+DEFAULT_ZONE_PATTERN = r"(?<![A-Za-z0-9])([RL][1-8])(?![0-9])"
+
+
 def new_study_secret() -> str:
     """256 random bits, hex: the key of the study's pseudonyms and UID remapping."""
     return secrets.token_hex(32)
@@ -33,6 +42,19 @@ class Study(models.Model):
         default=True, help_text="De-identify DICOM headers and redact burned-in text outside the sector at upload.")
     keep_original = models.BooleanField(
         default=False, help_text="Also keep the untouched uploaded file (clinicians and study admins only).")
+    # DICOM receiving (``lus_dicom_scp``, STOW-RS): who may send and how instances map to records.
+    dicom_calling_aets = models.JSONField(
+        default=list, blank=True,
+        help_text="Calling AE titles allowed to send to this study over DICOM; an unknown caller is rejected.")
+    dicom_patient_match = models.CharField(
+        max_length=16, choices=DicomPatientMatch.choices, default=DicomPatientMatch.HOSPITAL_NUMBER,
+        help_text="Which patient field a received instance's PatientID names.")
+    dicom_zone_tag = models.CharField(
+        max_length=64, default="SeriesDescription",
+        help_text="DICOM keyword whose value names the lung zone (SeriesDescription, ImageComments, ...).")
+    dicom_zone_pattern = models.CharField(
+        max_length=200, default=DEFAULT_ZONE_PATTERN,
+        help_text="Regular expression on that value; its first group (or whole match) is the zone code.")
     created_at = models.DateTimeField(auto_now_add=True)
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"

@@ -1,0 +1,1 @@
+"""Alerts: per-study rules evaluated when an exam is scored or signed and when a gas is entered."""
