@@ -96,10 +96,10 @@ def _deidentify(clip: ZoneClip, *, raw: bytes, frames: np.ndarray, fps: float | 
     try:
         if meta.get("format") == "dicom":
             result = deid.deidentify_dataset(raw, secret=study.secret, grey_frames=frames, sector=sector,
-                                             patient_pseudonym=pseudo)
+                                             patient_pseudonym=pseudo, zone=clip.zone)
         else:
             result = deid.dicom_from_frames(redacted, secret=study.secret, source_sha256=clip.sha256,
-                                            patient_pseudonym=pseudo, fps=fps,
+                                            patient_pseudonym=pseudo, fps=fps, zone=clip.zone,
                                             manufacturer=text(meta, "manufacturer", 64), model=text(meta, "model", 64))
     except Exception as exc:  # pydicom raises assorted errors on odd headers: refuse rather than leak
         # The exception's text may quote header values (names): the stored error names its kind only.

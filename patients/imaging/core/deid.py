@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from patients.imaging.core.iod import conform_us
 from patients.imaging.core.sector import Sector
 from patients.imaging.core.stored import STORED_SYNTAX, file_bytes, reencode_grey
 
@@ -35,6 +36,9 @@ DEID_METHOD = (
     "UIDs remapped per study (HMAC-SHA256, 2.25 root)",
     "Dates and times removed",
 )
+#: The frame rate written for a multi-frame video or GIF that states none: the rate LUSWeb's
+#: viewer plays such a clip at (``patients.imaging.selectors.DEFAULT_VIEWER_FPS``).
+NOMINAL_FPS = 20.0
 #: CID 7050 codes: Basic Application Confidentiality Profile, Clean Pixel Data Option.
 DEID_CODES = (("113100", "Basic Application Confidentiality Profile"), ("113101", "Clean Pixel Data Option"))
 
@@ -76,9 +80,11 @@ def _keywords(text: str) -> frozenset[str]:
 
 # PS3.15 Table E.1-1 (Basic Profile) actions by keyword: X remove, Z empty, D dummy, U remap UID.
 # The VR rules in _clean_element catch what is not listed (any name, date, time, UID or
-# free text), so an attribute missing from this table is still cleaned.
+# free text), so an attribute missing from this table is still cleaned. Where the table gives
+# "X/Z" or "X/D" (remove unless the IOD needs it), the attribute is removed here and
+# patients.imaging.core.iod.conform_us puts back, empty, the Type 2 ones the US IODs require.
 _REMOVE = _keywords("""
-AccessionNumber AcquisitionComments AcquisitionContextSequence AcquisitionProtocolDescription ActualHumanPerformersSequence
+AcquisitionComments AcquisitionContextSequence AcquisitionProtocolDescription ActualHumanPerformersSequence
 AdditionalPatientHistory AdmissionID AdmittingDiagnosesCodeSequence AdmittingDiagnosesDescription Allergies Arbitrary
 AuthorObserverSequence BranchOfService CommentsOnThePerformedProcedureStep ConfidentialityConstraintOnPatientDataDescription
 ContentCreatorName ContentCreatorIdentificationCodeSequence ContributionDescription CountryOfResidence
@@ -113,9 +119,14 @@ TopicAuthor TopicKeywords TopicSubject TopicTitle VerifyingObserverIdentificatio
 VerifyingObserverSequence VerifyingOrganization VisitComments EthnicGroup SmokingStatus PregnancyStatus
 LastMenstrualDate AdmittingDate AdmittingTime DischargeDate DischargeTime
 """)
+# Z (empty): the Type 2 attributes of the General Study and Patient modules (PS3.3 C.7.2.1,
+# C.7.1.1) and the General Image's Type 2C Content Date/Time (C.7.6.1). Accession Number is "Z" in
+# Table E.1-1, not "X": removing it breaks the General Study module (dciodvfy: "Missing attribute
+# Type 2 Required Element=<AccessionNumber>"). Study ID stays empty, not a dummy: the exam's SR
+# (patients.reports.sr) shares the study and writes it empty, and a study's attributes agree.
 _EMPTY = _keywords("""
 PatientName PatientID PatientBirthDate PatientSex ReferringPhysicianName StudyID StudyDate StudyTime ContentDate ContentTime
-ContrastBolusAgent
+ContrastBolusAgent AccessionNumber
 """)
 # UIDs that name standards, not instances: never remapped.
 _KEEP_UIDS = _keywords("""
@@ -144,8 +155,16 @@ def _clean_element(ds: Any, elem: Any, uid_map: Callable[[str], str]) -> None:
         for item in elem.value or []:
             _clean_dataset(item, uid_map)
         return
-    if keyword in _EMPTY or elem.VR == "PN" or elem.VR in _DATE_VRS:
+    if keyword in _EMPTY or elem.VR == "PN":
         elem.value = ""
+        return
+    if elem.VR in _DATE_VRS:
+        # Every other date and time is removed, not emptied: Table E.1-1 gives them "X" or "X/D"
+        # / "X/Z" (e.g. Acquisition DateTime, Series Date), and none is Type 2 in the US IODs. An
+        # emptied one can be invalid where removal is not: the US Image module's Acquisition
+        # DateTime is Type 1C (PS3.3 C.8.5.6), and a Type 1C attribute is never present empty
+        # (PS3.5 7.4.3; dciodvfy: "Attribute present but empty ... Type 1C").
+        del ds[tag]
         return
     if elem.VR == "UI" and keyword not in _KEEP_UIDS and elem.value:
         values = list(elem.value) if isinstance(elem.value, (list, tuple, MultiValue)) else [elem.value]
@@ -239,7 +258,7 @@ def _stamp(ds: Any, redacted: bool) -> None:
 
 
 def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sector: Sector,
-                       patient_pseudonym: str) -> DeidResult:
+                       patient_pseudonym: str, zone: str = "") -> DeidResult:
     """De-identify one DICOM file (bytes) for a study.
 
     Header (PS3.15 E.1 Basic Profile): private and overlay/curve groups removed; names,
@@ -247,7 +266,9 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
     descriptions removed or emptied; every DA/DT/TM value removed (dates are not shifted: the
     platform keeps the exam time itself); every instance UID remapped with :func:`remap_uid`
     (file meta included); PatientName and PatientID set to the study pseudonym;
-    PatientIdentityRemoved=YES, DeidentificationMethod and its code sequence added.
+    PatientIdentityRemoved=YES, DeidentificationMethod and its code sequence added. Then the US
+    IODs' Type 2 attributes are completed and Image Laterality set from the lung ``zone``
+    (:func:`patients.imaging.core.iod.conform_us`), so the copy validates (dciodvfy).
 
     Pixels (Clean Pixel Data option): uncompressed MONOCHROME, RGB, YBR_FULL and PALETTE COLOR
     data is redacted outside ``sector`` in its own encoding (stored uncompressed, the size of
@@ -274,6 +295,7 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
     ds.PatientName = patient_pseudonym
     ds.PatientID = patient_pseudonym
     _stamp(ds, redacted=pixels != "unchanged")
+    conform_us(ds, zone=zone)
     meta = ds.file_meta
     for keyword in list(meta.dir()):
         elem = meta[keyword]
@@ -310,7 +332,7 @@ def _redact_pixels(ds: Any, tsyntax: Any, grey_frames: np.ndarray, sector: Secto
 
 
 def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, patient_pseudonym: str,
-                      fps: float | None, manufacturer: str = "", model: str = "") -> DeidResult:
+                      fps: float | None, manufacturer: str = "", model: str = "", zone: str = "") -> DeidResult:
     """A de-identified Ultrasound (Multi-frame) Image DICOM holding ``grey`` frames (already
     redacted), JPEG-LS lossless, for uploads that were videos or images: their containers can
     carry metadata (titles, comments, GPS) that we do not parse, so they are not kept."""
@@ -336,13 +358,19 @@ def dicom_from_frames(grey: np.ndarray, *, secret: str, source_sha256: str, pati
     ds.AccessionNumber, ds.StudyID, ds.SeriesNumber, ds.InstanceNumber = "", "", 1, 1
     ds.Manufacturer, ds.ManufacturerModelName = manufacturer[:64], model[:64]
     ds.ImageType = ["DERIVED", "PRIMARY"]
-    if multi and fps:
-        ds.FrameTime = f"{1000.0 / fps:.4f}".rstrip("0").rstrip(".")
-        ds.CineRate = round(fps)
+    if multi:
+        # Frame Increment Pointer is Type 1 in the Multi-frame module (PS3.3 C.7.6.6) and Type 1C,
+        # "required if Number of Frames > 1", in the US Image module (C.8.5.6, Enumerated Value
+        # Frame Time), and Frame Time is then Type 1C in the Cine module (C.7.6.5). A video or
+        # GIF that gives no rate gets NOMINAL_FPS; CineRate (Type 3) only states a known rate.
+        ds.FrameTime = f"{1000.0 / (fps or NOMINAL_FPS):.4f}".rstrip("0").rstrip(".")
+        if fps:
+            ds.CineRate = round(fps)
         ds.FrameIncrementPointer = Tag("FrameTime")
     frames = reencode_grey(ds, grey)
     if not multi and "NumberOfFrames" in ds:
         del ds["NumberOfFrames"]
     _stamp(ds, redacted=True)
+    conform_us(ds, zone=zone)
     return DeidResult(file_bytes(ds, frames), str(ds.SOPInstanceUID), str(ds.StudyInstanceUID),
                       str(ds.SeriesInstanceUID), "redacted-reencoded")
