@@ -13,17 +13,20 @@ from rest_framework.routers import DefaultRouter
 
 from lusweb.headers import csp_update
 from lusweb.signin import TokenView
+from patients.alerts import api as alerts_api
 from patients.dashboards import api as dashboards_api
 from patients.imaging import api as imaging_api
 from patients.readings import api as readings_api
+from patients.receiving import api as receiving_api
 from patients.records import api as records_api
+from patients.reports import api as reports_api
 from patients.research import api as research_api
 from patients.studies import api as studies_api
 from scoring import api as scoring_api
 from scoring.site import api as site_api
 
 CAPABILITIES = (studies_api, records_api, dashboards_api, imaging_api, readings_api, scoring_api, site_api,
-                research_api)
+                research_api, receiving_api, reports_api, alerts_api)
 
 router = DefaultRouter()
 for capability in CAPABILITIES:

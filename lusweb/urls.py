@@ -29,7 +29,9 @@ urlpatterns = [
     path("", include("patients.records.urls")),
     path("", include("patients.imaging.urls")),
     path("", include("patients.readings.urls")),
+    path("", include("patients.receiving.urls")),
     path("", include("patients.dashboards.urls")),
     path("", include("patients.research.urls")),
     path("", include("scoring.urls")),
+    path("", include("patients.alerts.urls")),
 ]

@@ -33,6 +33,7 @@ from scoring.models import ClipScore, ExamScore, JobStatus, ModelVersion, Scorin
 from scoring.selectors import score_confidence
 from scoring.services import lease_seconds, sync_metadata, weights_metadata
 from scoring.severity import pack_features, severity_feature_sets, severity_predict
+from scoring.signals import exam_scored
 from scoring.study_model import study_model_id
 
 logger = logging.getLogger(__name__)
@@ -278,6 +279,7 @@ def _store(job: ScoringJob, worker: str, *, clips: list[ZoneClip], results: list
             status=JobStatus.SUCCEEDED, progress=1.0, step="finished", finished_at=timezone.now(),
             lease_expires_at=None, timings=timings,
         )
+        exam_scored.send(sender=ScoringJob, job=job, exam_id=job.exam_id)
     return severity
 
 

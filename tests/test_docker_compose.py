@@ -25,7 +25,7 @@ def _compose() -> dict[str, Any]:
 
 def test_services_and_health_checks() -> None:
     services = _compose()["services"]
-    assert set(services) == {"web", "worker", "db", "redis"}
+    assert set(services) == {"web", "worker", "dicom", "db", "redis"}
     for name, service in services.items():
         assert "test" in service["healthcheck"], name
 
@@ -36,6 +36,19 @@ def test_web_serves_asgi_and_worker_consumes_both_queues() -> None:
     # Several server processes: one slow request must not hold up every other user.
     assert "uvicorn lusweb.asgi:application" in web and "--workers $${LUSWEB_WEB_WORKERS:-4}" in web
     assert services["worker"]["command"].startswith("celery -A lusweb worker -Q ingest,gpu,cpu")
+
+
+def test_dicom_receiver_runs_the_scp_on_the_app_image() -> None:
+    """The DICOM receiver (issue 18): the same image, settings and media as web and worker, port 11112."""
+    services = _compose()["services"]
+    dicom = services["dicom"]
+    assert dicom["command"] == "python manage.py lus_dicom_scp"
+    assert dicom["image"] == services["web"]["image"] == services["worker"]["image"]
+    assert dicom["ports"] == ["${LUSWEB_DICOM_PORT:-11112}:${LUSWEB_DICOM_PORT:-11112}"]
+    assert "media:/data/media" in dicom["volumes"] and dicom["env_file"] == ".env"
+    assert dicom["environment"]["LUSWEB_REDIS_URL"] == "redis://redis:6379/0"
+    assert dicom["environment"]["DJANGO_SETTINGS_MODULE"] == "lusweb.settings.production"
+    assert dicom["depends_on"]["db"]["condition"] == "service_healthy"
 
 
 def test_worker_reserves_an_nvidia_gpu() -> None:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 from lusweb.settings.database import database_settings
 from lusweb.settings.env import (
+    env_ae_title,
     env_bool,
     env_choice,
     env_int,
@@ -327,3 +328,10 @@ CONTENT_SECURITY_POLICY: dict[str, list[str]] = {
 }
 CSP_REPORT_ONLY = env_bool("CSP_REPORT_ONLY", False)
 CSP_REPORT_URI = env_str("CSP_REPORT_URI", "") or ""
+
+# --- DICOM receiver (issue 18: ``python manage.py lus_dicom_scp``) ---------------------------------
+# Its AE title and port; senders are let in by each study's allow-list of calling AE titles
+# (Study.dicom_calling_aets). One association is one thread: 12 machines sending at once need 12.
+DICOM_AE_TITLE = env_ae_title("DICOM_AE_TITLE", "LUSWEB")
+DICOM_PORT = env_int("DICOM_PORT", 11112, minimum=1, maximum=65535)
+DICOM_MAX_ASSOCIATIONS = env_int("DICOM_MAX_ASSOCIATIONS", 16, minimum=1)

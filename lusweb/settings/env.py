@@ -69,6 +69,18 @@ def env_choice(name: str, default: str, choices: tuple[str, ...]) -> str:
     return value
 
 
+def env_ae_title(name: str, default: str) -> str:
+    """A DICOM Application Entity title: 1 to 16 characters, no backslash or control character."""
+    value = _raw(name)
+    if value is None:
+        return default
+    title = value.strip()
+    if not 1 <= len(title) <= 16 or "\\" in title or any(ord(c) < 32 or ord(c) > 126 for c in title):
+        raise ImproperlyConfigured(f"{PREFIX}{name}={value!r} is not an AE title (1-16 printable ASCII characters, "
+                                   "no backslash)")
+    return title
+
+
 def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
     """Turn ``sqlite:///path`` or ``postgres://user:pass@host:port/name`` into a DATABASES entry."""
     parts = urlsplit(url)

@@ -7,6 +7,7 @@ from patients.dashboards import views
 
 urlpatterns = [
     path("studies/<int:pk>/overview/", views.study_overview, name="dashboard-study-overview"),
+    path("studies/<int:pk>/ward/", views.study_ward, name="dashboard-study-ward"),
     path("studies/<int:pk>/correlation/", views.study_correlation, name="dashboard-study-correlation"),
     path("patients/<int:pk>/timeline/", views.patient_timeline, name="dashboard-patient-timeline"),
     path("patients/<int:pk>/correlation/", views.patient_correlation, name="dashboard-patient-correlation"),

@@ -8,11 +8,14 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 
+from patients.audit.models import AuditAction
+from patients.audit.services import audit_record
 from patients.dashboards import gradcam, selectors, stats
 from patients.dashboards.correlation import correlation
 from patients.dashboards.exam_page import exam_page
 from patients.dashboards.overview import study_overview as overview_data
 from patients.dashboards.timeline import patient_timeline as timeline_data
+from patients.dashboards.ward import SORT_KEYS, sort_rows, ward_rows
 from patients.imaging.forms import ClipUploadForm
 from patients.imaging.selectors import clip_for
 from patients.imaging.views import exam_page_upload
@@ -67,6 +70,42 @@ def study_overview(request: HttpRequest, pk: int) -> HttpResponse:
         "study": study, "role": role, "data": data, "chart": data["chart"],
         "colours": {"severity": selectors.SEVERITY_COLOURS, "now": selectors.NOW_COLOURS,
                     "none": selectors.NO_SEVERITY_COLOUR},
+    })
+
+
+#: The ward list's columns: sort key, header, what the header's title explains.
+WARD_COLUMNS = (
+    ("code", "Patient", "pseudonym code"),
+    ("score", "Latest score", "global LUS score of record of the latest scored exam, as % of its protocol's maximum"),
+    ("change", "Change", "since the previous scored exam, in points of % of the maximum"),
+    ("review", "Review", "review state of the exam whose score is shown"),
+    ("alerts", "Open alerts", "alerts not acknowledged yet"),
+    ("pf", "Last P/F", "PaO2/FiO2 of the latest blood gas, mmHg"),
+    ("paco2", "Last PaCO2", "of the latest blood gas, mmHg"),
+    ("gas_at", "Gas taken", "when the latest blood gas was taken"),
+    ("days", "Days in", "days since admission (since the first exam when the admission date is unknown)"),
+)
+
+
+@login_required
+def study_ward(request: HttpRequest, pk: int) -> HttpResponse:
+    """The ward list: one row per patient, sorted server-side by ``?sort=<key>&dir=asc|desc``."""
+    study, role = study_for(user=request.user, pk=pk)
+    key = request.GET.get("sort", "code")
+    key = key if key in SORT_KEYS else "code"
+    direction = "desc" if request.GET.get("dir") == "desc" else "asc"
+    rows = sort_rows(ward_rows(study=study, user=request.user), key, direction)
+    identifying = permissions.can_see_identifying(request.user, study)
+    if identifying and rows:
+        audit_record(actor=request.user, action=AuditAction.VIEW_IDENTIFYING, study=study,
+                     object_type="patient", object_id="list", row_count=len(rows),
+                     changes={"patients": [r["id"] for r in rows], "via": "ward list"})
+    columns = [{"key": k, "label": label, "title": title, "current": k == key,
+                "aria": ("descending" if direction == "desc" else "ascending") if k == key else "none",
+                "next": "desc" if k == key and direction == "asc" else "asc"} for k, label, title in WARD_COLUMNS]
+    return render(request, "dashboards/ward.html", {
+        "study": study, "role": role, "rows": rows, "columns": columns, "sort": key, "dir": direction,
+        "identifying": identifying,
     })
 
 

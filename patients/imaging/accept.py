@@ -13,6 +13,7 @@ import hashlib
 import uuid
 from typing import IO, Any
 
+from django.core.exceptions import PermissionDenied
 from django.core.files import File
 from django.db import IntegrityError, transaction
 from django.db.models import Q
@@ -35,6 +36,7 @@ from patients.imaging.models import IN_FLIGHT, ClipStatus, ZoneClip
 from patients.imaging.names import safe_filename
 from patients.records.models import Exam
 from patients.studies import permissions
+from patients.studies.models import Study
 
 
 class _Hashing(File):  # type: ignore[type-arg]
@@ -101,7 +103,7 @@ def upload_remove(clip: ZoneClip) -> None:
 
 
 def clip_accept(*, exam: Exam, upload: IO[bytes], zone: str, by: Any, filename: str = "", replace: bool = False,
-                dispatch: bool = True) -> IngestResult:
+                dispatch: bool = True, received_from: str = "") -> IngestResult:
     """Store an upload as a pending clip of ``exam``'s ``zone`` and send it to be checked.
 
     Refuses at once (``IngestError``, nothing stored) what the request can see: a user who may not
@@ -111,8 +113,12 @@ def clip_accept(*, exam: Exam, upload: IO[bytes], zone: str, by: Any, filename: 
     zone return the clip already there (``created=False``). Otherwise the clip is saved
     ``pending`` and audited, and with ``dispatch`` its check goes to the ``ingest`` queue once the
     transaction commits (a broker that is down only delays it: the recovery loop sends it).
+
+    ``received_from`` names the sender of a received instance (``"AE X via DICOM C-STORE"``) and
+    goes into the audit event. With ``by=None`` (the DICOM receiver has no user) the receiver has
+    checked the sender against the study's allow-list, so only an archived study refuses it here.
     """
-    permissions.require_write(by, exam.study)
+    _require_uploader(by, exam.study, received_from)
     zone = checked_zone(exam, zone)
     limit = max_upload_bytes()
     check_declared_size(upload, limit)
@@ -122,7 +128,7 @@ def clip_accept(*, exam: Exam, upload: IO[bytes], zone: str, by: Any, filename: 
                     deidentified=exam.study.deidentify, sha256="", size_bytes=0)
     _store_upload(clip, upload, limit)
     try:
-        result = _register(clip, by=by, replace=replace, dispatch=dispatch)
+        result = _register(clip, by=by, replace=replace, dispatch=dispatch, received_from=received_from)
     except BaseException:
         upload_remove(clip)
         raise
@@ -131,7 +137,16 @@ def clip_accept(*, exam: Exam, upload: IO[bytes], zone: str, by: Any, filename: 
     return result
 
 
-def _register(clip: ZoneClip, *, by: Any, replace: bool, dispatch: bool) -> IngestResult:
+def _require_uploader(by: Any, study: Study, received_from: str) -> None:
+    """A user who may write to the study, or a machine the receiver let in (``received_from``)."""
+    if by is None and received_from:
+        if study.archived:
+            raise PermissionDenied(f"Study {study.name!r} is archived and read-only.")
+        return
+    permissions.require_write(by, study)
+
+
+def _register(clip: ZoneClip, *, by: Any, replace: bool, dispatch: bool, received_from: str = "") -> IngestResult:
     """Save the pending clip, or answer with the zone's clip of the same bytes; serialised per exam."""
     exam = clip.exam
     try:
@@ -150,6 +165,7 @@ def _register(clip: ZoneClip, *, by: Any, replace: bool, dispatch: bool) -> Inge
                 "exam": {"old": None, "new": exam.pk}, "zone": {"old": None, "new": clip.zone},
                 "sha256": {"old": None, "new": clip.sha256}, "status": {"old": None, "new": clip.status},
                 "deidentified": {"old": None, "new": clip.deidentified},
+                **({"received_from": received_from} if received_from else {}),
             })
             if dispatch:
                 transaction.on_commit(functools.partial(clip_dispatch, clip.pk), robust=True)

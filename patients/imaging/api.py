@@ -18,7 +18,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.routers import SimpleRouter
 
-from patients.imaging import selectors, services
+from patients.imaging import selectors, services, zone_hints
 from patients.imaging.ingest import IngestError, clip_accept
 from patients.imaging.models import IN_FLIGHT, ClipStatus, ZoneClip
 from patients.records.api import PatientTimeMixin, query_int
@@ -63,6 +63,29 @@ class ClipUploadSerializer(serializers.Serializer[Any]):
 
 class ClipCreateSerializer(ClipUploadSerializer):
     exam = serializers.IntegerField()
+
+
+class ZoneHintsSerializer(serializers.Serializer[Any]):
+    files = serializers.ListField(child=serializers.FileField(allow_empty_file=True),
+                                  help_text="the first 256 KiB of each file (DICOM or video), named as the file")
+
+
+class ZoneHintSerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    zone = serializers.CharField(allow_null=True)
+    # A declared field named like Field.source (the serializer's metaclass takes it out of the class).
+    source = serializers.ChoiceField(choices=["dicom", "name", ""])  # type: ignore[assignment]
+    dicom = serializers.BooleanField()
+    value = serializers.CharField(allow_blank=True)
+    note = serializers.CharField(allow_blank=True)
+
+
+class ZoneHintsAnswer(serializers.Serializer[Any]):
+    exam = serializers.IntegerField()
+    protocol = serializers.CharField()
+    tag = serializers.CharField()
+    pattern = serializers.CharField()
+    hints = ZoneHintSerializer(many=True)
 
 
 # --- the upload path -----------------------------------------------------------------------------
@@ -135,6 +158,18 @@ class ExamClipsViewSet(viewsets.GenericViewSet):  # type: ignore[type-arg]
         ser = ClipUploadSerializer(data=request.data)
         ser.is_valid(raise_exception=True)
         return _upload(request, exam, ser.validated_data)
+
+    @extend_schema(request={"multipart/form-data": ZoneHintsSerializer}, responses={200: ZoneHintsAnswer})
+    @action(detail=True, methods=["post"], url_path="zone-hints", parser_classes=[MultiPartParser])
+    def zone_hints(self, request: Request, pk: str | None = None) -> Response:
+        # The zone each file gives (its DICOM zone attribute by the study's rule, else its name),
+        # from the first 256 KiB of each file in ``files``; nothing is stored.
+        exam = self.get_object()
+        files = [(f.name or "", f.read(zone_hints.HEAD_BYTES)) for f in request.FILES.getlist("files")]
+        hints = zone_hints.zone_hints(exam=exam, files=files)
+        study = exam.study
+        return Response({"exam": exam.pk, "protocol": exam.protocol, "tag": study.dicom_zone_tag,
+                         "pattern": study.dicom_zone_pattern, "hints": [h.as_dict() for h in hints]})
 
 
 # --- routes (assembled by lusweb.api_urls) -------------------------------------------------------

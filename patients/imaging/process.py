@@ -176,8 +176,8 @@ def _replace_occupant(clip: ZoneClip) -> int | None:
     if old is None:
         return None
     audit_record(actor=clip.uploaded_by, action=AuditAction.DELETE, study=clip.exam.study, obj=old,
-                 changes={"zone": {"old": old.zone, "new": None}, "sha256": {"old": old.sha256, "new": None},
-                          "replaced": True})
+                 changes={"exam": {"old": old.exam_id, "new": None}, "zone": {"old": old.zone, "new": None},
+                          "sha256": {"old": old.sha256, "new": None}, "replaced": True})
     pk = old.pk
     old.delete()
     return pk

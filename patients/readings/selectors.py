@@ -18,8 +18,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from django.db.models import Max, QuerySet
+from django.db.models import Max, Q, QuerySet
 
+from patients.audit.models import AuditAction, AuditEvent
 from patients.imaging.models import ZoneClip
 from patients.readings.models import BlindRead, ExamSignature, ReadingSource, ZoneReading
 from patients.records.models import Exam
@@ -66,6 +67,7 @@ class ReviewState:
     status: str  # "draft" | "reviewed" | "amended"
     signed_by: str | None = None
     signed_at: dt.datetime | None = None
+    amendment: str = ""  # amended: the latest change since the signature, in words ("a reading changed")
 
 
 DRAFT = ReviewState("draft")
@@ -161,24 +163,55 @@ def clip_record(*, clip: ZoneClip, user: Any = None) -> ZoneRecord:
 
 
 def review_states(*, exam_ids: Iterable[int]) -> dict[int, ReviewState]:
-    """exam id -> :class:`ReviewState`: draft (never signed), reviewed (signed, no clinician or
-    adjudication reading made openly since the latest signature) or amended (one since)."""
+    """exam id -> :class:`ReviewState`: draft (never signed), reviewed (signed, nothing changed
+    since the latest signature) or amended (changed since: a clinician or adjudication reading made
+    openly, or an audited change of the signed record - :func:`record_changes`)."""
     ids = list(dict.fromkeys(int(i) for i in exam_ids))
     out = dict.fromkeys(ids, DRAFT)
     for chunk in chunks(ids):
         latest: dict[int, tuple[dt.datetime, str]] = {}
-        for exam_id, at, by in (ExamSignature.objects.filter(exam_id__in=chunk).order_by("exam_id", "-at", "-pk")
-                                .values_list("exam_id", "at", "by_name")):
+        studies: set[int] = set()
+        for exam_id, at, by, study_id in (ExamSignature.objects.filter(exam_id__in=chunk)
+                                          .order_by("exam_id", "-at", "-pk")
+                                          .values_list("exam_id", "at", "by_name", "exam__patient__study_id")):
             latest.setdefault(exam_id, (at, by))
+            studies.add(study_id)
         if not latest:
             continue
         last_read = dict(ZoneReading.objects.filter(clip__exam_id__in=list(latest), source__in=CLINICIAN_SOURCES,
                                                     blind=False)
                          .values("clip__exam_id").annotate(last=Max("created_at"))
                          .values_list("clip__exam_id", "last"))
+        last_change = record_changes(exam_ids=list(latest), study_ids=studies,
+                                     since=min(at for at, _ in latest.values()))
         for exam_id, (at, by) in latest.items():
-            changed = last_read.get(exam_id)
-            out[exam_id] = ReviewState("amended" if changed is not None and changed > at else "reviewed", by or None, at)
+            read = last_read.get(exam_id)
+            changes = [c for c in ((read, "a reading changed") if read else None, last_change.get(exam_id))
+                       if c is not None and c[0] > at]
+            change = max(changes, default=None, key=lambda c: c[0])
+            out[exam_id] = ReviewState("amended" if change else "reviewed", by or None, at, change[1] if change else "")
+    return out
+
+
+def record_changes(*, exam_ids: Sequence[int], study_ids: Iterable[int],
+                   since: dt.datetime) -> dict[int, tuple[dt.datetime, str]]:
+    """exam id -> the time of its latest audited change of the record a signature covers, after
+    ``since``, and what it was in words (one query): its own fields edited (date, protocol, device...:
+    an exam ``update``) or one of its clips deleted or replaced (a clip ``delete`` naming the exam).
+    The audit events keep the old and new values."""
+    ids = [int(i) for i in exam_ids]
+    rows = (AuditEvent.objects.filter(study_id__in=list(study_ids), at__gt=since)
+            .filter(Q(object_type="exam", action=AuditAction.UPDATE, object_id__in=[str(i) for i in ids])
+                    | Q(object_type="zoneclip", action=AuditAction.DELETE, changes__exam__old__in=ids))
+            .order_by("at", "pk").values_list("object_type", "object_id", "changes", "at"))
+    out: dict[int, tuple[dt.datetime, str]] = {}
+    for kind, object_id, changes, at in rows:  # in time order: the latest stays
+        if kind == "exam":
+            fields = ", ".join("date" if f == "acquired_at" else f for f in sorted(changes))
+            out[int(object_id)] = (at, f"the exam's {fields} changed")
+        else:
+            zone = (changes.get("zone") or {}).get("old") or "a"
+            out[int(changes["exam"]["old"])] = (at, f"the {zone} clip was {'replaced' if changes.get('replaced') else 'deleted'}")
     return out
 
 

@@ -15,7 +15,7 @@ from patients.audit.services import audit_record, diff
 from patients.imaging.models import ZoneClip
 from patients.readings import selectors
 from patients.readings.models import FINDINGS, BlindRead, ExamSignature, ReadingSource, ZoneReading
-from patients.readings.signals import reading_saved
+from patients.readings.signals import exam_signed, reading_saved
 from patients.records.models import Exam
 from patients.studies import permissions
 
@@ -160,6 +160,7 @@ def exam_sign(*, exam: Exam, by: Any) -> ExamSignature:
                                                  at=timezone.now(), record=record)
         audit_record(actor=by, action=AuditAction.SIGN, study=study, obj=exam, changes={
             "status": {"old": state.status, "new": "reviewed"}, "record": record, "signature": signature.pk})
+        exam_signed.send(sender=ExamSignature, signature=signature, exam_id=exam.pk)
     return signature
 
 

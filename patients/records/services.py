@@ -14,6 +14,7 @@ from lusweb.errors import ServiceError, check_settable
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_record, create_audited, diff, snapshot, update_audited
 from patients.records.models import BloodGas, ClinicalInfo, Exam, GasUnit, Patient
+from patients.records.signals import blood_gas_saved
 from patients.records.units import KPA_TO_MMHG
 from patients.studies import permissions
 from patients.studies.models import Study
@@ -231,9 +232,11 @@ def blood_gas_create(
     permissions.require_write(by, patient.study)
     converted = _gas_pressures_mmhg(unit, paco2, pao2)
     _check_gas(ph=ph, fio2=fio2, sao2=sao2)
-    return create_audited(BloodGas, audited_in=patient.study, by=by, tracked=GAS_AUDIT_FIELDS, patient=patient,
-                          sampled_at=sampled_at, paco2_mmhg=converted["paco2"], pao2_mmhg=converted["pao2"], ph=ph,
-                          hco3=hco3, lactate=lactate, sao2=sao2, fio2=fio2, unit_entered=unit)
+    gas = create_audited(BloodGas, audited_in=patient.study, by=by, tracked=GAS_AUDIT_FIELDS, patient=patient,
+                         sampled_at=sampled_at, paco2_mmhg=converted["paco2"], pao2_mmhg=converted["pao2"], ph=ph,
+                         hco3=hco3, lactate=lactate, sao2=sao2, fio2=fio2, unit_entered=unit)
+    blood_gas_saved.send(sender=BloodGas, gas=gas)
+    return gas
 
 
 def _check_gas(*, ph: float | None, fio2: float | None, sao2: float | None) -> None:
@@ -253,4 +256,5 @@ def blood_gas_update(*, gas: BloodGas, by: Any, sampled_at: dt.datetime, unit: s
     values = {"sampled_at": sampled_at, "paco2_mmhg": converted["paco2"], "pao2_mmhg": converted["pao2"],
               "unit_entered": unit, **fields}
     update_audited(gas, fields=values, tracked=GAS_AUDIT_FIELDS, study=gas.patient.study, by=by)
+    blood_gas_saved.send(sender=BloodGas, gas=gas)
     return gas

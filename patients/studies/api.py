@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db import transaction
 from django.db.models import QuerySet
 from django.urls import path
 from drf_spectacular.types import OpenApiTypes
@@ -32,11 +33,14 @@ class StudySerializer(serializers.ModelSerializer[Study]):
     role = serializers.SerializerMethodField()
     zones = serializers.SerializerMethodField()
     page_url = serializers.CharField(source="get_absolute_url", read_only=True)
+    # DICOM receiving (study admins; checked by services.study_update): senders and mapping rules.
+    dicom_calling_aets = serializers.ListField(child=serializers.CharField(allow_blank=True, trim_whitespace=False),
+                                               required=False, help_text="calling AE titles allowed to send")
 
     class Meta:
         model = Study
         fields = ["id", "name", "protocol", "description", "archived", "deidentify", "keep_original", "created_at",
-                  "role", "zones", "page_url"]
+                  "role", "zones", "page_url", *services.DICOM_SETTINGS]
         read_only_fields = ["archived", "created_at"]
 
     def get_role(self, obj: Study) -> str | None:
@@ -98,7 +102,11 @@ class StudyViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
         return selectors.study_list(user=self.request.user)
 
     def perform_create(self, serializer: Any) -> None:
-        serializer.instance = services.study_create(created_by=self.request.user, **serializer.validated_data)
+        data = dict(serializer.validated_data)
+        dicom = {key: data.pop(key) for key in services.DICOM_SETTINGS if key in data}
+        with transaction.atomic():  # a refused DICOM setting leaves no study behind
+            study = services.study_create(created_by=self.request.user, **data)
+            serializer.instance = services.study_update(study=study, by=self.request.user, **dicom) if dicom else study
 
     def perform_update(self, serializer: Any) -> None:
         serializer.instance = services.study_update(study=serializer.instance, by=self.request.user,

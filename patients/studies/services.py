@@ -5,21 +5,27 @@ what it changes.
 """
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
+from pydicom.datadict import dictionary_VR, tag_for_keyword
 
 from lusweb.errors import ServiceError, check_settable
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_record, diff, snapshot, update_audited
 from patients.studies import permissions
-from patients.studies.models import Membership, Role, Study
+from patients.studies.models import DicomPatientMatch, Membership, Role, Study
 from patients.studies.protocols import validate_protocol
 
-STUDY_AUDIT_FIELDS = ("name", "protocol", "description", "archived", "deidentify", "keep_original")
-STUDY_SETTINGS = ("name", "protocol", "description", "deidentify", "keep_original")
+#: Receiving DICOM (``lus_dicom_scp``, STOW-RS): who may send and how instances map to records.
+DICOM_SETTINGS = ("dicom_calling_aets", "dicom_patient_match", "dicom_zone_tag", "dicom_zone_pattern")
+STUDY_AUDIT_FIELDS = ("name", "protocol", "description", "archived", "deidentify", "keep_original", *DICOM_SETTINGS)
+STUDY_SETTINGS = ("name", "protocol", "description", "deidentify", "keep_original", *DICOM_SETTINGS)
+#: Data element VRs whose value is no text a zone pattern could read.
+_NO_TEXT_VRS = frozenset({"SQ", "OB", "OW", "OF", "OD", "OL", "OV", "UN"})
 
 
 def _clean_study_name(name: Any, *, exclude: Study | None = None) -> str:
@@ -78,16 +84,76 @@ def study_for_import(*, name: str, protocol: str, by: Any, description: str = ""
 
 
 def study_update(*, study: Study, by: Any, **fields: Any) -> Study:
-    """Change a study's name, default protocol (for new exams), description, ``deidentify`` or
-    ``keep_original`` (study admins). Audited with old and new values."""
+    """Change a study's name, default protocol (for new exams), description, ``deidentify``,
+    ``keep_original`` or its DICOM receiving settings (``DICOM_SETTINGS``: allowed calling AE
+    titles, patient match, zone tag and pattern) (study admins). Audited with old and new values."""
     permissions.require_admin(by, study)
     check_settable(fields, STUDY_SETTINGS)
     if "protocol" in fields:
         validate_protocol(fields["protocol"])
     if "name" in fields:
         fields["name"] = _clean_study_name(fields["name"], exclude=study)
+    _clean_dicom_settings(study, fields)
     update_audited(study, fields=fields, tracked=STUDY_AUDIT_FIELDS, study=study, by=by)
     return study
+
+
+def _clean_dicom_settings(study: Study, fields: dict[str, Any]) -> None:
+    """Check (and normalise in place) the DICOM receiving settings among ``fields``."""
+    if "dicom_calling_aets" in fields:
+        fields["dicom_calling_aets"] = _clean_calling_aets(study, fields["dicom_calling_aets"])
+    if "dicom_patient_match" in fields and fields["dicom_patient_match"] not in DicomPatientMatch.values:
+        raise ServiceError(f"dicom_patient_match must be one of {', '.join(DicomPatientMatch.values)}",
+                           code="bad_patient_match")
+    if "dicom_zone_tag" in fields:
+        fields["dicom_zone_tag"] = _clean_zone_tag(fields["dicom_zone_tag"])
+    if "dicom_zone_pattern" in fields:
+        pattern = str(fields["dicom_zone_pattern"] or "")
+        if not pattern.strip() or len(pattern) > 200:
+            raise ServiceError("the zone pattern must be a regular expression of 1 to 200 characters",
+                               code="bad_zone_pattern")
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ServiceError(f"the zone pattern is not a regular expression: {exc}", code="bad_zone_pattern") from exc
+
+
+def ae_title_problem(title: str) -> str | None:
+    """Why ``title`` is no DICOM AE title (1-16 printable ASCII characters, no backslash), or None."""
+    if not 1 <= len(title) <= 16:
+        return f"AE title {title!r} must have 1 to 16 characters"
+    if "\\" in title or any(not 32 <= ord(c) <= 126 for c in title):
+        return f"AE title {title!r} may hold printable ASCII characters only, no backslash or control character"
+    return None
+
+
+def _clean_calling_aets(study: Study, titles: Any) -> list[str]:
+    """The allow-list stripped and without repeats; an AE title belongs to one study only (the
+    receiver files what a sender sends in the one study that allows it)."""
+    if not isinstance(titles, list | tuple) or not all(isinstance(t, str) for t in titles):
+        raise ServiceError("dicom_calling_aets must be a list of AE titles", code="bad_calling_aets")
+    cleaned = list(dict.fromkeys(t.strip() for t in titles))
+    for title in cleaned:
+        problem = ae_title_problem(title)
+        if problem:
+            raise ServiceError(problem, code="bad_calling_aets")
+    for other in Study.objects.exclude(pk=study.pk).exclude(dicom_calling_aets=[]).only("name", "dicom_calling_aets"):
+        taken = sorted(set(cleaned) & {str(t).strip() for t in other.dicom_calling_aets or []})
+        if taken:
+            raise ServiceError(f"AE title {', '.join(taken)} already sends to study {other.name!r}; an AE title "
+                               "sends to one study only", code="calling_aet_taken")
+    return cleaned
+
+
+def _clean_zone_tag(keyword: Any) -> str:
+    keyword = str(keyword or "").strip()
+    tag = tag_for_keyword(keyword) if keyword else None
+    if tag is None:
+        raise ServiceError(f"{keyword!r} is not a DICOM keyword (such as SeriesDescription or ImageComments)",
+                           code="bad_zone_tag")
+    if dictionary_VR(tag) in _NO_TEXT_VRS:
+        raise ServiceError(f"{keyword} holds no text to read a zone from", code="bad_zone_tag")
+    return keyword
 
 
 def study_set_archived(*, study: Study, archived: bool, by: Any) -> Study:

@@ -1,6 +1,7 @@
 """Study pages: the home page (study list), members, settings, archiving and the audit trail."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
@@ -71,11 +72,15 @@ def study_member_remove(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def study_settings(request: HttpRequest, pk: int) -> HttpResponse:
-    """Study admins: description, de-identification and original-keeping; archive / unarchive."""
+    """Study admins: description, de-identification and original-keeping, receiving from ultrasound
+    machines (allowed AE titles, patient and zone mapping); archive / unarchive."""
     study, role = selectors.study_for(user=request.user, pk=pk)
     if role not in permissions.ADMIN_ROLES:
         raise PermissionDenied("Only a study admin can change the study's settings.")
-    initial = {"description": study.description, "deidentify": study.deidentify, "keep_original": study.keep_original}
+    initial = {"description": study.description, "deidentify": study.deidentify, "keep_original": study.keep_original,
+               "dicom_calling_aets": "\n".join(study.dicom_calling_aets or []),
+               "dicom_patient_match": study.dicom_patient_match, "dicom_zone_tag": study.dicom_zone_tag,
+               "dicom_zone_pattern": study.dicom_zone_pattern}
     form = StudySettingsForm(request.POST or None, initial=initial)
     if request.method == "POST" and form.is_valid():
         try:
@@ -85,7 +90,9 @@ def study_settings(request: HttpRequest, pk: int) -> HttpResponse:
         else:
             messages.success(request, "Settings saved.")
             return redirect("study-settings", pk=study.pk)
-    return render(request, "studies/study_settings.html", {"study": study, "role": role, "form": form})
+    return render(request, "studies/study_settings.html", {"study": study, "role": role, "form": form,
+                                                          "dicom_ae_title": settings.DICOM_AE_TITLE,
+                                                          "dicom_port": settings.DICOM_PORT})
 
 
 @login_required

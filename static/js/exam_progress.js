@@ -19,8 +19,15 @@
   const checking = new Set(((zones && zones.dataset.uploadsChecking) || "").split(",").filter(Boolean));
   let reloading = false;
 
+  // A batch upload in progress or just finished (batch-upload.js) keeps its table: the status
+  // above is updated in place, and its summary links to the reloaded page.
+  function batchKeepsPage() {
+    const batch = document.getElementById("batch-upload");
+    return !!batch && (batch.dataset.state === "uploading" || batch.dataset.state === "done");
+  }
+
   function reload() {
-    if (reloading) return;
+    if (reloading || batchKeepsPage()) return;
     reloading = true;
     // Show the new state (a full reload keeps the page logic in one place: the server).
     setTimeout(function () { window.location.reload(); }, 600);
