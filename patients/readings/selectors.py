@@ -165,53 +165,78 @@ def clip_record(*, clip: ZoneClip, user: Any = None) -> ZoneRecord:
 def review_states(*, exam_ids: Iterable[int]) -> dict[int, ReviewState]:
     """exam id -> :class:`ReviewState`: draft (never signed), reviewed (signed, nothing changed
     since the latest signature) or amended (changed since: a clinician or adjudication reading made
-    openly, or an audited change of the signed record - :func:`record_changes`)."""
+    openly, or an audited change of the signed record - :func:`record_changes`).
+
+    "Since the signature" is decided by creation order, not by comparing clocks: the signature's
+    audit event names the last reading it covered (``readings_upto``), so a later reading has a
+    higher id, and a later record change a higher audit event id. Timestamps taken by different
+    processes (or by one clock stepped back, or equal to the microsecond) cannot misplace a
+    change. A signature without that event (made before it was written) falls back to the times."""
     ids = list(dict.fromkeys(int(i) for i in exam_ids))
     out = dict.fromkeys(ids, DRAFT)
     for chunk in chunks(ids):
-        latest: dict[int, tuple[dt.datetime, str]] = {}
+        latest: dict[int, tuple[int, dt.datetime, str]] = {}  # exam -> its latest signature (pk, at, by)
         studies: set[int] = set()
-        for exam_id, at, by, study_id in (ExamSignature.objects.filter(exam_id__in=chunk)
-                                          .order_by("exam_id", "-at", "-pk")
-                                          .values_list("exam_id", "at", "by_name", "exam__patient__study_id")):
-            latest.setdefault(exam_id, (at, by))
+        for exam_id, pk, at, by, study_id in (ExamSignature.objects.filter(exam_id__in=chunk)
+                                              .order_by("exam_id", "-pk")
+                                              .values_list("exam_id", "pk", "at", "by_name", "exam__patient__study_id")):
+            latest.setdefault(exam_id, (pk, at, by))
             studies.add(study_id)
         if not latest:
             continue
-        last_read = dict(ZoneReading.objects.filter(clip__exam_id__in=list(latest), source__in=CLINICIAN_SOURCES,
-                                                    blind=False)
-                         .values("clip__exam_id").annotate(last=Max("created_at"))
-                         .values_list("clip__exam_id", "last"))
+        marks = _signature_marks([pk for pk, _, _ in latest.values()], studies)
+        last_read = {e: (at, last_pk) for e, at, last_pk in
+                     ZoneReading.objects.filter(clip__exam_id__in=list(latest), source__in=CLINICIAN_SOURCES, blind=False)
+                     .values("clip__exam_id").annotate(last=Max("created_at"), last_pk=Max("pk"))
+                     .values_list("clip__exam_id", "last", "last_pk")}
         last_change = record_changes(exam_ids=list(latest), study_ids=studies,
-                                     since=min(at for at, _ in latest.values()))
-        for exam_id, (at, by) in latest.items():
-            read = last_read.get(exam_id)
-            changes = [c for c in ((read, "a reading changed") if read else None, last_change.get(exam_id))
-                       if c is not None and c[0] > at]
+                                     since=min(at for _, at, _ in latest.values()),
+                                     after_event=min((m[0] for m in marks.values()), default=None))
+        for exam_id, (pk, at, by) in latest.items():
+            mark = marks.get(pk)
+            read, record = last_read.get(exam_id), last_change.get(exam_id)
+            changes = []
+            if read is not None and (read[1] > mark[1] if mark else read[0] > at):
+                changes.append((read[0], "a reading changed"))
+            if record is not None and (record[2] > mark[0] if mark else record[0] > at):
+                changes.append((record[0], record[1]))
             change = max(changes, default=None, key=lambda c: c[0])
             out[exam_id] = ReviewState("amended" if change else "reviewed", by or None, at, change[1] if change else "")
     return out
 
 
-def record_changes(*, exam_ids: Sequence[int], study_ids: Iterable[int],
-                   since: dt.datetime) -> dict[int, tuple[dt.datetime, str]]:
-    """exam id -> the time of its latest audited change of the record a signature covers, after
-    ``since``, and what it was in words (one query): its own fields edited (date, protocol, device...:
-    an exam ``update``) or one of its clips deleted or replaced (a clip ``delete`` naming the exam).
-    The audit events keep the old and new values."""
+def _signature_marks(signature_ids: list[int], study_ids: set[int]) -> dict[int, tuple[int, int]]:
+    """signature pk -> (the id of its ``sign`` audit event, the highest reading id of the exam when
+    it was signed), for the signatures whose event records it (``readings.services.exam_sign``)."""
+    rows = (AuditEvent.objects.filter(study_id__in=list(study_ids), action=AuditAction.SIGN, object_type="exam",
+                                      changes__signature__in=signature_ids)
+            .values_list("pk", "changes"))
+    return {int(changes["signature"]): (pk, int(changes["readings_upto"]))
+            for pk, changes in rows if isinstance(changes.get("readings_upto"), int)}
+
+
+def record_changes(*, exam_ids: Sequence[int], study_ids: Iterable[int], since: dt.datetime,
+                   after_event: int | None = None) -> dict[int, tuple[dt.datetime, str, int]]:
+    """exam id -> its latest audited change of the record a signature covers, after ``since`` (or
+    after the audit event ``after_event``), as (time, what it was in words, audit event id), in one
+    query: its own fields edited (date, protocol, device...: an exam ``update``) or one of its clips
+    deleted or replaced (a clip ``delete`` naming the exam). "Latest" is the audit trail's order
+    (event ids), not the clock's. The audit events keep the old and new values."""
     ids = [int(i) for i in exam_ids]
-    rows = (AuditEvent.objects.filter(study_id__in=list(study_ids), at__gt=since)
+    after = Q(at__gt=since) | (Q(pk__gt=after_event) if after_event is not None else Q())
+    rows = (AuditEvent.objects.filter(after, study_id__in=list(study_ids))
             .filter(Q(object_type="exam", action=AuditAction.UPDATE, object_id__in=[str(i) for i in ids])
                     | Q(object_type="zoneclip", action=AuditAction.DELETE, changes__exam__old__in=ids))
-            .order_by("at", "pk").values_list("object_type", "object_id", "changes", "at"))
-    out: dict[int, tuple[dt.datetime, str]] = {}
-    for kind, object_id, changes, at in rows:  # in time order: the latest stays
+            .order_by("pk").values_list("pk", "object_type", "object_id", "changes", "at"))
+    out: dict[int, tuple[dt.datetime, str, int]] = {}
+    for pk, kind, object_id, changes, at in rows:  # in the trail's order: the latest stays
         if kind == "exam":
             fields = ", ".join("date" if f == "acquired_at" else f for f in sorted(changes))
-            out[int(object_id)] = (at, f"the exam's {fields} changed")
+            out[int(object_id)] = (at, f"the exam's {fields} changed", pk)
         else:
             zone = (changes.get("zone") or {}).get("old") or "a"
-            out[int(changes["exam"]["old"])] = (at, f"the {zone} clip was {'replaced' if changes.get('replaced') else 'deleted'}")
+            words = f"the {zone} clip was {'replaced' if changes.get('replaced') else 'deleted'}"
+            out[int(changes["exam"]["old"])] = (at, words, pk)
     return out
 
 

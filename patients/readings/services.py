@@ -7,6 +7,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Max
 from django.utils import timezone
 
 from lusweb.errors import ServiceError
@@ -158,8 +159,12 @@ def exam_sign(*, exam: Exam, by: Any) -> ExamSignature:
         record = {z: r.score for z, r in selectors.record_scores(exam_ids=[exam.pk])[exam.pk].items()}
         signature = ExamSignature.objects.create(exam=exam, by=by, by_name=str(getattr(by, "username", "")),
                                                  at=timezone.now(), record=record)
+        # What the signature covers, in creation order (review_states compares ids, not clocks):
+        # the exam's readings up to this id; the record's changes before this event.
+        upto = ZoneReading.objects.filter(clip__exam=exam).aggregate(upto=Max("pk"))["upto"] or 0
         audit_record(actor=by, action=AuditAction.SIGN, study=study, obj=exam, changes={
-            "status": {"old": state.status, "new": "reviewed"}, "record": record, "signature": signature.pk})
+            "status": {"old": state.status, "new": "reviewed"}, "record": record, "signature": signature.pk,
+            "readings_upto": upto})
         exam_signed.send(sender=ExamSignature, signature=signature, exam_id=exam.pk)
     return signature
 

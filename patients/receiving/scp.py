@@ -7,8 +7,9 @@ C-STORE of ultrasound and secondary-capture images in every transfer syntax this
   read from the database at each association request) is rejected at association: A-ASSOCIATE-RJ,
   rejected-permanent, "calling AE title not recognised".
 * **In what.** Every transfer syntax with an installed pydicom decoder (explicit and implicit
-  little endian, deflated, JPEG baseline/extended/lossless, JPEG-LS, JPEG 2000, RLE) except the
-  retired Explicit VR Big Endian, which senders convert to little endian when it is not accepted.
+  little endian, the retired explicit big endian, deflated, JPEG baseline/extended/lossless,
+  JPEG-LS, JPEG 2000, RLE). A big endian instance is stored little endian once de-identified
+  (:func:`patients.imaging.core.stored.to_little_endian`).
 * **What it files.** Each instance goes through :func:`patients.receiving.services.instance_receive`
   for the study that allows its sender: a clip of the exam its Study Instance UID names (checked,
   de-identified and scored by the ingest and scoring workers, as an upload), or the study's inbox.
@@ -29,7 +30,7 @@ from typing import Any
 from django.conf import settings
 from django.db import close_old_connections, connection
 from pydicom.dataset import Dataset
-from pydicom.uid import AllTransferSyntaxes, ExplicitVRBigEndian
+from pydicom.uid import AllTransferSyntaxes
 from pynetdicom import AE, evt
 from pynetdicom.presentation import AllStoragePresentationContexts
 from pynetdicom.sop_class import Verification  # type: ignore[attr-defined]
@@ -136,9 +137,7 @@ def receiver_ae(ae_title: str | None = None) -> ReceiverAE:
     ae = ReceiverAE(ae_title=ae_title or settings.DICOM_AE_TITLE)
     ae.maximum_associations = int(settings.DICOM_MAX_ASSOCIATIONS)
     ae.add_supported_context(Verification)
-    # Explicit VR Big Endian (retired) is not offered: a sender converts it to little endian, which
-    # the de-identified copy is written in.
-    syntaxes = [str(uid) for uid in AllTransferSyntaxes if decodable(str(uid)) and uid != ExplicitVRBigEndian]
+    syntaxes = [str(uid) for uid in AllTransferSyntaxes if decodable(str(uid))]
     for context in AllStoragePresentationContexts:
         uid = str(context.abstract_syntax)
         if uid not in IMAGE_SOP_CLASSES:

@@ -24,7 +24,7 @@ import numpy as np
 
 from patients.imaging.core.iod import conform_us
 from patients.imaging.core.sector import Sector
-from patients.imaging.core.stored import STORED_SYNTAX, file_bytes, reencode_grey
+from patients.imaging.core.stored import STORED_SYNTAX, file_bytes, reencode_grey, to_little_endian
 
 __all__ = ["DEID_CODES", "DEID_METHOD", "STORED_SYNTAX", "DeidResult", "deidentify_dataset", "dicom_from_frames",
            "pseudonym", "redact_frames", "remap_uid"]
@@ -282,6 +282,7 @@ def deidentify_dataset(raw: bytes, *, secret: str, grey_frames: np.ndarray, sect
     from pydicom.uid import UID, ExplicitVRLittleEndian
 
     ds = pydicom.dcmread(io.BytesIO(raw), force=True)
+    to_little_endian(ds)  # a big endian upload is de-identified and stored as explicit VR little endian
     tsyntax = UID(str(ds.file_meta.get("TransferSyntaxUID") or ExplicitVRLittleEndian))
     cache: dict[str, str] = {}
 

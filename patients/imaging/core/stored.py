@@ -65,6 +65,59 @@ def reencode_grey(ds: Any, grey: np.ndarray, mask: np.ndarray | None = None) -> 
     return encoded
 
 
+#: Byte width of the words in each VR whose value pydicom keeps as raw bytes (PS3.5 Table 6.2-1):
+#: in big endian these words are byte-swapped, and pydicom does not swap them when writing.
+_WORD_VRS = {"OW": 2, "OL": 4, "OF": 4, "OD": 8, "OV": 8}
+
+
+def to_little_endian(ds: Any) -> None:
+    """Re-encode ``ds``, read from an Explicit VR Big Endian file (retired, still sent by older
+    scanners), as Explicit VR Little Endian in place, so that :func:`file_bytes` can write it; a
+    little endian data set is left as it is.
+
+    pydicom decodes numbers (US, UL, FL, ...) and writes them in the new byte order, but not the
+    words of OW/OL/OF/OD/OV values: those are swapped here (LUT data, in sequences too). Pixel
+    Data is decoded by pydicom's own decoder (which knows the big endian layouts) and written
+    back little endian, interleaved (Planar Configuration 0). UN values, whose word structure
+    is unknown, are removed rather than written in the wrong byte order (private ones, the
+    usual UN, are removed by de-identification anyway). Raises ValueError for pixel data it
+    cannot convert (bit-packed, 1 bit allocated); nothing is then written."""
+    # lazy: pydicom only for DICOM uploads
+    from pydicom.pixels import get_decoder
+    from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
+
+    if ds.original_encoding[1] is not False:
+        return
+    if "PixelData" in ds:
+        if int(ds.get("BitsAllocated", 0) or 0) not in (8, 16, 32, 64):
+            raise ValueError("big endian pixel data with bits allocated other than 8, 16, 32 or 64")
+        arr, _meta = get_decoder(ExplicitVRBigEndian).as_array(ds, as_rgb=False)  # type: ignore[arg-type]
+        ds["PixelData"].value = b""  # the old pixel data goes before the new is built
+        ds.PixelData = np.ascontiguousarray(arr.astype(arr.dtype.newbyteorder("<"), copy=False)).tobytes()
+        del arr
+        if "PlanarConfiguration" in ds:
+            ds.PlanarConfiguration = 0  # the decoder returns interleaved samples
+    _swap_words(ds)
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+
+
+def _swap_words(ds: Any) -> None:
+    """Swap the words of the raw OW/OL/OF/OD/OV values of ``ds`` and its sequences' items (Pixel
+    Data excepted: already converted), drop its UN values, and mark each data set little endian."""
+    for elem in list(ds):  # iterating parses every raw element with the big endian encoding
+        if elem.VR == "SQ":
+            for item in elem.value or []:
+                _swap_words(item)
+        elif elem.VR == "UN":
+            del ds[elem.tag]
+        elif elem.VR in _WORD_VRS and elem.tag != _PIXEL_DATA and isinstance(elem.value, bytes) and elem.value:
+            width = _WORD_VRS[elem.VR]
+            if len(elem.value) % width:
+                raise ValueError(f"{elem.VR} value of {elem.tag} is not a whole number of {width}-byte words")
+            elem.value = np.frombuffer(elem.value, dtype=f">u{width}").astype(f"<u{width}").tobytes()
+    ds.set_original_encoding(False, True)
+
+
 def _item(fragment: bytes) -> list[bytes]:
     pad = b"\x00" if len(fragment) % 2 else b""
     return [_ITEM + struct.pack("<I", len(fragment) + len(pad)), fragment, pad]

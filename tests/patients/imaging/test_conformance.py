@@ -10,18 +10,23 @@ Series), Patient Orientation missing (Type 2C, General Image), Frame Increment P
 from __future__ import annotations
 
 import io
+import shutil
+import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pydicom
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from pydicom.data import get_testdata_file
+from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian
 
 from patients.imaging.core.phantoms import PhantomSpec, phantom_cohort_clip, render_phantom, write_dicom, write_mp4
 from patients.imaging.ingest import clip_ingest
 from patients.imaging.models import ZoneClip
 from patients.studies.models import Membership, Role
+from tests.conftest import require
 from tests.dicom3tools import Verdict, dciodvfy
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, UserFactory
 from tests.patients.imaging.core.phantom_images import write_gif, write_png
@@ -122,6 +127,47 @@ def test_generated_video_gif_and_image_copies_validate(ingest: Ingest, tmp_path:
         assert ds.SOPClassUID == ("1.2.840.10008.5.1.4.1.1.6.1" if name == "still.png" else "1.2.840.10008.5.1.4.1.1.3.1")
         if name != "still.png":  # a multi-frame image states its frame time (Type 1C in the US Image module)
             assert ds.FrameIncrementPointer == pydicom.tag.Tag("FrameTime") and float(ds.FrameTime) > 0
+
+
+def test_a_big_endian_upload_is_stored_little_endian_and_validates(ingest: Ingest, tmp_path: Path) -> None:
+    """Explicit VR Big Endian (retired, still sent by older scanners): pydicom's GE LOGIQ 700
+    image, RGB colour-by-plane. Before the fix the ingest refused it ("the file could not be
+    de-identified": pydicom 3 writes no big endian data set as little endian)."""
+    raw = Path(get_testdata_file("ExplVR_BigEnd.dcm")).read_bytes()
+    source = pydicom.dcmread(io.BytesIO(raw))
+    assert source.file_meta.TransferSyntaxUID == ExplicitVRBigEndian and source.PlanarConfiguration == 1
+    clip, stored = ingest(raw, "ExplVR_BigEnd.dcm", "R2")
+    assert clip.deidentified and clip.meta["deidentification"]["pixels"] == "unchanged"  # 80x60: no sector found
+    verdict, ds = _validate(tmp_path, stored)
+    _assert_study_and_laterality(ds, "R")
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian and ds.PlanarConfiguration == 0
+    np.testing.assert_array_equal(ds.pixel_array, source.pixel_array)  # (60, 80, 3): the same RGB samples
+    assert ds.PatientIdentityRemoved == "YES" and "DeviceSerialNumber" not in ds and "InstitutionName" not in ds
+    assert ds.SOPInstanceUID != source.SOPInstanceUID and ds.SOPClassUID == source.SOPClassUID
+    assert len(verdict.warnings) == len(KNOWN_WARNINGS), str(verdict)
+
+
+def test_a_big_endian_palette_is_redacted_like_its_little_endian_twin(ingest: Ingest, tmp_path: Path) -> None:
+    """pydicom's palette ultrasound written big endian by dcmtk (8-bit OW pixel data, OW lookup
+    tables, each word byte-swapped): its redacted copy holds the same indices and lookup tables as
+    the copy of the little endian original."""
+    exe = shutil.which("dcmconv")
+    require(exe is not None, "dcmconv not installed (Debian package dcmtk)")
+    assert exe is not None
+    original = Path(get_testdata_file("examples_palette.dcm"))
+    subprocess.run([exe, "+tb", str(original), str(tmp_path / "big.dcm")], check=True, capture_output=True, timeout=60)
+    raw = (tmp_path / "big.dcm").read_bytes()
+    assert pydicom.dcmread(io.BytesIO(raw)).file_meta.TransferSyntaxUID == ExplicitVRBigEndian
+    twin, twin_stored = ingest(original.read_bytes(), "palette.dcm", "L3")
+    clip, stored = ingest(raw, "palette-big.dcm", "L4")
+    assert clip.meta["deidentification"]["pixels"] == twin.meta["deidentification"]["pixels"] == "redacted-native"
+    _verdict, ds = _validate(tmp_path, stored)
+    expected = pydicom.dcmread(io.BytesIO(twin_stored))
+    assert ds.file_meta.TransferSyntaxUID == ExplicitVRLittleEndian and ds.PhotometricInterpretation == "PALETTE COLOR"
+    np.testing.assert_array_equal(ds.pixel_array, expected.pixel_array)
+    assert (ds.pixel_array != pydicom.dcmread(original).pixel_array).any()  # burned-in text redacted
+    for colour in ("Red", "Green", "Blue"):
+        assert ds[f"{colour}PaletteColorLookupTableData"].value == expected[f"{colour}PaletteColorLookupTableData"].value
 
 
 def test_the_validator_finds_the_errors_that_uploads_have(tmp_path: Path) -> None:

@@ -13,6 +13,7 @@ import pytest
 from patients.audit.models import AuditAction, AuditEvent
 from patients.imaging.ingest import clip_ingest
 from patients.imaging.services import clip_delete
+from patients.readings.models import ExamSignature, ZoneReading
 from patients.readings.selectors import review_states
 from patients.readings.services import exam_sign, reading_create
 from patients.readings.worklist import worklist_count
@@ -139,3 +140,24 @@ def test_the_edit_page_amends_a_signed_exam(signed: Signed) -> None:
     page = client.get(f"/exams/{signed.exam.pk}/").content.decode()
     assert '<span id="amendment">the exam&#x27;s date, device changed</span> since: sign again' in page
     assert "changed after sign-off" in client.get(f"/studies/{signed.study.pk}/worklist/").content.decode()
+
+
+@pytest.mark.parametrize("skew", [dt.timedelta(0), dt.timedelta(seconds=30)])
+def test_changes_after_sign_off_count_whatever_the_clocks_say(signed: Signed, skew: dt.timedelta) -> None:
+    """The signature's time equal to (0) or later than (30 s: the signing process's clock runs
+    ahead, or the worker's was stepped back) the changes made after it: they still amend the exam.
+    Before the fix "after the signature" compared these clocks, and both exams stayed reviewed."""
+    for exam in (signed.exam, signed.other):
+        ExamSignature.objects.filter(exam=exam).update(at=dt.datetime.now(UTC) + skew + dt.timedelta(minutes=5))
+    exam_update(exam=signed.exam, by=signed.clinician, device="Sonosite")
+    reading_create(clip=signed.other.clips.get(zone="L1"), by=signed.clinician, score=3)
+    # The change's own stamp equal to the signature's: still after it.
+    AuditEvent.objects.filter(object_type="exam", object_id=str(signed.exam.pk), action=AuditAction.UPDATE).update(
+        at=ExamSignature.objects.get(exam=signed.exam).at - skew)
+    assert (_status(signed.exam), _amendment(signed.exam)) == ("amended", "the exam's device changed")
+    assert (_status(signed.other), _amendment(signed.other)) == ("amended", "a reading changed")
+    assert worklist_count(study=signed.study) == 2
+    exam_sign(exam=signed.other, by=signed.clinician)  # signing again covers the reading, by its id
+    assert _status(signed.other) == "reviewed"
+    event = AuditEvent.objects.filter(action=AuditAction.SIGN, object_id=str(signed.other.pk)).latest("pk")
+    assert event.changes["readings_upto"] == ZoneReading.objects.filter(clip__exam=signed.other).latest("pk").pk

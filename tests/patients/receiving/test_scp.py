@@ -32,6 +32,7 @@ from patients.receiving.models import InboxItem, InboxState
 from patients.records.models import Exam
 from scoring.models import ClipScore, ExamScore
 from tests.conftest import ROOT, require
+from tests.dicom3tools import dciodvfy
 from tests.factories import PatientFactory, StudyFactory
 from tests.patients.receiving.receiving_kit import (
     PYDICOM_US_FILES,
@@ -250,11 +251,37 @@ def test_every_transfer_syntax_the_reader_decodes_is_received(receiver: Receiver
         said = sent.stdout + sent.stderr
         assert sent.returncode == 0 and "Received Store Response (Success)" in said, said
         before, after = _sent_as(said)
-        # Sent as stored, except the retired big endian, which the receiver does not accept.
-        assert after.startswith("Little Endian") if before == "Big Endian Explicit" else after == before, said
+        assert after == before, said  # sent as stored, the retired big endian too
     clips = ZoneClip.all_objects.filter(exam__patient__study=study)
     assert sorted(clips.values_list("zone", flat=True)) == sorted(zones.values())
     for clip in clips:
         processed = clip_process(clip_id=clip.pk)
         assert processed is not None and processed.error is None, (clip.zone, processed and processed.error)
     assert ZoneClip.objects.filter(exam__patient__study=study).count() == len(zones)
+
+
+def test_a_big_endian_instance_is_received_as_sent_and_stored_little_endian(receiver: Receiver, study: Any,
+                                                                           tmp_path: Path) -> None:
+    """The retired Explicit VR Big Endian, as an older scanner sends it (pydicom's GE LOGIQ 700
+    image): accepted without conversion, and the clip's de-identified copy is stored explicit VR
+    little endian with the same pixels, valid for dciodvfy. Before the fix the receiver did not
+    accept big endian (storescu converted it), because de-identifying it failed."""
+    data = pydicom_us("ExplVR_BigEnd.dcm", patient_id="H001", zone="R4", study_uid=STUDY_UID)
+    sent = receiver.storescu(_files(tmp_path, {"bigend": data}))
+    said = sent.stdout + sent.stderr
+    assert sent.returncode == 0 and "Received Store Response (Success)" in said, said
+    assert _sent_as(said) == ("Big Endian Explicit", "Big Endian Explicit"), said
+    clip = ZoneClip.all_objects.get()
+    processed = clip_process(clip_id=clip.pk)
+    assert processed is not None and processed.error is None, processed and processed.error
+    clip.refresh_from_db()
+    assert clip.status == ClipStatus.READY and clip.zone == "R4" and clip.deidentified
+    with clip.file.open("rb") as fh:
+        stored = fh.read()
+    (tmp_path / "stored.dcm").write_bytes(stored)
+    verdict = dciodvfy(tmp_path / "stored.dcm")
+    assert verdict.ok and verdict.iod == "USImage", str(verdict)
+    ds, source = pydicom.dcmread(tmp_path / "stored.dcm"), pydicom.dcmread(tmp_path / "bigend.dcm")
+    assert str(source.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.2"
+    assert str(ds.file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.1" and ds.PatientID != "H001"
+    assert (ds.pixel_array == source.pixel_array).all() and ds.pixel_array.shape == (60, 80, 3)
