@@ -12,6 +12,7 @@ from lusweb.settings.env import (
     env_choice,
     env_int,
     env_list,
+    env_site_url,
     env_str,
 )
 from lusweb.settings.security import API_RATES, lockout_parameters, throttle_rate
@@ -95,6 +96,9 @@ EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.Emai
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "lusweb@localhost") or "lusweb@localhost"
 EMAIL_HOST = env_str("EMAIL_HOST", "localhost") or "localhost"
 EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+# Where the site is, for absolute links in e-mails sent outside a request (alerts); else the
+# first CSRF_TRUSTED_ORIGINS entry, else the e-mail carries the page's path only.
+SITE_URL = env_site_url("SITE_URL")
 PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_HOURS", 72, minimum=1) * 3600
 LOGIN_REDIRECT_URL = "home"
 LOGOUT_REDIRECT_URL = "login"

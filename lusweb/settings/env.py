@@ -116,3 +116,15 @@ def parse_database_url(url: str, *, base_dir: Path) -> dict[str, Any]:
     raise ImproperlyConfigured(
         f"{PREFIX}DATABASE_URL={url!r}: unsupported scheme {scheme!r} (use sqlite:// or postgres://)"
     )
+
+
+def env_site_url(name: str) -> str:
+    """An absolute http(s) base URL without a trailing slash (links in e-mails), or ''."""
+    value = (_raw(name) or "").strip().rstrip("/")
+    if not value:
+        return ""
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc or parts.query or parts.fragment:
+        raise ImproperlyConfigured(f"{PREFIX}{name} must be an absolute http(s) URL such as "
+                                   f"https://lusweb.example.org, not {value!r}")
+    return value

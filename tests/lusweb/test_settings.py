@@ -12,7 +12,7 @@ import pytest
 from django.core.exceptions import ImproperlyConfigured
 
 from lusweb.settings.database import database_settings
-from lusweb.settings.env import env_bool, env_int, env_list, parse_database_url
+from lusweb.settings.env import env_bool, env_int, env_list, env_site_url, parse_database_url
 from lusweb.settings.security import lockout_parameters, throttle_rate
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -54,6 +54,13 @@ def test_typed_readers(monkeypatch: pytest.MonkeyPatch) -> None:
         env_int("MAX_UPLOAD_MB", 200, minimum=1)
     monkeypatch.setenv("LUSWEB_ALLOWED_HOSTS", "a.org, b.org,")
     assert env_list("ALLOWED_HOSTS", []) == ["a.org", "b.org"]
+    monkeypatch.setenv("LUSWEB_SITE_URL", "https://lusweb.example.org/")
+    assert env_site_url("SITE_URL") == "https://lusweb.example.org"
+    monkeypatch.setenv("LUSWEB_SITE_URL", "lusweb.example.org")
+    with pytest.raises(ImproperlyConfigured, match="LUSWEB_SITE_URL must be an absolute http"):
+        env_site_url("SITE_URL")
+    monkeypatch.delenv("LUSWEB_SITE_URL")
+    assert env_site_url("SITE_URL") == ""
 
 
 def _load_settings(module: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
