@@ -289,3 +289,6 @@ def test_the_server_and_the_worker_remove_stale_temporary_files_when_they_start(
     worker = worker_env()
     worker.wait_ready()
     assert not any(p.exists() for p in stale) and fresh.exists() and unrelated.exists()
+    # The folder is the test session's: what this test made must not age into a later test's count.
+    fresh.unlink()
+    unrelated.unlink()

@@ -21,6 +21,8 @@ from patients.imaging.tempfiles import temp_dir, temp_file, tempfiles_clean
 
 def test_django_receives_large_uploads_in_the_lusweb_temporary_folder(rf: Any, settings: Any) -> None:
     settings.FILE_UPLOAD_MAX_MEMORY_SIZE = 1024  # larger uploads go to a temporary file
+    # The folder is shared by the whole test session: start from one without stale files of ours.
+    tempfiles_clean(older_than=600)
     request = rf.post("/api/v1/clips/", {"file": SimpleUploadedFile("a.dcm", b"x" * 4096)})
     upload = request.FILES["file"]
     path = Path(upload.temporary_file_path())

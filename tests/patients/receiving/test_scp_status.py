@@ -57,7 +57,8 @@ def test_images_in_every_decodable_syntax_and_other_storage_only_to_refuse() -> 
     contexts = {str(cx.abstract_syntax): [str(t) for t in cx.transfer_syntax]
                 for cx in scp.receiver_ae("TEST").supported_contexts}
     for uid in IMAGE_SOP_CLASSES:
+        # Explicit VR Big Endian (1.2.840.10008.1.2.2) too: its stored copy is made little endian.
         assert {"1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90",
-                "1.2.840.10008.1.2.5", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1"} <= set(contexts[uid])
-        assert "1.2.840.10008.1.2.2" not in contexts[uid]
+                "1.2.840.10008.1.2.5", "1.2.840.10008.1.2", "1.2.840.10008.1.2.1",
+                "1.2.840.10008.1.2.2"} <= set(contexts[uid])
     assert contexts[COMPREHENSIVE_SR] and "1.2.840.10008.1.1" in contexts  # SR (to refuse), Verification
