@@ -56,8 +56,9 @@ def severity_model() -> Any | None:
                 _model[str(path)] = None
             else:
                 from scoring.core.severity.bundle import load_severity  # lazy: torch, worker only
+                from scoring.runtime import device  # lazy: LUSWEB_DEVICE, resolved with torch
 
-                _model[str(path)] = load_severity(path)
+                _model[str(path)] = load_severity(path, device())
         return _model[str(path)]
 
 

@@ -169,6 +169,11 @@ MAX_DECODED_MB = env_int("MAX_DECODED_MB", 256, minimum=1)
 
 REDIS_URL = env_str("REDIS_URL", None)
 DEVICE = env_choice("DEVICE", "auto", ("auto", "cpu", "cuda"))
+# float16 for the scorer's feature passes on CUDA (never on the CPU): off by default; frame / clip
+# probabilities move by at most scoring.core.device.HALF_PRECISION_*_TOLERANCE (README).
+HALF_PRECISION = env_bool("HALF_PRECISION", False)
+# Images per forward pass of the backbone; 0: 16 on the CPU (cache-sized), 64 on CUDA.
+DEVICE_BATCH = env_int("DEVICE_BATCH", 0, minimum=0)
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [

@@ -42,12 +42,30 @@ class Featurizer:
         self.cnn_dim = sum(ch[t] for t in recipe.taps) * len(self.POOLS)
         self.frame_dim = self.cnn_dim + (len(HAND_NAMES) if recipe.hand else 0)
         self.hires_dim = hires_dim(recipe, ch)
+        self.device = torch.device("cpu")
+        self.half: torch.dtype | None = None  # autocast dtype of the feature passes (None: float32)
+
+    def to(self, device: torch.device, half: torch.dtype | None = None) -> Featurizer:
+        """Place the backbone on ``device``; ``half``: run the feature passes under autocast in
+        that dtype (Grad-CAM++ always runs in float32)."""
+        self.model.to(device)
+        self.device = torch.device(device)
+        self.half = half
+        return self
 
     def to_input(self, x: np.ndarray) -> torch.Tensor:
-        """Model-input images float [N,S,S] -> the normalised 3-channel batch (channels last)."""
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None]
+        """Model-input images float [N,S,S] -> the normalised 3-channel batch (channels last),
+        on the backbone's device."""
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None].to(self.device)
         t = ((t - LITE_MEAN) / LITE_STD).expand(-1, 3, -1, -1)
         return t.contiguous(memory_format=torch.channels_last)
+
+    def _forward(self, x: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
+        """The tapped maps, in float32 (under autocast when ``half`` is set)."""
+        if self.half is None:
+            return list(self.model.forward_features(x, taps))
+        with torch.autocast(self.device.type, dtype=self.half):
+            return [m.float() for m in self.model.forward_features(x, taps)]
 
     def pool(self, maps: list[torch.Tensor]) -> torch.Tensor:
         """[N, cnn_dim] from the tapped maps (mean, max, three depth bands per map)."""
@@ -63,8 +81,8 @@ class Featurizer:
         """CNN features of model-input images float [N,S,S] -> [N, cnn_dim]."""
         out = []
         for i in range(0, len(images), self.batch):
-            maps = self.model.forward_features(self.to_input(images[i : i + self.batch]), self.recipe.taps)
-            out.append(self.pool(maps))
+            maps = self._forward(self.to_input(images[i : i + self.batch]), self.recipe.taps)
+            out.append(self.pool(maps).cpu())
         if not out:
             return np.zeros((0, self.cnn_dim), np.float32)
         return torch.cat(out).numpy().astype(np.float32)
@@ -94,9 +112,9 @@ class Featurizer:
         allx = np.concatenate(imgs, 0)
         per_tap: list[list[np.ndarray]] = [[] for _ in r.hires_taps]
         for i in range(0, len(allx), self.batch):
-            maps = self.model.forward_features(self.to_input(allx[i : i + self.batch]), r.hires_taps)
+            maps = self._forward(self.to_input(allx[i : i + self.batch]), r.hires_taps)
             for j, m in enumerate(maps):
-                per_tap[j].append(torch.cat([m.mean((2, 3)), m.amax((2, 3))], 1).numpy())
+                per_tap[j].append(torch.cat([m.mean((2, 3)), m.amax((2, 3))], 1).cpu().numpy())
         pooled = [np.concatenate(p, 0) for p in per_tap]
         out = []
         for c in range(len(views)):

@@ -134,7 +134,7 @@ def _descriptor(maps: Sequence[torch.Tensor], slots: np.ndarray) -> torch.Tensor
     maps of the distinct read frames followed by the three summary images."""
     k = len(slots)
     n = int(slots.max()) + 1
-    rows = torch.as_tensor(np.concatenate([slots, n + np.arange(3)]), dtype=torch.long)
+    rows = torch.as_tensor(np.concatenate([slots, n + np.arange(3)]), dtype=torch.long, device=maps[0].device)
     parts = []
     for m in maps:
         a = torch.cat([m.mean((2, 3)), m.amax((2, 3))], 1)[rows]
@@ -145,10 +145,10 @@ def _descriptor(maps: Sequence[torch.Tensor], slots: np.ndarray) -> torch.Tensor
 
 
 def _logits(head: LinearModel, x: torch.Tensor) -> torch.Tensor:
-    """Torch twin of :meth:`LinearModel.__call__` (standardise, then affine)."""
+    """Torch twin of :meth:`LinearModel.__call__` (standardise, then affine), on ``x``'s device."""
     if head.cols is not None:
-        x = x[..., torch.as_tensor(head.cols)]
-    t = [torch.from_numpy(np.asarray(v, np.float32)) for v in (head.mu, head.sd, head.w, head.b)]
+        x = x[..., torch.as_tensor(head.cols, device=x.device)]
+    t = [torch.from_numpy(np.asarray(v, np.float32)).to(x.device) for v in (head.mu, head.sd, head.w, head.b)]
     return ((x - t[0]) / t[1]) @ t[2].T + t[3]
 
 
@@ -168,12 +168,12 @@ def clip_logit(featurizer: Featurizer, heads: Mapping[str, LinearModel], names: 
     maps = featurizer.model.forward_features(x, featurizer.recipe.hires_taps)
     d = _descriptor(maps, slots)
     probs = torch.stack([torch.softmax(_logits(heads[n], d).double(), -1) for n in names])
-    pn = probs.detach().numpy()
+    pn = probs.detach().cpu().numpy()
     if target is None:
         target = vote(list(pn))[1]
     voters = [i for i, p in enumerate(pn) if int(np.argmax(p)) == target] or list(range(len(names)))
     p = probs[voters].mean(0)
-    return ClipLogit(_log_odds(p[target]), maps, p.detach().numpy(), int(target), tuple(names[i] for i in voters))
+    return ClipLogit(_log_odds(p[target]), maps, p.detach().cpu().numpy(), int(target), tuple(names[i] for i in voters))
 
 
 def _backward(logit: torch.Tensor, featurizer: Featurizer, maps: Sequence[torch.Tensor]) -> None:
@@ -185,8 +185,9 @@ def _backward(logit: torch.Tensor, featurizer: Featurizer, maps: Sequence[torch.
 
 def contribution_maps(maps: Sequence[torch.Tensor], size: int) -> torch.Tensor:
     """Gradient x activation of tapped maps (after ``backward``), summed over channels, as a
-    density per pixel of a ``size`` canvas, summed over the taps: signed [N, size, size]."""
-    total = torch.zeros((maps[0].shape[0], size, size))
+    density per pixel of a ``size`` canvas, summed over the taps: signed [N, size, size], on the
+    maps' device."""
+    total = torch.zeros((maps[0].shape[0], size, size), device=maps[0].device)
     for m in maps:
         acts = m.detach().float()
         grads = m.grad.detach().float() if m.grad is not None else torch.zeros_like(acts)
@@ -211,7 +212,7 @@ def clip_attribution(featurizer: Featurizer, heads: Mapping[str, LinearModel], n
     with torch.enable_grad():
         out = clip_logit(featurizer, heads, names, images, slots, target)
         _backward(out.logit, featurizer, out.maps)
-    contrib = contribution_maps(out.maps, int(xh.shape[-1])).numpy()
+    contrib = contribution_maps(out.maps, int(xh.shape[-1])).cpu().numpy()
     pos = np.clip(contrib, 0.0, None).sum((1, 2))
     return ClipAttribution(
         indices=tuple(int(i) for i in uniq), canvas_maps=_one_scale(contrib[:n]), target=out.target,
@@ -230,10 +231,10 @@ def frame_attribution(featurizer: Featurizer, head: LinearModel, x: np.ndarray, 
         with torch.enable_grad():
             inp.requires_grad_(True)
             maps = featurizer.model.forward_features(inp, recipe.taps)
-            full = torch.cat([featurizer.pool(maps), torch.from_numpy(hand[i : i + featurizer.batch])], 1)
+            full = torch.cat([featurizer.pool(maps), torch.from_numpy(hand[i : i + featurizer.batch]).to(inp.device)], 1)
             logit = _log_odds(torch.softmax(_logits(head, full).double(), -1)[:, target]).sum()
             _backward(logit, featurizer, maps)  # frames are independent: one backward for the batch
-        out.append(contribution_maps(maps, int(x.shape[-1])).numpy())
+        out.append(contribution_maps(maps, int(x.shape[-1])).cpu().numpy())
     return _one_scale(np.concatenate(out, 0)) if out else np.zeros((0,) + x.shape[1:], np.float32)
 
 

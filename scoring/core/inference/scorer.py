@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from scoring.core.device import half_dtype
 from scoring.core.features.featurizer import Featurizer
 from scoring.core.features.handcrafted import handcrafted_features
 from scoring.core.features.preprocess import Geometry, geometry_for, model_input, model_input_views
@@ -108,6 +109,22 @@ class Scorer:
         if threads > 0:
             torch.set_num_threads(threads)
         self.featurizer = Featurizer(self.recipe, backbone_state=bundle.backbone_state or None)
+
+    @property
+    def device(self) -> torch.device:
+        """Where the backbone (and Grad-CAM++'s heads) run; the linear heads read the pooled
+        features on the CPU (NumPy, a few kB of weights)."""
+        return self.featurizer.device
+
+    def to(self, device: torch.device | str, half: bool = False, batch: int | None = None) -> Scorer:
+        """Move the backbone to ``device`` (inputs follow it batch by batch). ``half``: on CUDA the
+        feature passes run in float16 under autocast, within ``scoring.core.device``'s tolerances
+        (ignored on the CPU); ``batch``: images per forward pass."""
+        dev = torch.device(device)
+        self.featurizer.to(dev, half_dtype(dev, half))
+        if batch is not None:
+            self.featurizer.batch = max(1, int(batch))
+        return self
 
     @property
     def version(self) -> str:

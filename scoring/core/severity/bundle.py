@@ -87,10 +87,11 @@ def predict(trained: Trained, samples: Sequence[PatientSample]) -> dict[str, np.
         return {"probs": probs, "attention": np.full((len(samples), len(zones)), np.nan)}
     assert trained.model is not None
     b = batch_tensors(samples, zones)
-    out = forward(trained.kind, trained.model, b)
-    probs = torch.softmax(out["logits"], 1).numpy()
+    dev = next(trained.model.parameters()).device  # the batch follows the model
+    out = forward(trained.kind, trained.model, {k: v.to(dev) for k, v in b.items()})
+    probs = torch.softmax(out["logits"], 1).cpu().numpy()
     att = out.get("attention")
-    attention = np.full((len(samples), len(zones)), np.nan) if att is None else att.numpy()
+    attention = np.full((len(samples), len(zones)), np.nan) if att is None else att.cpu().numpy()
     if att is not None:
         attention[~b["mask"].numpy()] = np.nan
     return {"probs": probs, "attention": attention}
@@ -133,6 +134,12 @@ class SeverityModel:
     def calibrated(self) -> bool:
         return self.temperature is not None
 
+    def to(self, device: torch.device | str) -> SeverityModel:
+        """Place the network (none for ``mean_zone``) on ``device``; exams' batches follow it."""
+        if self.trained.model is not None:
+            self.trained.model.to(torch.device(device))
+        return self
+
     def predict_exam(self, zone_features: dict[str, np.ndarray], clinical: dict[str, Any] | None
                      ) -> dict[str, Any]:
         sample = PatientSample(zone_features={z: f for z, f in zone_features.items() if z in self.trained.zones},
@@ -149,7 +156,7 @@ class SeverityModel:
                 "zone_attention": attention}
 
 
-def load_severity(path: str | Path) -> SeverityModel:
+def load_severity(path: str | Path, device: torch.device | str = "cpu") -> SeverityModel:
     """Read a severity weights file (``torch.load(weights_only=True)``); refuses a calibrator that
     differs from the calibration its metadata (and so its version) records."""
     st = torch.load(str(path), map_location="cpu", weights_only=True)
@@ -165,4 +172,4 @@ def load_severity(path: str | Path) -> SeverityModel:
     if (calibrator is None) != (recorded is None) or (
             calibrator is not None and float(calibrator["temperature"]) != float(recorded["temperature"])):
         raise ValueError(f"{path}: the calibrator does not match the calibration in its metadata")
-    return SeverityModel(trained, meta, None if calibrator is None else float(calibrator["temperature"]))
+    return SeverityModel(trained, meta, None if calibrator is None else float(calibrator["temperature"])).to(device)

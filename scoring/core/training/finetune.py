@@ -28,6 +28,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from scoring.core.device import env_device
 from scoring.core.features.featurizer import Featurizer
 from scoring.core.features.preprocess import normalise_intensity
 from scoring.core.features.recipe import Recipe
@@ -104,8 +105,10 @@ def state_tag(state: dict[str, torch.Tensor]) -> str:
 def train_backbone(clips: list[np.ndarray], y: np.ndarray, recipe: Recipe, seed: int, *, epochs: int = 3,
                    per_clip: int = 4, clips_per_batch: int = 8, unfreeze_from: int = 5,
                    teacher_probs: list[np.ndarray] | None = None, lr: float = 3e-4,
-                   log: bool = True) -> dict[str, torch.Tensor]:
-    """Fine-tune (or distil into) the truncated Lite0 of ``recipe``; return its partial state."""
+                   log: bool = True, device: torch.device | None = None) -> dict[str, torch.Tensor]:
+    """Fine-tune (or distil into) the truncated Lite0 of ``recipe`` on ``device`` (default:
+    ``LUSWEB_DEVICE``; augmentation stays on the CPU, seeded); return its partial state (CPU)."""
+    dev = env_device() if device is None else torch.device(device)
     torch.manual_seed(seed)
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
@@ -115,10 +118,11 @@ def train_backbone(clips: list[np.ndarray], y: np.ndarray, recipe: Recipe, seed:
         blk = int(name.split(".")[1]) if name.startswith("_blocks.") else -1
         p.requires_grad = blk >= unfreeze_from
     model.eval()  # BatchNorm statistics stay frozen
-    head = torch.nn.Linear(fz.cnn_dim, N_CLASSES)
+    model.to(dev)
+    head = torch.nn.Linear(fz.cnn_dim, N_CLASSES).to(dev)
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     opt = torch.optim.Adam(params, lr=lr)
-    cw = torch.tensor(class_weights(y), dtype=torch.float32)
+    cw = torch.tensor(class_weights(y), dtype=torch.float32, device=dev)
     t0 = time.time()
     for ep in range(epochs):
         order = rng.permutation(len(clips))
@@ -127,14 +131,14 @@ def train_backbone(clips: list[np.ndarray], y: np.ndarray, recipe: Recipe, seed:
             idx = [int(i) for i in order[s : s + clips_per_batch]]
             x, owners = _batch(clips, idx, per_clip, rng, recipe.intensity)
             x = augment(x, gen)
-            inp = ((x - LITE_MEAN) / LITE_STD).expand(-1, 3, -1, -1)
+            inp = ((x.to(dev) - LITE_MEAN) / LITE_STD).expand(-1, 3, -1, -1)
             feat = fz.pool(model.forward_features(inp, recipe.taps))
             logits = head(feat)
             if teacher_probs is None:
-                labels = torch.from_numpy(y[owners])
+                labels = torch.from_numpy(y[owners]).to(dev)
                 loss = sord_loss(logits, labels, weight=cw[labels])
             else:
-                q = torch.from_numpy(np.stack([teacher_probs[o].mean(0) for o in owners]).astype(np.float32))
+                q = torch.from_numpy(np.stack([teacher_probs[o].mean(0) for o in owners]).astype(np.float32)).to(dev)
                 loss = soft_cross_entropy(logits, q)
             opt.zero_grad()
             loss.backward()
@@ -143,7 +147,7 @@ def train_backbone(clips: list[np.ndarray], y: np.ndarray, recipe: Recipe, seed:
         if log:
             print(f"epoch {ep + 1}/{epochs} loss {tot / len(order):.4f} ({time.time() - t0:.0f}s)",
                   file=sys.stderr, flush=True)
-    return partial_state(model, unfreeze_from)
+    return partial_state(model.to("cpu"), unfreeze_from)
 
 
 def main(args: argparse.Namespace) -> int:

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 from sklearn.linear_model import LogisticRegression
 
+from scoring.core.device import env_device
 from scoring.core.features.featurizer import clip_descriptor, cnn_columns, hires_columns
 from scoring.core.features.handcrafted import HAND_NAMES
 from scoring.core.features.recipe import Recipe
@@ -73,29 +74,31 @@ def fit_ridge(x: np.ndarray, y: np.ndarray, alpha: float, class_weight: str) -> 
 
 
 def fit_frame_head(feats: Sequence[np.ndarray], y: np.ndarray, findings: np.ndarray, recipe: Recipe,
-                   seed: int, steps: int = 250, max_frames: int = 16) -> tuple[LinearModel, LinearModel]:
+                   seed: int, steps: int = 250, max_frames: int = 16,
+                   device: torch.device | None = None) -> tuple[LinearModel, LinearModel]:
     """Per-frame severity (SORD targets of the clip label) + findings (masked BCE) heads.
 
     Every clip has the same total weight (1/T per frame) times its class weight, so long
     clips do not dominate; at most ``max_frames`` evenly spaced frames per clip are used
     (consecutive frames are nearly identical, and it keeps a CV fold to seconds). Trained
-    full-batch with Adam and an L2 penalty ``frame_c``.
+    full-batch with Adam and an L2 penalty ``frame_c``, on ``device`` (default: ``LUSWEB_DEVICE``).
     """
+    dev = env_device() if device is None else torch.device(device)
     torch.manual_seed(seed)
     feats = [f[np.unique(np.linspace(0, len(f) - 1, min(len(f), max_frames)).round().astype(int))] for f in feats]
     x = np.concatenate(feats, 0)
     mu, sd = _standardiser(x)
-    xt = torch.from_numpy((x - mu) / sd)
+    xt = torch.from_numpy((x - mu) / sd).to(dev)
     lens = [len(f) for f in feats]
     yi = np.repeat(y, lens)
     cw = class_weights(y, mode=recipe.class_weight)
     w = np.repeat(1.0 / np.asarray(lens, float), lens) * cw[yi]
-    w = torch.from_numpy((w / w.mean()).astype(np.float32))
-    yt = torch.from_numpy(yi)
-    fy = torch.from_numpy(np.repeat(findings, lens, axis=0).astype(np.float32))
+    w = torch.from_numpy((w / w.mean()).astype(np.float32)).to(dev)
+    yt = torch.from_numpy(yi).to(dev)
+    fy = torch.from_numpy(np.repeat(findings, lens, axis=0).astype(np.float32)).to(dev)
     fmask = (fy >= 0).float()
-    lin = torch.nn.Linear(x.shape[1], N_CLASSES)
-    fin = torch.nn.Linear(x.shape[1], len(FINDINGS))
+    lin = torch.nn.Linear(x.shape[1], N_CLASSES).to(dev)  # initialised on the CPU: same seeds, same start
+    fin = torch.nn.Linear(x.shape[1], len(FINDINGS)).to(dev)
     opt = torch.optim.Adam([*lin.parameters(), *fin.parameters()], lr=0.01, weight_decay=0.0)
     for _ in range(steps):
         opt.zero_grad()
@@ -106,8 +109,8 @@ def fit_frame_head(feats: Sequence[np.ndarray], y: np.ndarray, findings: np.ndar
         l2 = lin.weight.pow(2).sum() + fin.weight.pow(2).sum()
         (loss + recipe.frame_c * l2).backward()
         opt.step()
-    sev = LinearModel(mu, sd, lin.weight.detach().numpy(), lin.bias.detach().numpy())
-    fnd = LinearModel(mu, sd, fin.weight.detach().numpy(), fin.bias.detach().numpy())
+    sev = LinearModel(mu, sd, lin.weight.detach().cpu().numpy(), lin.bias.detach().cpu().numpy())
+    fnd = LinearModel(mu, sd, fin.weight.detach().cpu().numpy(), fin.bias.detach().cpu().numpy())
     return sev, fnd
 
 
