@@ -8,20 +8,13 @@ behind, then relays ``patients.alerts.live``'s messages (``{"type": "alert", "ev
 from __future__ import annotations
 
 from typing import Any
-from urllib.parse import parse_qs
 
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from rest_framework.authtoken.models import Token
 
+from lusweb.sockets import socket_user
 from patients.alerts.live import user_group
 from patients.alerts.selectors import user_open_count
-
-
-@database_sync_to_async
-def _user_from_token(key: str) -> Any:
-    token = Token.objects.select_related("user").filter(key=key).first()
-    return token.user if token and token.user.is_active else None
 
 
 @database_sync_to_async
@@ -31,11 +24,8 @@ def _snapshot(user: Any) -> dict[str, Any]:
 
 class AlertsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
-        user = self.scope.get("user")
-        token = parse_qs(self.scope.get("query_string", b"").decode()).get("token")
-        if token:
-            user = await _user_from_token(token[0])
-        if user is None or not getattr(user, "is_authenticated", False):
+        user = await socket_user(self.scope)
+        if user is None:
             await self.close(code=4401)
             return
         self.user = user
