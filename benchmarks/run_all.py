@@ -6,7 +6,7 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-BENCHES = ["bench_scoring.py", "bench_device.py", "bench_ingest.py", "bench_pipeline.py", "bench_pages.py", "bench_export.py", "bench_viewer.py", "bench_queue.py", "bench_load.py"]
+BENCHES = ["bench_scoring.py", "bench_architectures.py", "bench_device.py", "bench_ingest.py", "bench_pipeline.py", "bench_pages.py", "bench_export.py", "bench_viewer.py", "bench_queue.py", "bench_load.py"]
 
 
 def main() -> int:

@@ -1,8 +1,10 @@
 """``train``: the training command line (``python -m scoring.core.cli train``, ``manage.py lus_train``).
 
-``--mode frozen`` (the default weights) fits the heads on the frozen backbone's features;
-``--mode finetune|distill`` adapts the backbone first (:mod:`scoring.core.training.finetune`).
-Both end in :func:`scoring.core.training.run.finish_training`.
+``--arch lite0`` (the default weights): ``--mode frozen`` fits the heads on the frozen backbone's
+features; ``--mode finetune|distill`` adapts the backbone first
+(:mod:`scoring.core.training.finetune`). Both end in :func:`scoring.core.training.run.finish_training`.
+``--arch mcrfnet|reg-stn`` trains that network end to end (:mod:`scoring.core.training.nets_run`),
+cross-validated on the same folds.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ import numpy as np
 import torch
 
 from scoring.core.features.recipe import Recipe
-from scoring.core.training import finetune
+from scoring.core.training import cascade_run, finetune, nets_run
+from scoring.core.training.nets import NET_ARCHS, NetRecipe
 from scoring.core.training.run import finish_training, training_records
 
 
@@ -23,7 +26,11 @@ def train_parser() -> argparse.ArgumentParser:
     d = Recipe()
     p = argparse.ArgumentParser(prog="lus_train", description="Train LUS scoring heads (frozen recipe).")
     p.add_argument("--data", help="folder holding covid-blues/ (and pocus/); default ../shared/data")
-    p.add_argument("--out", default="scoring/weights/default.pt")
+    p.add_argument("--arch", choices=("lite0", *NET_ARCHS, "cascade"), default="lite0",
+                   help="lite0: frozen EfficientNet-Lite0 + heads (default weights); mcrfnet, reg-stn: trained end to "
+                        "end; cascade: stage-one noise filter, then lite0, mcrfnet and reg-stn vote")
+    p.add_argument("--out", default="", help="weights file (default scoring/weights/default.pt, or "
+                   "scoring/weights/architectures/<arch>.pt for the networks)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--cv-seeds", default="0,1,2", help="comma-separated seeds of the repeated CV ('' to skip)")
     p.add_argument("--folds", type=int, default=5)
@@ -41,6 +48,10 @@ def train_parser() -> argparse.ArgumentParser:
     p.add_argument("--with-pocus", action="store_true", help="add scored POCUS clips to every training fold")
     p.add_argument("--limit", type=int, default=0, help="use only the first N clips (smoke tests)")
     p.add_argument("--version", default="", help="version string (default: derived)")
+    nets = p.add_argument_group("mcrfnet / reg-stn")
+    nets.add_argument("--epochs", type=int, default=NetRecipe.epochs)
+    nets.add_argument("--clip-frames", type=int, default=NetRecipe.clip_frames, help="frames kept per clip")
+    nets.add_argument("--epoch-frames", type=int, default=NetRecipe.epoch_frames, help="frames drawn per clip and epoch")
     return p
 
 
@@ -51,6 +62,15 @@ def train_main(argv: Sequence[str] | None = None) -> int:
     torch.manual_seed(args.seed)
     np.random.seed(args.seed)
     torch.set_num_threads(2)
+    if args.arch in (*NET_ARCHS, "cascade"):
+        args.out = args.out or str(nets_run.WEIGHTS_DIR / f"{args.arch}.pt")
+        if args.with_pocus:
+            raise SystemExit("--with-pocus: the networks train on COVID-BLUES only (POCUS clips have no six-class "
+                             "label)")
+        if args.arch == "cascade":
+            return cascade_run.main(args, {a: nets_run.recipe_from_args(args, a) for a in NET_ARCHS})
+        return nets_run.main(args)
+    args.out = args.out or "scoring/weights/default.pt"
     if args.mode != "frozen":
         return finetune.main(args)
     members = tuple(m.strip() for m in args.members.split(",") if m.strip())

@@ -1,0 +1,208 @@
+"""``lus_train --arch mcrfnet|reg-stn``: data, repeated CV, final fit and weights file of a frame network
+(:mod:`scoring.core.training.nets`), and loading such a file to score clips.
+
+Weights file (``torch.save`` of plain types, loads with ``weights_only=True``): ``format``
+(``lusweb-net-1``), ``recipe`` (:class:`NetRecipe`), ``preprocess`` (the default scorer's
+preprocessing at the recipe's size), ``state`` (the network's tensors) and ``meta`` (version,
+architecture, parameters, CV, training patients, seconds, command).
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import shlex
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from scoring.core.features.preprocess import PreprocessConfig, preprocess_clip
+from scoring.core.features.recipe import Recipe
+from scoring.core.labels import SCORE_CLASSES
+from scoring.core.labels_six import SIX_CLASS_NAMES, six_class_label
+from scoring.core.training.caches import cached_frames
+from scoring.core.training.covid_blues import clips as covid_blues_clips
+from scoring.core.training.datasets import ClipRecord
+from scoring.core.training.nets import (
+    NetRecipe,
+    build_net,
+    clip_prediction,
+    cross_validate_net,
+    frame_probs,
+    net_input,
+    train_net,
+)
+from scoring.core.training.run import log, training_records
+
+FORMAT = "lusweb-net-1"
+WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "architectures"
+
+DESCRIPTION = {
+    "mcrfnet": "MCRFNet (Hu et al. 2021), trained from scratch: grey / K-means / gradient modalities fused by a 1x1 "
+               "convolution, ResNeXt trunk (cardinality 8) with selective-kernel and squeeze-excitation attention, "
+               "six-class and Soldati 0-3 heads; clip = argmax of the mean frame probabilities",
+    "reg-stn": "Reg-STN (Roy et al. 2020), trained from scratch: localisation network predicting two scale-constrained "
+               "affine crops, one classifier shared by the crops, SORD + crop consistency + scale prior; clip = "
+               "argmax of the mean frame probabilities",
+    "cascade": "Cascade (Xing et al. 2022): stage one drops training clips whose out-of-fold score (five frozen "
+               "EfficientNet-Lite0 models, five patient-grouped folds) differs from their label; stage two: frozen "
+               "EfficientNet-Lite0 + heads, MCRFNet and Reg-STN vote (majority; all different: the most confident "
+               "if >= 0.8, else the median class)",
+}
+
+
+def preprocess_config(recipe: NetRecipe) -> PreprocessConfig:
+    """The default scorer's preprocessing on the recipe's canvas size."""
+    return Recipe(size=recipe.size).preprocess()
+
+
+def six_labels(records: list[ClipRecord]) -> np.ndarray:
+    """Each record's six-class index (``scoring.core.labels_six``), -1 when it has none (not a
+    COVID-BLUES clip, or unlabelled by the derivation)."""
+    by_path: dict[str, int] = {}
+    roots = {Path(r.path).parent.parent for r in records if r.source == "covid-blues"}
+    for root in roots:
+        for c in covid_blues_clips(root):
+            label = six_class_label(c.score, c.a_lines, c.b_lines, c.comment)
+            by_path[str(c.path)] = -1 if label.index is None else label.index
+    return np.array([by_path.get(str(Path(r.path)), -1) for r in records], int)
+
+
+def record_inputs(records: list[ClipRecord], recipe: NetRecipe) -> list[torch.Tensor]:
+    """Network inputs of every record: ``clip_frames`` preprocessed frames (from the frame cache)."""
+    cfg = preprocess_config(recipe)
+    out = []
+    for i, r in enumerate(records):
+        out.append(net_input(recipe, cached_frames(r.path, cfg, recipe.clip_frames)))
+        if (i + 1) % 50 == 0:
+            log(f"inputs {i + 1}/{len(records)}")
+    return out
+
+
+def recipe_from_args(args: argparse.Namespace, arch: str = "") -> NetRecipe:
+    """The recipe named by the command's options (for ``arch``, default ``--arch``)."""
+    return NetRecipe(arch=arch or args.arch, size=args.size, clip_frames=args.clip_frames, epoch_frames=args.epoch_frames,
+                     epochs=args.epochs)
+
+
+def main(args: argparse.Namespace) -> int:
+    """Train a network: CV over ``--cv-seeds`` on the default scorer's folds, fit on every clip, save."""
+    recipe = recipe_from_args(args)
+    recs = training_records(args.data, False, args.limit)
+    y = np.array([r.score for r in recs])
+    six = six_labels(recs)
+    groups = [r.patient for r in recs]
+    log(f"{args.arch}: {len(recs)} clips from {len(set(groups))} patients, {int((six >= 0).sum())} with a six-class label")
+    inputs = record_inputs(recs, recipe)
+    seeds = [int(s) for s in args.cv_seeds.split(",") if s.strip()]
+    cv = cross_validate_net(recipe, inputs, y, six, groups, seeds, args.folds, log=log) if seeds else {}
+    t0 = time.perf_counter()
+    model = train_net(recipe, inputs, y, six, args.seed, log=log)
+    seconds = time.perf_counter() - t0
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    meta = metadata(args, recipe.arch, recs, cv, sum(int(p.numel()) for p in model.parameters()), seconds,
+                    recipe.to_dict())
+    torch.save({"format": FORMAT, "recipe": recipe.to_dict(), "preprocess": preprocess_config(recipe).to_dict(),
+                "state": model.state_dict(), "meta": meta}, out)
+    out.with_suffix(".md").write_text(net_card(meta, out), encoding="utf-8")
+    log(f"saved {out} and its card ({out.stat().st_size / 1e6:.2f} MB) version {meta['version']}, "
+        f"final fit {seconds:.0f} s")
+    return 0
+
+
+def metadata(args: argparse.Namespace, arch: str, recs: list[ClipRecord], cv: dict[str, object], parameters: int,
+             seconds: float, recipe: dict[str, object]) -> dict[str, object]:
+    """The weights file's ``meta`` (plain JSON types) of a network or a cascade."""
+    version = args.version or f"lusweb-{arch.replace('-', '')}{args.size}-s{args.seed}"
+    meta = {
+        "version": version, "arch": arch, "architecture": DESCRIPTION[arch], "parameters": parameters,
+        "recipe": recipe, "classes": list(SCORE_CLASSES), "six_classes": list(SIX_CLASS_NAMES),
+        "training_patients": sorted({r.patient for r in recs}), "training_clips": len(recs),
+        "training_seconds": round(seconds, 1), "threads": torch.get_num_threads(), "cv": cv, "seed": args.seed,
+        "command": "python manage.py lus_train " + " ".join(shlex.quote(a) for a in args.argv),
+        "python": platform.python_version(), "torch": str(torch.__version__),
+    }
+    return json.loads(json.dumps(meta, default=lambda o: o.item() if hasattr(o, "item") else str(o)))  # type: ignore[no-any-return]
+
+
+@dataclass
+class NetScorer:
+    """A trained frame network with its preprocessing: frames in, Soldati probabilities out."""
+
+    recipe: NetRecipe
+    cfg: PreprocessConfig
+    model: nn.Module
+    meta: dict[str, object]
+
+    @property
+    def version(self) -> str:
+        """The model version of every score it gives."""
+        return str(self.meta["version"])
+
+    def inputs(self, frames: np.ndarray) -> torch.Tensor:
+        """Decoded frames ``[T, H, W(, 3)]`` -> network input, preprocessed as in training (uint8 canvas)."""
+        x, _ = preprocess_clip(frames, self.cfg)
+        return net_input(self.recipe, np.round(x * 255).astype(np.uint8))
+
+    def score_frames(self, frames: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
+        """Per-frame probabilities ``[T, 4]`` and the clip prediction (probabilities, score)."""
+        probs = frame_probs(self.model, self.recipe, self.inputs(frames))
+        return probs, clip_prediction(probs)
+
+
+def load_net(path: str | Path) -> NetScorer:
+    """Load a network weights file; ValueError naming the file when it is not one."""
+    raw = torch.load(str(path), map_location="cpu", weights_only=True)
+    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
+        raise ValueError(f"{path} is not a LUSWeb network weights file (format {FORMAT})")
+    recipe = NetRecipe.from_dict(raw["recipe"])
+    model = build_net(recipe)
+    model.load_state_dict(raw["state"])
+    return NetScorer(recipe, PreprocessConfig.from_dict(raw["preprocess"]), model.eval(), dict(raw["meta"]))
+
+
+
+def net_card(meta: dict[str, object], path: str | Path) -> str:
+    """The model card (Markdown) of a network weights file, every figure read from its metadata."""
+    cv = meta.get("cv") if isinstance(meta.get("cv"), dict) else {}
+    assert isinstance(cv, dict)
+    recipe = meta.get("recipe", {})
+    lines = [
+        f"# Model card: {meta['version']}", "",
+        f"**Architecture.** {meta['architecture']}. {meta['parameters']:,} parameters; weights file "
+        f"`{Path(path).name}`, {Path(path).stat().st_size / 1e6:.2f} MB.", "",
+        f"**Training data.** {meta['training_clips']} COVID-BLUES clips of {len(meta['training_patients'])} "  # type: ignore[arg-type]
+        "patients, expert Soldati scores as SORD targets on every frame"
+        + (" plus the six-class labels derived from the expert's flags and comments"
+           if meta["arch"] in ("mcrfnet", "cascade") else "")
+        + ".", "",
+        f"**Recipe.** `{json.dumps(recipe, sort_keys=True)}`; seed {meta['seed']}; final fit "
+        f"{meta['training_seconds']} s on {meta['threads']} CPU threads.", "",
+        f"**Reproduce.** `{meta['command']}`", "",
+    ]
+    if cv:
+        lines += [
+            f"## Patient-grouped cross-validation ({cv['k']} folds x seeds {cv['seeds']}, {cv['n_clips']} clips, "
+            f"{cv['n_patients']} patients; the default scorer's folds)", "",
+            "| metric | mean | sd | per seed |", "|---|---|---|---|",
+        ]
+        for key in ("accuracy", "within1", "spearman", "spearman_expected", "qwk", "macro_f1", "ece", "brier"):
+            f = cv.get(key)
+            if isinstance(f, dict):
+                seeds = ", ".join(f"{v:.3f}" for v in f["per_seed"])
+                lines.append(f"| {key} | {f['mean']:.3f} | {f['sd']:.3f} | {seeds} |")
+        lines += ["", f"Training one fold took {cv['fold_training_seconds']:.0f} s on average.", ""]
+    lines += [
+        "## Limits", "",
+        "- Trained from scratch on 42 patients on 2 CPU cores in minutes: a small budget for a network "
+        "with no pretrained weights. Its CV is the honest figure; no variant was chosen on it.",
+        "- Probabilities are not calibrated (see ECE above); no out-of-domain check is fitted.",
+        "- Not yet a scorer the product runs on uploads: the default scorer stays the first reader.",
+        "",
+    ]
+    return "\n".join(lines)
