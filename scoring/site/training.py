@@ -123,10 +123,7 @@ def _train(training: SiteTraining, progress: Any) -> ModelVersion:
     bundle.backbone_state = dict(champion.bundle.backbone_state)
     fit_domain(bundle, feats, data.groups, np.ones(len(feats), bool))
     bundle.meta = _metadata(training, champion.meta, clips, pooled, report)
-    path = _save(bundle.to_state(), str(bundle.meta["version"]))
-    version = ModelVersion.objects.create(version=str(bundle.meta["version"]), weights=str(path),
-                                          metadata=jsonable(bundle.meta), study=study)
-    return version
+    return site_model_register(state=bundle.to_state(), meta=bundle.meta, study=study)
 
 
 def _done(message: str, total: int) -> float:
@@ -177,12 +174,23 @@ def _metadata(training: SiteTraining, champion: dict[str, Any], clips: list[Labe
     return json.loads(json.dumps(meta, default=lambda o: o.item() if hasattr(o, "item") else str(o)))  # type: ignore[no-any-return]
 
 
-def _save(state: dict[str, Any], version: str) -> Path:
-    """Write the weights file under ``SITE_MODELS_DIR`` (atomically: a reader never sees half of it)."""
+def site_model_register(*, state: dict[str, Any], meta: dict[str, Any], study: Any) -> ModelVersion:
+    """Write the weights file under ``SITE_MODELS_DIR`` and register its model version, both or
+    neither: the file is written beside its final name, the row created, and only then is the file
+    moved into place (a reader never sees half a file); when the row cannot be created, or the
+    move fails and rolls the row back, no file is left behind and an existing file of that name
+    is untouched."""
+    version = str(meta["version"])
     folder = Path(settings.SITE_MODELS_DIR)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"{version}.pt"
     tmp = path.with_suffix(".tmp")
     torch.save(state, tmp)
-    os.replace(tmp, path)
-    return path
+    try:
+        with transaction.atomic():
+            registered = ModelVersion.objects.create(version=version, weights=str(path), metadata=jsonable(meta),
+                                                     study=study)
+            os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return registered
