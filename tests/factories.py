@@ -92,6 +92,24 @@ def members_by_role(study: Study, username: str) -> dict[str, Any]:
     return users
 
 
+class ByRole:
+    """The members of a test study by role, for builders that keep them in ``users`` (keyed by role)."""
+
+    users: dict[str, Any]
+
+    @property
+    def clinician(self) -> Any:
+        return self.users[Role.CLINICIAN]
+
+    @property
+    def admin(self) -> Any:
+        return self.users[Role.STUDY_ADMIN]
+
+    @property
+    def researcher(self) -> Any:
+        return self.users[Role.RESEARCHER]
+
+
 class ZoneReadingFactory(factory.django.DjangoModelFactory):
     """A clinician's reading of a clip (pass ``clip``; ``rater`` defaults to a new user)."""
 

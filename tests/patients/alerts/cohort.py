@@ -13,31 +13,19 @@ from django.utils import timezone
 from patients.imaging.models import ZoneClip
 from patients.readings.services import reading_create
 from patients.records.models import Exam, Patient
-from patients.studies.models import Role, Study
-from tests.factories import ClipScoreFactory, ExamFactory, PatientFactory, StudyFactory, members_by_role
+from patients.studies.models import Study
+from tests.factories import ByRole, ClipScoreFactory, ExamFactory, PatientFactory, StudyFactory, members_by_role
 from tests.patients.dashboards.builders import clip_probs, fake_clip
 
 T0 = timezone.make_aware(dt.datetime(2026, 3, 2, 9, 0))
 
 
 @dataclass
-class Cohort:
+class Cohort(ByRole):
     study: Study
     patient: Patient
     users: dict[str, Any]
     exams: list[Exam] = field(default_factory=list)
-
-    @property
-    def clinician(self) -> Any:
-        return self.users[Role.CLINICIAN]
-
-    @property
-    def admin(self) -> Any:
-        return self.users[Role.STUDY_ADMIN]
-
-    @property
-    def researcher(self) -> Any:
-        return self.users[Role.RESEARCHER]
 
     def exam(self, *, day: int, read: Mapping[str, int] | None = None, ai: Mapping[str, int] | None = None,
              findings: Mapping[str, dict[str, bool]] | None = None, ai_consolidation: tuple[str, ...] = (),

@@ -11,7 +11,15 @@ from patients.imaging.models import ZoneClip
 from patients.records.models import Exam
 from patients.studies.models import Role, Study
 from patients.studies.protocols import get_protocol
-from tests.factories import ExamFactory, MembershipFactory, PatientFactory, StudyFactory, UserFactory, members_by_role
+from tests.factories import (
+    ByRole,
+    ExamFactory,
+    MembershipFactory,
+    PatientFactory,
+    StudyFactory,
+    UserFactory,
+    members_by_role,
+)
 from tests.patients.dashboards import builders
 
 #: The AI's scores of the exam's zones (R1 read 3 by the AI, which the tests then read 1).
@@ -19,23 +27,11 @@ AI = {"R1": 3, "R2": 1, "R3": 0, "R4": 2, "R5": 1, "R6": 0, "L1": 1, "L2": 2, "L
 
 
 @dataclass
-class Ward:
+class Ward(ByRole):
     study: Study
     exam: Exam
     clips: dict[str, ZoneClip]
     users: dict[str, Any]
-
-    @property
-    def clinician(self) -> Any:
-        return self.users[Role.CLINICIAN]
-
-    @property
-    def admin(self) -> Any:
-        return self.users[Role.STUDY_ADMIN]
-
-    @property
-    def researcher(self) -> Any:
-        return self.users[Role.RESEARCHER]
 
 
 def make_ward() -> Ward:
