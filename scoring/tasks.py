@@ -10,8 +10,9 @@ from typing import Any
 from celery import shared_task
 from celery.signals import worker_ready
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, close_old_connections
+from django.db import close_old_connections
 
+from lusweb.tasks import DURABLE
 from patients.records.models import Exam
 from scoring import pipeline, services, severity
 from scoring.site import services as site_services
@@ -23,12 +24,7 @@ logger = logging.getLogger(__name__)
 @shared_task(
     name=services.SCORE_EXAM_TASK,
     bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError, ConnectionError, TimeoutError),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=8,
+    **DURABLE,
 )
 def score_exam(self: Any, job_id: int) -> str:
     """Score the exam of job ``job_id`` (idempotent: a finished or foreign-leased job is left alone)."""
@@ -48,11 +44,7 @@ def score_exam(self: Any, job_id: int) -> str:
 
 @shared_task(
     name=services.SEVERITY_REFRESH_TASK,
-    acks_late=True,
-    autoretry_for=(OperationalError, InterfaceError, ConnectionError, TimeoutError),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=8,
+    **DURABLE,
 )
 def severity_refresh(exam_id: int) -> str:
     """Recompute exam ``exam_id``'s severity from its score of record (no CNN: the stored features)."""
@@ -65,12 +57,7 @@ def severity_refresh(exam_id: int) -> str:
 @shared_task(
     name=site_services.SITE_TRAIN_TASK,
     bind=True,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=(OperationalError, InterfaceError, ConnectionError, TimeoutError),
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=8,
+    **DURABLE,
     time_limit=settings.SITE_TRAINING_TIME_LIMIT,
     soft_time_limit=settings.SITE_TRAINING_TIME_LIMIT * 3 // 4,
 )

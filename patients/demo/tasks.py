@@ -2,14 +2,13 @@
 from __future__ import annotations
 
 from celery import shared_task
-from django.db import InterfaceError, OperationalError
 
+from lusweb.tasks import DURABLE
 from patients.demo.seed import DEMO_PATIENT_TASK, DemoOptions, demo_patient_seed
 from patients.studies.models import Study
 
 
-@shared_task(name=DEMO_PATIENT_TASK, acks_late=True, reject_on_worker_lost=True,
-             autoretry_for=(OperationalError, InterfaceError), retry_backoff=2, max_retries=5)
+@shared_task(name=DEMO_PATIENT_TASK, **DURABLE)
 def demo_patient_seed_task(study_id: int, index: int, options: dict[str, int]) -> str:
     """Seed the demo's ``index``-th patient (idempotent: a patient that exists is left alone)."""
     study = Study.objects.filter(pk=study_id).first()

@@ -18,13 +18,14 @@ from typing import Any
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.files.base import ContentFile
-from django.db import IntegrityError, InterfaceError, OperationalError, transaction
+from django.db import IntegrityError, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
 from lusweb.errors import ServiceError
 from lusweb.jsonable import jsonable
 from lusweb.live import exam_publish
+from lusweb.tasks import TRANSIENT_ERRORS
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_record
 from patients.imaging.checks import FORMAT_SUFFIXES, IngestError, refuse_foreign_study_instance, text
@@ -38,7 +39,7 @@ logger = logging.getLogger(__name__)
 
 #: Errors that say nothing about the file: the database, or a storage reached over the network,
 #: was unreachable. The clip goes back to pending and the task is retried; any other error is final.
-TRANSIENT: tuple[type[BaseException], ...] = (OperationalError, InterfaceError, ConnectionError, TimeoutError)
+TRANSIENT = TRANSIENT_ERRORS
 
 
 #: What the check writes on a ready clip (the decoded fields, the stored files, the state).

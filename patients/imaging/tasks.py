@@ -17,6 +17,7 @@ from celery.signals import worker_ready
 from django.conf import settings
 from django.db import close_old_connections
 
+from lusweb.tasks import DURABLE
 from patients.imaging import dispatch, process
 from patients.imaging.tempfiles import tempfiles_clean
 
@@ -25,12 +26,7 @@ logger = logging.getLogger(__name__)
 
 @shared_task(
     name=dispatch.CLIP_PROCESS_TASK,
-    acks_late=True,
-    reject_on_worker_lost=True,
-    autoretry_for=process.TRANSIENT,
-    retry_backoff=2,
-    retry_backoff_max=60,
-    max_retries=8,
+    **DURABLE,
     time_limit=int(settings.INGEST_TIME_LIMIT),
     soft_time_limit=max(int(settings.INGEST_TIME_LIMIT) - 30, int(settings.INGEST_TIME_LIMIT) * 3 // 4),
 )
