@@ -21,7 +21,8 @@ import torch
 
 from benchmarks.bench_scoring import _source_clips
 from scoring.core.inference.scorer import DEFAULT_WEIGHTS, load_scorer
-from scoring.core.training.nets_run import WEIGHTS_DIR, load_net
+from scoring.core.training.cascade_run import CascadeScorer, load_cascade
+from scoring.core.training.nets_run import WEIGHTS_DIR, NetScorer, load_net
 
 
 def _cv(meta: dict[str, Any]) -> dict[str, str]:
@@ -46,10 +47,10 @@ def main() -> None:
                  "cpu_fps": _fps(lite.score_clips, clips), "mb": DEFAULT_WEIGHTS.stat().st_size / 1e6,
                  "training_s": lite.meta.get("training_seconds")})
     for path in sorted(WEIGHTS_DIR.glob("*.pt")):
-        net = load_net(path)
-        rows.append({"arch": net.recipe.arch, "version": net.version, **_cv(net.meta),
-                     "cpu_fps": _fps(lambda cs, n=net: [n.score_frames(c) for c in cs], clips),
-                     "mb": path.stat().st_size / 1e6, "training_s": net.meta.get("training_seconds")})
+        model: NetScorer | CascadeScorer = load_cascade(path) if path.stem == "cascade" else load_net(path)
+        rows.append({"arch": str(model.meta["arch"]), "version": model.version, **_cv(model.meta),
+                     "cpu_fps": _fps(lambda cs, m=model: [m.score_frames(c) for c in cs], clips),
+                     "mb": path.stat().st_size / 1e6, "training_s": model.meta.get("training_seconds")})
     print("| architecture | version | CV accuracy | within-1 | Spearman | QWK | CPU frames/s | weights MB | "
           "final training s |")
     print("|---|---|---|---|---|---|---|---|---|")
