@@ -14,6 +14,8 @@ import argparse
 import json
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -32,21 +34,22 @@ def eval_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--limit", type=int, default=0)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(list(argv) if argv is not None else None)
-    scorer = load_scorer(args.weights)
+    net = network(args.weights)
+    scorer = net if net is not None else load_scorer(args.weights)
     recs = covid_blues_records(args.data)
     if args.limit:
         recs = recs[: args.limit]
     y, pred, expected, probs = [], [], [], []
     for r in recs:
         frames, _ = decode_frames(r.path)
-        res = scorer.score_clip(frames)
+        clip_probs, clip_score = _clip(scorer, net, frames)
         y.append(r.score)
-        pred.append(res.clip_score)
-        expected.append(float(res.clip_probs @ np.arange(len(res.clip_probs))))
-        probs.append(res.clip_probs)
+        pred.append(clip_score)
+        expected.append(float(clip_probs @ np.arange(len(clip_probs))))
+        probs.append(clip_probs)
     rep = classification_report(y, pred, expected=expected, probs=np.asarray(probs))
     rep["model"] = scorer.version
-    train_patients = set(scorer.meta.get("training_patients", []))  # type: ignore[call-overload]
+    train_patients = set(scorer.meta.get("training_patients", []))  # type: ignore[call-overload,arg-type,unused-ignore]
     overlap = sorted({r.patient for r in recs} & train_patients)
     rep["patients_seen_in_training"] = len(overlap)
     if args.json:
@@ -69,11 +72,16 @@ def score_main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--weights", default=None)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(list(argv) if argv is not None else None)
-    scorer = load_scorer(args.weights)
+    net = network(args.weights)
+    scorer = net if net is not None else load_scorer(args.weights)
     rc = 0
     for f in args.files:
         try:
             frames, _ = decode_frames(f)
+            if net is not None:
+                clip_probs, clip_score = _clip(scorer, net, frames)
+                _print_network_score(f, len(frames), clip_probs, clip_score, net.version, args.json)
+                continue
             res = scorer.score_clip(frames)
         except Exception as exc:  # noqa: BLE001 - report and go on with the other files
             rc = 1
@@ -95,6 +103,40 @@ def score_main(argv: Sequence[str] | None = None) -> int:
             print(f"{f}: score {res.clip_score} (probs {probs}), {len(res.frame_scores)} frames, "
                   f"model {scorer.version}{unlike}")
     return rc
+
+
+def network(weights: str | None) -> Any:
+    """The network or cascade of ``lus_train --arch`` in the file ``weights`` (it has
+    ``version``, ``meta`` and ``score_frames``), or None when ``weights`` names scorer weights."""
+    if not weights or not Path(weights).is_file():
+        return None
+    import torch  # lazy: torch loads only when a command runs
+
+    from scoring.core.training import cascade_run, nets_run
+
+    fmt = torch.load(weights, map_location="cpu", weights_only=True).get("format")
+    if fmt == nets_run.FORMAT:
+        return nets_run.load_net(weights)
+    if fmt == cascade_run.FORMAT:
+        return cascade_run.load_cascade(weights)
+    return None
+
+
+def _clip(scorer: Any, net: Any, frames: np.ndarray) -> tuple[np.ndarray, int]:
+    """A clip's probabilities and score from either kind of weights."""
+    if net is not None:
+        _, clip = net.score_frames(frames)
+        return np.asarray(clip["clip_probs"], float), int(clip["clip_score"])
+    res = scorer.score_clip(frames)
+    return res.clip_probs, int(res.clip_score)
+
+
+def _print_network_score(f: str, n_frames: int, probs: np.ndarray, score: int, version: str, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({"file": f, "frames": n_frames, "clip_score": score,
+                          "clip_probs": np.round(probs, 5).tolist(), "model": version}))
+    else:
+        print(f"{f}: score {score} (probs {' '.join(f'{x:.2f}' for x in probs)}), {n_frames} frames, model {version}")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -18,6 +18,9 @@ from scoring.core.inference.aggregate import UninormAggregator, get_aggregator
 from scoring.core.inference.domain import DomainCheck
 from scoring.core.labels import N_CLASSES
 
+#: The ``format`` of a scorer weights file (``Bundle.to_state``; what ``load_bundle`` reads).
+BUNDLE_FORMAT = "lusweb-scoring-bundle/1"
+
 
 @dataclass
 class LinearModel:
@@ -129,7 +132,7 @@ class Bundle:
     def to_state(self) -> dict[str, object]:
         """Plain dict of tensors / numbers (safe for ``torch.load(weights_only=True)``)."""
         st: dict[str, object] = {
-            "format": "lusweb-scoring-bundle/1",
+            "format": BUNDLE_FORMAT,
             "recipe": self.recipe.to_dict(),
             "frame_sev": self.frame_sev.to_state(),
             "frame_fnd": self.frame_fnd.to_state(),

@@ -21,7 +21,7 @@ from scoring.core.device import half_dtype
 from scoring.core.features.featurizer import Featurizer
 from scoring.core.features.handcrafted import handcrafted_features
 from scoring.core.features.preprocess import Geometry, geometry_for, model_input, model_input_views
-from scoring.core.inference.bundle import Bundle
+from scoring.core.inference.bundle import BUNDLE_FORMAT, Bundle
 from scoring.core.inference.gradcam import (
     CLIP_HEADS,
     FRAME_HEAD,
@@ -232,6 +232,12 @@ class Scorer:
 def load_bundle(path: str | Path, verify_backbone: bool = True) -> Bundle:
     """Read a weights file; optionally check the backbone file's sha256."""
     st = torch.load(str(path), map_location="cpu", weights_only=True)
+    fmt = st.get("format") if isinstance(st, dict) else None
+    if fmt != BUNDLE_FORMAT:
+        # A network or cascade of ``lus_train --arch`` (lusweb-net-1, lusweb-cascade-1) is scored by
+        # ``lus_score``/``lus_eval``, not by the product's scorer: say so instead of a KeyError.
+        raise ValueError(f"{path} is not a scorer weights file ({BUNDLE_FORMAT}) but {fmt or 'an unknown format'}; "
+                         "networks trained with lus_train --arch are scored by lus_score and lus_eval only")
     bundle = Bundle.from_state(st)
     want = bundle.meta.get("backbone_sha256")
     if verify_backbone and want:

@@ -76,3 +76,27 @@ def test_train_eval_score(tiny_data: Path, tmp_path: Path, capsys: pytest.Captur
 
 def test_usage() -> None:
     assert cli.main([]) == 2
+
+
+@pytest.mark.parametrize("arch", ["reg-stn", "cascade"])
+def test_score_and_eval_read_the_shipped_networks(arch: str, tiny_data: Path, capsys: pytest.CaptureFixture[str]
+                                                  ) -> None:
+    from scoring.core.training.nets_run import WEIGHTS_DIR
+
+    weights = str(WEIGHTS_DIR / f"{arch}.pt")
+    clip = tiny_data / "covid-blues" / "lus_videos" / "patient_1_R1.mp4"
+    assert cli.main(["score", str(clip), "--weights", weights, "--json"]) == 0
+    row = json.loads(capsys.readouterr().out.strip())
+    assert row["model"] == f"lusweb-{arch.replace('-', '')}112-v1" and row["frames"] == 8
+    assert row["clip_score"] == int(np.argmax(row["clip_probs"])) and abs(sum(row["clip_probs"]) - 1) < 1e-4
+    assert cli.main(["eval", "--weights", weights, "--data", str(tiny_data / "covid-blues"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["n"] == 8 and report["model"] == row["model"] and sum(map(sum, report["confusion"])) == 8
+
+
+def test_the_product_scorer_refuses_a_network_file_by_name() -> None:
+    from scoring.core.inference.scorer import load_bundle
+    from scoring.core.training.nets_run import WEIGHTS_DIR
+
+    with pytest.raises(ValueError, match="not a scorer weights file .* but lusweb-net-1"):
+        load_bundle(WEIGHTS_DIR / "mcrfnet.pt")
