@@ -112,7 +112,7 @@ def network(weights: str | None) -> Any:
         return None
     import torch  # lazy: torch loads only when a command runs
 
-    from scoring.core.training import cascade_run, nets_run
+    from scoring.core.training import cascade_run, nets_run  # lazy: torch loads only when a command runs
 
     fmt = torch.load(weights, map_location="cpu", weights_only=True).get("format")
     if fmt == nets_run.FORMAT:
