@@ -3,6 +3,7 @@
 ``python -m scoring.core.cli train --data ../shared/data --out scoring/weights/default.pt``
 ``python -m scoring.core.cli eval --weights default --data ../shared/data/covid-blues``
 ``python -m scoring.core.cli score FILE [FILE ...] [--json]``
+``python -m scoring.core.cli experiment usaugment [--copies 2]`` (``docs/directions.md``)
 
 ``train`` is :func:`scoring.core.training.cli.train_main`; ``eval`` and ``score`` only read
 weights. The heavy modules (torch, the scorer) are imported when a command runs, so ``--help``
@@ -140,15 +141,19 @@ def _print_network_score(f: str, n_frames: int, probs: np.ndarray, score: int, v
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``python -m scoring.core.cli {train,eval,score} ...``."""
+    """``python -m scoring.core.cli {train,eval,score,experiment} ...``."""
     a = list(sys.argv[1:] if argv is None else argv)
-    if not a or a[0] not in ("train", "eval", "score"):
-        print("usage: python -m scoring.core.cli {train,eval,score} [options]", file=sys.stderr)
+    if not a or a[0] not in ("train", "eval", "score", "experiment"):
+        print("usage: python -m scoring.core.cli {train,eval,score,experiment} [options]", file=sys.stderr)
         return 2
     if a[0] == "train":
         from scoring.core.training.cli import train_main  # lazy: torch loads only when a command runs
 
         return train_main(a[1:])
+    if a[0] == "experiment":
+        from scoring.core.training.directions import experiment_main  # lazy: torch loads only when a command runs
+
+        return experiment_main(a[1:])
     return {"eval": eval_main, "score": score_main}[a[0]](a[1:])
 
 

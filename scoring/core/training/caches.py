@@ -111,13 +111,18 @@ def content_sha256(path: str | Path) -> str:
 _SHA256: dict[tuple[str, int, int], str] = {}
 
 
+def feature_key(recipe: Recipe, max_frames: int) -> str:
+    """What a clip's cached features depend on besides the clip's bytes (the cache key's recipe part)."""
+    return json.dumps([FEATURE_VERSION, recipe.preprocess().to_dict(), list(recipe.taps), recipe.hand,
+                       recipe.summary_images, max_frames, recipe.backbone_tag,
+                       recipe.hires_size, recipe.hires_frames, list(recipe.hires_taps)])
+
+
 def featurize_records(records: Sequence[ClipRecord], recipe: Recipe, fz: Featurizer | None = None,
                       max_frames: int = 120, log: Callable[[str], None] | None = None) -> list[dict[str, np.ndarray]]:
     """Features of labelled clips, cached in ``~/.cache/lusweb/features`` per clip and recipe."""
     cfg = recipe.preprocess()
-    key_recipe = json.dumps([FEATURE_VERSION, cfg.to_dict(), list(recipe.taps), recipe.hand,
-                             recipe.summary_images, max_frames, recipe.backbone_tag,
-                             recipe.hires_size, recipe.hires_frames, list(recipe.hires_taps)])
+    key_recipe = feature_key(recipe, max_frames)
     d = CACHE_ROOT / "features"
     d.mkdir(parents=True, exist_ok=True)
     out: list[dict[str, np.ndarray]] = []

@@ -100,3 +100,28 @@ def test_the_product_scorer_refuses_a_network_file_by_name() -> None:
 
     with pytest.raises(ValueError, match="not a scorer weights file .* but lusweb-net-1"):
         load_bundle(WEIGHTS_DIR / "mcrfnet.pt")
+
+
+def test_the_usaugment_experiment_compares_on_the_same_folds(tiny_data: Path, tmp_path: Path,
+                                                             capsys: pytest.CaptureFixture[str]) -> None:
+    from scoring.core.training import caches
+
+    out = tmp_path / "usaugment.json"
+    rc = cli.main(["experiment", "usaugment", "--data", str(tiny_data), "--copies", "1", "--cv-seeds", "0",
+                   "--folds", "2", "--json", str(out)])
+    assert rc == 0
+    result = json.loads(out.read_text())
+    assert result["direction"] == "usaugment" and result["copies"] == 1
+    assert set(result["cv"]) == {"baseline", "usaugment"}
+    assert result["cv"]["baseline"]["n_clips"] == result["cv"]["usaugment"]["n_clips"] == 8
+    s = result["screening"]
+    assert s["passes"] == (s["challenger_accuracy"] > s["baseline_accuracy"])
+    assert s["baseline_accuracy"] == result["cv"]["baseline"]["accuracy"]["mean"]
+    assert len(list((caches.CACHE_ROOT / "features-aug").glob("*.npy"))) == 8  # one copy of each clip
+    printed = capsys.readouterr().out
+    assert "baseline: accuracy" in printed and "screening: mean accuracy" in printed
+
+
+def test_the_experiment_refuses_no_copies(tiny_data: Path) -> None:
+    with pytest.raises(SystemExit, match="--copies"):
+        cli.main(["experiment", "usaugment", "--data", str(tiny_data), "--copies", "0"])

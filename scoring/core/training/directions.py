@@ -1,0 +1,166 @@
+"""Experiments on directions the project had not tried (issue 19), judged by the rule fixed in
+``docs/directions.md`` before their figures existed.
+
+``python -m scoring.core.cli experiment usaugment [--copies 2] [--cv-seeds 0,1,2]`` cross-validates
+the default recipe twice on the same patient-grouped folds: as it is (the baseline), and with every
+training clip of a fold adding ``--copies`` augmented copies (:mod:`scoring.core.training.augment`).
+Test clips are never augmented. It prints both CV blocks, the per-seed accuracies side by side and
+the screening verdict, and writes them as JSON with ``--json FILE``. It trains nothing that ships.
+
+The copies are augmented on the clip heads' 224-px view, the only input of the clip score the CV
+measures; their frame and 112-px summary features are the original clip's.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from scoring.core.features.featurizer import Featurizer
+from scoring.core.features.preprocess import normalise_intensity, quantise
+from scoring.core.features.recipe import Recipe
+from scoring.core.inference.scorer import DEFAULT_WEIGHTS, load_bundle
+from scoring.core.training import caches
+from scoring.core.training.augment import augment_clip, draw, scan_mask
+from scoring.core.training.caches import cached_views, content_sha256, feature_key, featurize_records
+from scoring.core.training.cv import cv_splits, cv_summary, fit_with_noise_filter, seed_report
+from scoring.core.training.datasets import ClipRecord
+from scoring.core.training.run import training_records
+
+Feats = dict[str, np.ndarray]
+#: Frames per clip, as the training command featurises them.
+MAX_FRAMES = 120
+#: Bump when the augmentation changes (cache key of the copies' features).
+AUGMENT_VERSION = "usaugment-1"
+
+
+def log(msg: str) -> None:
+    """Progress on stderr (stdout stays for results)."""
+    print(msg, file=sys.stderr, flush=True)
+
+
+def augmented_hires(records: Sequence[ClipRecord], recipe: Recipe, copies: int, fz: Featurizer,
+                    progress: Callable[[str], None] | None = None) -> list[list[np.ndarray]]:
+    """Per record, the hires descriptors of its ``copies`` augmented copies (cached in
+    ``~/.cache/lusweb/features-aug`` per clip content, recipe, copy and augmentation version)."""
+    if not recipe.hires_size:
+        raise ValueError("usaugment: the recipe has no hires view, and its clip score reads no augmented input")
+    cfg = recipe.preprocess()
+    d = caches.CACHE_ROOT / "features-aug"  # read at call time: tests point the cache elsewhere
+    d.mkdir(parents=True, exist_ok=True)
+    out: list[list[np.ndarray]] = []
+    t0 = time.time()
+    for i, r in enumerate(records):
+        sha = content_sha256(r.path)
+        clip_seed = int(sha[:8], 16)
+        row = []
+        for c in range(copies):
+            key = hashlib.sha1(json.dumps([feature_key(recipe, MAX_FRAMES), AUGMENT_VERSION, sha, c]).encode())
+            f = d / f"{key.hexdigest()[:24]}.npy"
+            if not f.exists():
+                _, u8h = cached_views(r.path, cfg, recipe.hires_size, MAX_FRAMES)
+                x = u8h.astype(np.float32) / 255.0
+                aug = augment_clip(x, draw(clip_seed, c), scan_mask(x))
+                view = normalise_intensity(quantise(aug), cfg.intensity)
+                np.save(f, fz.hires([view])[0])
+            row.append(np.load(f))
+        out.append(row)
+        if progress and (i + 1) % 25 == 0:
+            progress(f"augmented {i + 1}/{len(records)} clips x {copies} copies ({time.time() - t0:.0f}s)")
+    return out
+
+
+def training_set(feats: Sequence[Feats], copies: Sequence[Sequence[np.ndarray]], tr: np.ndarray
+                 ) -> tuple[list[Feats], np.ndarray]:
+    """A fold's training clips ``tr`` followed by their augmented copies (each copy keeps its
+    clip's frame and summary features and replaces the hires descriptor); returns the feature
+    dicts and, for each, the index of the clip it comes from (labels and patients follow it)."""
+    rows = [feats[int(i)] for i in tr]
+    origin = [int(i) for i in tr]
+    for i in tr:
+        for h in copies[int(i)]:
+            rows.append({**feats[int(i)], "hires": h})
+            origin.append(int(i))
+    return rows, np.asarray(origin, int)
+
+
+def cross_validate_pair(feats: Sequence[Feats], copies: Sequence[Sequence[np.ndarray]], y: np.ndarray,
+                        findings: np.ndarray, groups: Sequence[str], recipe: Recipe, seeds: Sequence[int],
+                        k: int) -> dict[str, dict[str, object]]:
+    """The baseline's and the augmented recipe's CV blocks (``cv_summary``), fold for fold the same
+    test clips; the two differ only in the copies added to each training fold."""
+    y = np.asarray(y, int)
+    every = np.ones(len(y), bool)
+    reports: dict[str, list[dict[str, object]]] = {"baseline": [], "usaugment": []}
+    for seed in seeds:
+        outs: dict[str, dict[int, dict[str, object]]] = {"baseline": {}, "usaugment": {}}
+        for tr, te in cv_splits(y, groups, every, k, seed):
+            for arm, arm_copies in (("baseline", [[] for _ in feats]), ("usaugment", copies)):
+                rows, origin = training_set(feats, arm_copies, tr)
+                b, _ = fit_with_noise_filter(rows, y[origin], findings[origin], [groups[i] for i in origin], recipe,
+                                             seed, frame_heads=False)
+                outs[arm].update({int(i): b.predict(feats[int(i)]) for i in te})
+        for arm in reports:
+            reports[arm].append(seed_report(y, np.arange(len(y)), outs[arm]))
+        log(f"seed {seed}: accuracy baseline {reports['baseline'][-1]['accuracy']:.3f}, "
+            f"usaugment {reports['usaugment'][-1]['accuracy']:.3f}")
+    n_patients = len(set(groups))
+    return {arm: cv_summary(r, seeds, k, len(y), n_patients) for arm, r in reports.items()}
+
+
+def screening(cv: dict[str, dict[str, object]]) -> dict[str, object]:
+    """Step 1 of ``docs/directions.md``: does the challenger's mean accuracy beat the baseline's?"""
+    base = float(cv["baseline"]["accuracy"]["mean"])  # type: ignore[index]
+    challenger = float(cv["usaugment"]["accuracy"]["mean"])  # type: ignore[index]
+    return {"baseline_accuracy": base, "challenger_accuracy": challenger, "passes": challenger > base}
+
+
+def experiment_parser() -> argparse.ArgumentParser:
+    """Arguments of ``experiment``."""
+    p = argparse.ArgumentParser(prog="experiment", description=__doc__,
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("direction", choices=("usaugment",))
+    p.add_argument("--data", help="folder holding covid-blues/; default ../shared/data")
+    p.add_argument("--copies", type=int, default=2, help="augmented copies of each training clip")
+    p.add_argument("--cv-seeds", default="0,1,2")
+    p.add_argument("--folds", type=int, default=5)
+    p.add_argument("--limit", type=int, default=0, help="use only the first N clips (smoke tests)")
+    p.add_argument("--json", default="", help="write the result here")
+    return p
+
+
+def experiment_main(argv: Sequence[str] | None = None) -> int:
+    """Run one direction's pre-registered comparison on the default recipe."""
+    args = experiment_parser().parse_args(list(argv) if argv is not None else None)
+    if args.copies < 1:
+        raise SystemExit("--copies: at least one augmented copy per training clip")
+    recipe = load_bundle(DEFAULT_WEIGHTS).recipe
+    records = training_records(args.data, with_pocus=False, limit=args.limit)
+    t0 = time.time()
+    fz = Featurizer(recipe)
+    feats = featurize_records(records, recipe, fz=fz, max_frames=MAX_FRAMES, log=log)
+    copies = augmented_hires(records, recipe, args.copies, fz, progress=log)
+    log(f"features ready in {time.time() - t0:.0f}s")
+    y = np.array([r.score for r in records])
+    findings = np.stack([r.findings_vector() for r in records])
+    seeds = [int(s) for s in args.cv_seeds.split(",") if s.strip()]
+    cv = cross_validate_pair(feats, copies, y, findings, [r.patient for r in records], recipe, seeds, args.folds)
+    result = {"direction": args.direction, "copies": args.copies, "recipe": recipe.to_dict(), "cv": cv,
+              "screening": screening(cv), "seconds": round(time.time() - t0, 1),
+              "command": "python -m scoring.core.cli experiment " + " ".join(argv or sys.argv[1:])}
+    for arm in ("baseline", "usaugment"):
+        block = cv[arm]
+        print(arm + ": " + ", ".join(f"{m} {block[m]['mean']:.3f} ± {block[m]['sd']:.3f}"  # type: ignore[index]
+                                     for m in ("accuracy", "within1", "spearman", "qwk", "ece")))
+    s = result["screening"]
+    print(f"screening: mean accuracy {s['challenger_accuracy']:.3f} vs {s['baseline_accuracy']:.3f} -> "  # type: ignore[index]
+          f"{'passes' if s['passes'] else 'does not pass'}")  # type: ignore[index]
+    if args.json:
+        Path(args.json).write_text(json.dumps(result, indent=1))
+    return 0
