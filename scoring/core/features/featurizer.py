@@ -54,11 +54,13 @@ class Featurizer:
         return self
 
     def to_input(self, x: np.ndarray) -> torch.Tensor:
-        """Model-input images float [N,S,S] -> the normalised 3-channel batch (channels last),
-        on the backbone's device."""
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))[:, None].to(self.device)
-        t = ((t - LITE_MEAN) / LITE_STD).expand(-1, 3, -1, -1)
-        return t.contiguous(memory_format=torch.channels_last)
+        """Model-input images float [N,S,S] (grey, copied to the 3 channels) or [N,3,S,S] -> the
+        normalised 3-channel batch (channels last), on the backbone's device."""
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device)
+        grey = t.ndim == 3
+        t = (t[:, None] if grey else t) - LITE_MEAN
+        t = t / LITE_STD
+        return (t.expand(-1, 3, -1, -1) if grey else t).contiguous(memory_format=torch.channels_last)
 
     def _forward(self, x: torch.Tensor, taps: Sequence[int]) -> list[torch.Tensor]:
         """The tapped maps, in float32 (under autocast when ``half`` is set)."""
@@ -95,18 +97,25 @@ class Featurizer:
         return np.stack([x.mean(0), x.max(0), sd]).astype(np.float32)
 
     @torch.inference_mode()
-    def hires(self, views: Sequence[np.ndarray]) -> list[np.ndarray]:
+    def hires(self, views: Sequence[np.ndarray], channels: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         """Hires descriptors [hires_dim] of clips given on the large canvas (float [T,S,S]).
 
         Per tap: mean and std over ``hires_frames`` evenly spaced frames of the (global mean,
         global max) pooled map, then the same pooling of the three summary images.
+        ``channels`` (an experiment's, not the scorer's): per clip float [T,2,S,S] that the read
+        frames carry as the backbone's second and third input channels instead of their grey copies.
         """
         r = self.recipe
         k = r.hires_frames
         imgs = []
-        for x in views:
+        for c, x in enumerate(views):
             idx = hires_frame_indices(len(x), k)
-            imgs.append(np.concatenate([x[idx], self.summary_images(x)], 0))
+            summary = self.summary_images(x)
+            if channels is None:
+                imgs.append(np.concatenate([x[idx], summary], 0))
+                continue
+            read = np.concatenate([x[idx][:, None], np.asarray(channels[c], np.float32)[idx]], 1)
+            imgs.append(np.concatenate([read, np.repeat(summary[:, None], 3, 1)], 0))
         if not imgs:
             return []
         allx = np.concatenate(imgs, 0)

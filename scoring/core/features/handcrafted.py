@@ -62,6 +62,7 @@ class _ClipMaps:
     differences, gradients and grey-level quantiles, computed once per clip."""
 
     xc: np.ndarray  # [T, S, C] frames, central columns
+    c0: int  # the first central column on the canvas
     vc: np.ndarray  # [S, C] float: inside the sector
     prof: np.ndarray  # [T, S] row means
     prof_s: np.ndarray  # [T, S] row means, smoothed
@@ -99,7 +100,7 @@ def _clip_maps(x: np.ndarray) -> _ClipMaps:
         d = np.zeros_like(xc)
     smooth = ndimage.gaussian_filter(xc, (0, 1.0, 1.0))  # once for both gradients (it was computed twice)
     return _ClipMaps(
-        xc=xc, vc=vc, prof=prof, prof_s=ndimage.gaussian_filter1d(prof, 1.5, axis=1),
+        xc=xc, c0=c0, vc=vc, prof=prof, prof_s=ndimage.gaussian_filter1d(prof, 1.5, axis=1),
         mean_valid=(x * valid).sum((1, 2)) / valid.sum(), first_row=first_row, last_row=last_row,
         top_lim=first_row + max(4, int(0.45 * (last_row - first_row))), d=d,
         gx_all=np.abs(np.diff(smooth, axis=2)),
@@ -112,10 +113,10 @@ def _clip_maps(x: np.ndarray) -> _ClipMaps:
 def _frame_features(c: _ClipMaps, i: int) -> tuple[float, ...]:
     """Frame ``i``'s features, in HAND_NAMES order."""
     p = c.prof_s[i]
-    py = c.first_row + 2 + int(np.argmax(p[c.first_row + 2 : c.top_lim]))
+    py = _pleura_row(c, i)
     pv = float(p[py]) + _EPS
     depth = max(py - c.first_row, 1)
-    below0 = min(py + 4, c.last_row - 4)
+    below0 = _below_pleura(c, py)
     span = max(c.last_row - below0, 4)
     bands = [float(c.prof[i, below0 + k * span // 4 : below0 + (k + 1) * span // 4 + 1].mean()) for k in range(4)]
     reg = c.xc[i, below0 : c.last_row]
@@ -141,6 +142,39 @@ def _frame_features(c: _ClipMaps, i: int) -> tuple[float, ...]:
         td_b / cm, td_p / pv, td_b / (td_p + _EPS), float(vals.std() / (vals.mean() + _EPS)) if vals.size else 0.0,
         float((vals > 0.5 * pv).mean()) if vals.size else 0.0,
     )
+
+
+def _pleura_row(c: _ClipMaps, i: int) -> int:
+    """Frame ``i``'s pleura: the brightest row of the smoothed profile in the upper part."""
+    return c.first_row + 2 + int(np.argmax(c.prof_s[i, c.first_row + 2 : c.top_lim]))
+
+
+def _below_pleura(c: _ClipMaps, py: int) -> int:
+    """The first row of the region below the pleura at row ``py`` (where B-lines are looked for)."""
+    return min(py + 4, c.last_row - 4)
+
+
+def artefact_masks(frames: np.ndarray) -> np.ndarray:
+    """Pleural-line and vertical-artefact masks of every frame, float32 [T, 2, S, S] in {0, 1}: the
+    detectors behind the features above, drawn as images (the ``masks`` direction of
+    ``docs/directions.md``). Channel 0: the pleura row +- 2 px; channel 1: below the pleura, the
+    columns whose high-passed brightness exceeds a quarter of the mean (the ``vline_count``
+    threshold). Both within the sector's central columns, zero outside the sector."""
+    x = np.asarray(frames, dtype=np.float32)
+    if x.max() > 1.5:
+        x = x / 255.0
+    c = _clip_maps(x)
+    t, s, _ = x.shape
+    out = np.zeros((t, 2, s, s), np.float32)
+    cols = slice(c.c0, c.c0 + c.xc.shape[2])
+    for i in range(t):
+        py = _pleura_row(c, i)
+        below0 = _below_pleura(c, py)
+        out[i, 0, max(py - 2, 0) : py + 3, cols] = c.vc[max(py - 2, 0) : py + 3]
+        hp, cm, _, _ = _vertical_lines(c.xc[i, below0 : c.last_row], c.vc[below0 : c.last_row])
+        lines = (hp > 0.25 * cm).astype(np.float32)
+        out[i, 1, below0 : c.last_row, cols] = lines[None, :] * c.vc[below0 : c.last_row]
+    return out
 
 
 def _reverberation_peak(p: np.ndarray, mult: float, depth: int, first_row: int, last_row: int) -> float:

@@ -1,14 +1,20 @@
 """Experiments on directions the project had not tried (issue 19), judged by the rule fixed in
 ``docs/directions.md`` before their figures existed.
 
-``python -m scoring.core.cli experiment usaugment [--copies 2] [--cv-seeds 0,1,2]`` cross-validates
-the default recipe twice on the same patient-grouped folds: as it is (the baseline), and with every
-training clip of a fold adding ``--copies`` augmented copies (:mod:`scoring.core.training.augment`).
-Test clips are never augmented. It prints both CV blocks, the per-seed accuracies side by side and
-the screening verdict, and writes them as JSON with ``--json FILE``. It trains nothing that ships.
+``python -m scoring.core.cli experiment usaugment|masks [--cv-seeds 0,1,2]`` cross-validates the
+default recipe twice on the same patient-grouped folds: as it is (the baseline), and changed by the
+direction:
 
-The copies are augmented on the clip heads' 224-px view, the only input of the clip score the CV
-measures; their frame and 112-px summary features are the original clip's.
+* ``usaugment [--copies 2]``: every training clip of a fold adds ``--copies`` augmented copies
+  (:mod:`scoring.core.training.augment`); test clips are never augmented.
+* ``masks``: the read frames of every clip carry the pleural-line and vertical-artefact masks
+  (:func:`scoring.core.features.handcrafted.artefact_masks`) as the backbone's second and third
+  input channels.
+
+Both change the clip heads' 224-px view, the only input of the clip score the CV measures; frame
+and 112-px summary features stay the clip's own. The command prints both CV blocks, the per-seed
+accuracies side by side and the screening verdict, and writes them as JSON with ``--json FILE``.
+It trains nothing that ships.
 """
 from __future__ import annotations
 
@@ -18,11 +24,13 @@ import json
 import sys
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from scoring.core.features.featurizer import Featurizer
+from scoring.core.features.handcrafted import artefact_masks
 from scoring.core.features.preprocess import normalise_intensity, quantise
 from scoring.core.features.recipe import Recipe
 from scoring.core.inference.scorer import DEFAULT_WEIGHTS, load_bundle
@@ -38,6 +46,8 @@ Feats = dict[str, np.ndarray]
 MAX_FRAMES = 120
 #: Bump when the augmentation changes (cache key of the copies' features).
 AUGMENT_VERSION = "usaugment-1"
+#: Bump when the masks change (cache key of the masked descriptors).
+MASKS_VERSION = "masks-1"
 
 
 def log(msg: str) -> None:
@@ -76,6 +86,47 @@ def augmented_hires(records: Sequence[ClipRecord], recipe: Recipe, copies: int, 
     return out
 
 
+def masked_hires(records: Sequence[ClipRecord], recipe: Recipe, fz: Featurizer,
+                 progress: Callable[[str], None] | None = None) -> list[np.ndarray]:
+    """Per record, the hires descriptor whose read frames carry the pleural-line and
+    vertical-artefact masks as their second and third channels (cached like the copies)."""
+    if not recipe.hires_size:
+        raise ValueError("masks: the recipe has no hires view to carry the masks")
+    cfg = recipe.preprocess()
+    d = caches.CACHE_ROOT / "features-aug"  # read at call time: tests point the cache elsewhere
+    d.mkdir(parents=True, exist_ok=True)
+    out: list[np.ndarray] = []
+    t0 = time.time()
+    for i, r in enumerate(records):
+        key = hashlib.sha1(json.dumps([feature_key(recipe, MAX_FRAMES), MASKS_VERSION, content_sha256(r.path)]).encode())
+        f = d / f"{key.hexdigest()[:24]}.npy"
+        if not f.exists():
+            _, u8h = cached_views(r.path, cfg, recipe.hires_size, MAX_FRAMES)
+            view = normalise_intensity(u8h.astype(np.float32) / 255.0, cfg.intensity)
+            np.save(f, fz.hires([view], channels=[artefact_masks(view)])[0])
+        out.append(np.load(f))
+        if progress and (i + 1) % 25 == 0:
+            progress(f"masked {i + 1}/{len(records)} clips ({time.time() - t0:.0f}s)")
+    return out
+
+
+@dataclass(frozen=True)
+class Arm:
+    """A challenger: ``copies`` (per clip, hires descriptors of augmented copies that join the
+    training folds) and/or ``hires`` (per clip, the descriptor that replaces the clip's own, in
+    training and test alike)."""
+
+    name: str
+    copies: Sequence[Sequence[np.ndarray]] | None = None
+    hires: Sequence[np.ndarray] | None = None
+
+    def features(self, feats: Sequence[Feats]) -> list[Feats]:
+        """The clips as this arm sees them."""
+        if self.hires is None:
+            return list(feats)
+        return [{**f, "hires": h} for f, h in zip(feats, self.hires, strict=True)]
+
+
 def training_set(feats: Sequence[Feats], copies: Sequence[Sequence[np.ndarray]], tr: np.ndarray
                  ) -> tuple[list[Feats], np.ndarray]:
     """A fold's training clips ``tr`` followed by their augmented copies (each copy keeps its
@@ -90,44 +141,45 @@ def training_set(feats: Sequence[Feats], copies: Sequence[Sequence[np.ndarray]],
     return rows, np.asarray(origin, int)
 
 
-def cross_validate_pair(feats: Sequence[Feats], copies: Sequence[Sequence[np.ndarray]], y: np.ndarray,
-                        findings: np.ndarray, groups: Sequence[str], recipe: Recipe, seeds: Sequence[int],
+def cross_validate_pair(feats: Sequence[Feats], arm: Arm, y: np.ndarray, findings: np.ndarray,
+                        groups: Sequence[str], recipe: Recipe, seeds: Sequence[int],
                         k: int) -> dict[str, dict[str, object]]:
-    """The baseline's and the augmented recipe's CV blocks (``cv_summary``), fold for fold the same
-    test clips; the two differ only in the copies added to each training fold."""
+    """The baseline's and the challenger's CV blocks (``cv_summary``), fold for fold the same test
+    clips; they differ only in what ``arm`` changes."""
     y = np.asarray(y, int)
     every = np.ones(len(y), bool)
-    reports: dict[str, list[dict[str, object]]] = {"baseline": [], "usaugment": []}
+    arms = {"baseline": (list(feats), [[] for _ in feats]),
+            arm.name: (arm.features(feats), arm.copies or [[] for _ in feats])}
+    reports: dict[str, list[dict[str, object]]] = {name: [] for name in arms}
     for seed in seeds:
-        outs: dict[str, dict[int, dict[str, object]]] = {"baseline": {}, "usaugment": {}}
+        outs: dict[str, dict[int, dict[str, object]]] = {name: {} for name in arms}
         for tr, te in cv_splits(y, groups, every, k, seed):
-            for arm, arm_copies in (("baseline", [[] for _ in feats]), ("usaugment", copies)):
-                rows, origin = training_set(feats, arm_copies, tr)
+            for name, (arm_feats, arm_copies) in arms.items():
+                rows, origin = training_set(arm_feats, arm_copies, tr)
                 b, _ = fit_with_noise_filter(rows, y[origin], findings[origin], [groups[i] for i in origin], recipe,
                                              seed, frame_heads=False)
-                outs[arm].update({int(i): b.predict(feats[int(i)]) for i in te})
-        for arm in reports:
-            reports[arm].append(seed_report(y, np.arange(len(y)), outs[arm]))
-        log(f"seed {seed}: accuracy baseline {reports['baseline'][-1]['accuracy']:.3f}, "
-            f"usaugment {reports['usaugment'][-1]['accuracy']:.3f}")
+                outs[name].update({int(i): b.predict(arm_feats[int(i)]) for i in te})
+        for name in arms:
+            reports[name].append(seed_report(y, np.arange(len(y)), outs[name]))
+        log(f"seed {seed}: accuracy " + ", ".join(f"{name} {reports[name][-1]['accuracy']:.3f}" for name in arms))
     n_patients = len(set(groups))
-    return {arm: cv_summary(r, seeds, k, len(y), n_patients) for arm, r in reports.items()}
+    return {name: cv_summary(r, seeds, k, len(y), n_patients) for name, r in reports.items()}
 
 
-def screening(cv: dict[str, dict[str, object]]) -> dict[str, object]:
+def screening(cv: dict[str, dict[str, object]], challenger: str) -> dict[str, object]:
     """Step 1 of ``docs/directions.md``: does the challenger's mean accuracy beat the baseline's?"""
     base = float(cv["baseline"]["accuracy"]["mean"])  # type: ignore[index]
-    challenger = float(cv["usaugment"]["accuracy"]["mean"])  # type: ignore[index]
-    return {"baseline_accuracy": base, "challenger_accuracy": challenger, "passes": challenger > base}
+    value = float(cv[challenger]["accuracy"]["mean"])  # type: ignore[index]
+    return {"baseline_accuracy": base, "challenger_accuracy": value, "passes": value > base}
 
 
 def experiment_parser() -> argparse.ArgumentParser:
     """Arguments of ``experiment``."""
     p = argparse.ArgumentParser(prog="experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("direction", choices=("usaugment",))
+    p.add_argument("direction", choices=("usaugment", "masks"))
     p.add_argument("--data", help="folder holding covid-blues/; default ../shared/data")
-    p.add_argument("--copies", type=int, default=2, help="augmented copies of each training clip")
+    p.add_argument("--copies", type=int, default=2, help="usaugment: augmented copies of each training clip")
     p.add_argument("--cv-seeds", default="0,1,2")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--limit", type=int, default=0, help="use only the first N clips (smoke tests)")
@@ -138,25 +190,28 @@ def experiment_parser() -> argparse.ArgumentParser:
 def experiment_main(argv: Sequence[str] | None = None) -> int:
     """Run one direction's pre-registered comparison on the default recipe."""
     args = experiment_parser().parse_args(list(argv) if argv is not None else None)
-    if args.copies < 1:
+    if args.direction == "usaugment" and args.copies < 1:
         raise SystemExit("--copies: at least one augmented copy per training clip")
     recipe = load_bundle(DEFAULT_WEIGHTS).recipe
     records = training_records(args.data, with_pocus=False, limit=args.limit)
     t0 = time.time()
     fz = Featurizer(recipe)
     feats = featurize_records(records, recipe, fz=fz, max_frames=MAX_FRAMES, log=log)
-    copies = augmented_hires(records, recipe, args.copies, fz, progress=log)
+    if args.direction == "usaugment":
+        arm = Arm("usaugment", copies=augmented_hires(records, recipe, args.copies, fz, progress=log))
+    else:
+        arm = Arm("masks", hires=masked_hires(records, recipe, fz, progress=log))
     log(f"features ready in {time.time() - t0:.0f}s")
     y = np.array([r.score for r in records])
     findings = np.stack([r.findings_vector() for r in records])
     seeds = [int(s) for s in args.cv_seeds.split(",") if s.strip()]
-    cv = cross_validate_pair(feats, copies, y, findings, [r.patient for r in records], recipe, seeds, args.folds)
-    result = {"direction": args.direction, "copies": args.copies, "recipe": recipe.to_dict(), "cv": cv,
-              "screening": screening(cv), "seconds": round(time.time() - t0, 1),
+    cv = cross_validate_pair(feats, arm, y, findings, [r.patient for r in records], recipe, seeds, args.folds)
+    result = {"direction": args.direction, "copies": args.copies if arm.copies else 0, "recipe": recipe.to_dict(),
+              "cv": cv, "screening": screening(cv, arm.name), "seconds": round(time.time() - t0, 1),
               "command": "python -m scoring.core.cli experiment " + " ".join(argv or sys.argv[1:])}
-    for arm in ("baseline", "usaugment"):
-        block = cv[arm]
-        print(arm + ": " + ", ".join(f"{m} {block[m]['mean']:.3f} ± {block[m]['sd']:.3f}"  # type: ignore[index]
+    for name in ("baseline", arm.name):
+        block = cv[name]
+        print(name + ": " + ", ".join(f"{m} {block[m]['mean']:.3f} ± {block[m]['sd']:.3f}"  # type: ignore[index]
                                      for m in ("accuracy", "within1", "spearman", "qwk", "ece")))
     s = result["screening"]
     print(f"screening: mean accuracy {s['challenger_accuracy']:.3f} vs {s['baseline_accuracy']:.3f} -> "  # type: ignore[index]

@@ -106,6 +106,8 @@ def test_the_usaugment_experiment_compares_on_the_same_folds(tiny_data: Path, tm
                                                              capsys: pytest.CaptureFixture[str]) -> None:
     from scoring.core.training import caches
 
+    store = caches.CACHE_ROOT / "features-aug"
+    before = len(list(store.glob("*.npy"))) if store.is_dir() else 0
     out = tmp_path / "usaugment.json"
     rc = cli.main(["experiment", "usaugment", "--data", str(tiny_data), "--copies", "1", "--cv-seeds", "0",
                    "--folds", "2", "--json", str(out)])
@@ -117,7 +119,7 @@ def test_the_usaugment_experiment_compares_on_the_same_folds(tiny_data: Path, tm
     s = result["screening"]
     assert s["passes"] == (s["challenger_accuracy"] > s["baseline_accuracy"])
     assert s["baseline_accuracy"] == result["cv"]["baseline"]["accuracy"]["mean"]
-    assert len(list((caches.CACHE_ROOT / "features-aug").glob("*.npy"))) == 8  # one copy of each clip
+    assert len(list(store.glob("*.npy"))) == before + 8  # one copy of each clip
     printed = capsys.readouterr().out
     assert "baseline: accuracy" in printed and "screening: mean accuracy" in printed
 
@@ -125,3 +127,17 @@ def test_the_usaugment_experiment_compares_on_the_same_folds(tiny_data: Path, tm
 def test_the_experiment_refuses_no_copies(tiny_data: Path) -> None:
     with pytest.raises(SystemExit, match="--copies"):
         cli.main(["experiment", "usaugment", "--data", str(tiny_data), "--copies", "0"])
+
+
+def test_the_masks_experiment_replaces_the_descriptor_of_every_clip(tiny_data: Path, tmp_path: Path) -> None:
+    from scoring.core.training import caches
+
+    store = caches.CACHE_ROOT / "features-aug"
+    before = len(list(store.glob("*.npy"))) if store.is_dir() else 0
+    out = tmp_path / "masks.json"
+    assert cli.main(["experiment", "masks", "--data", str(tiny_data), "--cv-seeds", "0", "--folds", "2",
+                     "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["direction"] == "masks" and result["copies"] == 0
+    assert set(result["cv"]) == {"baseline", "masks"} and result["cv"]["masks"]["n_clips"] == 8
+    assert len(list(store.glob("*.npy"))) == before + 8  # one masked descriptor per clip
