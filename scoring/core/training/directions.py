@@ -1,7 +1,7 @@
 """Experiments on directions the project had not tried (issue 19), judged by the rule fixed in
 ``docs/directions.md`` before their figures existed.
 
-``python -m scoring.core.cli experiment usaugment|masks [--cv-seeds 0,1,2]`` cross-validates the
+``python -m scoring.core.cli experiment usaugment|masks|ssl [--cv-seeds 0,1,2]`` cross-validates the
 default recipe twice on the same patient-grouped folds: as it is (the baseline), and changed by the
 direction:
 
@@ -10,6 +10,8 @@ direction:
 * ``masks``: the read frames of every clip carry the pleural-line and vertical-artefact masks
   (:func:`scoring.core.features.handcrafted.artefact_masks`) as the backbone's second and third
   input channels.
+* ``ssl``: every clip is described by the backbone pretrained self-supervised on the POCUS videos
+  (:mod:`scoring.core.training.ssl`).
 
 Both change the clip heads' 224-px view, the only input of the clip score the CV measures; frame
 and 112-px summary features stay the clip's own. The command prints both CV blocks, the per-seed
@@ -28,6 +30,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+import torch
 
 from scoring.core.features.featurizer import Featurizer
 from scoring.core.features.handcrafted import artefact_masks
@@ -38,8 +41,10 @@ from scoring.core.training import caches
 from scoring.core.training.augment import augment_clip, draw, scan_mask
 from scoring.core.training.caches import cached_views, content_sha256, feature_key, featurize_records
 from scoring.core.training.cv import cv_splits, cv_summary, fit_with_noise_filter, seed_report
-from scoring.core.training.datasets import ClipRecord
+from scoring.core.training.datasets import DEFAULT_DATA, ClipRecord, pocus_records
+from scoring.core.training.finetune import state_tag
 from scoring.core.training.run import training_records
+from scoring.core.training.ssl import pretrain_backbone
 
 Feats = dict[str, np.ndarray]
 #: Frames per clip, as the training command featurises them.
@@ -48,6 +53,8 @@ MAX_FRAMES = 120
 AUGMENT_VERSION = "usaugment-1"
 #: Bump when the masks change (cache key of the masked descriptors).
 MASKS_VERSION = "masks-1"
+#: Bump when the self-supervised pretraining changes (cache key of its state and descriptors).
+SSL_VERSION = "ssl-1"
 
 
 def log(msg: str) -> None:
@@ -60,7 +67,7 @@ def augmented_hires(records: Sequence[ClipRecord], recipe: Recipe, copies: int, 
     """Per record, the hires descriptors of its ``copies`` augmented copies (cached in
     ``~/.cache/lusweb/features-aug`` per clip content, recipe, copy and augmentation version)."""
     if not recipe.hires_size:
-        raise ValueError("usaugment: the recipe has no hires view, and its clip score reads no augmented input")
+        raise ValueError("the recipe has no hires view, and its clip score reads no augmented input")
     cfg = recipe.preprocess()
     d = caches.CACHE_ROOT / "features-aug"  # read at call time: tests point the cache elsewhere
     d.mkdir(parents=True, exist_ok=True)
@@ -91,7 +98,7 @@ def masked_hires(records: Sequence[ClipRecord], recipe: Recipe, fz: Featurizer,
     """Per record, the hires descriptor whose read frames carry the pleural-line and
     vertical-artefact masks as their second and third channels (cached like the copies)."""
     if not recipe.hires_size:
-        raise ValueError("masks: the recipe has no hires view to carry the masks")
+        raise ValueError("the recipe has no hires view to carry the masks")
     cfg = recipe.preprocess()
     d = caches.CACHE_ROOT / "features-aug"  # read at call time: tests point the cache elsewhere
     d.mkdir(parents=True, exist_ok=True)
@@ -107,6 +114,45 @@ def masked_hires(records: Sequence[ClipRecord], recipe: Recipe, fz: Featurizer,
         out.append(np.load(f))
         if progress and (i + 1) % 25 == 0:
             progress(f"masked {i + 1}/{len(records)} clips ({time.time() - t0:.0f}s)")
+    return out
+
+
+def ssl_hires(records: Sequence[ClipRecord], recipe: Recipe, data: str | None, steps: int = 300,
+              progress: Callable[[str], None] | None = None) -> list[np.ndarray]:
+    """Per record, the hires descriptor of the backbone pretrained self-supervised on the POCUS
+    videos (:mod:`scoring.core.training.ssl`; the pretrained state is cached per recipe and video
+    list, the descriptors per state and clip)."""
+    if not recipe.hires_size:
+        raise ValueError("the recipe has no hires view to pretrain for")
+    cfg = recipe.preprocess()
+    root = Path(data) if data else DEFAULT_DATA
+    videos = [r for r in pocus_records(root / "pocus") if "pocus_videos" in Path(r.path).parts]
+    if not videos:
+        raise ValueError(f"no POCUS videos under {root / 'pocus'} to pretrain on")
+    d = caches.CACHE_ROOT / "features-aug"  # read at call time: tests point the cache elsewhere
+    d.mkdir(parents=True, exist_ok=True)
+    key = hashlib.sha1(json.dumps([feature_key(recipe, MAX_FRAMES), SSL_VERSION, steps,
+                                   sorted(content_sha256(r.path) for r in videos)]).encode()).hexdigest()[:24]
+    state_file = d / f"ssl-{key}.pt"
+    if state_file.exists():
+        state = torch.load(state_file, map_location="cpu", weights_only=True)
+    else:
+        clips = [cached_views(r.path, cfg, recipe.hires_size, MAX_FRAMES)[1] for r in videos]
+        if progress:
+            progress(f"ssl: pretraining on {len(clips)} POCUS videos")
+        state = pretrain_backbone(clips, recipe, seed=0, steps=steps)
+        torch.save(state, state_file)
+    fz = Featurizer(recipe, backbone_state=state)
+    tag = state_tag(state)
+    out: list[np.ndarray] = []
+    for i, r in enumerate(records):
+        f = d / (hashlib.sha1(json.dumps([key, tag, content_sha256(r.path)]).encode()).hexdigest()[:24] + ".npy")
+        if not f.exists():
+            _, u8h = cached_views(r.path, cfg, recipe.hires_size, MAX_FRAMES)
+            np.save(f, fz.hires([normalise_intensity(u8h.astype(np.float32) / 255.0, cfg.intensity)])[0])
+        out.append(np.load(f))
+        if progress and (i + 1) % 25 == 0:
+            progress(f"ssl features {i + 1}/{len(records)} clips")
     return out
 
 
@@ -177,12 +223,14 @@ def experiment_parser() -> argparse.ArgumentParser:
     """Arguments of ``experiment``."""
     p = argparse.ArgumentParser(prog="experiment", description=__doc__,
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("direction", choices=("usaugment", "masks"))
+    p.add_argument("direction", choices=("usaugment", "masks", "ssl"))
     p.add_argument("--data", help="folder holding covid-blues/; default ../shared/data")
     p.add_argument("--copies", type=int, default=2, help="usaugment: augmented copies of each training clip")
     p.add_argument("--cv-seeds", default="0,1,2")
     p.add_argument("--folds", type=int, default=5)
     p.add_argument("--limit", type=int, default=0, help="use only the first N clips (smoke tests)")
+    p.add_argument("--ssl-steps", type=int, default=300, help="ssl: pretraining steps (300 is the recipe; fewer "
+                   "for smoke tests only)")
     p.add_argument("--json", default="", help="write the result here")
     return p
 
@@ -192,6 +240,13 @@ def experiment_main(argv: Sequence[str] | None = None) -> int:
     args = experiment_parser().parse_args(list(argv) if argv is not None else None)
     if args.direction == "usaugment" and args.copies < 1:
         raise SystemExit("--copies: at least one augmented copy per training clip")
+    try:
+        return _run(args, argv)
+    except ValueError as exc:  # a data set that cannot run this direction: say so, no traceback
+        raise SystemExit(f"experiment {args.direction}: {exc}") from exc
+
+
+def _run(args: argparse.Namespace, argv: Sequence[str] | None) -> int:
     recipe = load_bundle(DEFAULT_WEIGHTS).recipe
     records = training_records(args.data, with_pocus=False, limit=args.limit)
     t0 = time.time()
@@ -199,14 +254,17 @@ def experiment_main(argv: Sequence[str] | None = None) -> int:
     feats = featurize_records(records, recipe, fz=fz, max_frames=MAX_FRAMES, log=log)
     if args.direction == "usaugment":
         arm = Arm("usaugment", copies=augmented_hires(records, recipe, args.copies, fz, progress=log))
-    else:
+    elif args.direction == "masks":
         arm = Arm("masks", hires=masked_hires(records, recipe, fz, progress=log))
+    else:
+        arm = Arm("ssl", hires=ssl_hires(records, recipe, args.data, args.ssl_steps, progress=log))
     log(f"features ready in {time.time() - t0:.0f}s")
     y = np.array([r.score for r in records])
     findings = np.stack([r.findings_vector() for r in records])
     seeds = [int(s) for s in args.cv_seeds.split(",") if s.strip()]
     cv = cross_validate_pair(feats, arm, y, findings, [r.patient for r in records], recipe, seeds, args.folds)
     result = {"direction": args.direction, "copies": args.copies if arm.copies else 0, "recipe": recipe.to_dict(),
+              "ssl_steps": args.ssl_steps if args.direction == "ssl" else 0,
               "cv": cv, "screening": screening(cv, arm.name), "seconds": round(time.time() - t0, 1),
               "command": "python -m scoring.core.cli experiment " + " ".join(argv or sys.argv[1:])}
     for name in ("baseline", arm.name):

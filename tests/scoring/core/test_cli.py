@@ -141,3 +141,25 @@ def test_the_masks_experiment_replaces_the_descriptor_of_every_clip(tiny_data: P
     assert result["direction"] == "masks" and result["copies"] == 0
     assert set(result["cv"]) == {"baseline", "masks"} and result["cv"]["masks"]["n_clips"] == 8
     assert len(list(store.glob("*.npy"))) == before + 8  # one masked descriptor per clip
+
+
+def test_the_ssl_experiment_pretrains_on_pocus_videos_only(tiny_data: Path, tmp_path: Path) -> None:
+    root = tmp_path / "data"
+    (root / "pocus" / "pocus_videos" / "convex").mkdir(parents=True)
+    (root / "covid-blues").symlink_to(tiny_data / "covid-blues")
+    rows = ["Filename,Lung Severity Score,Patient ID / Name"]
+    for i in range(3):
+        write_mp4(phantom_cohort_clip(i, seed=10 + i, n_frames=6, rows=96, columns=96),
+                  root / "pocus" / "pocus_videos" / "convex" / f"video_{i}.mp4")
+        rows.append(f"video_{i},,p{i}")
+    (root / "pocus" / "dataset_metadata.csv").write_text("\n".join(rows) + "\n")
+    out = tmp_path / "ssl.json"
+    assert cli.main(["experiment", "ssl", "--data", str(root), "--cv-seeds", "0", "--folds", "2", "--ssl-steps", "2",
+                     "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["direction"] == "ssl" and result["ssl_steps"] == 2
+    assert set(result["cv"]) == {"baseline", "ssl"} and result["cv"]["ssl"]["n_clips"] == 8
+
+    (root / "pocus" / "dataset_metadata.csv").write_text("Filename,Lung Severity Score\n")
+    with pytest.raises(SystemExit, match="experiment ssl: no POCUS videos"):
+        cli.main(["experiment", "ssl", "--data", str(root), "--cv-seeds", "0", "--folds", "2"])
