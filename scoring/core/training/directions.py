@@ -62,12 +62,14 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def augmented_hires(records: Sequence[ClipRecord], recipe: Recipe, copies: int, fz: Featurizer,
-                    progress: Callable[[str], None] | None = None) -> list[list[np.ndarray]]:
-    """Per record, the hires descriptors of its ``copies`` augmented copies (cached in
-    ``~/.cache/lusweb/features-aug`` per clip content, recipe, copy and augmentation version)."""
+def _hires_variants(records: Sequence[ClipRecord], recipe: Recipe, variants: Sequence[object],
+                    describe: Callable[[np.ndarray, str, int], np.ndarray], what: str,
+                    progress: Callable[[str], None] | None) -> list[list[np.ndarray]]:
+    """Per record, one hires descriptor per variant: ``describe(view, clip_sha256, j)`` of the
+    clip's 224-px canvas (float [T,S,S] in [0,1], before the gain normalisation) for variant ``j``,
+    cached in ``~/.cache/lusweb/features-aug`` per recipe, variant (its JSON) and clip content."""
     if not recipe.hires_size:
-        raise ValueError("the recipe has no hires view, and its clip score reads no augmented input")
+        raise ValueError(f"the recipe has no hires view for {what}")
     cfg = recipe.preprocess()
     d = caches.CACHE_ROOT / "features-aug"  # read at call time: tests point the cache elsewhere
     d.mkdir(parents=True, exist_ok=True)
@@ -75,55 +77,54 @@ def augmented_hires(records: Sequence[ClipRecord], recipe: Recipe, copies: int, 
     t0 = time.time()
     for i, r in enumerate(records):
         sha = content_sha256(r.path)
-        clip_seed = int(sha[:8], 16)
         row = []
-        for c in range(copies):
-            key = hashlib.sha1(json.dumps([feature_key(recipe, MAX_FRAMES), AUGMENT_VERSION, sha, c]).encode())
+        for j, variant in enumerate(variants):
+            key = hashlib.sha1(json.dumps([feature_key(recipe, MAX_FRAMES), variant, sha]).encode())
             f = d / f"{key.hexdigest()[:24]}.npy"
             if not f.exists():
                 _, u8h = cached_views(r.path, cfg, recipe.hires_size, MAX_FRAMES)
-                x = u8h.astype(np.float32) / 255.0
-                aug = augment_clip(x, draw(clip_seed, c), scan_mask(x))
-                view = normalise_intensity(quantise(aug), cfg.intensity)
-                np.save(f, fz.hires([view])[0])
+                np.save(f, describe(u8h.astype(np.float32) / 255.0, sha, j))
             row.append(np.load(f))
         out.append(row)
         if progress and (i + 1) % 25 == 0:
-            progress(f"augmented {i + 1}/{len(records)} clips x {copies} copies ({time.time() - t0:.0f}s)")
+            progress(f"{what}: {i + 1}/{len(records)} clips x {len(variants)} ({time.time() - t0:.0f}s)")
     return out
+
+
+def augmented_hires(records: Sequence[ClipRecord], recipe: Recipe, copies: int, fz: Featurizer,
+                    progress: Callable[[str], None] | None = None) -> list[list[np.ndarray]]:
+    """Per record, the hires descriptors of its ``copies`` augmented copies (the clip's content
+    seeds its draws, so a clip gets the same copies in every run)."""
+    intensity = recipe.preprocess().intensity
+
+    def describe(x: np.ndarray, sha: str, copy: int) -> np.ndarray:
+        aug = augment_clip(x, draw(int(sha[:8], 16), copy), scan_mask(x))
+        return fz.hires([normalise_intensity(quantise(aug), intensity)])[0]
+
+    return _hires_variants(records, recipe, [[AUGMENT_VERSION, c] for c in range(copies)], describe,
+                           "usaugment copies", progress)
 
 
 def masked_hires(records: Sequence[ClipRecord], recipe: Recipe, fz: Featurizer,
                  progress: Callable[[str], None] | None = None) -> list[np.ndarray]:
     """Per record, the hires descriptor whose read frames carry the pleural-line and
-    vertical-artefact masks as their second and third channels (cached like the copies)."""
-    if not recipe.hires_size:
-        raise ValueError("the recipe has no hires view to carry the masks")
-    cfg = recipe.preprocess()
-    d = caches.CACHE_ROOT / "features-aug"  # read at call time: tests point the cache elsewhere
-    d.mkdir(parents=True, exist_ok=True)
-    out: list[np.ndarray] = []
-    t0 = time.time()
-    for i, r in enumerate(records):
-        key = hashlib.sha1(json.dumps([feature_key(recipe, MAX_FRAMES), MASKS_VERSION, content_sha256(r.path)]).encode())
-        f = d / f"{key.hexdigest()[:24]}.npy"
-        if not f.exists():
-            _, u8h = cached_views(r.path, cfg, recipe.hires_size, MAX_FRAMES)
-            view = normalise_intensity(u8h.astype(np.float32) / 255.0, cfg.intensity)
-            np.save(f, fz.hires([view], channels=[artefact_masks(view)])[0])
-        out.append(np.load(f))
-        if progress and (i + 1) % 25 == 0:
-            progress(f"masked {i + 1}/{len(records)} clips ({time.time() - t0:.0f}s)")
-    return out
+    vertical-artefact masks as their second and third channels."""
+    intensity = recipe.preprocess().intensity
+
+    def describe(x: np.ndarray, _sha: str, _j: int) -> np.ndarray:
+        view = normalise_intensity(x, intensity)
+        return fz.hires([view], channels=[artefact_masks(view)])[0]
+
+    return [row[0] for row in _hires_variants(records, recipe, [MASKS_VERSION], describe, "masks", progress)]
 
 
 def ssl_hires(records: Sequence[ClipRecord], recipe: Recipe, data: str | None, steps: int = 300,
               progress: Callable[[str], None] | None = None) -> list[np.ndarray]:
     """Per record, the hires descriptor of the backbone pretrained self-supervised on the POCUS
-    videos (:mod:`scoring.core.training.ssl`; the pretrained state is cached per recipe and video
-    list, the descriptors per state and clip)."""
+    videos (:mod:`scoring.core.training.ssl`; the pretrained state is cached per recipe, steps
+    and video list)."""
     if not recipe.hires_size:
-        raise ValueError("the recipe has no hires view to pretrain for")
+        raise ValueError("the recipe has no hires view for ssl")
     cfg = recipe.preprocess()
     root = Path(data) if data else DEFAULT_DATA
     videos = [r for r in pocus_records(root / "pocus") if "pocus_videos" in Path(r.path).parts]
@@ -143,17 +144,12 @@ def ssl_hires(records: Sequence[ClipRecord], recipe: Recipe, data: str | None, s
         state = pretrain_backbone(clips, recipe, seed=0, steps=steps)
         torch.save(state, state_file)
     fz = Featurizer(recipe, backbone_state=state)
-    tag = state_tag(state)
-    out: list[np.ndarray] = []
-    for i, r in enumerate(records):
-        f = d / (hashlib.sha1(json.dumps([key, tag, content_sha256(r.path)]).encode()).hexdigest()[:24] + ".npy")
-        if not f.exists():
-            _, u8h = cached_views(r.path, cfg, recipe.hires_size, MAX_FRAMES)
-            np.save(f, fz.hires([normalise_intensity(u8h.astype(np.float32) / 255.0, cfg.intensity)])[0])
-        out.append(np.load(f))
-        if progress and (i + 1) % 25 == 0:
-            progress(f"ssl features {i + 1}/{len(records)} clips")
-    return out
+
+    def describe(x: np.ndarray, _sha: str, _j: int) -> np.ndarray:
+        return fz.hires([normalise_intensity(x, cfg.intensity)])[0]
+
+    variant = [SSL_VERSION, steps, state_tag(state)]
+    return [row[0] for row in _hires_variants(records, recipe, [variant], describe, "ssl features", progress)]
 
 
 @dataclass(frozen=True)
