@@ -105,17 +105,18 @@ def _zone_payload(record: ZoneRecord, clip_score: dict[str, Any] | None, hidden:
     }
 
 
-def exam_scores_payload(*, exam: Exam, user: Any = None) -> dict[str, Any]:
+def exam_scores_payload(*, exam: Exam, user: Any = None, hidden: bool | None = None) -> dict[str, Any]:
     """The ``scores`` block of ``GET /api/v1/exams/<id>/``: the headline from the score of record
     (``luss`` and the rest) and the AI's sum beside it (``luss_ai``); per zone the record score, its
     source and the AI's reading; ``six_class`` the AI's exam severity on the six-class scale of Hu et
     al. (:func:`six_class_of_jobs`, from the same model's scores). During ``user``'s blind read of
-    the exam the AI is left out."""
+    the exam the AI is left out (``hidden``: whether that read is open, when the caller knows)."""
     job = latest_job(exam=exam)
     result = current_exam_score(exam=exam)
     codes = get_protocol(exam.protocol).codes
-    hidden = bool(open_blind_exams(user=user, exam_ids=[exam.pk]))
-    records = record_scores(exam_ids=[exam.pk], user=user)[exam.pk]
+    if hidden is None:
+        hidden = bool(open_blind_exams(user=user, exam_ids=[exam.pk]))
+    records = record_scores(exam_ids=[exam.pk], user=user, blind={exam.pk} if hidden else set())[exam.pk]
     order = {code: i for i, code in enumerate(codes)}
     read = sorted((r for r in records.values() if r.score is not None), key=lambda r: (order.get(r.zone, 99), r.zone))
     clip_scores: dict[int, dict[str, Any]] = {}

@@ -115,8 +115,15 @@ class ExamWithScoresSerializer(records_api.ExamSerializer):
             cache[obj.pk] = review_states(exam_ids=[obj.pk])[obj.pk]
         return cache[obj.pk]
 
+    def _blind(self, obj: Exam) -> bool:
+        # Asked by three fields of every exam: one query per exam, not three.
+        cache: dict[int, bool] = self.context.setdefault("_lusweb_blind", {})
+        if obj.pk not in cache:
+            cache[obj.pk] = bool(open_blind_exams(user=self._user(), exam_ids=[obj.pk]))
+        return cache[obj.pk]
+
     def get_scores(self, obj: Exam) -> dict[str, Any]:
-        scores = exam_scores_payload(exam=obj, user=self._user())
+        scores = exam_scores_payload(exam=obj, user=self._user(), hidden=self._blind(obj))
         if permissions.can_see_identifying(self._user(), obj.study):
             return scores
         clock = chrono.clock_for(user=None, patient=obj.patient, shows_dates=False)
@@ -126,7 +133,7 @@ class ExamWithScoresSerializer(records_api.ExamSerializer):
         return scores
 
     def get_severity(self, obj: Exam) -> dict[str, Any] | None:
-        if open_blind_exams(user=self._user(), exam_ids=[obj.pk]):
+        if self._blind(obj):
             return None  # the AI's view of the exam stays hidden during the user's blind read
         return severity_payload(exam=obj)
 
@@ -134,7 +141,7 @@ class ExamWithScoresSerializer(records_api.ExamSerializer):
         return severity_now_for(exams=[(obj.pk, obj.patient_id, obj.acquired_at)])[obj.pk].as_dict()
 
     def get_risk_severe_course(self, obj: Exam) -> dict[str, Any] | None:
-        if open_blind_exams(user=self._user(), exam_ids=[obj.pk]):
+        if self._blind(obj):
             return None  # the model's output is the AI's: hidden during the user's blind read
         return risk_payload(exam=obj)
 

@@ -72,3 +72,23 @@ def test_blind_read_hides_the_ai_and_the_first_reading_until_submit(ward: Ward,
     zones = {z["zone"]: z for z in done.json()["scores"]["zones"]}
     assert (zones["R1"]["score"], zones["R1"]["ai_score"], zones["R1"]["reader"]) == (1, 3, "rw-clinician")
     assert second.get(timeline_url).json()["exams"][0]["luss_ai"] == sum(AI.values())
+
+
+def test_the_exam_detail_asks_about_a_blind_read_once(ward: Ward, api_for: Callable[..., APIClient]) -> None:
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from patients.readings.models import BlindRead
+
+    table = BlindRead._meta.db_table
+    client = api_for(ward.users["second"])
+    url = f"/api/v1/exams/{ward.exam.pk}/"
+    for blind in (False, True):
+        if blind:
+            assert client.post(url + "blind/").status_code == 200
+        with CaptureQueriesContext(connection) as ctx:
+            body = client.get(url).json()
+        asked = [q["sql"] for q in ctx.captured_queries if f'"{table}"' in q["sql"]]
+        assert len(asked) == 1, asked  # scores, severity and risk share the answer
+        hidden = (body["scores"]["luss_ai"], body["severity"], body["risk_severe_course"])
+        assert (hidden == (None, None, None)) if blind else body["scores"]["luss_ai"] == sum(AI.values())
