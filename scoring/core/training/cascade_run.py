@@ -60,6 +60,9 @@ class Data:
     """The clips every member reads: Lite0 features, network inputs, labels, patients."""
 
     def __init__(self, args: argparse.Namespace, nets: dict[str, NetRecipe]) -> None:
+        learned = sorted(a for a, r in nets.items() if r.aggregator != "mean")
+        if learned:  # the members vote with their mean-aggregated clip probabilities (as committed)
+            raise ValueError(f"cascade members aggregate frames with the mean; {', '.join(learned)} asks otherwise")
         self.recs = training_records(args.data, False, args.limit)
         self.y = np.array([r.score for r in self.recs], int)
         self.findings = np.stack([r.findings_vector() for r in self.recs])

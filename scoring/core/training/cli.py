@@ -17,7 +17,7 @@ import torch
 
 from scoring.core.features.recipe import Recipe
 from scoring.core.training import cascade_run, finetune, nets_run
-from scoring.core.training.nets import NET_ARCHS, NetRecipe
+from scoring.core.training.nets import NET_AGGREGATORS, NET_ARCHS, NetRecipe
 from scoring.core.training.run import finish_training, training_records
 
 
@@ -51,6 +51,8 @@ def train_parser() -> argparse.ArgumentParser:
     nets = p.add_argument_group("mcrfnet / reg-stn")
     nets.add_argument("--epochs", type=int, default=NetRecipe.epochs)
     nets.add_argument("--clip-frames", type=int, default=NetRecipe.clip_frames, help="frames kept per clip")
+    nets.add_argument("--net-aggregator", choices=NET_AGGREGATORS, default="",
+                      help="frames -> clip: mean or the learned uninorm (default: uninorm for reg-stn, mean for mcrfnet)")
     nets.add_argument("--epoch-frames", type=int, default=NetRecipe.epoch_frames, help="frames drawn per clip and epoch")
     return p
 
@@ -68,7 +70,8 @@ def train_main(argv: Sequence[str] | None = None) -> int:
             raise SystemExit("--with-pocus: the networks train on COVID-BLUES only (POCUS clips have no six-class "
                              "label)")
         if args.arch == "cascade":
-            return cascade_run.main(args, {a: nets_run.recipe_from_args(args, a) for a in NET_ARCHS})
+            # The cascade's members as committed (docs/architecture-comparison.md): mean-aggregated.
+            return cascade_run.main(args, {a: nets_run.recipe_from_args(args, a, aggregator="mean") for a in NET_ARCHS})
         return nets_run.main(args)
     args.out = args.out or "scoring/weights/default.pt"
     if args.mode != "frozen":

@@ -13,7 +13,9 @@ every weight from the COVID-BLUES clips, on 2 CPU cores, at 112 px:
   two crops and the scale prior (``scoring.core.models.regstn.regstn_loss``).
 * **training**: AdamW with a cosine schedule, ``epoch_frames`` frames drawn per clip and epoch,
   left-right flips, losses weighted by the inverse frequency of the clip's score.
-* **clip score**: the mean of the frame probabilities, its argmax (``argmax_mean``).
+* **clip score**: the recipe's ``aggregator``: the argmax of the mean frame probabilities
+  (``mean``), or Roy et al.'s learned uninorm (``uninorm``, fitted on the training clips' frame
+  probabilities once the network is trained; the default of ``lus_train --arch reg-stn``).
 
 Cross-validation uses the folds of the default scorer's CV (``cv_splits``: the same
 patient-grouped folds for the same seeds), so the architectures are compared on the same
@@ -30,6 +32,7 @@ import torch
 from torch import nn
 
 from scoring.core.features.modalities import modality_stack
+from scoring.core.inference.aggregate import UninormAggregator
 from scoring.core.labels import SCORE_CLASSES
 from scoring.core.models.mcrfnet import MCRFNet
 from scoring.core.models.regstn import RegSTN, regstn_loss
@@ -38,6 +41,7 @@ from scoring.core.training.sord import soft_cross_entropy, sord_targets
 
 #: The end-to-end architectures ``lus_train --arch`` trains with this module.
 NET_ARCHS: tuple[str, ...] = ("mcrfnet", "reg-stn")
+NET_AGGREGATORS: tuple[str, ...] = ("mean", "uninorm")
 
 
 @dataclass(frozen=True)
@@ -54,6 +58,9 @@ class NetRecipe:
     weight_decay: float = 1e-4
     six_weight: float = 0.5
     balanced: bool = True
+    #: Frames -> clip: "mean" (argmax of the mean frame probabilities) or "uninorm" (Roy et al.'s
+    #: learned uninorm, fitted on the training clips' frame probabilities after the network).
+    aggregator: str = "mean"
 
     def __post_init__(self) -> None:
         if self.arch not in NET_ARCHS:
@@ -62,6 +69,8 @@ class NetRecipe:
             raise ValueError(f"epoch_frames must be in 1..clip_frames ({self.clip_frames}), got {self.epoch_frames}")
         if self.epochs < 1 or self.batch < 2 or self.size < 32:
             raise ValueError("epochs >= 1, batch >= 2 and size >= 32 are required")
+        if self.aggregator not in NET_AGGREGATORS:
+            raise ValueError(f"unknown clip aggregator {self.aggregator!r}; choose one of {', '.join(NET_AGGREGATORS)}")
 
     def to_dict(self) -> dict[str, object]:
         """Plain JSON types (the weights file loads with ``weights_only=True``)."""
@@ -104,10 +113,31 @@ def frame_probs(model: nn.Module, recipe: NetRecipe, x: torch.Tensor, batch: int
     return torch.cat(out).double().numpy() if out else np.zeros((0, len(SCORE_CLASSES)))
 
 
-def clip_prediction(probs: np.ndarray) -> dict[str, object]:
-    """Frame probabilities -> the clip's probabilities (their mean) and score (its argmax)."""
+def clip_prediction(probs: np.ndarray, uninorm: UninormAggregator | None = None) -> dict[str, object]:
+    """Frame probabilities -> the clip's probabilities and score: their mean and its argmax, or
+    the fitted ``uninorm``'s aggregation."""
+    if uninorm is not None:
+        p, score = uninorm.aggregate(probs)
+        return {"clip_probs": p, "clip_score": score}
     p = probs.mean(0)
     return {"clip_probs": p, "clip_score": int(np.argmax(p))}
+
+
+def fit_aggregator(model: nn.Module, recipe: NetRecipe, inputs: Sequence[torch.Tensor], y: np.ndarray,
+                   seed: int) -> UninormAggregator | None:
+    """The recipe's learned clip aggregator, fitted on the trained ``model``'s frame probabilities of
+    its training clips (None for ``mean``)."""
+    if recipe.aggregator != "uninorm":
+        return None
+    clips = [frame_probs(model, recipe, x) for x in inputs]
+    return UninormAggregator(len(SCORE_CLASSES)).fit(clips, [int(v) for v in y], seed=seed).eval()
+
+
+def fit_net(recipe: NetRecipe, inputs: Sequence[torch.Tensor], y: np.ndarray, six: np.ndarray, seed: int,
+            log: Callable[[str], None] | None = None) -> tuple[nn.Module, UninormAggregator | None]:
+    """:func:`train_net`, then :func:`fit_aggregator` on the same clips."""
+    model = train_net(recipe, inputs, y, six, seed, log=log)
+    return model, fit_aggregator(model, recipe, inputs, y, seed)
 
 
 def _loss(model: nn.Module, recipe: NetRecipe, x: torch.Tensor, q: torch.Tensor, six: torch.Tensor,
@@ -175,9 +205,10 @@ def train_net(recipe: NetRecipe, inputs: Sequence[torch.Tensor], y: np.ndarray, 
     return model.eval()
 
 
-def predict_clips(model: nn.Module, recipe: NetRecipe, inputs: Sequence[torch.Tensor]) -> list[dict[str, object]]:
+def predict_clips(model: nn.Module, recipe: NetRecipe, inputs: Sequence[torch.Tensor],
+                  uninorm: UninormAggregator | None = None) -> list[dict[str, object]]:
     """:func:`clip_prediction` of every clip."""
-    return [clip_prediction(frame_probs(model, recipe, x)) for x in inputs]
+    return [clip_prediction(frame_probs(model, recipe, x), uninorm) for x in inputs]
 
 
 def cross_validate_net(recipe: NetRecipe, inputs: Sequence[torch.Tensor], y: np.ndarray, six: np.ndarray,
@@ -195,10 +226,10 @@ def cross_validate_net(recipe: NetRecipe, inputs: Sequence[torch.Tensor], y: np.
         outs: dict[int, dict[str, object]] = {}
         for fold, (tr, te) in enumerate(cv_splits(y, groups, em, k, seed)):
             t0 = time.perf_counter()
-            model = train_net(recipe, [inputs[i] for i in tr], y[tr], np.asarray(six)[tr], seed * 100 + fold)
+            model, uninorm = fit_net(recipe, [inputs[i] for i in tr], y[tr], np.asarray(six)[tr], seed * 100 + fold)
             seconds.append(time.perf_counter() - t0)
-            outs.update({int(i): p for i, p in zip(te, predict_clips(model, recipe, [inputs[i] for i in te]),
-                                                    strict=True)})
+            preds = predict_clips(model, recipe, [inputs[i] for i in te], uninorm)
+            outs.update({int(i): p for i, p in zip(te, preds, strict=True)})
             if log:
                 log(f"seed {seed} fold {fold + 1}/{k}: {len(tr)} training clips, {seconds[-1]:.0f} s")
         rep = seed_report(y, np.nonzero(em)[0], outs)

@@ -22,6 +22,7 @@ from torch import nn
 
 from scoring.core.features.preprocess import PreprocessConfig, preprocess_clip
 from scoring.core.features.recipe import Recipe
+from scoring.core.inference.aggregate import UninormAggregator
 from scoring.core.labels import SCORE_CLASSES
 from scoring.core.labels_six import SIX_CLASS_NAMES, six_class_label
 from scoring.core.training.caches import cached_frames
@@ -32,9 +33,9 @@ from scoring.core.training.nets import (
     build_net,
     clip_prediction,
     cross_validate_net,
+    fit_net,
     frame_probs,
     net_input,
-    train_net,
 )
 from scoring.core.training.run import log, training_records
 
@@ -44,10 +45,9 @@ WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "architectures"
 DESCRIPTION = {
     "mcrfnet": "MCRFNet (Hu et al. 2021), trained from scratch: grey / K-means / gradient modalities fused by a 1x1 "
                "convolution, ResNeXt trunk (cardinality 8) with selective-kernel and squeeze-excitation attention, "
-               "six-class and Soldati 0-3 heads; clip = argmax of the mean frame probabilities",
+               "six-class and Soldati 0-3 heads",
     "reg-stn": "Reg-STN (Roy et al. 2020), trained from scratch: localisation network predicting two scale-constrained "
-               "affine crops, one classifier shared by the crops, SORD + crop consistency + scale prior; clip = "
-               "argmax of the mean frame probabilities",
+               "affine crops, one classifier shared by the crops, SORD + crop consistency + scale prior",
     "cascade": "Cascade (Xing et al. 2022): stage one drops training clips whose out-of-fold score (five frozen "
                "EfficientNet-Lite0 models, five patient-grouped folds) differs from their label; stage two: frozen "
                "EfficientNet-Lite0 + heads, MCRFNet and Reg-STN vote (majority; all different: the most confident "
@@ -83,10 +83,22 @@ def record_inputs(records: list[ClipRecord], recipe: NetRecipe) -> list[torch.Te
     return out
 
 
-def recipe_from_args(args: argparse.Namespace, arch: str = "") -> NetRecipe:
-    """The recipe named by the command's options (for ``arch``, default ``--arch``)."""
-    return NetRecipe(arch=arch or args.arch, size=args.size, clip_frames=args.clip_frames, epoch_frames=args.epoch_frames,
-                     epochs=args.epochs)
+#: ``--net-aggregator``'s default per architecture: Reg-STN aggregates with the learned uninorm
+#: (Roy et al.), MCRFNet with the mean (Hu et al. score frames).
+DEFAULT_AGGREGATOR = {"mcrfnet": "mean", "reg-stn": "uninorm"}
+#: How each aggregator turns frames into the clip (the model card's words).
+CLIP_RULE = {"mean": "clip = argmax of the mean frame probabilities",
+             "uninorm": "clip = learned uninorm of the frame probabilities (Roy et al. 2020; neutral elements and "
+                        "temperature fitted on the training clips' frame probabilities)"}
+
+
+def recipe_from_args(args: argparse.Namespace, arch: str = "", aggregator: str = "") -> NetRecipe:
+    """The recipe named by the command's options (for ``arch``, default ``--arch``; ``aggregator``,
+    default ``--net-aggregator``, else the architecture's default)."""
+    arch = arch or args.arch
+    chosen = aggregator or getattr(args, "net_aggregator", "") or DEFAULT_AGGREGATOR[arch]
+    return NetRecipe(arch=arch, size=args.size, clip_frames=args.clip_frames, epoch_frames=args.epoch_frames,
+                     epochs=args.epochs, aggregator=chosen)
 
 
 def main(args: argparse.Namespace) -> int:
@@ -101,14 +113,18 @@ def main(args: argparse.Namespace) -> int:
     seeds = [int(s) for s in args.cv_seeds.split(",") if s.strip()]
     cv = cross_validate_net(recipe, inputs, y, six, groups, seeds, args.folds, log=log) if seeds else {}
     t0 = time.perf_counter()
-    model = train_net(recipe, inputs, y, six, args.seed, log=log)
+    model, uninorm = fit_net(recipe, inputs, y, six, args.seed, log=log)
     seconds = time.perf_counter() - t0
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     meta = metadata(args, recipe.arch, recs, cv, sum(int(p.numel()) for p in model.parameters()), seconds,
                     recipe.to_dict())
+    meta["architecture"] = f"{meta['architecture']}; {CLIP_RULE[recipe.aggregator]}"
+    if uninorm is not None:
+        meta["uninorm_neutral_elements"] = [round(float(e), 4) for e in uninorm.e.detach()]
     torch.save({"format": FORMAT, "recipe": recipe.to_dict(), "preprocess": preprocess_config(recipe).to_dict(),
-                "state": model.state_dict(), "meta": meta}, out)
+                "state": model.state_dict(), "uninorm": uninorm.state_dict() if uninorm is not None else None,
+                "meta": meta}, out)
     out.with_suffix(".md").write_text(net_card(meta, out), encoding="utf-8")
     log(f"saved {out} and its card ({out.stat().st_size / 1e6:.2f} MB) version {meta['version']}, "
         f"final fit {seconds:.0f} s")
@@ -138,6 +154,7 @@ class NetScorer:
     cfg: PreprocessConfig
     model: nn.Module
     meta: dict[str, object]
+    uninorm: UninormAggregator | None = None
 
     @property
     def version(self) -> str:
@@ -152,7 +169,7 @@ class NetScorer:
     def score_frames(self, frames: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
         """Per-frame probabilities ``[T, 4]`` and the clip prediction (probabilities, score)."""
         probs = frame_probs(self.model, self.recipe, self.inputs(frames))
-        return probs, clip_prediction(probs)
+        return probs, clip_prediction(probs, self.uninorm)
 
 
 def load_net(path: str | Path) -> NetScorer:
@@ -163,7 +180,14 @@ def load_net(path: str | Path) -> NetScorer:
     recipe = NetRecipe.from_dict(raw["recipe"])
     model = build_net(recipe)
     model.load_state_dict(raw["state"])
-    return NetScorer(recipe, PreprocessConfig.from_dict(raw["preprocess"]), model.eval(), dict(raw["meta"]))
+    uninorm = None
+    if recipe.aggregator == "uninorm":
+        if not raw.get("uninorm"):
+            raise ValueError(f"{path}: the recipe aggregates with the uninorm but the file carries none")
+        uninorm = UninormAggregator(len(SCORE_CLASSES))
+        uninorm.load_state_dict(raw["uninorm"])
+        uninorm.eval()
+    return NetScorer(recipe, PreprocessConfig.from_dict(raw["preprocess"]), model.eval(), dict(raw["meta"]), uninorm)
 
 
 

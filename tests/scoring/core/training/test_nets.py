@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from scoring.core.features.modalities import modality_stack
+from scoring.core.inference.aggregate import UninormAggregator
 from scoring.core.training import nets
 from scoring.core.training.cli import train_main
 from scoring.core.training.cv import cv_splits
@@ -38,6 +39,9 @@ def test_recipe_refuses_bad_values_by_name() -> None:
     assert NetRecipe.from_dict(r.to_dict()) == r
     with pytest.raises(ValueError, match=r"unknown network recipe keys \['depth'\]"):
         NetRecipe.from_dict({**r.to_dict(), "depth": 3})
+    with pytest.raises(ValueError, match="unknown clip aggregator 'max'; choose one of mean, uninorm"):
+        NetRecipe(arch="reg-stn", aggregator="max")
+    assert NetRecipe.from_dict({k: v for k, v in r.to_dict().items() if k != "aggregator"}).aggregator == "mean"
 
 
 def test_inputs_are_the_modalities_or_the_grey_frame() -> None:
@@ -55,6 +59,36 @@ def test_clip_prediction_is_the_argmax_of_the_mean() -> None:
     out = clip_prediction(probs)
     np.testing.assert_allclose(np.asarray(out["clip_probs"], float), [0.2, 1.1 / 3, 0.4 / 3, 0.3])
     assert out["clip_score"] == 1
+
+
+def test_a_learned_uninorm_gives_the_clip_its_aggregation() -> None:
+    probs = np.array([[0.5, 0.3, 0.1, 0.1], [0.0, 0.2, 0.1, 0.7], [0.1, 0.6, 0.2, 0.1]])
+    uninorm = UninormAggregator(4)
+    with torch.no_grad():
+        uninorm.a.copy_(torch.tensor([2.0, -1.0, 0.0, 1.0]))
+    out = clip_prediction(probs, uninorm)
+    expected, score = uninorm.aggregate(probs)
+    np.testing.assert_allclose(np.asarray(out["clip_probs"], float), expected)
+    assert out["clip_score"] == score == int(np.argmax(expected))
+
+
+def test_fit_net_fits_the_uninorm_only_when_the_recipe_asks() -> None:
+    torch.set_num_threads(2)
+    rng = np.random.default_rng(4)
+    y = np.array([0, 3] * 6)
+    mean = NetRecipe(arch="reg-stn", size=32, clip_frames=3, epoch_frames=3, epochs=2, batch=8)
+    clips = [net_input(mean, _stripes(int(s), rng, n=3)) for s in y]
+    model, none = nets.fit_net(mean, clips, y, np.full(len(y), -1), seed=0)
+    assert none is None
+    learned = NetRecipe(**{**mean.to_dict(), "aggregator": "uninorm"})  # type: ignore[arg-type]
+    model2, uninorm = nets.fit_net(learned, clips, y, np.full(len(y), -1), seed=0)
+    for wa, wb in zip(model.state_dict().values(), model2.state_dict().values(), strict=True):
+        assert torch.equal(wa, wb)  # the same network: the aggregator is fitted after it
+    assert uninorm is not None and not torch.allclose(uninorm.a, UninormAggregator(4).a)
+    preds = predict_clips(model2, learned, clips, uninorm)
+    for p, x in zip(preds, clips, strict=True):
+        expected, _ = uninorm.aggregate(nets.frame_probs(model2, learned, x))
+        np.testing.assert_allclose(np.asarray(p["clip_probs"], float), expected)
 
 
 @pytest.mark.parametrize("arch", ["mcrfnet", "reg-stn"])
@@ -89,9 +123,10 @@ def test_cv_uses_the_default_scorers_folds(monkeypatch: pytest.MonkeyPatch) -> N
     seen: list[list[int]] = []
     real = nets.predict_clips
 
-    def spy(model: torch.nn.Module, r: NetRecipe, inputs: list[torch.Tensor]) -> list[dict[str, object]]:
+    def spy(model: torch.nn.Module, r: NetRecipe, inputs: list[torch.Tensor],
+            uninorm: UninormAggregator | None = None) -> list[dict[str, object]]:
         seen.append([next(i for i, c in enumerate(clips) if c is x) for x in inputs])
-        return real(model, r, inputs)
+        return real(model, r, inputs, uninorm)
 
     monkeypatch.setattr(nets, "predict_clips", spy)
     cv: dict[str, Any] = nets.cross_validate_net(recipe, clips, y, np.full(20, -1), groups, seeds=(0, 1), k=5)
@@ -119,6 +154,14 @@ def test_the_command_trains_saves_and_reproduces_its_cv(shared_data: Path, tmp_p
     card = net_card(a.meta, tmp_path / "a.pt")
     assert "lusweb-regstn112-s0" in card and f"{meta['cv']['accuracy']['mean']:.3f}" in card
     json.dumps(a.meta)  # plain JSON types
+    # Reg-STN aggregates with the learned uninorm (Roy et al.), carried by the file.
+    assert a.recipe.aggregator == "uninorm" and a.uninorm is not None and "learned uninorm" in meta["architecture"]
+    assert len(meta["uninorm_neutral_elements"]) == 4
+    assert clip["clip_score"] == a.uninorm.aggregate(probs)[1]
+    raw = torch.load(tmp_path / "a.pt", weights_only=True)
+    torch.save({**raw, "uninorm": None}, tmp_path / "broken.pt")
+    with pytest.raises(ValueError, match="aggregates with the uninorm but the file carries none"):
+        load_net(tmp_path / "broken.pt")
 
 
 def test_the_command_refuses_pocus_and_other_files(tmp_path: Path) -> None:
