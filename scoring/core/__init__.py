@@ -5,5 +5,6 @@ device of ``LUSWEB_DEVICE``), ``models``
 (network definitions), ``features`` (preprocessing, hand-crafted features, the featuriser and
 the recipe), ``inference`` (bundle, scorer, Grad-CAM, aggregation, exam, six-class, domain
 check; never imports training), ``training`` (data sets, caches, SORD, fitting, CV, fine-tuning,
-the ``train`` command), ``severity`` (the patient-severity models). ``cli`` is the command line.
+the papers' networks, the ``train`` command, and the ``experiment`` command's directions:
+usaugment copies, artefact masks, self-supervised pretraining), ``severity`` (the patient-severity models). ``cli`` is the command line.
 """
