@@ -36,6 +36,12 @@ HAND_NAMES: tuple[str, ...] = (
 _EPS = 1e-3
 
 
+def _unit(frames: np.ndarray) -> np.ndarray:
+    """Frames as float32 in [0, 1] (uint8 frames, or any above 1.5, are rescaled from 0-255)."""
+    x = np.asarray(frames, dtype=np.float32)
+    return x / 255.0 if x.max() > 1.5 else x
+
+
 def _smooth1d(v: np.ndarray, sigma: float) -> np.ndarray:
     return ndimage.gaussian_filter1d(v, sigma, mode="nearest")
 
@@ -46,9 +52,7 @@ def handcrafted_features(frames: np.ndarray) -> np.ndarray:
     ``frames``: float [T,S,S] in [0,1] (or uint8, rescaled). Returns float32
     [T, len(HAND_NAMES)].
     """
-    x = np.asarray(frames, dtype=np.float32)
-    if x.max() > 1.5:
-        x = x / 255.0
+    x = _unit(frames)
     clip = _clip_maps(x)
     out = np.zeros((x.shape[0], len(HAND_NAMES)), np.float32)
     for i in range(x.shape[0]):
@@ -160,9 +164,7 @@ def artefact_masks(frames: np.ndarray) -> np.ndarray:
     ``docs/directions.md``). Channel 0: the pleura row +- 2 px; channel 1: below the pleura, the
     columns whose high-passed brightness exceeds a quarter of the mean (the ``vline_count``
     threshold). Both within the sector's central columns, zero outside the sector."""
-    x = np.asarray(frames, dtype=np.float32)
-    if x.max() > 1.5:
-        x = x / 255.0
+    x = _unit(frames)
     c = _clip_maps(x)
     t, s, _ = x.shape
     out = np.zeros((t, 2, s, s), np.float32)

@@ -62,6 +62,14 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
+def _store() -> Path:
+    """The experiments' cache folder (``~/.cache/lusweb/features-aug``), created on first use;
+    read at call time because tests point the cache elsewhere."""
+    d = caches.CACHE_ROOT / "features-aug"
+    d.mkdir(parents=True, exist_ok=True)
+    return d
+
+
 def _hires_variants(records: Sequence[ClipRecord], recipe: Recipe, variants: Sequence[object],
                     describe: Callable[[np.ndarray, str, int], np.ndarray], what: str,
                     progress: Callable[[str], None] | None) -> list[list[np.ndarray]]:
@@ -71,8 +79,7 @@ def _hires_variants(records: Sequence[ClipRecord], recipe: Recipe, variants: Seq
     if not recipe.hires_size:
         raise ValueError(f"the recipe has no hires view for {what}")
     cfg = recipe.preprocess()
-    d = caches.CACHE_ROOT / "features-aug"  # read at call time: tests point the cache elsewhere
-    d.mkdir(parents=True, exist_ok=True)
+    d = _store()
     out: list[list[np.ndarray]] = []
     t0 = time.time()
     for i, r in enumerate(records):
@@ -130,8 +137,7 @@ def ssl_hires(records: Sequence[ClipRecord], recipe: Recipe, data: str | None, s
     videos = [r for r in pocus_records(root / "pocus") if "pocus_videos" in Path(r.path).parts]
     if not videos:
         raise ValueError(f"no POCUS videos under {root / 'pocus'} to pretrain on")
-    d = caches.CACHE_ROOT / "features-aug"  # read at call time: tests point the cache elsewhere
-    d.mkdir(parents=True, exist_ok=True)
+    d = _store()
     key = hashlib.sha1(json.dumps([feature_key(recipe, MAX_FRAMES), SSL_VERSION, steps,
                                    sorted(content_sha256(r.path) for r in videos)]).encode()).hexdigest()[:24]
     state_file = d / f"ssl-{key}.pt"

@@ -34,7 +34,7 @@ from scoring.core.features.preprocess import normalise_intensity
 from scoring.core.features.recipe import Recipe
 from scoring.core.inference.scorer import load_scorer
 from scoring.core.labels import N_CLASSES
-from scoring.core.models.lite0 import LITE_MEAN, LITE_STD, load_lite0
+from scoring.core.models.lite0 import LITE_MEAN, LITE_STD, EfficientNetLite0, load_lite0
 from scoring.core.training.caches import cached_frames, featurize_records
 from scoring.core.training.datasets import ClipRecord
 from scoring.core.training.fitting import class_weights
@@ -102,6 +102,17 @@ def state_tag(state: dict[str, torch.Tensor]) -> str:
     return hashlib.sha256(buf.getvalue()).hexdigest()[:16]
 
 
+def trainable_lite0(n_blocks: int, unfreeze_from: int) -> EfficientNetLite0:
+    """Truncated Lite0 (unfused) whose blocks ``>= unfreeze_from`` learn; in eval mode, because
+    batches of 2-core CPU training are small and clip-correlated, so BatchNorm statistics stay
+    frozen. Fine-tuning and the self-supervised pretraining (:mod:`scoring.core.training.ssl`) share it."""
+    model = load_lite0(n_blocks=n_blocks)
+    for name, p in model.named_parameters():
+        blk = int(name.split(".")[1]) if name.startswith("_blocks.") else -1
+        p.requires_grad = blk >= unfreeze_from
+    return model.eval()
+
+
 def train_backbone(clips: list[np.ndarray], y: np.ndarray, recipe: Recipe, seed: int, *, epochs: int = 3,
                    per_clip: int = 4, clips_per_batch: int = 8, unfreeze_from: int = 5,
                    teacher_probs: list[np.ndarray] | None = None, lr: float = 3e-4,
@@ -113,12 +124,7 @@ def train_backbone(clips: list[np.ndarray], y: np.ndarray, recipe: Recipe, seed:
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     fz = Featurizer(recipe)
-    model = load_lite0(n_blocks=max(recipe.taps) + 1)  # unfused: trainable
-    for name, p in model.named_parameters():
-        blk = int(name.split(".")[1]) if name.startswith("_blocks.") else -1
-        p.requires_grad = blk >= unfreeze_from
-    model.eval()  # BatchNorm statistics stay frozen
-    model.to(dev)
+    model = trainable_lite0(max(recipe.taps) + 1, unfreeze_from).to(dev)
     head = torch.nn.Linear(fz.cnn_dim, N_CLASSES).to(dev)
     params = [p for p in model.parameters() if p.requires_grad] + list(head.parameters())
     opt = torch.optim.Adam(params, lr=lr)

@@ -32,7 +32,7 @@ import torch
 from torch import nn
 
 from scoring.core.features.modalities import modality_stack
-from scoring.core.inference.aggregate import UninormAggregator
+from scoring.core.inference.aggregate import UninormAggregator, argmax_mean
 from scoring.core.labels import SCORE_CLASSES
 from scoring.core.models.mcrfnet import MCRFNet
 from scoring.core.models.regstn import RegSTN, regstn_loss
@@ -116,11 +116,8 @@ def frame_probs(model: nn.Module, recipe: NetRecipe, x: torch.Tensor, batch: int
 def clip_prediction(probs: np.ndarray, uninorm: UninormAggregator | None = None) -> dict[str, object]:
     """Frame probabilities -> the clip's probabilities and score: their mean and its argmax, or
     the fitted ``uninorm``'s aggregation."""
-    if uninorm is not None:
-        p, score = uninorm.aggregate(probs)
-        return {"clip_probs": p, "clip_score": score}
-    p = probs.mean(0)
-    return {"clip_probs": p, "clip_score": int(np.argmax(p))}
+    p, score = uninorm.aggregate(probs) if uninorm is not None else argmax_mean(probs)
+    return {"clip_probs": p, "clip_score": score}
 
 
 def fit_aggregator(model: nn.Module, recipe: NetRecipe, inputs: Sequence[torch.Tensor], y: np.ndarray,

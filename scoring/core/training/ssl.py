@@ -22,8 +22,8 @@ from torch import nn
 
 from scoring.core.features.preprocess import normalise_intensity
 from scoring.core.features.recipe import Recipe
-from scoring.core.models.lite0 import LITE_MEAN, LITE_STD, load_lite0
-from scoring.core.training.finetune import augment, partial_state
+from scoring.core.models.lite0 import LITE_MEAN, LITE_STD
+from scoring.core.training.finetune import augment, partial_state, trainable_lite0
 
 
 def info_nce(z1: torch.Tensor, z2: torch.Tensor, temperature: float = 0.1) -> torch.Tensor:
@@ -71,11 +71,7 @@ def pretrain_backbone(clips: Sequence[np.ndarray], recipe: Recipe, seed: int, *,
     gen = torch.Generator().manual_seed(seed)
     rng = np.random.default_rng(seed)
     taps = recipe.hires_taps if recipe.hires_size else recipe.taps
-    model = load_lite0(n_blocks=max(taps) + 1)  # unfused: trainable
-    for name, p in model.named_parameters():
-        blk = int(name.split(".")[1]) if name.startswith("_blocks.") else -1
-        p.requires_grad = blk >= unfreeze_from
-    model.eval()  # BatchNorm statistics stay frozen
+    model = trainable_lite0(max(taps) + 1, unfreeze_from)
     dim = 2 * sum(model.block_channels[t] for t in taps)  # global mean and max per tap
     head = Projection(dim)
     opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad] + list(head.parameters()), lr=lr)
