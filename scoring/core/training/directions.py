@@ -242,6 +242,8 @@ def experiment_main(argv: Sequence[str] | None = None) -> int:
     args = experiment_parser().parse_args(list(argv) if argv is not None else None)
     if args.direction == "usaugment" and args.copies < 1:
         raise SystemExit("--copies: at least one augmented copy per training clip")
+    if args.direction == "ssl" and args.ssl_steps < 1:
+        raise SystemExit("--ssl-steps: at least one pretraining step (the recipe's is 300)")
     try:
         return _run(args, argv)
     except ValueError as exc:  # a data set that cannot run this direction: say so, no traceback

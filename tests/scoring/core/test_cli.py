@@ -128,6 +128,8 @@ def test_the_usaugment_experiment_compares_on_the_same_folds(tiny_data: Path, tm
 def test_the_experiment_refuses_no_copies(tiny_data: Path) -> None:
     with pytest.raises(SystemExit, match="--copies"):
         cli.main(["experiment", "usaugment", "--data", str(tiny_data), "--copies", "0"])
+    with pytest.raises(SystemExit, match="--ssl-steps: at least one pretraining step"):
+        cli.main(["experiment", "ssl", "--data", str(tiny_data), "--ssl-steps", "0"])
 
 
 def test_the_masks_experiment_replaces_the_descriptor_of_every_clip(tiny_data: Path, tmp_path: Path) -> None:
