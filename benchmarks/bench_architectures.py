@@ -3,8 +3,9 @@
 For the default scorer (frozen EfficientNet-Lite0 + heads, ``scoring/weights/default.pt``) and each
 trained network (``scoring/weights/architectures/*.pt``): patient-grouped CV from the weights file
 (accuracy / within-1 / Spearman / QWK, mean +- sd over the fold seeds), CPU frames/s scoring the
-same clips end to end from decoded frames (preprocessing included), in this process with 2 threads,
-the weights file's size, and the training time its metadata records.
+same clips end to end from decoded frames (preprocessing included) through the scorer the worker
+runs (``load_model(...).score_clips``), in this process with 2 threads, the weights file's size,
+and the training time its metadata records.
 
 Not a test: prints a Markdown table and one JSON line.
 
@@ -20,9 +21,7 @@ import numpy as np
 import torch
 
 from benchmarks.bench_scoring import _source_clips
-from scoring.core.inference.scorer import DEFAULT_WEIGHTS, load_scorer
-from scoring.core.training.cascade_run import CascadeScorer, load_cascade
-from scoring.core.training.nets_run import WEIGHTS_DIR, NetScorer, load_net
+from scoring.core.inference.loader import load_model, shipped_models
 
 
 def _cv(meta: dict[str, Any]) -> dict[str, str]:
@@ -42,15 +41,13 @@ def main() -> None:
     torch.set_num_threads(2)
     clips = _source_clips(4, 60)
     rows: list[dict[str, Any]] = []
-    lite = load_scorer(None)
-    rows.append({"arch": "lite0 (default)", "version": lite.version, **_cv(dict(lite.meta)),
-                 "cpu_fps": _fps(lite.score_clips, clips), "mb": DEFAULT_WEIGHTS.stat().st_size / 1e6,
-                 "training_s": lite.meta.get("training_seconds")})
-    for path in sorted(WEIGHTS_DIR.glob("*.pt")):
-        model: NetScorer | CascadeScorer = load_cascade(path) if path.stem == "cascade" else load_net(path)
-        rows.append({"arch": str(model.meta["arch"]), "version": model.version, **_cv(model.meta),
-                     "cpu_fps": _fps(lambda cs, m=model: [m.score_frames(c) for c in cs], clips),
-                     "mb": path.stat().st_size / 1e6, "training_s": model.meta.get("training_seconds")})
+    order = {"default": 0, "mcrfnet": 1, "reg-stn": 2, "cascade": 3}
+    for shipped in sorted(shipped_models(), key=lambda m: order.get(m.name, 9)):
+        model = load_model(shipped.path)
+        arch = "lite0 (default)" if shipped.name == "default" else str(shipped.meta["arch"])
+        rows.append({"arch": arch, "version": model.version, **_cv(shipped.meta),
+                     "cpu_fps": _fps(model.score_clips, clips), "mb": shipped.path.stat().st_size / 1e6,
+                     "training_s": shipped.meta.get("training_seconds")})
     print("| architecture | version | CV accuracy | within-1 | Spearman | QWK | CPU frames/s | weights MB | "
           "final training s |")
     print("|---|---|---|---|---|---|---|---|---|")

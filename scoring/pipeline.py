@@ -320,6 +320,14 @@ def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, re
     domain = result.domain() if callable(getattr(result, "domain", None)) else None
     if domain is not None:
         extra["domain"] = domain
+    crops = getattr(result, "localisation", None)
+    if crops is not None:
+        # Reg-STN's two crops of every frame (fractions of the frame), drawn by the clip viewer.
+        extra["crops"] = np.round(np.asarray(crops, np.float64), 4).tolist()
+    aggregator = str(getattr(result, "aggregator", ""))
+    if aggregator.startswith("vote:"):
+        # The cascade's members' clip probabilities: which network voted for what.
+        extra["members"] = jsonable(getattr(result, "members", {}))
     if severity_sets is not None:
         # Kept so that a clinician's reading refreshes the severity without the CNN.
         extra["severity_features"] = pack_features(severity_sets)
@@ -329,7 +337,7 @@ def _store_clip_score(job: ScoringJob, clip: ZoneClip, version: ModelVersion, re
             "zone": clip.zone, "model_version": version, "score": int(result.clip_score),
             "probs": [round(float(p), 5) for p in np.asarray(result.clip_probs).ravel()],
             "findings": {str(k): round(float(v), 5) for k, v in dict(result.findings).items()},
-            "aggregator": str(getattr(result, "aggregator", "")),
+            "aggregator": aggregator,
             "frame_count": int(frame_probs.shape[0]),
             "frame_probs_f16": ClipScore.pack_frame_probs(frame_probs),
             "extra": extra,

@@ -70,10 +70,10 @@ def get_scorer(weights: str) -> Any:
     with _lock:
         scorer = _scorers.get(weights)
         if scorer is None:
-            from scoring.engine import load_scorer  # lazy: the scorer imports torch
+            from scoring.engine import load_model  # lazy: the scorer imports torch
 
             dev = device()
-            scorer = load_scorer(weights or None)
+            scorer = load_model(weights or None)
             scorer.to(dev, half=half_precision(), batch=forward_batch(dev))
             _scorers[weights] = scorer
         return scorer

@@ -187,7 +187,7 @@ def clip_frames_payload(*, clip: ZoneClip, hidden: bool = False) -> dict[str, An
     if score is None:
         return {"clip": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count, "fps": clip.fps,
                 "model_version": None, "confidence": None, "in_domain": None, "domain_distance": None,
-                "frame_probs": [], "frame_scores": [], "expected_scores": []}
+                "frame_probs": [], "frame_scores": [], "expected_scores": [], "crops": None}
     probs = score.frame_probs
     return {
         "clip": clip.pk, "zone": clip.zone, "frame_count": clip.frame_count, "fps": clip.fps,
@@ -197,7 +197,15 @@ def clip_frames_payload(*, clip: ZoneClip, hidden: bool = False) -> dict[str, An
         "frame_probs": [[round(float(p), 4) for p in row] for row in probs],
         "frame_scores": [int(i) for i in probs.argmax(axis=1)],
         "expected_scores": [round(float(v), 4) for v in probs @ [0.0, 1.0, 2.0, 3.0]],
+        # Reg-STN's two crops of every frame (x0, y0, x1, y1 as fractions of the frame), else None.
+        "crops": _crops(score.extra, score.frame_count),
     }
+
+
+def _crops(extra: Any, frames: int) -> list[Any] | None:
+    """The stored crops of a score when there is one box list per frame (else None)."""
+    crops = extra.get("crops") if isinstance(extra, dict) else None
+    return crops if isinstance(crops, list) and len(crops) == frames else None
 
 
 # Metrics of the cross-validation block of a weights file, in the order a card lists them.

@@ -67,8 +67,23 @@ def _explained(clip: ZoneClip) -> tuple[ModelVersion, ClipScore | None]:
     return active, None
 
 
+#: The architectures of ``lus_train --arch`` (their weights record a network recipe, not a ``Recipe``).
+NETWORK_ARCHS = {"mcrfnet": "MCRFNet (Hu et al. 2021)", "reg-stn": "Reg-STN (Roy et al. 2020)",
+                 "cascade": "the cascade of Xing et al. 2022"}
+NETWORK = "network"
+
+
+def _network(mv: ModelVersion) -> str | None:
+    """The architecture of a network or cascade version (None: a default-style scorer)."""
+    arch = (mv.metadata or {}).get("arch")
+    return str(arch) if arch in NETWORK_ARCHS else None
+
+
 def _recipe(mv: ModelVersion) -> Recipe | None:
-    """The recipe the version's weights recorded (None: not recorded, e.g. a row without metadata)."""
+    """The recipe the version's weights recorded (None: not recorded, e.g. a row without metadata,
+    or a network, whose recipe is of another kind)."""
+    if _network(mv) is not None:
+        return None
     raw = (mv.metadata or {}).get("recipe")
     return Recipe.from_dict(raw) if isinstance(raw, dict) else None
 
@@ -76,7 +91,8 @@ def _recipe(mv: ModelVersion) -> Recipe | None:
 def explanation(*, clip: ZoneClip, score: ClipScore | None) -> dict[str, Any]:
     """What the viewer says about the model behind ``score`` (the clip score it shows).
 
-    ``model``: ``clip-heads``, ``frame-head`` or None (the weights do not record their recipe, or
+    ``model``: ``clip-heads``, ``frame-head``, ``network`` (MCRFNet, Reg-STN or the cascade:
+    ``arch``, ``arch_label``, the cascade's ``members`` in percent) or None (the weights do not record their recipe, or
     their clip model has no map); ``read_frames``: the frames that model read (0-based);
     ``hires_frames`` / ``size`` / ``members``: how the clip heads read the clip; ``probs_pct``: the
     clip probabilities of scores 0-3 in percent.
@@ -86,6 +102,13 @@ def explanation(*, clip: ZoneClip, score: ClipScore | None) -> dict[str, Any]:
                            "aggregator": recipe.aggregator if recipe else None,
                            # The clip probabilities as the page prints them (percent, one decimal).
                            "probs_pct": [round(100 * float(v), 1) for v in score.probs] if score is not None else []}
+    arch = _network(score.model_version) if score is not None else None
+    if arch is not None and score is not None:
+        # A network scores every frame itself (the curve is its own) and has no heat map here.
+        out.update(model=NETWORK, arch=arch, arch_label=NETWORK_ARCHS[arch], aggregator=score.aggregator,
+                   members={k: [round(100 * float(v), 1) for v in p] for k, p in
+                            dict((score.extra or {}).get("members") or {}).items()})
+        return out
     if recipe is None or not _has_map(recipe):
         return out
     model = explained_model(recipe)
@@ -162,6 +185,11 @@ def gradcam_png(clip: ZoneClip, index: int) -> Overlay:
         raise IndexError(f"frame {index} is outside 0-{count - 1}")
     mv, score = _explained(clip)
     target = score.score if score is not None else None
+    arch = _network(mv)
+    if arch is not None:  # answered without loading the network
+        raise GradcamUnavailable(f"{NETWORK_ARCHS[arch]} has no heat map in LUSWeb"
+                                 + ("; the two crops it read are drawn on every frame instead." if arch != "mcrfnet"
+                                    else "."))
     known = _recipe(mv)
     if known is not None and _has_map(known) and index not in read_frames(known, count):
         raise FrameNotRead(_not_read(index, read_frames(known, count)))  # answered without the model

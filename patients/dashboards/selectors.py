@@ -247,6 +247,7 @@ def _player(clip: ZoneClip, clock: chrono.PatientClock, user: Any) -> dict[str, 
         "domain_distance": frames["domain_distance"],
         "expected_scores": frames["expected_scores"], "frame_scores": frames["frame_scores"],
         "frame_probs": frames["frame_probs"], "explanation": explanation(clip=clip, score=shown),
+        "crops": frames["crops"],
         # The score of record beside the AI's (``clip_score``); researchers get no reading date.
         "record": {**record_json(record), **({} if clock.shows_dates else {"read_at": None})},
     }

@@ -35,7 +35,7 @@ class SiteModelsView(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, study_id: int) -> Response:
         study, _role = study_for(user=request.user, pk=study_id)
-        return Response(selectors.site_models(study=study))
+        return Response({**selectors.site_models(study=study), "shipped": selectors.shipped_model_rows(study=study)})
 
     @extend_schema(request=TrainRequestSerializer, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, study_id: int) -> Response:
@@ -48,15 +48,18 @@ class SiteModelsView(APIView):
 
 
 class SiteModelActionView(APIView):
-    """POST ``promote`` (a site model of the study) or ``rollback`` (to a shipped model or an earlier
-    site model): the study scores with it from now on; answers with the rescoring jobs queued."""
+    """POST ``promote`` (a site model of the study), ``rollback`` (to a registered shipped model or an
+    earlier site model) or ``choose`` (a model shipped with the code, by version: the default scorer,
+    MCRFNet, Reg-STN, the cascade): the study scores with it from now on; answers with the
+    rescoring jobs queued."""
 
     action = ""
 
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, study_id: int, version: str) -> Response:
         study, _role = study_for(user=request.user, pk=study_id)
-        run = services.site_model_promote if self.action == "promote" else services.site_model_rollback
+        run = {"promote": services.site_model_promote, "rollback": services.site_model_rollback,
+               "choose": services.study_model_choose}[self.action]
         jobs = run(study=study, version=version, by=request.user)
         return Response({"study": study.pk, "model": version, "action": self.action, "rescoring_jobs": _jobs(jobs),
                          "site_models": selectors.site_models(study=study)})
@@ -69,4 +72,6 @@ urlpatterns: list[Any] = [
          SiteModelActionView.as_view(action="promote"), name="api-site-model-promote"),
     path("studies/<int:study_id>/site-models/<str:version>/rollback/",
          SiteModelActionView.as_view(action="rollback"), name="api-site-model-rollback"),
+    path("studies/<int:study_id>/site-models/<str:version>/choose/",
+         SiteModelActionView.as_view(action="choose"), name="api-site-model-choose"),
 ]

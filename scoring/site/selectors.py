@@ -103,3 +103,22 @@ def site_training_row(t: SiteTraining) -> dict[str, Any]:
 def rollback_targets(*, study: Study) -> list[ModelVersion]:
     """Versions a study may roll back to: the shipped ones and its own site models."""
     return list(ModelVersion.objects.filter(Q(study__isnull=True) | Q(study=study)).order_by("-created_at"))
+
+
+def shipped_model_rows(*, study: Study) -> list[dict[str, Any]]:
+    """The models shipped with the code a study may choose (the default scorer, MCRFNet, Reg-STN,
+    the cascade), each with its architecture, cross-validated figures (the same patient-grouped
+    folds for all) and whether the study scores with it now."""
+    from scoring.engine import shipped_models  # lazy: reading weights files needs torch
+
+    current_id = study_model_id(study.pk)
+    registered = dict(ModelVersion.objects.filter(study__isnull=True).values_list("version", "pk"))
+    rows = []
+    for m in shipped_models():
+        version = str(m.meta["version"])
+        arch = str(m.meta.get("arch") or "lite0")
+        rows.append({"name": m.name, "version": version, "arch": arch, "format": m.format,
+                     "architecture": m.meta.get("architecture"), "cv": _figures(m.meta, "cv"),
+                     "registered": version in registered,
+                     "active": current_id is not None and registered.get(version) == current_id})
+    return rows

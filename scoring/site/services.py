@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from lusweb.broker import task_send
 from lusweb.errors import ServiceError
+from lusweb.jsonable import jsonable
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_record
 from patients.records.models import Exam
@@ -28,7 +29,7 @@ SITE_TRAIN_TASK = "scoring.tasks.site_model_train"
 SITE_TRAIN_QUEUE = "gpu-bulk"
 
 __all__ = ["MIN_SITE_PATIENTS", "site_model_promote", "site_model_rollback", "site_training_request",
-           "site_trainings_recover"]
+           "site_trainings_recover", "study_model_choose"]
 
 
 def _dispatch(training_id: int) -> None:
@@ -116,6 +117,28 @@ def site_model_rollback(*, study: Study, version: str, by: Any) -> list[ScoringJ
         raise ServiceError(f"{version!r} is neither a shipped model nor a site model of study {study.name!r}",
                            code="unknown_model", status=404)
     return _switch_to(study=study, model=model, by=by, action="rollback")
+
+
+def study_model_choose(*, study: Study, version: str, by: Any) -> list[ScoringJob]:
+    """Make a model shipped with the code (the default scorer, MCRFNet, Reg-STN or the cascade,
+    named by its version) the model the study scores with, registering it on first choice. The
+    study's AI readings switch as for a rollback: at once for exams it has scored, by low-priority
+    rescoring jobs (returned) for the others. Refused, naming the reason, for an unknown version."""
+    from scoring.engine import shipped_models  # lazy: reading weights files needs torch
+
+    permissions.require_admin(by, study)
+    shipped = {str(m.meta["version"]): m for m in shipped_models()}
+    chosen = shipped.get(version)
+    if chosen is None:
+        raise ServiceError(f"{version!r} is not a model shipped with LUSWeb (shipped: {', '.join(sorted(shipped))})",
+                           code="unknown_model", status=404)
+    with transaction.atomic():
+        model, _ = ModelVersion.objects.get_or_create(
+            version=version, defaults={"weights": "" if chosen.name == "default" else chosen.name,
+                                       "metadata": jsonable(chosen.meta)})
+        if model.study_id is not None:  # a site model that took a shipped version's name: never
+            raise ServiceError(f"{version!r} is registered as a site model", code="unknown_model", status=409)
+    return _switch_to(study=study, model=model, by=by, action="choose")
 
 
 def study_scores_switch(*, study: Study, version: ModelVersion, by: Any) -> list[ScoringJob]:

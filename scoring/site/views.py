@@ -28,15 +28,16 @@ def site_models_page(request: HttpRequest, pk: int) -> HttpResponse:
                 if listing["active"] is None or v.version != listing["active"]["version"]]
     return render(request, "scoring/site_models.html", {
         "study": study, "role": role, "listing": listing, "candidates": candidates, "rollback_targets": rollback,
-        "min_patients": services.MIN_SITE_PATIENTS, "clips": len(labelled),
+        "shipped": selectors.shipped_model_rows(study=study), "min_patients": services.MIN_SITE_PATIENTS, "clips": len(labelled),
         "patients": len({c.patient for c in labelled})})
 
 
 @login_required
 @require_POST
 def site_models_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
-    """``train``, ``promote`` or ``rollback`` (the last two need the confirmation box ticked)."""
-    if action not in ("train", "promote", "rollback"):
+    """``train``, ``promote``, ``rollback`` or ``choose`` (a shipped model); all but ``train`` need
+    the confirmation box ticked."""
+    if action not in ("train", "promote", "rollback", "choose"):
         raise Http404(f"no site-model action {action!r}")
     study, _role = study_for(user=request.user, pk=pk)
     version = request.POST.get("version", "")
@@ -48,7 +49,8 @@ def site_models_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
         elif request.POST.get("confirm") != "on":
             messages.error(request, "Tick the box to confirm: the study's AI readings change to the chosen model.")
         else:
-            run = services.site_model_promote if action == "promote" else services.site_model_rollback
+            run = {"promote": services.site_model_promote, "rollback": services.site_model_rollback,
+                   "choose": services.study_model_choose}[action]
             jobs = run(study=study, version=version, by=request.user)
             messages.success(request, f"The study now scores with {version}; "
                                       f"{len(jobs)} exam{'s' if len(jobs) != 1 else ''} queued for rescoring.")

@@ -127,3 +127,39 @@ def test_the_viewer_marks_what_the_clip_model_read_and_maps_it(live_server: Any,
     page.wait_for_function("() => document.querySelector('#player-current .overlay').hidden")
     assert "read frames 1, 34, 67 and 100 only" in page.inner_text("#player-current .status")
     assert len(maps) == 1 and errors == []
+
+
+def test_the_viewer_draws_regstns_crops_on_the_frame_on_screen(live_server: Any, page: Any) -> None:
+    from scoring.models import ClipScore
+
+    mv = ModelVersion.objects.create(version="regstn-viewer-1", weights="reg-stn",
+                                     metadata={"arch": "reg-stn", "version": "regstn-viewer-1"})
+    clip = _clip(mv)
+    # Crops that move with the frame: frame i's first box starts at x = i / 200 of the width.
+    crops = [[[i / 200, 0.1, i / 200 + 0.5, 0.6], [0.3, 0.4, 0.9, 0.95]] for i in range(100)]
+    ClipScore.objects.filter(clip=clip).update(aggregator="uninorm", findings={}, extra={"crops": crops})
+    login(page, live_server.url, "v-clinician", PASSWORD)
+    errors: list[str] = []
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{live_server.url}/clips/{clip.pk}/viewer/")
+    page.wait_for_function("() => document.querySelector('#player-current video').readyState >= 2")
+    assert "Reg-STN (Roy et al. 2020)" in page.inner_text("#player-current .clip-model")
+    assert page.is_disabled("#player-current .gradcam-toggle")
+
+    def drawn(frame: int) -> dict[str, Any]:
+        page.evaluate(f"() => window.LUSViewer.current.show({frame})")
+        page.wait_for_function(f"() => document.querySelector('#player-current svg.crops').dataset.frame === '{frame}'")
+        return page.evaluate("""() => { const v = document.querySelector('#player-current video').getBoundingClientRect();
+            const r = document.querySelector('#player-current rect.crop[data-crop="1"]').getBoundingClientRect();
+            return {x0: (r.left - v.left) / v.width, x1: (r.right - v.left) / v.width,
+                    y0: (r.top - v.top) / v.height, y1: (r.bottom - v.top) / v.height}; }""")
+
+    # On screen, the first box covers the fractions of the video frame that the score stored.
+    for frame in (10, 80):
+        box = drawn(frame)
+        assert box["x0"] == pytest.approx(frame / 200, abs=0.01) and box["x1"] == pytest.approx(frame / 200 + 0.5, abs=0.01)
+        assert box["y0"] == pytest.approx(0.1, abs=0.01) and box["y1"] == pytest.approx(0.6, abs=0.01)
+    # The checkbox hides them.
+    page.uncheck("#player-current .crops-toggle")
+    assert page.evaluate("() => getComputedStyle(document.querySelector('#player-current svg.crops')).display") == "none"
+    assert errors == []

@@ -38,6 +38,8 @@ from scoring.core.models.lite0 import backbone_weights_path, sha256_file
 
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"
 DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
+#: Where ``lus_train --arch`` writes the shipped networks and the cascade.
+ARCHITECTURES_DIR = WEIGHTS_DIR / "architectures"
 
 
 #: A clip: frames uint8 [T,H,W] (or RGB), or a function that reads them (from a frame cache).
@@ -63,7 +65,7 @@ class ClipResult:
     clip_score: int  # 0..3
     findings: dict[str, float]  # finding -> clip probability (mean over frames)
     frame_findings: np.ndarray  # float [T, len(FINDINGS)]
-    six_class: SixClassResult
+    six_class: SixClassResult | None  # None: the model has no six-class read-out (Reg-STN)
     aggregator: str
     model: str
     members: dict[str, list[float]] = field(default_factory=dict)
@@ -72,6 +74,9 @@ class ClipResult:
     domain_distance: float | None = None
     in_domain: bool | None = None
     domain_threshold: float | None = None
+    # Weak localisation (Reg-STN's crops): boxes [T, K, 4] = (x0, y0, x1, y1) as fractions of the
+    # frame's width and height (0 = left / top edge, 1 = right / bottom edge).
+    localisation: np.ndarray | None = None
 
     def to_dict(self) -> dict[str, object]:
         """JSON-friendly dict."""
@@ -82,10 +87,11 @@ class ClipResult:
             "clip_score": int(self.clip_score),
             "clip_probs": np.round(self.clip_probs, 5).tolist(),
             "findings": {k: round(float(v), 5) for k, v in self.findings.items()},
-            "six_class": self.six_class.to_dict(),
+            "six_class": self.six_class.to_dict() if self.six_class is not None else None,
             "aggregator": self.aggregator,
             "model": self.model,
             "domain": self.domain(),
+            **({"localisation": np.round(self.localisation, 4).tolist()} if self.localisation is not None else {}),
         }
 
     def domain(self) -> dict[str, object] | None:
@@ -251,8 +257,9 @@ def load_bundle(path: str | Path, verify_backbone: bool = True) -> Bundle:
 
 
 def resolve_weights(name_or_path: str | Path | None = None) -> Path:
-    """``None`` -> default weights; a path; a bare name -> ``scoring/weights/<name>.pt`` or a site
-    model ``<site models dir>/<name>.pt``; else a registered version (the shipped files' versions)."""
+    """``None`` -> default weights; a path; a bare name -> ``scoring/weights/<name>.pt``, a shipped
+    architecture ``scoring/weights/architectures/<name>.pt`` or a site model ``<site models
+    dir>/<name>.pt``; else a registered version (the shipped files' versions)."""
     if name_or_path is None or str(name_or_path) in ("", "default"):
         env = os.environ.get("LUSWEB_WEIGHTS")
         return Path(env) if env else DEFAULT_WEIGHTS
@@ -260,7 +267,7 @@ def resolve_weights(name_or_path: str | Path | None = None) -> Path:
     if p.exists():
         return p
     looked = [p]
-    for folder in (WEIGHTS_DIR, site_models_dir()):
+    for folder in (WEIGHTS_DIR, ARCHITECTURES_DIR, site_models_dir()):
         cand = folder / (p.name if p.suffix else f"{p.name}.pt")
         looked.append(cand)
         if cand.exists():
@@ -279,10 +286,15 @@ def site_models_dir() -> Path:
     return Path(env) if env else WEIGHTS_DIR.parents[1] / "var" / "media" / "models"
 
 
+def shipped_weights() -> list[Path]:
+    """The weights files shipped with the code: the scorer's and the architectures'."""
+    return sorted(WEIGHTS_DIR.glob("*.pt")) + sorted(ARCHITECTURES_DIR.glob("*.pt"))
+
+
 def _weights_by_version() -> dict[str, Path]:
     """version -> weights file, for the shipped files (a site model's file is named by its version)."""
     out: dict[str, Path] = {}
-    for f in sorted(WEIGHTS_DIR.glob("*.pt")):
+    for f in shipped_weights():
         try:
             meta = torch.load(str(f), map_location="cpu", weights_only=True).get("meta", {})
         except (OSError, RuntimeError, AttributeError):

@@ -20,25 +20,21 @@ from __future__ import annotations
 import argparse
 import time
 from collections import Counter
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from scoring.core.features.featurizer import Featurizer
-from scoring.core.features.preprocess import PreprocessConfig
 from scoring.core.features.recipe import Recipe
-from scoring.core.inference.bundle import Bundle
-from scoring.core.inference.scorer import Scorer
+from scoring.core.inference.net_scorer import CASCADE_FORMAT, CascadeScorer, load_cascade
 from scoring.core.inference.vote import vote_batch
 from scoring.core.training.caches import featurize_records
 from scoring.core.training.cascade import FitPredict, stage_one_filter
 from scoring.core.training.cv import cv_splits, cv_summary, seed_report
 from scoring.core.training.fitting import fit_bundle
-from scoring.core.training.nets import NetRecipe, build_net, predict_clips, train_net
+from scoring.core.training.nets import NetRecipe, predict_clips, train_net
 from scoring.core.training.nets_run import (
-    NetScorer,
     metadata,
     net_card,
     preprocess_config,
@@ -47,7 +43,8 @@ from scoring.core.training.nets_run import (
 )
 from scoring.core.training.run import log, training_records
 
-FORMAT = "lusweb-cascade-1"
+FORMAT = CASCADE_FORMAT
+__all__ = ["FORMAT", "MEMBERS", "CascadeScorer", "cross_validate_cascade", "load_cascade", "main"]
 MEMBERS: tuple[str, ...] = ("lite0", "mcrfnet", "reg-stn")
 
 
@@ -148,39 +145,3 @@ def main(args: argparse.Namespace, nets: dict[str, NetRecipe]) -> int:
     log(f"saved {out} and its card ({out.stat().st_size / 1e6:.2f} MB), stage one kept {len(kept)}/{len(everyone)}, "
         f"final fit {seconds:.0f} s")
     return 0
-
-
-@dataclass
-class CascadeScorer:
-    """A trained cascade: the Lite0 member (a default-style scorer) and the two networks, voting per clip."""
-
-    lite: Scorer
-    nets: list[NetScorer]
-    meta: dict[str, object]
-
-    @property
-    def version(self) -> str:
-        """The model version of every score it gives."""
-        return str(self.meta["version"])
-
-    def score_frames(self, frames: np.ndarray) -> tuple[list[np.ndarray], dict[str, object]]:
-        """Each member's clip probabilities and the vote (probabilities, score, rule)."""
-        members = [self.lite.score_clip(frames).clip_probs, *(n.score_frames(frames)[1]["clip_probs"] for n in self.nets)]
-        probs, classes, rules = vote_batch([np.asarray(p, float)[None] for p in members])
-        return [np.asarray(p, float) for p in members], {"clip_probs": probs[0], "clip_score": int(classes[0]),
-                                                          "rule": rules[0]}
-
-
-def load_cascade(path: str | Path) -> CascadeScorer:
-    """Load a cascade weights file; ValueError naming the file when it is not one."""
-    raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a LUSWeb cascade weights file (format {FORMAT})")
-    cfg = PreprocessConfig.from_dict(raw["preprocess"])
-    nets = []
-    for member in raw["members"].values():
-        recipe = NetRecipe.from_dict(member["recipe"])
-        model = build_net(recipe)
-        model.load_state_dict(member["state"])
-        nets.append(NetScorer(recipe, cfg, model.eval(), {"version": f"{raw['meta']['version']}:{recipe.arch}"}))
-    return CascadeScorer(Scorer(Bundle.from_state(raw["lite0"]), path), nets, dict(raw["meta"]))

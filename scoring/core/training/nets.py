@@ -25,99 +25,29 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, fields
 
 import numpy as np
 import torch
 from torch import nn
 
-from scoring.core.features.modalities import modality_stack
-from scoring.core.inference.aggregate import UninormAggregator, argmax_mean
+from scoring.core.inference.aggregate import UninormAggregator
+from scoring.core.inference.networks import (
+    NET_AGGREGATORS,
+    NET_ARCHS,
+    NetRecipe,
+    build_net,
+    clip_prediction,
+    frame_probs,
+    net_input,
+)
 from scoring.core.labels import SCORE_CLASSES
-from scoring.core.models.mcrfnet import MCRFNet
-from scoring.core.models.regstn import RegSTN, regstn_loss
+from scoring.core.models.regstn import regstn_loss
 from scoring.core.training.cv import cv_splits, cv_summary, seed_report
 from scoring.core.training.sord import soft_cross_entropy, sord_targets
 
-#: The end-to-end architectures ``lus_train --arch`` trains with this module.
-NET_ARCHS: tuple[str, ...] = ("mcrfnet", "reg-stn")
-NET_AGGREGATORS: tuple[str, ...] = ("mean", "uninorm")
-
-
-@dataclass(frozen=True)
-class NetRecipe:
-    """Everything that decides a trained network besides its data and seed (stored in its weights file)."""
-
-    arch: str
-    size: int = 112
-    clip_frames: int = 16
-    epoch_frames: int = 8
-    epochs: int = 6
-    batch: int = 32
-    lr: float = 2e-3
-    weight_decay: float = 1e-4
-    six_weight: float = 0.5
-    balanced: bool = True
-    #: Frames -> clip: "mean" (argmax of the mean frame probabilities) or "uninorm" (Roy et al.'s
-    #: learned uninorm, fitted on the training clips' frame probabilities after the network).
-    aggregator: str = "mean"
-
-    def __post_init__(self) -> None:
-        if self.arch not in NET_ARCHS:
-            raise ValueError(f"unknown network architecture {self.arch!r}; choose one of {', '.join(NET_ARCHS)}")
-        if not 0 < self.epoch_frames <= self.clip_frames:
-            raise ValueError(f"epoch_frames must be in 1..clip_frames ({self.clip_frames}), got {self.epoch_frames}")
-        if self.epochs < 1 or self.batch < 2 or self.size < 32:
-            raise ValueError("epochs >= 1, batch >= 2 and size >= 32 are required")
-        if self.aggregator not in NET_AGGREGATORS:
-            raise ValueError(f"unknown clip aggregator {self.aggregator!r}; choose one of {', '.join(NET_AGGREGATORS)}")
-
-    def to_dict(self) -> dict[str, object]:
-        """Plain JSON types (the weights file loads with ``weights_only=True``)."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, d: dict[str, object]) -> NetRecipe:
-        """Inverse of :meth:`to_dict`; unknown keys are refused by name."""
-        known = {f.name for f in fields(cls)}
-        extra = sorted(set(d) - known)
-        if extra:
-            raise ValueError(f"unknown network recipe keys {extra}")
-        return cls(**d)  # type: ignore[arg-type]
-
-
-def build_net(recipe: NetRecipe) -> nn.Module:
-    """A freshly initialised network of the recipe's architecture."""
-    if recipe.arch == "mcrfnet":
-        return MCRFNet()
-    return RegSTN(n_classes=len(SCORE_CLASSES))
-
-
-def net_input(recipe: NetRecipe, frames: np.ndarray) -> torch.Tensor:
-    """Preprocessed uint8 frames ``[T, S, S]`` -> the network's input: ``[T, 3, S, S]`` modalities
-    (MCRFNet) or ``[T, 1, S, S]`` grey levels in [0, 1] (Reg-STN)."""
-    grey = np.asarray(frames, np.float32) / 255.0
-    if recipe.arch == "mcrfnet":
-        return torch.from_numpy(modality_stack(grey)).float()
-    return torch.from_numpy(grey[:, None]).contiguous()
-
-
-def frame_probs(model: nn.Module, recipe: NetRecipe, x: torch.Tensor, batch: int = 64) -> np.ndarray:
-    """Soldati 0-3 probabilities ``[T, 4]`` of every frame of ``x`` (eval mode, no gradient)."""
-    model.eval()
-    out = []
-    with torch.inference_mode():
-        for i in range(0, len(x), batch):
-            o = model(x[i:i + batch])
-            out.append(torch.softmax(o.score_logits, 1) if recipe.arch == "mcrfnet" else o.probs)
-    return torch.cat(out).double().numpy() if out else np.zeros((0, len(SCORE_CLASSES)))
-
-
-def clip_prediction(probs: np.ndarray, uninorm: UninormAggregator | None = None) -> dict[str, object]:
-    """Frame probabilities -> the clip's probabilities and score: their mean and its argmax, or
-    the fitted ``uninorm``'s aggregation."""
-    p, score = uninorm.aggregate(probs) if uninorm is not None else argmax_mean(probs)
-    return {"clip_probs": p, "clip_score": score}
+#: Re-exported: the recipe and inference half live in :mod:`scoring.core.inference.networks`.
+__all__ = ["NET_AGGREGATORS", "NET_ARCHS", "NetRecipe", "build_net", "clip_prediction", "cross_validate_net",
+           "fit_aggregator", "fit_net", "frame_probs", "net_input", "predict_clips", "train_net"]
 
 
 def fit_aggregator(model: nn.Module, recipe: NetRecipe, inputs: Sequence[torch.Tensor], y: np.ndarray,

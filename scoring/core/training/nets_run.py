@@ -13,33 +13,25 @@ import json
 import platform
 import shlex
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch import nn
 
-from scoring.core.features.preprocess import PreprocessConfig, preprocess_clip
+from scoring.core.features.preprocess import PreprocessConfig
 from scoring.core.features.recipe import Recipe
-from scoring.core.inference.aggregate import UninormAggregator
+from scoring.core.inference.net_scorer import NET_FORMAT, NetScorer, load_net
 from scoring.core.labels import SCORE_CLASSES
 from scoring.core.labels_six import SIX_CLASS_NAMES, six_class_label
 from scoring.core.training.caches import cached_frames
 from scoring.core.training.covid_blues import clips as covid_blues_clips
 from scoring.core.training.datasets import ClipRecord
-from scoring.core.training.nets import (
-    NetRecipe,
-    build_net,
-    clip_prediction,
-    cross_validate_net,
-    fit_net,
-    frame_probs,
-    net_input,
-)
+from scoring.core.training.nets import NetRecipe, cross_validate_net, fit_net, net_input
 from scoring.core.training.run import log, training_records
 
-FORMAT = "lusweb-net-1"
+FORMAT = NET_FORMAT
+__all__ = ["FORMAT", "NetScorer", "load_net", "main", "metadata", "net_card", "preprocess_config", "record_inputs",
+           "recipe_from_args", "six_labels"]
 WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights" / "architectures"
 
 DESCRIPTION = {
@@ -146,51 +138,6 @@ def metadata(args: argparse.Namespace, arch: str, recs: list[ClipRecord], cv: di
     return json.loads(json.dumps(meta, default=lambda o: o.item() if hasattr(o, "item") else str(o)))  # type: ignore[no-any-return]
 
 
-@dataclass
-class NetScorer:
-    """A trained frame network with its preprocessing: frames in, Soldati probabilities out."""
-
-    recipe: NetRecipe
-    cfg: PreprocessConfig
-    model: nn.Module
-    meta: dict[str, object]
-    uninorm: UninormAggregator | None = None
-
-    @property
-    def version(self) -> str:
-        """The model version of every score it gives."""
-        return str(self.meta["version"])
-
-    def inputs(self, frames: np.ndarray) -> torch.Tensor:
-        """Decoded frames ``[T, H, W(, 3)]`` -> network input, preprocessed as in training (uint8 canvas)."""
-        x, _ = preprocess_clip(frames, self.cfg)
-        return net_input(self.recipe, np.round(x * 255).astype(np.uint8))
-
-    def score_frames(self, frames: np.ndarray) -> tuple[np.ndarray, dict[str, object]]:
-        """Per-frame probabilities ``[T, 4]`` and the clip prediction (probabilities, score)."""
-        probs = frame_probs(self.model, self.recipe, self.inputs(frames))
-        return probs, clip_prediction(probs, self.uninorm)
-
-
-def load_net(path: str | Path) -> NetScorer:
-    """Load a network weights file; ValueError naming the file when it is not one."""
-    raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    if not isinstance(raw, dict) or raw.get("format") != FORMAT:
-        raise ValueError(f"{path} is not a LUSWeb network weights file (format {FORMAT})")
-    recipe = NetRecipe.from_dict(raw["recipe"])
-    model = build_net(recipe)
-    model.load_state_dict(raw["state"])
-    uninorm = None
-    if recipe.aggregator == "uninorm":
-        if not raw.get("uninorm"):
-            raise ValueError(f"{path}: the recipe aggregates with the uninorm but the file carries none")
-        uninorm = UninormAggregator(len(SCORE_CLASSES))
-        uninorm.load_state_dict(raw["uninorm"])
-        uninorm.eval()
-    return NetScorer(recipe, PreprocessConfig.from_dict(raw["preprocess"]), model.eval(), dict(raw["meta"]), uninorm)
-
-
-
 def net_card(meta: dict[str, object], path: str | Path) -> str:
     """The model card (Markdown) of a network weights file, every figure read from its metadata."""
     cv = meta.get("cv") if isinstance(meta.get("cv"), dict) else {}
@@ -226,7 +173,8 @@ def net_card(meta: dict[str, object], path: str | Path) -> str:
         "- Trained from scratch on 42 patients on 2 CPU cores in minutes: a small budget for a network "
         "with no pretrained weights. Its CV is the honest figure; no variant was chosen on it.",
         "- Probabilities are not calibrated (see ECE above); no out-of-domain check is fitted.",
-        "- Not yet a scorer the product runs on uploads: the default scorer stays the first reader.",
+        "- A scorer a study may choose (study admins, the site models page); the default scorer stays the "
+        "first reader elsewhere. It predicts no findings and carries no out-of-domain check.",
         "",
     ]
     return "\n".join(lines)

@@ -1,6 +1,7 @@
 /* Clip viewer: cine players (one MP4 per clip), the frame model's expected score per frame (seeks
    on click) with the frames the clip model read marked, the clip model's heat map of those frames
-   on demand (503 -> message), previous exam of the same zone side by side. */
+   on demand (503 -> message), Reg-STN's two crops of the frame on screen (a network's score),
+   previous exam of the same zone side by side. */
 (function () {
   "use strict";
   var data = LUS.json("viewer-data");
@@ -20,6 +21,10 @@
     var toggle = root.querySelector(".gradcam-toggle");
     var status = root.querySelector(".status");
     var plotEl = document.getElementById("plot-frames-" + key);
+    // Reg-STN's two crops of every frame (fractions of the frame), drawn over the frame on screen.
+    var cropSvg = root.querySelector("svg.crops");
+    var cropToggle = root.querySelector(".crops-toggle");
+    var crops = p.crops || null;
     var overlays = {};   // frame -> object URL
     var captions = {};   // frame -> what its heat map shows
     var pending = {};
@@ -89,6 +94,20 @@
       });
     }
 
+    function showCrops(i) {
+      if (!cropSvg || !crops) return;
+      cropSvg.style.display = cropToggle && !cropToggle.checked ? "none" : "";
+      var boxes = crops[i] || [];
+      cropSvg.querySelectorAll("rect.crop").forEach(function (rect, k) {
+        var b = boxes[k];
+        if (!b) { rect.setAttribute("visibility", "hidden"); return; }
+        rect.setAttribute("x", b[0]); rect.setAttribute("y", b[1]);
+        rect.setAttribute("width", Math.max(0, b[2] - b[0])); rect.setAttribute("height", Math.max(0, b[3] - b[1]));
+        rect.setAttribute("visibility", "visible");
+      });
+      cropSvg.dataset.frame = String(i);
+    }
+
     // The frame shown at media time t (seconds): frame i spans [i / fps, (i + 1) / fps).
     self.frameAt = function (t) { return Math.max(0, Math.min(T - 1, Math.floor(t * fps + 1e-3))); };
 
@@ -99,6 +118,7 @@
       slider.value = String(i);
       counter.textContent = (i + 1) + " / " + T;
       showOverlay(i);
+      showCrops(i);
       if (plotEl && plotEl.data) {
         Plotly.relayout(plotEl, { "shapes[0].x0": i, "shapes[0].x1": i });
       }
@@ -156,6 +176,7 @@
     playBtn.addEventListener("click", function () { if (self.playing) self.pause(); else self.play(); });
     slider.addEventListener("input", function () { self.pause(); self.show(Number(slider.value)); });
     toggle.addEventListener("change", function () { setStatus(""); showOverlay(self.index); });
+    if (cropToggle) cropToggle.addEventListener("change", function () { showCrops(self.index); });
     // The frames the clip model read, named on the page: a click shows that frame with its heat map.
     root.querySelectorAll(".read-frame").forEach(function (btn) {
       btn.addEventListener("click", function () {
@@ -185,7 +206,7 @@
           hovertemplate: "Frame %{x}: read by the clip model<extra>click to show</extra>",
         });
       }
-      if (p.clip_score !== null && p.clip_score !== undefined && ex.model !== "frame-head") {
+      if (p.clip_score !== null && p.clip_score !== undefined && ex.model !== "frame-head" && ex.model !== "network") {
         shapes.push({ type: "line", xref: "paper", x0: 0, x1: 1, y0: p.clip_score, y1: p.clip_score,
                       line: { color: "#5b2a86", width: 1.5, dash: "dash" } });
         notes.push({ xref: "paper", x: 1, xanchor: "right", y: p.clip_score, yanchor: "bottom", showarrow: false,
