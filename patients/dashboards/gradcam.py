@@ -71,6 +71,8 @@ def _explained(clip: ZoneClip) -> tuple[ModelVersion, ClipScore | None]:
 NETWORK_ARCHS = {"mcrfnet": "MCRFNet (Hu et al. 2021)", "reg-stn": "Reg-STN (Roy et al. 2020)",
                  "cascade": "the cascade of Xing et al. 2022"}
 NETWORK = "network"
+#: The networks with a heat map (``scoring.core.inference.net_scorer.mcrfnet_attribution``).
+MAPPED_NETWORKS = frozenset({"mcrfnet"})
 
 
 def _network(mv: ModelVersion) -> str | None:
@@ -92,7 +94,7 @@ def explanation(*, clip: ZoneClip, score: ClipScore | None) -> dict[str, Any]:
     """What the viewer says about the model behind ``score`` (the clip score it shows).
 
     ``model``: ``clip-heads``, ``frame-head``, ``network`` (MCRFNet, Reg-STN or the cascade:
-    ``arch``, ``arch_label``, the cascade's ``members`` in percent) or None (the weights do not record their recipe, or
+    ``arch``, ``arch_label``, ``heatmap`` (MCRFNet only), the cascade's ``members`` in percent) or None (the weights do not record their recipe, or
     their clip model has no map); ``read_frames``: the frames that model read (0-based);
     ``hires_frames`` / ``size`` / ``members``: how the clip heads read the clip; ``probs_pct``: the
     clip probabilities of scores 0-3 in percent.
@@ -106,6 +108,8 @@ def explanation(*, clip: ZoneClip, score: ClipScore | None) -> dict[str, Any]:
     if arch is not None and score is not None:
         # A network scores every frame itself (the curve is its own) and has no heat map here.
         out.update(model=NETWORK, arch=arch, arch_label=NETWORK_ARCHS[arch], aggregator=score.aggregator,
+                   heatmap=arch in MAPPED_NETWORKS,
+                   read_frames=list(range(clip.frame_count or 0)) if arch in MAPPED_NETWORKS else [],
                    members={k: [round(100 * float(v), 1) for v in p] for k, p in
                             dict((score.extra or {}).get("members") or {}).items()})
         return out
@@ -186,10 +190,9 @@ def gradcam_png(clip: ZoneClip, index: int) -> Overlay:
     mv, score = _explained(clip)
     target = score.score if score is not None else None
     arch = _network(mv)
-    if arch is not None:  # answered without loading the network
-        raise GradcamUnavailable(f"{NETWORK_ARCHS[arch]} has no heat map in LUSWeb"
-                                 + ("; the two crops it read are drawn on every frame instead." if arch != "mcrfnet"
-                                    else "."))
+    if arch is not None and arch not in MAPPED_NETWORKS:  # answered without loading the network
+        raise GradcamUnavailable(f"{NETWORK_ARCHS[arch]} has no heat map in LUSWeb; the two crops Reg-STN read are "
+                                 "drawn on every frame instead.")
     known = _recipe(mv)
     if known is not None and _has_map(known) and index not in read_frames(known, count):
         raise FrameNotRead(_not_read(index, read_frames(known, count)))  # answered without the model

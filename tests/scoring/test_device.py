@@ -101,6 +101,20 @@ def test_the_worker_places_backbone_and_severity_model_where_lusweb_device_says(
     assert np.isclose(sum(out["probs"]), 1.0)
 
 
+@pytest.mark.parametrize("wanted", ["cpu", "auto"])
+@pytest.mark.parametrize("name", ["reg-stn", "mcrfnet", "cascade"])
+def test_the_worker_places_the_networks_where_lusweb_device_says(
+        name: str, wanted: str, settings: Any, fresh_runtime: None) -> None:
+    settings.DEVICE = wanted
+    want = resolve_device(wanted)
+    scorer = runtime.get_scorer(name)
+    nets = scorer.nets if name == "cascade" else [scorer]
+    assert scorer.device == want and all(module_devices(n.model) == {want} for n in nets)
+    if name == "cascade":
+        assert module_devices(scorer.lite.featurizer.model) == {want}
+    assert scorer.score_clip(_phantom(1)).frame_probs.shape == (8, 4)
+
+
 @with_cuda
 def test_cuda_places_every_parameter_on_the_gpu(settings: Any, fresh_runtime: None) -> None:
     settings.DEVICE = "cuda"
@@ -112,6 +126,11 @@ def test_cuda_places_every_parameter_on_the_gpu(settings: Any, fresh_runtime: No
     got = scorer.score_clip(_phantom(2))
     assert np.allclose(got.clip_probs, PINNED_CLIP_PROBS[2], atol=1e-3)
     scorer.to("cpu")
+    for name in ("reg-stn", "cascade"):  # the networks too, with the scores they give on the CPU
+        net = runtime.get_scorer(name)
+        on_gpu = net.score_clip(_phantom(2))
+        net.to("cpu")
+        assert np.allclose(on_gpu.clip_probs, net.score_clip(_phantom(2)).clip_probs, atol=1e-3), name
 
 
 @no_cuda

@@ -196,7 +196,7 @@ def contribution_maps(maps: Sequence[torch.Tensor], size: int) -> torch.Tensor:
     return total
 
 
-def _one_scale(maps: np.ndarray) -> np.ndarray:
+def one_scale(maps: np.ndarray) -> np.ndarray:
     """Positive part of maps [N,...], divided by their common maximum (finite, in [0,1])."""
     m = np.clip(np.nan_to_num(np.asarray(maps, np.float32), nan=0.0, posinf=0.0, neginf=0.0), 0.0, None)
     top = float(m.max()) if m.size else 0.0
@@ -215,7 +215,7 @@ def clip_attribution(featurizer: Featurizer, heads: Mapping[str, LinearModel], n
     contrib = contribution_maps(out.maps, int(xh.shape[-1])).cpu().numpy()
     pos = np.clip(contrib, 0.0, None).sum((1, 2))
     return ClipAttribution(
-        indices=tuple(int(i) for i in uniq), canvas_maps=_one_scale(contrib[:n]), target=out.target,
+        indices=tuple(int(i) for i in uniq), canvas_maps=one_scale(contrib[:n]), target=out.target,
         logit=float(out.logit.detach()), probs=out.probs, members=out.members,
         summary_share=float(pos[n:].sum() / pos.sum()) if pos.sum() > 0 else 0.0)
 
@@ -235,10 +235,10 @@ def frame_attribution(featurizer: Featurizer, head: LinearModel, x: np.ndarray, 
             logit = _log_odds(torch.softmax(_logits(head, full).double(), -1)[:, target]).sum()
             _backward(logit, featurizer, maps)  # frames are independent: one backward for the batch
         out.append(contribution_maps(maps, int(x.shape[-1])).cpu().numpy())
-    return _one_scale(np.concatenate(out, 0)) if out else np.zeros((0,) + x.shape[1:], np.float32)
+    return one_scale(np.concatenate(out, 0)) if out else np.zeros((0,) + x.shape[1:], np.float32)
 
 
 def to_original(canvas_maps: np.ndarray, geom: Geometry) -> list[np.ndarray]:
     """Canvas maps [N,S,S] on one scale -> maps on the original frame grid (0 outside the sector),
     float32 in [0,1], still on one scale."""
-    return list(_one_scale(np.stack([canvas_to_original(c, geom) for c in canvas_maps]))) if len(canvas_maps) else []
+    return list(one_scale(np.stack([canvas_to_original(c, geom) for c in canvas_maps]))) if len(canvas_maps) else []

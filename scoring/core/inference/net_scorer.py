@@ -21,8 +21,11 @@ What each gives, and what it does not:
   its localisation.
 
 The networks run in float32 on any device (``half`` is ignored: their scores in float16 have not
-been checked against a tolerance); the heat map (``gradcam``) is implemented for the Lite0 heads
-only, so these scorers answer it with a ValueError naming what they show instead.
+been checked against a tolerance). Heat maps: MCRFNet's is gradient x activation of its last
+trunk map for the clip score (:func:`mcrfnet_attribution`; Hu et al. show Grad-CAM++ maps of
+MCRFNet, the product uses gradient x activation as for the Lite0 heads, where it beat
+Grad-CAM++ in a deletion check); Reg-STN and the cascade answer ``gradcam`` with a ValueError
+saying that the crops are drawn instead.
 """
 from __future__ import annotations
 
@@ -38,13 +41,14 @@ from torch import nn
 from scoring.core.features.preprocess import Geometry, PreprocessConfig, preprocess_clip
 from scoring.core.inference.aggregate import UninormAggregator
 from scoring.core.inference.bundle import Bundle
-from scoring.core.inference.gradcam import ClipGradcam
+from scoring.core.inference.gradcam import ClipGradcam, contribution_maps, one_scale, to_original
 from scoring.core.inference.networks import NetRecipe, build_net, clip_prediction, frame_outputs, net_input
 from scoring.core.inference.scorer import ClipResult, ClipSource, Scorer
 from scoring.core.inference.six_class import SixClassResult
 from scoring.core.inference.vote import vote_batch
 from scoring.core.labels import SCORE_CLASSES
 from scoring.core.labels_six import SIX_CLASS_NAMES, SIX_CLASS_VALUES
+from scoring.core.models.mcrfnet import MCRFNet
 from scoring.core.models.regstn import crop_boxes
 
 NET_FORMAT = "lusweb-net-1"
@@ -159,9 +163,50 @@ class NetScorer:
         return self.score_clips([frames])[0]
 
     def gradcam(self, frames: np.ndarray, target: int | None = None) -> ClipGradcam:
-        """Not implemented for the networks: ValueError saying what the viewer shows instead."""
-        shown = " its two crops are drawn on every frame instead" if self.recipe.arch == "reg-stn" else ""
-        raise ValueError(f"{self.version} ({self.recipe.arch}) has no heat map in LUSWeb;{shown or ' none is shown'}")
+        """MCRFNet's heat map of the clip score on every frame (:func:`mcrfnet_attribution`) on the
+        original frame grid; Reg-STN has none (ValueError: its two crops are drawn instead)."""
+        if self.recipe.arch != "mcrfnet":
+            raise ValueError(f"{self.version} ({self.recipe.arch}) has no heat map in LUSWeb; its two crops are "
+                             "drawn on every frame instead")
+        assert isinstance(self.model, MCRFNet)  # the recipe's architecture built it
+        x, geom = self._inputs(np.asarray(frames))
+        want = self.score_clips([frames])[0].clip_score if target is None else int(target)
+        canvas = mcrfnet_attribution(self.model, x, want, self.batch)
+        return ClipGradcam(NETWORK_MAP, tuple(range(len(x))), tuple(to_original(canvas, geom)), want)
+
+
+#: ``ClipGradcam.model`` of a network's map (every frame read by the network itself).
+NETWORK_MAP = "network"
+
+
+def mcrfnet_attribution(model: MCRFNet, x: torch.Tensor, target: int, batch: int = 64) -> np.ndarray:
+    """Gradient x activation of MCRFNet's last trunk map for the clip score ``target``, per frame
+    of the input ``x`` [T, 3, S, S]: [T, S, S] on the canvas, positive part, one scale.
+
+    The explained quantity is what decides the clip score: the log-odds of the target's mean
+    frame probability, ``L = log(p / (1 - p))``, ``p = mean_t softmax(z_t)[target]``. Its gradient
+    with respect to frame t's probabilities is ``1 / (T p (1 - p))`` on the target, so frames are
+    explained in chunks of ``batch`` with that weight (the same map as one pass over all frames).
+    After the trunk come a global mean and a linear head, so on a single frame this is CAM: the
+    places' contributions add up to the first-order effect of the whole map.
+    """
+    model.eval()
+    device = next(model.parameters()).device
+    with torch.inference_mode():
+        p = float(torch.cat([torch.softmax(model(x[i:i + batch].to(device)).score_logits.float(), 1)[:, target]
+                             for i in range(0, len(x), batch)]).mean())
+    p = min(max(p, 1e-12), 1 - 1e-12)
+    weight = 1.0 / (len(x) * p * (1.0 - p))
+    out = []
+    for i in range(0, len(x), batch):
+        with torch.enable_grad():
+            maps = model.trunk(model.stem(model.fusion(x[i:i + batch].to(device))))
+            maps.retain_grad()
+            probs = torch.softmax(model.score_head(maps.mean((2, 3))).float(), 1)[:, target]
+            model.zero_grad(set_to_none=True)
+            (weight * probs.sum()).backward()
+        out.append(contribution_maps([maps], int(x.shape[-1])).cpu().numpy())
+    return one_scale(np.concatenate(out, 0)) if out else np.zeros((0, *x.shape[-2:]), np.float32)
 
 
 def _net(recipe: dict[str, Any], state: dict[str, Any], cfg: PreprocessConfig, meta: dict[str, object],

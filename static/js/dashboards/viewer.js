@@ -55,7 +55,8 @@
     function caption(i, r) {
       var score = r.headers.get("X-Explained-Score");
       var share = r.headers.get("X-Summary-Share");
-      var text = "Heat map of frame " + (i + 1) + ": where it holds the clip model's evidence for score " + score +
+      var who = ex.model === "network" ? ex.arch_label : "the clip model";
+      var text = "Heat map of frame " + (i + 1) + ": where it holds " + who + "'s evidence for score " + score +
         " (red = most; one scale for the " + read.length + " frames it read).";
       if (share !== null) {
         text += " The summary images of the whole clip carry " + Math.round(Number(share) * 100) + " % of that evidence.";

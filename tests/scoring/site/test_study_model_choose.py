@@ -93,6 +93,8 @@ def test_a_study_admin_scores_the_study_with_regstn(django_capture_on_commit_cal
     assert np.allclose(np.asarray(player["crops"]), crops)
     assert "Reg-STN (Roy et al. 2020), a network trained end to end" in html
     assert "its learned uninorm (Roy et al. 2020)" in html and '<svg class="crops"' in html
+    assert "This study scores with Reg-STN (Roy et al. 2020), chosen by a study admin" in html
+    assert "comes from its clip model" not in html
     assert 'class="crops-toggle" checked' in html and 'class="gradcam-toggle" disabled' in html
     refused = client.get(f"/clips/{clip.pk}/gradcam/0.png")
     assert refused.status_code == 503 and "no heat map in LUSWeb" in refused.content.decode()
@@ -131,3 +133,19 @@ def test_the_page_and_the_api_list_the_shipped_models(api_for: Callable[..., Any
     assert chosen.status_code == 200 and chosen.json()["action"] == "choose"
     assert chosen.json()["site_models"]["active"]["version"] == "lusweb-cascade112-v1"
     assert api_for(people[Role.STUDY_ADMIN]).post(f"{api}nope/choose/").status_code == 404
+
+
+def test_an_mcrfnet_score_has_its_own_heat_map_on_every_frame(django_capture_on_commit_callbacks: Any) -> None:
+    study, clip, people = _study_with_a_clip(django_capture_on_commit_callbacks)
+    with django_capture_on_commit_callbacks(execute=False):
+        [job] = study_model_choose(study=study, version="lusweb-mcrfnet112-v1", by=people[Role.STUDY_ADMIN])
+    assert pipeline.scoring_job_execute(job_id=job.pk, worker="w") == "succeeded"
+    score = ClipScore.objects.get(job=job)
+    assert "crops" not in score.extra and score.extra["six_class"]["frame_classes"]  # its six-class head
+    client = signed_in(people[Role.CLINICIAN])
+    html = client.get(f"/clips/{clip.pk}/viewer/").content.decode()
+    assert "MCRFNet (Hu et al. 2021), a network trained end to end" in html and '<svg class="crops"' not in html
+    assert 'class="gradcam-toggle" disabled' not in html and "gradient × activation of its last" in html
+    last = N_FRAMES - 1
+    res = client.get(f"/clips/{clip.pk}/gradcam/{last}.png")  # every frame has a map: the network read them all
+    assert res.status_code == 200 and res["Content-Type"] == "image/png" and res["X-Explained-Score"] == str(score.score)

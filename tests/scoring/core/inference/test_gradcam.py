@@ -20,11 +20,11 @@ from scoring.core.inference.gradcam import (
     CLIP_HEADS,
     FRAME_HEAD,
     _descriptor,
-    _one_scale,
     clip_attribution,
     clip_logit,
     explained_model,
     hires_images,
+    one_scale,
     read_frames,
     score_members,
 )
@@ -90,10 +90,10 @@ def test_a_frame_aggregator_is_explained_by_the_frame_head_on_every_frame(scorer
 
 
 def test_one_scale_keeps_the_frames_comparable() -> None:
-    m = _one_scale(np.array([[[np.nan, -1.0], [2.0, np.inf]], [[1.0, 0.5], [0.0, 0.0]]]))
+    m = one_scale(np.array([[[np.nan, -1.0], [2.0, np.inf]], [[1.0, 0.5], [0.0, 0.0]]]))
     assert np.isfinite(m).all() and m.max() == 1.0 and m.min() == 0.0
     assert m[1, 0, 0] == 0.5  # the weaker frame stays weaker
-    assert _one_scale(np.zeros((2, 3, 3))).max() == 0.0
+    assert one_scale(np.zeros((2, 3, 3))).max() == 0.0
 
 
 def _blur(image: np.ndarray) -> np.ndarray:

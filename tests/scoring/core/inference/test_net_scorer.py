@@ -12,8 +12,10 @@ from patients.imaging.core.phantoms import phantom_cohort_clip
 from scoring.core.features.preprocess import Geometry
 from scoring.core.inference.loader import load_model, shipped_models, weights_format
 from scoring.core.inference.net_scorer import (
+    NETWORK_MAP,
     CascadeScorer,
     NetScorer,
+    mcrfnet_attribution,
     original_boxes,
     six_class_from_probs,
 )
@@ -121,3 +123,39 @@ def test_the_cascade_votes_its_members(frames: np.ndarray) -> None:
     assert np.allclose(r.frame_probs, np.mean([lite.frame_probs, *nets], axis=0), atol=1e-6)
     assert r.localisation is not None and r.localisation.shape == (12, 2, 4)
     assert r.findings == lite.findings
+
+
+def test_mcrfnets_heat_map_explains_its_clip_score(frames: np.ndarray) -> None:
+    scorer = load_model("mcrfnet")
+    assert isinstance(scorer, NetScorer)
+    shown = scorer.score_clip(frames).clip_score
+    cam = scorer.gradcam(frames)
+    assert cam.model == NETWORK_MAP and cam.target == shown and cam.indices == tuple(range(12))
+    x, geom = scorer._inputs(frames)
+    maps = np.stack(cam.maps)
+    assert maps.shape == (12, 160, 128) and maps.max() == pytest.approx(1.0) and maps.min() >= 0
+    assert not maps[:, ~geom.mask].any()  # nothing outside the ultrasound sector
+    # Chunks of 5 frames give the map of one pass over all frames (the weight carries the mean).
+    whole = mcrfnet_attribution(scorer.model, x, shown, batch=64)
+    assert np.allclose(mcrfnet_attribution(scorer.model, x, shown, batch=5), whole, atol=1e-5)
+
+
+def test_mcrfnets_map_is_gradient_times_activation_by_hand() -> None:
+    # One frame: L = log(p / (1 - p)) with p = softmax(z)[c], z = W a_bar + b, a_bar the mean of
+    # the trunk map A [C, h, w]. dL/dz_j = (1[j = c] - p_j) / (1 - p_c); each place's contribution
+    # is sum_j dL/dz_j * W_j . A[:, place] / (h w), spread on the canvas as a density.
+    scorer = load_model("mcrfnet")
+    model = scorer.model
+    x = scorer.inputs(phantom_cohort_clip(3, seed=2, n_frames=1, rows=112, columns=112).frames)
+    c = 2
+    with torch.inference_mode():
+        a = model.trunk(model.stem(model.fusion(x)))[0].double().numpy()  # [C, h, w]
+    w = model.score_head.weight.detach().double().numpy()
+    z = w @ a.mean((1, 2)) + model.score_head.bias.detach().double().numpy()
+    p = np.exp(z - z.max()) / np.exp(z - z.max()).sum()
+    g = (np.eye(4)[c] - p) / (1 - p[c])
+    place = np.einsum("j,jc,chw->hw", g, w, a) / a[0].size
+    got = torch.nn.functional.interpolate(torch.from_numpy(place)[None, None].float(), size=(112, 112),
+                                          mode="bilinear", align_corners=False)[0, 0].numpy() * (a[0].size / 112 ** 2)
+    want = np.clip(got, 0, None) / np.clip(got, 0, None).max()
+    assert np.allclose(mcrfnet_attribution(model, x, c)[0], want, atol=1e-4)
