@@ -128,8 +128,9 @@ class NetScorer:
         return probs, clip_prediction(probs, self.uninorm)
 
     def features(self, clips: Sequence[ClipSource]) -> list[dict[str, np.ndarray]]:
-        """Each clip's network outputs (``frame``: the frame probabilities, what the severity
-        model's frame scorer check reads; ``six``; ``boxes`` in original pixels)."""
+        """Each clip's network outputs: ``frame`` and ``probs`` (the frame probabilities; the
+        severity model refuses another scorer's ``frame`` by version), ``six`` (MCRFNet's six-class
+        probabilities), ``boxes`` (Reg-STN's crops as fractions of the frame)."""
         out = []
         for source in clips:
             x, geom = self._inputs(_frames(source))
