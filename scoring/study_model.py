@@ -7,6 +7,18 @@ from django.db.models.functions import Coalesce
 
 from scoring.models import ModelVersion, StudyModel
 
+#: The architectures of ``lus_train --arch`` that are not Lite0 scorers (a version's
+#: ``metadata["arch"]``), as the pages name them.
+NETWORK_LABELS: dict[str, str] = {"mcrfnet": "MCRFNet (Hu et al. 2021)", "reg-stn": "Reg-STN (Roy et al. 2020)",
+                                  "cascade": "the cascade of Xing et al. 2022"}
+
+
+def network_arch(version: ModelVersion) -> str | None:
+    """The architecture of a network or cascade version; None for a Lite0 scorer (the shipped
+    default, a site model)."""
+    arch = (version.metadata or {}).get("arch")
+    return str(arch) if arch in NETWORK_LABELS else None
+
 
 def study_model_id(study_id: int) -> int | None:
     """The id of the model version the study scores with: its promoted (or rolled-back-to) model,

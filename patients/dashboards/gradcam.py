@@ -28,6 +28,7 @@ from scoring.core.features.recipe import Recipe
 from scoring.core.inference.gradcam import CLIP_HEADS, explained_model, read_frames, score_members
 from scoring.models import ClipScore, ModelVersion
 from scoring.selectors import current_clip_score
+from scoring.study_model import NETWORK_LABELS, network_arch
 
 #: Bumped whenever the map's method changes (clip-model-1: the clip heads' gradient x activation).
 CACHE_FORMAT = "clip-model-1"
@@ -67,24 +68,15 @@ def _explained(clip: ZoneClip) -> tuple[ModelVersion, ClipScore | None]:
     return active, None
 
 
-#: The architectures of ``lus_train --arch`` (their weights record a network recipe, not a ``Recipe``).
-NETWORK_ARCHS = {"mcrfnet": "MCRFNet (Hu et al. 2021)", "reg-stn": "Reg-STN (Roy et al. 2020)",
-                 "cascade": "the cascade of Xing et al. 2022"}
 NETWORK = "network"
 #: The networks with a heat map (``scoring.core.inference.net_scorer.mcrfnet_attribution``).
 MAPPED_NETWORKS = frozenset({"mcrfnet"})
 
 
-def _network(mv: ModelVersion) -> str | None:
-    """The architecture of a network or cascade version (None: a default-style scorer)."""
-    arch = (mv.metadata or {}).get("arch")
-    return str(arch) if arch in NETWORK_ARCHS else None
-
-
 def _recipe(mv: ModelVersion) -> Recipe | None:
     """The recipe the version's weights recorded (None: not recorded, e.g. a row without metadata,
     or a network, whose recipe is of another kind)."""
-    if _network(mv) is not None:
+    if network_arch(mv) is not None:
         return None
     raw = (mv.metadata or {}).get("recipe")
     return Recipe.from_dict(raw) if isinstance(raw, dict) else None
@@ -104,10 +96,10 @@ def explanation(*, clip: ZoneClip, score: ClipScore | None) -> dict[str, Any]:
                            "aggregator": recipe.aggregator if recipe else None,
                            # The clip probabilities as the page prints them (percent, one decimal).
                            "probs_pct": [round(100 * float(v), 1) for v in score.probs] if score is not None else []}
-    arch = _network(score.model_version) if score is not None else None
+    arch = network_arch(score.model_version) if score is not None else None
     if arch is not None and score is not None:
         # A network scores every frame itself (the curve is its own) and has no heat map here.
-        out.update(model=NETWORK, arch=arch, arch_label=NETWORK_ARCHS[arch], aggregator=score.aggregator,
+        out.update(model=NETWORK, arch=arch, arch_label=NETWORK_LABELS[arch], aggregator=score.aggregator,
                    heatmap=arch in MAPPED_NETWORKS,
                    read_frames=list(range(clip.frame_count or 0)) if arch in MAPPED_NETWORKS else [],
                    members={k: [round(100 * float(v), 1) for v in p] for k, p in
@@ -189,9 +181,9 @@ def gradcam_png(clip: ZoneClip, index: int) -> Overlay:
         raise IndexError(f"frame {index} is outside 0-{count - 1}")
     mv, score = _explained(clip)
     target = score.score if score is not None else None
-    arch = _network(mv)
+    arch = network_arch(mv)
     if arch is not None and arch not in MAPPED_NETWORKS:  # answered without loading the network
-        raise GradcamUnavailable(f"{NETWORK_ARCHS[arch]} has no heat map in LUSWeb; the two crops Reg-STN read are "
+        raise GradcamUnavailable(f"{NETWORK_LABELS[arch]} has no heat map in LUSWeb; the two crops Reg-STN read are "
                                  "drawn on every frame instead.")
     known = _recipe(mv)
     if known is not None and _has_map(known) and index not in read_frames(known, count):

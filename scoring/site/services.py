@@ -21,7 +21,7 @@ from scoring.models import ClipScore, JobStatus, ModelVersion, ScoringJob, SiteT
 from scoring.pipeline import ai_reading_of
 from scoring.services import model_version_for, scoring_job_request
 from scoring.site.selectors import labelled_clips
-from scoring.study_model import study_model_id
+from scoring.study_model import network_arch, study_model_id
 
 #: The Celery task that runs a training (``scoring.tasks.site_model_train``), on the bulk queue:
 #: a clinician's upload or review goes first.
@@ -54,6 +54,12 @@ def site_training_request(*, study: Study, by: Any, include_shipped: bool = Fals
     the shipped training set). Refused, naming the reason, when the readings are too few to
     cross-validate or a training of the study is already waiting or running."""
     permissions.require_admin(by, study)
+    champion = model_version_for(study=study)
+    if network_arch(champion) is not None:
+        # A site model retrains the Lite0 scorer's heads on its frozen features; a network has neither.
+        raise ServiceError(f"site models retrain the heads of a Lite0 scorer, and the study scores with "
+                           f"{champion.version!r} ({network_arch(champion)}); choose a Lite0 model (the shipped "
+                           "default) for the study first", code="champion_not_lite0")
     clips = labelled_clips(study=study)
     try:
         site_data_check([c.patient for c in clips], [c.score for c in clips])
@@ -66,7 +72,7 @@ def site_training_request(*, study: Study, by: Any, include_shipped: bool = Fals
             raise ServiceError(f"training {busy.pk} of this study is {busy.status}; wait for it to finish",
                                code="training_busy", status=409)
         training = SiteTraining.objects.create(study=study, include_shipped=include_shipped, requested_by=by,
-                                               champion=model_version_for(study=study), step="queued")
+                                               champion=champion, step="queued")
         audit_record(actor=by, action=AuditAction.CREATE, study=study, obj=training,
                      changes={"site_training": {"include_shipped": include_shipped, "champion": training.champion.version,
                                                 "clips": len(clips), "patients": len({c.patient for c in clips})}})

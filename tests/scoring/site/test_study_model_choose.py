@@ -24,7 +24,7 @@ from scoring import pipeline, services
 from scoring.engine import load_model
 from scoring.models import ClipScore, ModelVersion, SeverityPrediction
 from scoring.site.selectors import shipped_model_rows
-from scoring.site.services import study_model_choose
+from scoring.site.services import site_training_request, study_model_choose
 from scoring.study_model import study_model_id
 from tests.conftest import signed_in
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, members_by_role
@@ -68,6 +68,9 @@ def test_a_study_admin_scores_the_study_with_regstn(django_capture_on_commit_cal
                                      changes__via="choose", changes__model__new=REGSTN).exists()
     with pytest.raises(ServiceError, match="already the study's model"):
         study_model_choose(study=study, version=REGSTN, by=admin)
+    # A site model retrains Lite0 heads: refused, by name, while the study scores with a network.
+    with pytest.raises(ServiceError, match=f"study scores with '{REGSTN}' \\(reg-stn\\); choose a Lite0 model"):
+        site_training_request(study=study, by=admin)
 
     # The worker's pipeline scores the exam with Reg-STN: every frame, the crops of every frame.
     assert pipeline.scoring_job_execute(job_id=job.pk, worker="w") == "succeeded"
