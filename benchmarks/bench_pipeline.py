@@ -93,8 +93,12 @@ def _measure(patient: Any, user: Any, clips: list[tuple[str, Path]]) -> None:
     t_done = time.perf_counter()
     job = ExamScore.objects.get(exam=exam, coverage=1.0).job
     print(f"12 uploads (12 x 150 frames, 350x350 MP4) ingested in {t_last - t_upload:.2f} s")
+    from django.conf import settings  # lazy: main() configures Django first
+
+    how = ("clips prepared right after their ingest check" if settings.SCORING_PREPARE_ON_INGEST
+           else "LUSWEB_SCORING_PREPARE_ON_INGEST=0: frame caches read and prepared in the job")
     print(f"last clip uploaded -> exam scored: {t_done - t_last:.2f} s "
-          f"(worker: frame caches read and scored in {job.timings.get('read_and_score_s', 0):.2f} s)")
+          f"(worker: the exam's clips read and scored in {job.timings.get('read_and_score_s', 0):.2f} s; {how})")
 
 
 if __name__ == "__main__":

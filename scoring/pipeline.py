@@ -30,6 +30,7 @@ from patients.studies.protocols import get_protocol
 from scoring import progress, runtime
 from scoring.core.inference.exam import exam_score
 from scoring.models import ClipScore, ExamScore, JobStatus, ModelVersion, ScoringJob, SeverityPrediction
+from scoring.prepared import clip_source
 from scoring.selectors import score_confidence
 from scoring.services import lease_seconds, sync_metadata, weights_metadata
 from scoring.severity import pack_features, severity_feature_sets, severity_predict
@@ -198,8 +199,8 @@ def _run(job: ScoringJob, worker: str) -> None:
     scorer = _scorer_for(job.model_version)
     timings["load_model_s"] = time.perf_counter() - started
     t0 = time.perf_counter()
-    # Frame caches are read by the scorer's preparation thread, overlapping the CNN on the clip
-    # before (scoring.core.inference.scorer.Scorer.features).
+    # Prepared clips (or frame caches, prepared now and kept) are read by the scorer's preparation
+    # thread, overlapping the CNN on the clip before (scoring.core.inference.scorer.Scorer.features).
     results, features = _score(scorer, clips, report)
     timings["read_and_score_s"] = time.perf_counter() - t0
     timings["frames"] = float(sum(int(clip.frame_count or 0) for clip in clips))
@@ -248,7 +249,8 @@ def _score(scorer: Any, clips: list[ZoneClip], report: Report) -> tuple[list[Any
     counts = [int(clip.frame_count or 1) for clip in clips]
     for start, stop in _batches(counts, max_frames=int(getattr(settings, "SCORING_BATCH_FRAMES", 600))):
         # One CNN pass gives the zone scores and the frame features the severity model needs.
-        for result, frame_features in score_with_features(scorer, [clip.load_frames for clip in clips[start:stop]]):
+        sources = [clip_source(clip=clip, scorer=scorer) for clip in clips[start:stop]]
+        for result, frame_features in score_with_features(scorer, sources):
             results.append(result)
             features.append(frame_features)
         for clip in clips[start:stop]:

@@ -14,7 +14,7 @@ from django.db import close_old_connections
 
 from lusweb.tasks import DURABLE
 from patients.records.models import Exam
-from scoring import pipeline, services, severity
+from scoring import pipeline, prepared, services, severity
 from scoring.site import services as site_services
 from scoring.site import training as site_training
 
@@ -40,6 +40,15 @@ def score_exam(self: Any, job_id: int) -> str:
         logger.info("job %s is leased by another worker (%.0f s left); leaving it to that worker or the "
                     "recovery loop", job_id, held.retry_in)
         return "held"
+
+
+@shared_task(
+    name=prepared.CLIP_PREPARE_TASK,
+    **DURABLE,
+)
+def clip_prepare(clip_id: int) -> str:
+    """Prepare stored clip ``clip_id`` for its study's scorer (idempotent: a prepared clip is kept)."""
+    return prepared.clip_prepare_stored(clip_id=clip_id)
 
 
 @shared_task(

@@ -248,6 +248,9 @@ SCORING_RECOVERY_SECONDS = env_int("SCORING_RECOVERY_SECONDS", 10, minimum=1)
 SCORING_REDISPATCH_SECONDS = env_int("SCORING_REDISPATCH_SECONDS", 300, minimum=1)
 SCORING_BATCH_FRAMES = env_int("SCORING_BATCH_FRAMES", 600, minimum=1)
 SCORING_DEBOUNCE_SECONDS = env_int("SCORING_DEBOUNCE_SECONDS", 2, minimum=0)
+# The worker prepares each stored clip for the study's scorer right after its ingest check, while
+# the decoded frames are in memory (scoring.prepared): the exam's job then runs only the CNN.
+SCORING_PREPARE_ON_INGEST = env_bool("SCORING_PREPARE_ON_INGEST", True)
 # Ingest in the worker: each worker re-sends the uploads whose message never left (broker down)
 # every INGEST_RECOVERY_SECONDS, and those not started INGEST_REDISPATCH_SECONDS after they were sent.
 INGEST_RECOVERY_SECONDS = env_int("INGEST_RECOVERY_SECONDS", 10, minimum=1)

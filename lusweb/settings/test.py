@@ -15,6 +15,7 @@ SECRET_KEY = "test-only-not-secret"
 # Unit tests enqueue nothing; the pipeline tests turn this on (in their worker process through
 # the environment) and run a real worker.
 SCORING_ON_UPLOAD = env_bool("SCORING_ON_UPLOAD", False)
+SCORING_PREPARE_ON_INGEST = env_bool("SCORING_PREPARE_ON_INGEST", False)  # tests that need it turn it on
 SEVERITY_ON_READING = False
 DEBUG = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]

@@ -92,7 +92,9 @@ def clinical_and_gases(*, patient_ids: Iterable[int]) -> tuple[list[dict[str, An
         x_ph=F("ph")).values(*_STATE_COLUMNS)
     records: list[dict[str, Any]] = []
     gas_rows: list[dict[str, Any]] = []
-    for r in sorted(clinical.union(gases, all=True), key=lambda r: (r["x_at"], r["pk"])):
+    # No ORDER BY inside the UNION (the models' default ordering): SQLite refuses it in a compound
+    # statement, and the rows are put in time order here anyway.
+    for r in sorted(clinical.order_by().union(gases.order_by(), all=True), key=lambda r: (r["x_at"], r["pk"])):
         if r["x_kind"] == "c":
             records.append({"pk": r["pk"], "patient_id": r["patient_id"], "recorded_at": r["x_at"],
                             "oxygen_support": r["x_o2"], "spo2": r["x_spo2"], "respiratory_rate": r["x_rr"]})

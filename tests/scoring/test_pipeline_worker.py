@@ -177,8 +177,13 @@ def test_a_failure_is_readable_and_retry_succeeds(worker_env: Callable[..., Work
     scored_before = ExamScore.objects.filter(exam=exam).count()
     clip = exam.clips.first()
     assert clip is not None
-    # Lose the decoded frames on disk: the next scoring fails with a readable reason.
+    # Lose the decoded frames on disk, and the clip prepared from them by the first scoring
+    # (scoring.prepared): the next scoring fails with a readable reason.
     Path(clip.frames.path).unlink()
+    prepared = sorted(Path(clip.frames.path).parent.glob("prepared-*.npz"))
+    assert prepared, "the first scoring kept the clip prepared"
+    for path in prepared:
+        path.unlink()
     user = Membership.objects.get(study=exam.patient.study).user
     api = api_for(user)
     from scoring.services import scoring_job_request

@@ -96,7 +96,6 @@ class Featurizer:
         sd = sd / (sd.max() + 1e-6)
         return np.stack([x.mean(0), x.max(0), sd]).astype(np.float32)
 
-    @torch.inference_mode()
     def hires(self, views: Sequence[np.ndarray], channels: Sequence[np.ndarray] | None = None) -> list[np.ndarray]:
         """Hires descriptors [hires_dim] of clips given on the large canvas (float [T,S,S]).
 
@@ -105,20 +104,24 @@ class Featurizer:
         ``channels`` (an experiment's, not the scorer's): per clip float [T,2,S,S] that the read
         frames carry as the backbone's second and third input channels instead of their grey copies.
         """
+        return self.hires_from_images(self.hires_images(views, channels))
+
+    def hires_images(self, views: Sequence[np.ndarray], channels: Sequence[np.ndarray] | None = None
+                     ) -> list[np.ndarray]:
+        """What the hires pass reads of each clip: its ``hires_frames`` evenly spaced frames, then
+        its three summary images ([k+3,S,S]; [k+3,3,S,S] with ``channels``). A prepared clip stores
+        these instead of the whole large canvas (:mod:`scoring.core.features.prepared`)."""
+        k = self.recipe.hires_frames
+        return [hires_images(x, k, None if channels is None else channels[c]) for c, x in enumerate(views)]
+
+    @torch.inference_mode()
+    def hires_from_images(self, imgs: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Hires descriptors from each clip's :meth:`hires_images` (one batched pass over all)."""
         r = self.recipe
         k = r.hires_frames
-        imgs = []
-        for c, x in enumerate(views):
-            idx = hires_frame_indices(len(x), k)
-            summary = self.summary_images(x)
-            if channels is None:
-                imgs.append(np.concatenate([x[idx], summary], 0))
-                continue
-            read = np.concatenate([x[idx][:, None], np.asarray(channels[c], np.float32)[idx]], 1)
-            imgs.append(np.concatenate([read, np.repeat(summary[:, None], 3, 1)], 0))
         if not imgs:
             return []
-        allx = np.concatenate(imgs, 0)
+        allx = np.concatenate(list(imgs), 0)
         per_tap: list[list[np.ndarray]] = [[] for _ in r.hires_taps]
         for i in range(0, len(allx), self.batch):
             maps = self._forward(self.to_input(allx[i : i + self.batch]), r.hires_taps)
@@ -126,7 +129,7 @@ class Featurizer:
                 per_tap[j].append(torch.cat([m.mean((2, 3)), m.amax((2, 3))], 1).cpu().numpy())
         pooled = [np.concatenate(p, 0) for p in per_tap]
         out = []
-        for c in range(len(views)):
+        for c in range(len(imgs)):
             rows = slice(c * (k + 3), (c + 1) * (k + 3))
             parts = []
             for p in pooled:
@@ -136,16 +139,20 @@ class Featurizer:
         return out
 
     def clips(self, inputs: Sequence[np.ndarray], hires_views: Sequence[np.ndarray] | None = None,
-              hand: Sequence[np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
+              hand: Sequence[np.ndarray] | None = None,
+              hires_images: Sequence[np.ndarray] | None = None) -> list[dict[str, np.ndarray]]:
         """Features for several clips at once (all frames of an exam in one batched pass).
 
         ``inputs``: model-input clips float [T,S,S]; ``hires_views``: the same clips on the
         recipe's ``hires_size`` canvas (required when the recipe has one). Returns per clip
         ``frame`` [T, frame_dim], ``summary`` [3 * cnn_dim] (empty when the recipe has no
         summary images) and ``hires`` [hires_dim] (empty without a hires view). ``hand``: the
-        clips' hand-crafted features when already computed (:func:`handcrafted_features`).
+        clips' hand-crafted features when already computed (:func:`handcrafted_features`);
+        ``hires_images``: instead of ``hires_views``, what the hires pass reads (:meth:`hires_images`).
         """
-        if self.recipe.hires_size and (hires_views is None or len(hires_views) != len(inputs)):
+        if hires_images is None and hires_views is not None:
+            hires_images = self.hires_images(hires_views)
+        if self.recipe.hires_size and (hires_images is None or len(hires_images) != len(inputs)):
             raise ValueError(f"this recipe reads a {self.recipe.hires_size}-px view of every clip: "
                              "pass hires_views (see preprocess.model_input_views)")
         imgs = list(inputs)
@@ -167,10 +174,21 @@ class Featurizer:
         else:
             for d in out:
                 d["summary"] = np.zeros(0, np.float32)
-        hr = self.hires(hires_views) if self.recipe.hires_size and hires_views is not None else []
+        hr = self.hires_from_images(hires_images) if self.recipe.hires_size and hires_images is not None else []
         for j, d in enumerate(out):
             d["hires"] = hr[j] if hr else np.zeros(0, np.float32)
         return out
+
+
+def hires_images(x: np.ndarray, k: int, channels: np.ndarray | None = None) -> np.ndarray:
+    """One clip's images for the hires pass (float [T,S,S] on the large canvas): its ``k`` evenly
+    spaced frames, then its three summary images ([k+3,S,S]; [k+3,3,S,S] with ``channels``)."""
+    idx = hires_frame_indices(len(x), k)
+    summary = Featurizer.summary_images(x)
+    if channels is None:
+        return np.concatenate([x[idx], summary], 0)
+    read = np.concatenate([x[idx][:, None], np.asarray(channels, np.float32)[idx]], 1)
+    return np.concatenate([read, np.repeat(summary[:, None], 3, 1)], 0)
 
 
 def hires_frame_indices(n_frames: int, k: int) -> np.ndarray:

@@ -167,13 +167,34 @@ def model_input_views(frames: np.ndarray, cfg: PreprocessConfig, hires_size: int
     views see exactly the same pixels. The larger view is what the clip heads of a
     ``hires`` recipe read (the pleural line is 1-2 px thick on the small canvas).
     """
+    steps, geom, xh = model_input_steps(frames, cfg, hires_size)
+    return normalise_intensity(dequantise(steps), cfg.intensity), geom, xh
+
+
+def model_input_steps(frames: np.ndarray, cfg: PreprocessConfig, hires_size: int = 0
+                      ) -> tuple[np.ndarray, Geometry, np.ndarray | None]:
+    """As :func:`model_input_views`, with the model input as its uint8 steps before the intensity
+    normalisation (``normalise_intensity(dequantise(steps), cfg.intensity)`` is the model input, bit
+    for bit): a quarter of the bytes, for a prepared clip that is stored."""
     f = to_grey(frames)
     x, geom, crop = _preprocess(f, cfg)
-    x = normalise_intensity(quantise(x), cfg.intensity)
+    steps = to_steps(quantise(x))
     xh = None
     if hires_size > 0:
         xh = normalise_intensity(quantise(apply_geometry(f, geometry_for(geom.mask, hires_size), crop)), cfg.intensity)
-    return x, geom, xh
+    return steps, geom, xh
+
+
+def to_steps(x: np.ndarray) -> np.ndarray:
+    """Values on the uint8 grid (what :func:`quantise` returns) -> their steps, uint8."""
+    return np.rint(np.asarray(x, np.float32) * np.float32(255.0)).astype(np.uint8)
+
+
+def dequantise(steps: np.ndarray) -> np.ndarray:
+    """uint8 steps -> float32 in [0, 1], the same operations as :func:`quantise` (bit for bit)."""
+    y = np.asarray(steps, np.uint8).astype(np.float32)
+    y *= np.float32(1.0 / 255.0)
+    return y
 
 
 def canvas_to_original(heat: np.ndarray, geom: Geometry) -> np.ndarray:

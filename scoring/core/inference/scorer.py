@@ -19,7 +19,7 @@ import torch
 
 from scoring.core.device import half_dtype
 from scoring.core.features.featurizer import Featurizer
-from scoring.core.features.handcrafted import handcrafted_features
+from scoring.core.features.prepared import Prepared, prepare_clip, prepare_key
 from scoring.core.features.preprocess import Geometry, geometry_for, model_input, model_input_views
 from scoring.core.inference.bundle import BUNDLE_FORMAT, Bundle
 from scoring.core.inference.gradcam import (
@@ -42,17 +42,9 @@ DEFAULT_WEIGHTS = WEIGHTS_DIR / "default.pt"
 ARCHITECTURES_DIR = WEIGHTS_DIR / "architectures"
 
 
-#: A clip: frames uint8 [T,H,W] (or RGB), or a function that reads them (from a frame cache).
-ClipSource = np.ndarray | Callable[[], np.ndarray]
-
-
-@dataclass(frozen=True)
-class _Prepared:
-    """One clip ready for the CNN: model input [T,S,S], hires view, hand-crafted features."""
-
-    x: np.ndarray
-    xh: np.ndarray | None
-    hand: np.ndarray | None
+#: A clip: frames uint8 [T,H,W] (or RGB), or a function that reads them (from a frame cache) or
+#: returns the clip already prepared for this scorer (:mod:`scoring.core.features.prepared`).
+ClipSource = np.ndarray | Callable[[], np.ndarray | Prepared]
 
 
 @dataclass
@@ -150,13 +142,23 @@ class Scorer:
         """Score one clip (``uint8 [T,H,W]``; a single image [H,W] is a 1-frame clip)."""
         return self.score_clips([frames])[0]
 
-    def prepare_views(self, frames: ClipSource) -> _Prepared:
+    @property
+    def prepare_key(self) -> str:
+        """What a prepared clip of this scorer depends on (:func:`prepare_key`): scorers that share
+        it (site models of one recipe) read the same prepared clips."""
+        return prepare_key(self.recipe, self.cfg)
+
+    def prepare_views(self, frames: ClipSource) -> Prepared:
         """What the CNN passes of one clip read, computed without the CNN: the model input, the
-        hires view and the hand-crafted features. ``frames``: the clip, or a function that reads
-        it (a frame cache: the read overlaps the CNN too)."""
+        hires pass's images and the hand-crafted features. ``frames``: the clip, or a function that
+        reads it (a frame cache: the read overlaps the CNN too) or returns it prepared."""
         clip = frames() if callable(frames) else frames
-        x, _geom, xh = model_input_views(np.asarray(clip), self.cfg, self.recipe.hires_size)
-        return _Prepared(x, xh, handcrafted_features(x) if self.recipe.hand else None)
+        if isinstance(clip, Prepared):
+            if clip.key != self.prepare_key:
+                raise ValueError(f"a clip prepared for {clip.key} was given to a scorer that prepares for "
+                                 f"{self.prepare_key} (another preprocessing)")
+            return clip
+        return prepare_clip(np.asarray(clip), self.recipe, self.cfg)
 
     def features(self, clips: Sequence[ClipSource]) -> list[dict[str, np.ndarray]]:
         """Features of several clips (frame, summary and hires parts); a clip may be given as a
@@ -177,9 +179,10 @@ class Scorer:
                 prepared = ahead.result()
                 if i + 1 < len(clips):
                     ahead = pool.submit(self.prepare_views, clips[i + 1])
+                images = prepared.hires_images
                 out += self.featurizer.clips(
-                    [prepared.x], [prepared.xh] if self.recipe.hires_size and prepared.xh is not None else None,
-                    hand=[prepared.hand] if prepared.hand is not None else None)
+                    [prepared.x], hand=[prepared.hand] if prepared.hand is not None else None,
+                    hires_images=[images] if self.recipe.hires_size and images is not None else None)
         return out
 
     def score_clips(self, clips: Sequence[ClipSource]) -> list[ClipResult]:
