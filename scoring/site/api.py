@@ -58,9 +58,7 @@ class SiteModelActionView(APIView):
     @extend_schema(request=None, responses=OpenApiTypes.OBJECT)
     def post(self, request: Request, study_id: int, version: str) -> Response:
         study, _role = study_for(user=request.user, pk=study_id)
-        run = {"promote": services.site_model_promote, "rollback": services.site_model_rollback,
-               "choose": services.study_model_choose}[self.action]
-        jobs = run(study=study, version=version, by=request.user)
+        jobs = services.study_model_switch(study=study, action=self.action, version=version, by=request.user)
         return Response({"study": study.pk, "model": version, "action": self.action, "rescoring_jobs": _jobs(jobs),
                          "site_models": selectors.site_models(study=study)})
 
@@ -68,10 +66,7 @@ class SiteModelActionView(APIView):
 router = SimpleRouter()  # no viewsets: the paths below
 urlpatterns: list[Any] = [
     path("studies/<int:study_id>/site-models/", SiteModelsView.as_view(), name="api-site-models"),
-    path("studies/<int:study_id>/site-models/<str:version>/promote/",
-         SiteModelActionView.as_view(action="promote"), name="api-site-model-promote"),
-    path("studies/<int:study_id>/site-models/<str:version>/rollback/",
-         SiteModelActionView.as_view(action="rollback"), name="api-site-model-rollback"),
-    path("studies/<int:study_id>/site-models/<str:version>/choose/",
-         SiteModelActionView.as_view(action="choose"), name="api-site-model-choose"),
+    # promote/, rollback/, choose/: one path per switch the services offer.
+    *(path(f"studies/<int:study_id>/site-models/<str:version>/{action}/", SiteModelActionView.as_view(action=action),
+           name=f"api-site-model-{action}") for action in services.MODEL_ACTIONS),
 ]

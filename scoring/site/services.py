@@ -2,6 +2,7 @@
 step is audited. The training itself runs in the worker (:mod:`scoring.site.training`)."""
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django.db import transaction
@@ -29,7 +30,7 @@ SITE_TRAIN_TASK = "scoring.tasks.site_model_train"
 SITE_TRAIN_QUEUE = "gpu-bulk"
 
 __all__ = ["MIN_SITE_PATIENTS", "site_model_promote", "site_model_rollback", "site_training_request",
-           "site_trainings_recover", "study_model_choose"]
+           "site_trainings_recover", "study_model_choose", "study_model_switch", "MODEL_ACTIONS"]
 
 
 def _dispatch(training_id: int) -> None:
@@ -145,6 +146,21 @@ def study_model_choose(*, study: Study, version: str, by: Any) -> list[ScoringJo
         if model.study_id is not None:  # a site model that took a shipped version's name: never
             raise ServiceError(f"{version!r} is registered as a site model", code="unknown_model", status=409)
     return _switch_to(study=study, model=model, by=by, action="choose")
+
+
+#: The switches of the study's model that a page or the API asks for by name, in one place.
+MODEL_ACTIONS: dict[str, Callable[..., list[ScoringJob]]] = {
+    "promote": site_model_promote, "rollback": site_model_rollback, "choose": study_model_choose}
+
+
+def study_model_switch(*, study: Study, action: str, version: str, by: Any) -> list[ScoringJob]:
+    """Run the switch named ``action`` (a key of :data:`MODEL_ACTIONS`) to model ``version``; returns
+    the rescoring jobs queued. An unknown action is refused by name."""
+    run = MODEL_ACTIONS.get(action)
+    if run is None:
+        raise ServiceError(f"no site-model action {action!r} (one of {', '.join(MODEL_ACTIONS)})",
+                           code="unknown_action", status=404)
+    return run(study=study, version=version, by=by)
 
 
 def study_scores_switch(*, study: Study, version: ModelVersion, by: Any) -> list[ScoringJob]:

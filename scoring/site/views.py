@@ -37,7 +37,7 @@ def site_models_page(request: HttpRequest, pk: int) -> HttpResponse:
 def site_models_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
     """``train``, ``promote``, ``rollback`` or ``choose`` (a shipped model); all but ``train`` need
     the confirmation box ticked."""
-    if action not in ("train", "promote", "rollback", "choose"):
+    if action != "train" and action not in services.MODEL_ACTIONS:
         raise Http404(f"no site-model action {action!r}")
     study, _role = study_for(user=request.user, pk=pk)
     version = request.POST.get("version", "")
@@ -49,9 +49,7 @@ def site_models_action(request: HttpRequest, pk: int, action: str) -> HttpRespon
         elif request.POST.get("confirm") != "on":
             messages.error(request, "Tick the box to confirm: the study's AI readings change to the chosen model.")
         else:
-            run = {"promote": services.site_model_promote, "rollback": services.site_model_rollback,
-                   "choose": services.study_model_choose}[action]
-            jobs = run(study=study, version=version, by=request.user)
+            jobs = services.study_model_switch(study=study, action=action, version=version, by=request.user)
             messages.success(request, f"The study now scores with {version}; "
                                       f"{len(jobs)} exam{'s' if len(jobs) != 1 else ''} queued for rescoring.")
     except ServiceError as exc:

@@ -32,10 +32,30 @@ _lock = threading.Lock()
 _CACHE: dict[str, NetScorer | CascadeScorer] = {}
 
 
+#: (format, meta) of each weights file read, by path and modification time: what a file declares
+#: is read once per process and version of the file, for load_model and shipped_models alike.
+_HEADERS: dict[tuple[str, float], tuple[str, dict[str, Any] | None]] = {}
+
+
+def _header(path: str | Path) -> tuple[str, dict[str, Any] | None]:
+    """The ``format`` a weights file declares ('' when none) and its ``meta`` (None when none)."""
+    p = Path(path)
+    key = (str(p.resolve()), p.stat().st_mtime)
+    with _lock:
+        found = _HEADERS.get(key)
+    if found is None:
+        raw = torch.load(str(p), map_location="cpu", weights_only=True)
+        meta = raw.get("meta") if isinstance(raw, dict) else None
+        found = (str(raw.get("format") or "") if isinstance(raw, dict) else "",
+                 dict(meta) if isinstance(meta, dict) else None)
+        with _lock:
+            _HEADERS[key] = found
+    return found
+
+
 def weights_format(path: str | Path) -> str:
     """The ``format`` a weights file declares ('' when it declares none)."""
-    raw = torch.load(str(path), map_location="cpu", weights_only=True)
-    return str(raw.get("format") or "") if isinstance(raw, dict) else ""
+    return _header(path)[0]
 
 
 def load_model(name_or_path: str | Path | None = None, cached: bool = True) -> AnyScorer:
@@ -66,24 +86,12 @@ class ShippedModel:
     meta: dict[str, Any]
 
 
-_SHIPPED: dict[tuple[str, float], ShippedModel] = {}
-
-
 def shipped_models() -> list[ShippedModel]:
     """Every shipped weights file that declares a version, read once per file and modification
     time (a study admin's page lists them without loading a network)."""
     out = []
     for path in shipped_weights():
-        key = (str(path), path.stat().st_mtime)
-        with _lock:
-            found = _SHIPPED.get(key)
-        if found is None:
-            raw = torch.load(str(path), map_location="cpu", weights_only=True)
-            meta = raw.get("meta") if isinstance(raw, dict) else None
-            if not isinstance(meta, dict) or not meta.get("version"):
-                continue
-            found = ShippedModel(path.stem, path, str(raw.get("format") or ""), dict(meta))
-            with _lock:
-                _SHIPPED[key] = found
-        out.append(found)
+        fmt, meta = _header(path)
+        if meta is not None and meta.get("version"):
+            out.append(ShippedModel(path.stem, path, fmt, dict(meta)))
     return out

@@ -16,7 +16,13 @@ from scoring.models import ModelVersion, ScoringJob, SiteTraining
 from scoring.selectors import current_clip_score, current_exam_score
 from scoring.services import model_version_for, scoring_job_request
 from scoring.site.selectors import labelled_clips, site_models
-from scoring.site.services import site_model_promote, site_model_rollback, site_training_request
+from scoring.site.services import (
+    MODEL_ACTIONS,
+    site_model_promote,
+    site_model_rollback,
+    site_training_request,
+    study_model_switch,
+)
 from scoring.study_model import study_model_id
 from tests.factories import ExamFactory, PatientFactory, StudyFactory, members_by_role
 from tests.patients.dashboards import builders
@@ -139,3 +145,20 @@ def test_training_is_refused_with_the_reason_and_queued_once(django_capture_on_c
     listed = site_models(study=study)
     assert listed["active"]["version"] == "shipped-1" and listed["candidates"] == []
     assert [t["status"] for t in listed["trainings"]] == ["pending"]
+
+
+def test_a_switch_is_run_by_its_name_and_an_unknown_name_is_refused() -> None:
+    shipped = builders.model_version("shipped-1")
+    study = StudyFactory(protocol="blue-6")
+    admin = members_by_role(study, "sw-{role}")[Role.STUDY_ADMIN]
+    exam = _scored_exam(study, shipped)
+    site = ModelVersion.objects.create(version="site-s1-b", weights="site-s1-b.pt", study=study)
+    assert set(MODEL_ACTIONS) == {"promote", "rollback", "choose"}
+    with pytest.raises(ServiceError, match="no site-model action 'retrain'") as refused:
+        study_model_switch(study=study, action="retrain", version="site-s1-b", by=admin)
+    assert refused.value.status == 404 and study_model_id(study.pk) == shipped.pk  # nothing changed
+    jobs = study_model_switch(study=study, action="promote", version="site-s1-b", by=admin)
+    assert [(j.exam_id, j.model_version_id) for j in jobs] == [(exam.pk, site.pk)]
+    assert study_model_id(study.pk) == site.pk
+    assert study_model_switch(study=study, action="rollback", version="shipped-1", by=admin) == []
+    assert study_model_id(study.pk) == shipped.pk

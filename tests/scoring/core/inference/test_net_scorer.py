@@ -4,6 +4,10 @@ the clip score is the one ``lus_score`` gives, and Reg-STN's crops come back on 
 (hand-computed mapping)."""
 from __future__ import annotations
 
+import os
+from pathlib import Path
+from typing import Any
+
 import numpy as np
 import pytest
 import torch
@@ -61,6 +65,27 @@ def test_every_shipped_file_loads_by_name_and_version_into_its_scorer() -> None:
     assert weights_format(shipped["reg-stn"].path) == "lusweb-net-1"
     with pytest.raises(FileNotFoundError, match="no weights 'resnet-9000'"):
         load_model("resnet-9000")
+
+
+def test_what_a_weights_file_declares_is_read_once_per_version_of_the_file(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    shipped = {m.name: m for m in shipped_models()}
+    copy = tmp_path / "reg-stn.pt"
+    copy.write_bytes(shipped["reg-stn"].path.read_bytes())
+    reads: list[str] = []
+    real_load = torch.load
+
+    def counted(f: Any, *args: Any, **kwargs: Any) -> Any:
+        reads.append(str(f))
+        return real_load(f, *args, **kwargs)
+
+    monkeypatch.setattr(torch, "load", counted)
+    assert weights_format(copy) == weights_format(copy) == "lusweb-net-1"
+    assert reads == [str(copy)]  # the second answer came from the cache
+    shipped_models()
+    assert reads == [str(copy)]  # the shipped files' headers were read before this test
+    os.utime(copy, (copy.stat().st_atime, copy.stat().st_mtime + 5))  # a new version of the file
+    assert weights_format(copy) == "lusweb-net-1" and reads == [str(copy)] * 2
 
 
 @pytest.fixture(scope="module")
