@@ -2,8 +2,9 @@
 
 The worker prepares a clip for the study's scorer once: right after ingest stores it (a task on
 the ingest queue, which the worker serves before any scoring job, while the exam's other zones
-are usually still uploading), or else the first time a scoring job reads it. Every later job of that clip (the exam's next upload, a rescoring, a site
-model of the same recipe) reads the prepared file and runs only the CNN and the heads.
+are usually still uploading), or else the first time a scoring job reads it. Every later job of
+that clip (the exam's next upload, a rescoring, a site model of the same recipe) reads the
+prepared file and runs only the CNN and the heads.
 
 The file is ``prepared-<key>.npz`` in the folder of the frame cache, through the frame cache's
 storage (so any backend holds it and every worker reads the same file), and goes with the clip

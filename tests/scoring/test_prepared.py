@@ -112,12 +112,19 @@ def test_a_job_keeps_what_it_prepares_and_the_next_job_reads_only_that(
     assert all(np.array_equal(again[zone], first[zone]) for zone in first)
 
 
+def _prepared_file(captured: Any, settings: Any, version: ModelVersion, zone: int
+                   ) -> tuple[Exam, list[ZoneClip], Any, str]:
+    """An exam of two clips prepared on ingest; the storage and name of clip ``zone``'s file."""
+    exam, clips = _exam_with_clips(captured, prepare=True, settings=settings)
+    clip = clips[zone]
+    return exam, clips, clip.frames.storage, prepared_name(clip, runtime.get_scorer(version.weights).prepare_key)
+
+
 def test_a_damaged_prepared_file_is_prepared_again(
         version: ModelVersion, settings: Any, django_capture_on_commit_callbacks: Any, sent: list[Any]) -> None:
-    exam, clips = _exam_with_clips(django_capture_on_commit_callbacks, prepare=True, settings=settings)
+    exam, clips, storage, name = _prepared_file(django_capture_on_commit_callbacks, settings, version, 1)
     scorer = runtime.get_scorer(version.weights)
     clip = clips[1]
-    storage, name = clip.frames.storage, prepared_name(clip, scorer.prepare_key)
     with storage.open(name, "rb") as fh:
         whole = fh.read()
     storage.delete(name)
@@ -132,10 +139,9 @@ def test_a_damaged_prepared_file_is_prepared_again(
 
 def test_deleting_the_clip_removes_its_prepared_files(
         version: ModelVersion, settings: Any, django_capture_on_commit_callbacks: Any, sent: list[Any]) -> None:
-    _exam, clips = _exam_with_clips(django_capture_on_commit_callbacks, prepare=True, settings=settings)
+    _exam, clips, storage, name = _prepared_file(django_capture_on_commit_callbacks, settings, version, 0)
     scorer = runtime.get_scorer(version.weights)
     clip = clips[0]
-    storage, name = clip.frames.storage, prepared_name(clip, scorer.prepare_key)
     assert storage.exists(name)
     with django_capture_on_commit_callbacks(execute=True):
         ZoneClip.all_objects.filter(pk=clip.pk).delete()
