@@ -1,11 +1,19 @@
 """Pages under load (issue 16, item 5): the patient timeline page and the exam API at 20
-concurrent signed-in users, each for 15 s, against the production server: uvicorn with 2 worker
-processes, ``lusweb.settings.production`` (hashed static files, the PostgreSQL pool on), a patient
-with 20 scored 12-zone exams in a study of 20 patients. Goal: p95 <= 150 ms on 2 cores.
+concurrent signed-in users (20 accounts, a session each), against the production server: uvicorn
+with 2 worker processes, ``lusweb.settings.production`` (hashed static files, the PostgreSQL pool
+on, the page cache on), a patient with 20 scored 12-zone exams in a study of 20 patients. Goal:
+p95 <= 150 ms on 2 cores.
+
+Per URL, three runs:
+
+* first views: the 20 users' first request, all at once, nothing cached;
+* steady: 15 s of every user asking again as soon as answered;
+* the same while a clinician saves a reading of the patient every 5 s: each one invalidates every
+  user's cached answer (``patients.dashboards.pagecache``), as a busy ward does.
 
 Not a test. Needs PostgreSQL: the server of LUSWEB_DATABASE_URL gets a throw-away database
-(``<name>_bench_load``), dropped at the end; prints "skipped" without it. Prints, per URL, the
-requests, errors, p50 and p95 latency, and the machine's load average before and after.
+(``<name>_bench_load``), dropped at the end; prints "skipped" without it. Prints, per run, the
+requests, errors, p50 and p95 latency, and the machine's load average after it.
 
     LUSWEB_DATABASE_URL=postgres://postgres@127.0.0.1:5432/lusweb .venv/bin/python -m benchmarks.bench_load
 """
@@ -20,8 +28,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import django
 from django.core.management import call_command
@@ -45,6 +55,8 @@ def _setup(database_url: str) -> dict[str, str]:
         # Plain HTTP on 127.0.0.1: no TLS proxy in front of this server.
         "LUSWEB_SSL_REDIRECT": "0", "LUSWEB_SECURE_COOKIES": "0", "LUSWEB_HSTS_SECONDS": "0",
         "LUSWEB_DB_POOL": "1", "LUSWEB_LOG_LEVEL": "WARNING", "LUSWEB_DEVICE": "cpu",
+        # No worker runs here: the readings saved during the load send no severity task.
+        "LUSWEB_SEVERITY_ON_READING": "0",
     }
     os.environ.update(env)
     sys.path.insert(0, str(ROOT))
@@ -80,16 +92,75 @@ def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int
     raise SystemExit(f"the server did not answer /healthz/ within 60 s; see {log}")
 
 
-def _run(port: int, path: str, cookie: str, marker: bytes, users: int, seconds: float) -> Load:
-    headers = {"Cookie": cookie, "Accept": "text/html,application/json"}
-    warm = Load()
-    user_loop(port, path, headers, marker, time.monotonic() + 1.0, warm)  # templates, first queries
-    if warm.errors:
-        raise SystemExit(f"{path}: {warm.errors[0]}")
-    load, threads = users_start(port, path, headers, marker, users=users, seconds=seconds)
+def _first_views(port: int, path: str, headers: list[dict[str, str]], marker: bytes) -> Load:
+    """Every user's first request, all at once: nothing of theirs is cached yet."""
+    load = Load()
+    threads = [threading.Thread(target=user_loop, args=(port, path, h, marker, 0.0, load), kwargs={"requests": 1})
+               for h in headers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if load.errors:
+        raise SystemExit(f"{path}: {load.errors[0]}")
+    return load
+
+
+def _run(port: int, path: str, headers: list[dict[str, str]], marker: bytes, seconds: float) -> Load:
+    load, threads = users_start(port, path, headers, marker, users=len(headers), seconds=seconds)
     for t in threads:
         t.join()
     return load
+
+
+def _writing(every: float, clip_ids: list[int], user: Any, stop: threading.Event, saved: list[int]) -> None:
+    """A clinician saving a reading of the patient every ``every`` seconds (each one changes what
+    every user's page shows, so no cached answer survives it)."""
+    from django.db import connection
+
+    from patients.imaging.models import ZoneClip
+    from patients.readings.services import reading_create
+
+    try:
+        while not stop.wait(every):
+            clip = ZoneClip.objects.select_related("exam__patient__study").get(pk=clip_ids[len(saved) % len(clip_ids)])
+            saved.append(reading_create(clip=clip, by=user, score=len(saved) % 4).pk)
+    finally:
+        connection.close()
+
+
+def _scenarios(port: int, label: str, path: str, marker: bytes, cookies: list[str], args: argparse.Namespace,
+               clip_ids: list[int], writer: Any) -> None:
+    headers = [{"Cookie": cookie, "Accept": "text/html,application/json"} for cookie in cookies]
+    first = _first_views(port, path, headers, marker)
+    ms = sorted(1000 * s for s in first.latencies)
+    print(f"{label}, first views ({len(ms)} users at once, nothing cached): p50 {percentile(ms, 50):.0f} ms, "
+          f"max {ms[-1]:.0f} ms", flush=True)
+    _report(f"{label}, steady", _run(port, path, headers, marker, args.seconds), args.seconds)
+    stop, saved = threading.Event(), list[int]()
+    thread = threading.Thread(target=_writing, args=(args.write_every, clip_ids, writer, stop, saved))
+    thread.start()
+    try:
+        load = _run(port, path, headers, marker, args.seconds)
+    finally:
+        stop.set()
+        thread.join()
+    _report(f"{label}, a reading saved every {args.write_every:g} s ({len(saved)} saved)", load, args.seconds)
+
+
+def _clinicians(study: Any, n: int) -> list[Any]:
+    """``n`` signed-in users of the ward: the cohort's clinician and ``n - 1`` colleagues, each with
+    their own session (and API throttle, as 20 people have)."""
+    from django.contrib.auth import get_user_model
+
+    from patients.studies.models import Membership, Role
+
+    users = [m.user for m in Membership.objects.filter(study=study).select_related("user")]
+    for i in range(len(users), n):
+        user = get_user_model().objects.create(username=f"bench-colleague-{i}")
+        Membership.objects.create(study=study, user=user, role=Role.CLINICIAN)
+        users.append(user)
+    return users[:n]
 
 
 def _report(label: str, load: Load, seconds: float) -> None:
@@ -107,6 +178,8 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=20)
     parser.add_argument("--seconds", type=float, default=15.0)
     parser.add_argument("--exams", type=int, default=20)
+    parser.add_argument("--write-every", type=float, default=5.0,
+                        help="seconds between the readings saved during the last run of each URL")
     args = parser.parse_args()
     base = os.environ.get("LUSWEB_DATABASE_URL", "")
     if not base.startswith(("postgres://", "postgresql://")):
@@ -129,24 +202,28 @@ def _bench(database_url: str, args: argparse.Namespace) -> None:
     from django.test import Client
 
     from benchmarks.cohorts import page_cohort
+    from patients.imaging.models import ZoneClip
 
     data = page_cohort(args.exams, 19)
     patient = data["patient"]
     exam = patient.exams.order_by("-acquired_at").first()
-    browser = Client()
-    browser.force_login(data["user"])
-    cookie = f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}"
+    cookies = []
+    for user in _clinicians(data["study"], args.users):
+        browser = Client()
+        browser.force_login(user)
+        cookies.append(f"{settings.SESSION_COOKIE_NAME}={browser.cookies[settings.SESSION_COOKIE_NAME].value}")
     log = Path(env["LUSWEB_VAR_DIR"]) / "server.log"
     proc, port = _serve(env, log)
     try:
         print(f"uvicorn, {WORKERS} workers, production settings, PostgreSQL pool on; patient with {args.exams} exams "
               f"x 12 zones; {args.users} users x {args.seconds:.0f} s per URL; {os.cpu_count()} CPUs; load average "
               f"before {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
+        clip_ids = list(ZoneClip.objects.filter(exam=exam).values_list("pk", flat=True))
         for label, path, marker in [
             ("timeline page", f"/patients/{patient.pk}/timeline/", patient.code.encode()),
             ("exam API", f"/api/v1/exams/{exam.pk}/", f'"id":{exam.pk}'.encode()),
         ]:
-            _report(label, _run(port, path, cookie, marker, args.users, args.seconds), args.seconds)
+            _scenarios(port, label, path, marker, cookies, args, clip_ids, data["user"])
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -7,6 +7,7 @@ import http.client
 import statistics
 import threading
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 
@@ -19,11 +20,14 @@ class Load:
     lock: threading.Lock = field(default_factory=threading.Lock)
 
 
-def user_loop(port: int, path: str, headers: dict[str, str], marker: bytes, deadline: float, load: Load) -> None:
-    """One user asking for ``path`` on a kept-alive connection until ``deadline`` (monotonic); an
-    answer is right when it is a 200 that contains ``marker``."""
+def user_loop(port: int, path: str, headers: dict[str, str], marker: bytes, deadline: float, load: Load,
+              requests: int | None = None) -> None:
+    """One user asking for ``path`` on a kept-alive connection until ``deadline`` (monotonic), or
+    ``requests`` times; an answer is right when it is a 200 that contains ``marker``."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
-    while time.monotonic() < deadline:
+    asked = 0
+    while (time.monotonic() < deadline) if requests is None else asked < requests:
+        asked += 1
         started = time.perf_counter()
         try:
             conn.request("GET", path, headers=headers)
@@ -41,13 +45,17 @@ def user_loop(port: int, path: str, headers: dict[str, str], marker: bytes, dead
     conn.close()
 
 
-def users_start(port: int, path: str, headers: dict[str, str], marker: bytes, *, users: int,
-                seconds: float) -> tuple[Load, list[threading.Thread]]:
-    """``users`` threads running :func:`user_loop` for ``seconds``, started; join them to finish."""
+def users_start(port: int, path: str, headers: dict[str, str] | Sequence[dict[str, str]], marker: bytes, *,
+                users: int, seconds: float) -> tuple[Load, list[threading.Thread]]:
+    """``users`` threads running :func:`user_loop` for ``seconds``, started; join them to finish.
+    ``headers``: the same for every user, or one per user (each signed in as someone else)."""
     load = Load()
     deadline = time.monotonic() + seconds
-    threads = [threading.Thread(target=user_loop, args=(port, path, headers, marker, deadline, load))
-               for _ in range(users)]
+    each = [headers] * users if isinstance(headers, dict) else list(headers)
+    if len(each) != users:
+        raise ValueError(f"{len(each)} headers for {users} users")
+    threads = [threading.Thread(target=user_loop, args=(port, path, each[i], marker, deadline, load))
+               for i in range(users)]
     for t in threads:
         t.start()
     return load, threads

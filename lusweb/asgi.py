@@ -14,8 +14,10 @@ django_asgi_app = get_asgi_application()
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from django.conf import settings  # noqa: E402
 
 from lusweb import health  # noqa: E402
+from lusweb.admission import Admission  # noqa: E402
 from lusweb.routing import websocket_urlpatterns  # noqa: E402
 from lusweb.warmup import process_warm  # noqa: E402
 from patients.imaging.tempfiles import tempfiles_clean  # noqa: E402
@@ -28,7 +30,8 @@ process_warm()
 
 router = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        # Page reads take turns, a few at a time (lusweb.admission).
+        "http": Admission(django_asgi_app, limit=settings.WEB_CONCURRENCY, wait=settings.WEB_QUEUE_SECONDS),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -248,9 +248,17 @@ SCORING_RECOVERY_SECONDS = env_int("SCORING_RECOVERY_SECONDS", 10, minimum=1)
 SCORING_REDISPATCH_SECONDS = env_int("SCORING_REDISPATCH_SECONDS", 300, minimum=1)
 SCORING_BATCH_FRAMES = env_int("SCORING_BATCH_FRAMES", 600, minimum=1)
 SCORING_DEBOUNCE_SECONDS = env_int("SCORING_DEBOUNCE_SECONDS", 2, minimum=0)
-# The worker prepares each stored clip for the study's scorer right after its ingest check, while
-# the decoded frames are in memory (scoring.prepared): the exam's job then runs only the CNN.
+# Each stored clip is prepared for the study's scorer by a task on the ingest queue, from its frame
+# cache, once its ingest check has passed (scoring.prepared): the exam's job then runs only the CNN.
 SCORING_PREPARE_ON_INGEST = env_bool("SCORING_PREPARE_ON_INGEST", True)
+# Page reads (GET, HEAD) one web process runs at once; the others wait their turn, at most
+# WEB_QUEUE_SECONDS (lusweb.admission). 0: no limit.
+WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 3, minimum=0)
+WEB_QUEUE_SECONDS = env_int("WEB_QUEUE_SECONDS", 5, minimum=1)
+# Dashboard data kept per web process while none of the patient's rows changes (PostgreSQL only;
+# patients.dashboards.pagecache): entries held per process (0.2-0.4 MB each for a patient with 20
+# exams), 0 turns the cache off.
+PAGE_CACHE_ENTRIES = env_int("PAGE_CACHE_ENTRIES", 128, minimum=0)
 # Ingest in the worker: each worker re-sends the uploads whose message never left (broker down)
 # every INGEST_RECOVERY_SECONDS, and those not started INGEST_REDISPATCH_SECONDS after they were sent.
 INGEST_RECOVERY_SECONDS = env_int("INGEST_RECOVERY_SECONDS", 10, minimum=1)

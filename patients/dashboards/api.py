@@ -17,7 +17,8 @@ from rest_framework.views import APIView
 
 from patients.dashboards import stats
 from patients.dashboards.correlation import correlation
-from patients.dashboards.timeline import patient_timeline
+from patients.dashboards.pagecache import patient_cached
+from patients.dashboards.timeline import timeline_cached
 from patients.readings import services as readings_services
 from patients.readings.selectors import ReviewState, exam_history, open_blind_exams, review_states
 from patients.records import api as records_api
@@ -59,7 +60,7 @@ class PatientTimelineAPI(APIView):
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> Response:
         patient, _ = patient_for(user=request.user, pk=pk)
-        return Response(patient_timeline(patient=patient, user=request.user))
+        return Response(timeline_cached(patient=patient, user=request.user))
 
 
 class StudyCorrelationAPI(APIView):
@@ -166,6 +167,15 @@ class ExamWithScoresSerializer(records_api.ExamSerializer):
 
 class ExamViewSet(records_api.ExamViewSet):
     serializer_class = ExamWithScoresSerializer
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        # What the serializer answers, kept while none of the patient's rows changes (pagecache).
+        exam = self.get_object()  # access check (404 for outsiders), the patient and its study
+        data = patient_cached(kind="exam-api", part=exam.pk, patient_id=exam.patient_id,
+                              study_id=exam.patient.study_id, user=request.user,
+                              # the exam read again inside the cache's snapshot
+                              compute=lambda: dict(self.get_serializer(self.get_object()).data))
+        return Response(data)
 
     def _exam(self, request: Request) -> Response:
         exam = self.get_object()

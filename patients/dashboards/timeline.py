@@ -5,9 +5,11 @@ import datetime as dt
 import math
 from typing import Any
 
+from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
 from patients.dashboards import stats
+from patients.dashboards.pagecache import patient_cached
 from patients.dashboards.selectors import clip_url, load_exams, zone_label
 from patients.records import chrono
 from patients.records.models import Exam, Patient
@@ -88,6 +90,18 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
         "exams": out_exams,
         "blood_gases": _gas_rows(loaded[1], clock, admission),
     }
+
+
+def timeline_cached(*, patient: Patient, user: Any) -> dict[str, Any]:
+    """:func:`patient_timeline` from :mod:`patients.dashboards.pagecache` while none of the
+    patient's rows changed (do not mutate it). ``patient``: the one the request's access check read."""
+    def compute() -> dict[str, Any]:
+        # Read again inside the cache's snapshot, with its study.
+        return patient_timeline(patient=get_object_or_404(Patient.objects.select_related("study"), pk=patient.pk),
+                                user=user)
+
+    return patient_cached(kind="timeline", patient_id=patient.pk, study_id=patient.study_id, user=user,
+                          compute=compute)
 
 
 def _protocols(study_protocol: Protocol, exams: list[dict[str, Any]]) -> list[Protocol]:

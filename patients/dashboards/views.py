@@ -6,7 +6,8 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import redirect, render
+from django.shortcuts import get_object_or_404, redirect, render
+from django.template.loader import render_to_string
 
 from patients.audit.models import AuditAction
 from patients.audit.services import audit_record
@@ -14,6 +15,7 @@ from patients.dashboards import gradcam, selectors, stats
 from patients.dashboards.correlation import correlation
 from patients.dashboards.exam_page import exam_page
 from patients.dashboards.overview import study_overview as overview_data
+from patients.dashboards.pagecache import patient_cached
 from patients.dashboards.timeline import patient_timeline as timeline_data
 from patients.dashboards.ward import SORT_KEYS, sort_rows, ward_rows
 from patients.imaging.forms import ClipUploadForm
@@ -21,6 +23,7 @@ from patients.imaging.selectors import clip_for
 from patients.imaging.views import exam_page_upload
 from patients.readings.selectors import open_blind_exams
 from patients.records import chrono
+from patients.records.models import Patient
 from patients.records.selectors import exam_for, patient_for
 from patients.studies import permissions
 from patients.studies.protocols import get_protocol
@@ -112,10 +115,18 @@ def study_ward(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 def patient_timeline(request: HttpRequest, pk: int) -> HttpResponse:
     patient, role = patient_for(user=request.user, pk=pk)
-    data = timeline_data(patient=patient, user=request.user)
+    body = patient_cached(kind="timeline-page", patient_id=patient.pk, study_id=patient.study_id, user=request.user,
+                          compute=lambda: _timeline_body(patient_id=patient.pk, user=request.user))
     return render(request, "dashboards/patient_timeline.html", {
-        "patient": patient, "study": patient.study, "role": role, "data": data,
-        "identifying": permissions.can_see_identifying(request.user, patient.study),
+        "patient": patient, "study": patient.study, "role": role, "body": body})
+
+
+def _timeline_body(*, patient_id: int, user: Any) -> str:
+    """The timeline page's content (no request, session or CSRF token in it: it is cached)."""
+    patient = get_object_or_404(Patient.objects.select_related("study"), pk=patient_id)
+    return render_to_string("dashboards/_timeline_body.html", {
+        "patient": patient, "study": patient.study, "data": timeline_data(patient=patient, user=user),
+        "identifying": permissions.can_see_identifying(user, patient.study),
         "colours": {"scores": selectors.SCORE_COLOURS, "meanings": selectors.SCORE_MEANINGS,
                     "severity": selectors.SEVERITY_COLOURS, "now": selectors.NOW_COLOURS,
                     "none": selectors.NO_SEVERITY_COLOUR},

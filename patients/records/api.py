@@ -249,9 +249,10 @@ class ExamViewSet(viewsets.ModelViewSet):  # type: ignore[type-arg]
     http_method_names = ["get", "post", "patch", "delete", "head", "options"]
 
     def get_queryset(self) -> QuerySet[Exam]:
-        return selectors.exam_list(user=self.request.user, patient=query_int(self.request, "patient")).prefetch_related(
-            "clips"
-        )
+        exams = selectors.exam_list(user=self.request.user, patient=query_int(self.request, "patient"))
+        # A list prefetches the clips of all its exams at once; one exam reads its own when asked
+        # (an exam answered from the dashboards' cache reads none).
+        return exams.prefetch_related("clips") if self.action == "list" else exams
 
     def perform_create(self, serializer: Any) -> None:
         data = dict(serializer.validated_data)

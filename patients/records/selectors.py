@@ -12,6 +12,7 @@ from django.shortcuts import get_object_or_404
 from patients.records import pairing
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
 from patients.records.severity_now import WINDOW_HOURS, SeverityNow, StateInputs, pf_ratio, severity_now
+from patients.studies import permissions
 from patients.studies.models import Study
 from patients.studies.permissions import role_or_404
 
@@ -44,7 +45,14 @@ def clinical_info_list(*, patient: Patient) -> QuerySet[ClinicalInfo]:
 
 def patient_for(*, user: Any, pk: int) -> tuple[Patient, str]:
     """The patient (with its study) and the user's role; 404 for outsiders too."""
-    patient = get_object_or_404(Patient.objects.select_related("study"), pk=pk)
+    patients = Patient.objects.select_related("study")
+    if getattr(user, "is_authenticated", False) and not user.is_superuser:
+        # The role in the same query: every patient page asks for it at once.
+        annotated: Any = patients.annotate(member_role=permissions.role_subquery(user, "study_id"))
+        patient = get_object_or_404(annotated, pk=pk)
+        permissions.role_remember(user, patient.study_id, patient.member_role)
+    else:
+        patient = get_object_or_404(patients, pk=pk)
     return patient, role_or_404(user, patient.study)
 
 

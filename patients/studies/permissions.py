@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied
+from django.db.models import OuterRef, Subquery
 from django.http import Http404
 
 from patients.studies.models import Membership, Role, Study
@@ -12,6 +13,7 @@ READ_ROLES = frozenset({Role.STUDY_ADMIN, Role.CLINICIAN, Role.RESEARCHER})
 WRITE_ROLES = frozenset({Role.STUDY_ADMIN, Role.CLINICIAN})
 ADMIN_ROLES = frozenset({Role.STUDY_ADMIN})
 IDENTIFYING_ROLES = WRITE_ROLES
+_ROLES = "_lusweb_roles"
 
 
 def role_in_study(user: Any, study: Study | int) -> str | None:
@@ -21,12 +23,32 @@ def role_in_study(user: Any, study: Study | int) -> str | None:
     if user.is_superuser:
         return Role.STUDY_ADMIN
     study_id = study.pk if isinstance(study, Study) else study
-    cache: dict[int, str | None] = user.__dict__.setdefault("_lusweb_roles", {})
+    # Remembered on this request's user object (roles_forget drops them after a change).
+    cache: dict[int, str | None] = user.__dict__.setdefault(_ROLES, {})
     if study_id not in cache:
         cache[study_id] = (
             Membership.objects.filter(user=user, study_id=study_id).values_list("role", flat=True).first()
         )
     return cache[study_id]
+
+
+def role_remember(user: Any, study_id: int, role: str | None) -> None:
+    """Remember the user's role in a study, read by the caller's own query (a membership subquery
+    beside the row it loaded): :func:`role_in_study` then answers it without a query."""
+    if getattr(user, "is_authenticated", False) and not user.is_superuser:
+        user.__dict__.setdefault(_ROLES, {})[study_id] = role
+
+
+def role_subquery(user: Any, study_field: str) -> Subquery:
+    """The user's role in the study of ``study_field`` (an ``OuterRef`` path), for annotating."""
+    return Subquery(Membership.objects.filter(user_id=user.pk, study_id=OuterRef(study_field)).values("role")[:1])
+
+
+def roles_forget(user: Any) -> None:
+    """Drop the roles :func:`role_in_study` remembered on ``user`` (this request's object): the next
+    check reads the membership again."""
+    if user is not None:
+        user.__dict__.pop(_ROLES, None)
 
 
 def can_see_identifying(user: Any, study: Study | int) -> bool:

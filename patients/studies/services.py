@@ -41,11 +41,6 @@ def _clean_study_name(name: Any, *, exclude: Study | None = None) -> str:
     return name
 
 
-def _forget_roles(user: Any) -> None:
-    # Roles are cached per request on the user object (see permissions.role_in_study).
-    user.__dict__.pop("_lusweb_roles", None)
-
-
 def study_create(*, name: str, protocol: str, description: str = "", created_by: Any, deidentify: bool = True,
                  keep_original: bool = False) -> Study:
     """Create a study; its creator becomes its study admin. A new random secret keys its pseudonyms."""
@@ -79,7 +74,7 @@ def study_for_import(*, name: str, protocol: str, by: Any, description: str = ""
     elif study.protocol != protocol:
         raise ServiceError(f"study {name!r} exists with protocol {study.protocol}, not {protocol}", code="bad_protocol")
     Membership.objects.get_or_create(study=study, user=by, defaults={"role": Role.STUDY_ADMIN})
-    _forget_roles(by)
+    permissions.roles_forget(by)
     return study
 
 
@@ -190,7 +185,7 @@ def membership_set(*, study: Study, username: str, role: str, by: Any) -> tuple[
             audit_record(actor=by, action=AuditAction.CREATE if created else AuditAction.UPDATE, study=study,
                          object_type="membership", object_id=username,
                          changes={"role": {"old": None if existing is None else existing.role, "new": role}})
-    _forget_roles(user)
+    permissions.roles_forget(user)
     return membership, created
 
 
@@ -212,4 +207,4 @@ def membership_remove(*, study: Study, username: str, by: Any) -> None:
         membership.delete()
         audit_record(actor=by, action=AuditAction.DELETE, study=study, object_type="membership", object_id=username,
                      changes={"role": {"old": membership.role, "new": None}})
-    _forget_roles(membership.user)
+    permissions.roles_forget(membership.user)

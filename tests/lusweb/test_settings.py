@@ -140,6 +140,8 @@ def test_clip_budget_defaults_and_overrides() -> None:
     ("MAX_DECODED_MB", "0", "LUSWEB_MAX_DECODED_MB=0 must be >= 1"),
     ("WORKER_NICE", "20", "LUSWEB_WORKER_NICE=20 must be <= 19"),
     ("WORKER_NICE", "-5", "LUSWEB_WORKER_NICE=-5 must be >= 0"),
+    ("PAGE_CACHE_ENTRIES", "-1", "LUSWEB_PAGE_CACHE_ENTRIES=-1 must be >= 0"),
+    ("PAGE_CACHE_ENTRIES", "many", "LUSWEB_PAGE_CACHE_ENTRIES='many' is not an integer"),
 ])
 def test_bad_budget_stops_startup(name: str, value: str, words: str) -> None:
     out = _load_settings("lusweb.settings.local", {f"LUSWEB_{name}": value})

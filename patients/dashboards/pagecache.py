@@ -1,0 +1,218 @@
+"""A patient's dashboard data, computed once and served again while none of the rows it was
+computed from has changed.
+
+Why: the timeline turns about 11,000 rows into Python objects per request (20 exams x 12 zones:
+clips, readings, AI results, severities, gases); at 20 users reloading it, two cores spent their
+time there. A ward reloads the same patients again and again, and the rows change far less often
+than they are read.
+
+How it stays right. An entry is served only when the patient's *fingerprint* is the one it was
+computed at. The fingerprint is one SQL statement over every row the pages read for the patient:
+the patient, its study, exams, clips, readings, signatures, blind reads, clinical records, blood
+gases, scoring jobs, exam and clip scores, severity predictions, the study's model choice, every
+model version, the study's memberships, the user's account, and the audited changes of its exams
+and clips (review states read them). For each table it sums a 64-bit hash of each row's
+``(id, xmin)``, with the row count. PostgreSQL gives every row version the id of the transaction
+that wrote it (``xmin``), so any committed insert, update or delete, by any code path (signals,
+``update()``, ``bulk_create``, raw SQL, another process), changes the fingerprint; no write path
+has to remember to invalidate. Audit events are never updated, so their count and highest id
+stand for them.
+
+On a miss, the fingerprint and the data are read in one REPEATABLE READ snapshot: ``compute``
+reads what it shows inside it (the user's account and roles are read again there too), so an
+entry never pairs data with a fingerprint of another moment (a row inserted and deleted again
+between the two would otherwise leave a stale entry under a valid fingerprint). Inside a
+transaction (the caller's own writes may not be committed) the cache is bypassed. Entries are per
+process (nothing to serialise; a deploy restarts the processes, so no entry outlives the code that
+made it) and per user, time zone, language and script prefix: what a user may see is decided when
+the entry is made, by the same code as without the cache.
+
+PostgreSQL only (``xmin``); other databases compute every request. ``LUSWEB_PAGE_CACHE_ENTRIES``
+bounds the entries per process (least recently used go first; 0 turns it off). Callers must not
+mutate what :func:`patient_cached` returns: the same object is handed to later requests.
+"""
+from __future__ import annotations
+
+import functools
+import hashlib
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import psycopg
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.db import connection, models, transaction
+from django.urls import get_script_prefix
+from django.utils import timezone, translation
+
+from patients.audit.models import AuditAction, AuditEvent
+from patients.imaging.models import ZoneClip
+from patients.readings.models import BlindRead, ExamSignature, ZoneReading
+from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+from patients.studies import permissions
+from patients.studies.models import Membership, Study
+from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction, StudyModel
+
+T = TypeVar("T")
+
+#: The audited changes of the patient's exams that review states read (``record_changes``, the
+#: signatures' marks): its exams' updates and signatures, and its clips' deletions. Views,
+#: exports and sign-ins are left out: reading pages writes them.
+CHANGE_ACTIONS = (AuditAction.UPDATE, AuditAction.DELETE, AuditAction.SIGN)
+
+
+def _table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _column(model: type[models.Model], field: str) -> str:
+    return connection.ops.quote_name(str(model._meta.get_field(field).column))  # type: ignore[union-attr]
+
+
+def _rows(model: type[models.Model], where: str) -> str:
+    """The hash of the ``(id, xmin)`` pairs of ``model``'s rows matching ``where`` (alias ``t``)."""
+    pk = connection.ops.quote_name(str(model._meta.pk.column))  # type: ignore[union-attr]
+    return (f"(SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(t.{pk}::text || ':' || t.xmin::text, 0)), 0)::text "
+            f"FROM {_table(model)} t WHERE {where})")
+
+
+@functools.lru_cache(maxsize=1)
+def fingerprint_sql() -> str:
+    """The fingerprint statement (parameters ``patient``, ``study``, ``user``)."""
+    exams = "SELECT id FROM e"
+    clips = "SELECT id FROM c"
+    of_exams = {model: f"t.{_column(model, 'exam')} IN ({exams})"
+                for model in (ExamSignature, BlindRead, ScoringJob, ExamScore, SeverityPrediction)}
+    parts = [
+        _rows(Patient, "t.id = %(patient)s"),
+        _rows(Study, "t.id = %(study)s"),
+        _rows(Exam, f"t.{_column(Exam, 'patient')} = %(patient)s"),
+        _rows(ZoneClip, f"t.{_column(ZoneClip, 'exam')} IN ({exams})"),
+        _rows(ZoneReading, f"t.{_column(ZoneReading, 'clip')} IN ({clips})"),
+        _rows(ClipScore, f"t.{_column(ClipScore, 'clip')} IN ({clips})"),
+        *(_rows(model, where) for model, where in of_exams.items()),
+        _rows(ClinicalInfo, f"t.{_column(ClinicalInfo, 'patient')} = %(patient)s"),
+        _rows(BloodGas, f"t.{_column(BloodGas, 'patient')} = %(patient)s"),
+        _rows(StudyModel, f"t.{_column(StudyModel, 'study')} = %(study)s"),
+        _rows(ModelVersion, "TRUE"),
+        _rows(Membership, f"t.{_column(Membership, 'study')} = %(study)s"),
+        _rows(get_user_model(), "t.id = %(user)s"),
+        # Never updated (the trail is append-only): how many and the newest stand for them.
+        (f"(SELECT count(*)::text || ':' || coalesce(max(t.id), 0)::text FROM {_table(AuditEvent)} t "
+         f"WHERE t.{_column(AuditEvent, 'study')} = %(study)s "
+         f"AND t.{_column(AuditEvent, 'action')} IN ({', '.join(repr(str(a)) for a in CHANGE_ACTIONS)}) "
+         f"AND ((t.{_column(AuditEvent, 'object_type')} = 'exam' "
+         f"AND t.{_column(AuditEvent, 'object_id')} IN (SELECT id::text FROM e)) "
+         f"OR (t.{_column(AuditEvent, 'object_type')} = 'zoneclip' "
+         f"AND t.{_column(AuditEvent, 'changes')} -> 'exam' ->> 'old' IN (SELECT id::text FROM e))))"),
+    ]
+    return (f"WITH e AS MATERIALIZED (SELECT id FROM {_table(Exam)} WHERE {_column(Exam, 'patient')} = %(patient)s), "
+            f"c AS MATERIALIZED (SELECT id FROM {_table(ZoneClip)} WHERE {_column(ZoneClip, 'exam')} IN (SELECT id FROM e)) "
+            "SELECT concat_ws('|', " + ",\n ".join(parts) + ")")
+
+
+#: The server-side prepared statement of :func:`fingerprint_sql` on each pooled connection.
+STATEMENT = "lusweb_page_fingerprint"
+
+
+@functools.lru_cache(maxsize=1)
+def _prepare_sql() -> str:
+    positional = (fingerprint_sql().replace("%(patient)s", "$1").replace("%(study)s", "$2")
+                  .replace("%(user)s", "$3"))
+    return f"PREPARE {STATEMENT}(bigint, bigint, bigint) AS {positional}"
+
+
+def _digest(row: Any) -> str:
+    return hashlib.sha256(str(row[0] if row else "").encode()).hexdigest()
+
+
+def fingerprint(*, patient_id: int, study_id: int, user_id: int | None) -> str:
+    """The patient's fingerprint now (one statement; PostgreSQL). Inside a transaction the plain
+    statement; outside, the connection's prepared one, prepared on its first use: planning the
+    18 sub-selects and binding the parameters took as long as running them."""
+    params = {"patient": patient_id, "study": study_id, "user": user_id or 0}
+    if connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute(fingerprint_sql(), params)
+            return _digest(cursor.fetchone())
+    connection.ensure_connection()
+    # psycopg's own cursor, in autocommit: a failed EXECUTE leaves no transaction to roll back.
+    with connection.connection.cursor() as raw:
+        execute = f"EXECUTE {STATEMENT}({int(patient_id)}, {int(study_id)}, {int(user_id or 0)})"
+        try:
+            raw.execute(execute)
+        except psycopg.errors.InvalidSqlStatementName:  # this connection has not prepared it yet
+            raw.execute(_prepare_sql())
+            raw.execute(execute)
+        return _digest(raw.fetchone())
+
+
+class _Store:
+    """A bounded, thread-safe mapping of key -> (fingerprint, value), least recently used out first."""
+
+    def __init__(self) -> None:
+        self._entries: OrderedDict[tuple[Any, ...], tuple[str, Any]] = OrderedDict()
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[Any, ...]) -> tuple[str, Any] | None:
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None:
+                self._entries.move_to_end(key)
+            return entry
+
+    def put(self, key: tuple[Any, ...], entry: tuple[str, Any], limit: int) -> None:
+        with self._lock:
+            self._entries[key] = entry
+            self._entries.move_to_end(key)
+            while len(self._entries) > limit:
+                self._entries.popitem(last=False)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._entries.clear()
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+STORE = _Store()
+
+
+def enabled() -> bool:
+    """Whether answers may come from the cache here and now: PostgreSQL, a positive
+    ``PAGE_CACHE_ENTRIES``, and no transaction open on the connection."""
+    return (settings.PAGE_CACHE_ENTRIES > 0 and connection.vendor == "postgresql"
+            and not connection.in_atomic_block)
+
+
+def patient_cached(*, kind: str, patient_id: int, study_id: int, user: Any, compute: Callable[[], T],
+                   part: int | None = None) -> T:
+    """``compute()``, or what it returned for the same ``kind`` (and ``part``, e.g. an exam id),
+    patient and user when none of the patient's rows has changed since (see the module's
+    docstring). Do not mutate the result.
+
+    ``compute`` runs inside the snapshot of the fingerprint it is stored with, so it must read
+    what it shows itself: give it ids, not rows the request read before. The user's account and
+    roles are read again in the snapshot (``user`` is refreshed in place)."""
+    if not enabled():
+        return compute()
+    user_id = getattr(user, "pk", None)
+    key = (kind, patient_id, part, user_id, timezone.get_current_timezone_name(), translation.get_language(),
+           get_script_prefix())
+    entry = STORE.get(key)
+    if entry is not None and entry[0] == fingerprint(patient_id=patient_id, study_id=study_id, user_id=user_id):
+        return entry[1]  # type: ignore[no-any-return]
+    with transaction.atomic():
+        # One snapshot for the fingerprint and the data; must be the transaction's first statement.
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        now = fingerprint(patient_id=patient_id, study_id=study_id, user_id=user_id)
+        if user_id is not None:
+            user.refresh_from_db()
+            permissions.roles_forget(user)
+        value = compute()
+    STORE.put(key, (now, value), settings.PAGE_CACHE_ENTRIES)
+    return value
