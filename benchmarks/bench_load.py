@@ -116,6 +116,7 @@ def _run(port: int, path: str, headers: list[dict[str, str]], marker: bytes, sec
 def _writing(every: float, clip_ids: list[int], user: Any, stop: threading.Event, saved: list[int]) -> None:
     """A clinician saving a reading of the patient every ``every`` seconds (each one changes what
     every user's page shows, so no cached answer survives it)."""
+    # lazy: models import only once _setup() has configured Django
     from django.db import connection
 
     from patients.imaging.models import ZoneClip
@@ -151,6 +152,7 @@ def _scenarios(port: int, label: str, path: str, marker: bytes, cookies: list[st
 def _clinicians(study: Any, n: int) -> list[Any]:
     """``n`` signed-in users of the ward: the cohort's clinician and ``n - 1`` colleagues, each with
     their own session (and API throttle, as 20 people have)."""
+    # lazy: models import only once _setup() has configured Django
     from django.contrib.auth import get_user_model
 
     from patients.studies.models import Membership, Role

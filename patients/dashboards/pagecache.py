@@ -71,9 +71,14 @@ def _column(model: type[models.Model], field: str) -> str:
     return connection.ops.quote_name(str(model._meta.get_field(field).column))  # type: ignore[union-attr]
 
 
+def _pk(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(str(model._meta.pk.column))  # type: ignore[union-attr]
+
+
 def _rows(model: type[models.Model], where: str) -> str:
-    """The hash of the ``(id, xmin)`` pairs of ``model``'s rows matching ``where`` (alias ``t``)."""
-    pk = connection.ops.quote_name(str(model._meta.pk.column))  # type: ignore[union-attr]
+    """The row count and the sum of a 64-bit hash of each ``(pk, xmin)`` of ``model``'s rows
+    matching ``where`` (alias ``t``)."""
+    pk = _pk(model)
     return (f"(SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(t.{pk}::text || ':' || t.xmin::text, 0)), 0)::text "
             f"FROM {_table(model)} t WHERE {where})")
 
@@ -86,8 +91,8 @@ def fingerprint_sql() -> str:
     of_exams = {model: f"t.{_column(model, 'exam')} IN ({exams})"
                 for model in (ExamSignature, BlindRead, ScoringJob, ExamScore, SeverityPrediction)}
     parts = [
-        _rows(Patient, "t.id = %(patient)s"),
-        _rows(Study, "t.id = %(study)s"),
+        _rows(Patient, f"t.{_pk(Patient)} = %(patient)s"),
+        _rows(Study, f"t.{_pk(Study)} = %(study)s"),
         _rows(Exam, f"t.{_column(Exam, 'patient')} = %(patient)s"),
         _rows(ZoneClip, f"t.{_column(ZoneClip, 'exam')} IN ({exams})"),
         _rows(ZoneReading, f"t.{_column(ZoneReading, 'clip')} IN ({clips})"),
@@ -98,9 +103,9 @@ def fingerprint_sql() -> str:
         _rows(StudyModel, f"t.{_column(StudyModel, 'study')} = %(study)s"),
         _rows(ModelVersion, "TRUE"),
         _rows(Membership, f"t.{_column(Membership, 'study')} = %(study)s"),
-        _rows(get_user_model(), "t.id = %(user)s"),
+        _rows(get_user_model(), f"t.{_pk(get_user_model())} = %(user)s"),
         # Never updated (the trail is append-only): how many and the newest stand for them.
-        (f"(SELECT count(*)::text || ':' || coalesce(max(t.id), 0)::text FROM {_table(AuditEvent)} t "
+        (f"(SELECT count(*)::text || ':' || coalesce(max(t.{_pk(AuditEvent)}), 0)::text FROM {_table(AuditEvent)} t "
          f"WHERE t.{_column(AuditEvent, 'study')} = %(study)s "
          f"AND t.{_column(AuditEvent, 'action')} IN ({', '.join(repr(str(a)) for a in CHANGE_ACTIONS)}) "
          f"AND ((t.{_column(AuditEvent, 'object_type')} = 'exam' "
@@ -108,8 +113,11 @@ def fingerprint_sql() -> str:
          f"OR (t.{_column(AuditEvent, 'object_type')} = 'zoneclip' "
          f"AND t.{_column(AuditEvent, 'changes')} -> 'exam' ->> 'old' IN (SELECT id::text FROM e))))"),
     ]
-    return (f"WITH e AS MATERIALIZED (SELECT id FROM {_table(Exam)} WHERE {_column(Exam, 'patient')} = %(patient)s), "
-            f"c AS MATERIALIZED (SELECT id FROM {_table(ZoneClip)} WHERE {_column(ZoneClip, 'exam')} IN (SELECT id FROM e)) "
+    # The patient's exams (e) and clips (c), once for every sub-select that needs them.
+    return (f"WITH e AS MATERIALIZED (SELECT {_pk(Exam)} AS id FROM {_table(Exam)} "
+            f"WHERE {_column(Exam, 'patient')} = %(patient)s), "
+            f"c AS MATERIALIZED (SELECT {_pk(ZoneClip)} AS id FROM {_table(ZoneClip)} "
+            f"WHERE {_column(ZoneClip, 'exam')} IN (SELECT id FROM e)) "
             "SELECT concat_ws('|', " + ",\n ".join(parts) + ")")
 
 
@@ -144,7 +152,10 @@ def fingerprint(*, patient_id: int, study_id: int, user_id: int | None) -> str:
         try:
             raw.execute(execute)
         except psycopg.errors.InvalidSqlStatementName:  # this connection has not prepared it yet
-            raw.execute(_prepare_sql())
+            try:
+                raw.execute(_prepare_sql())
+            except psycopg.errors.DuplicatePreparedStatement:
+                pass  # prepared meanwhile on the same server session (a connection pooler's)
             raw.execute(execute)
         return _digest(raw.fetchone())
 
