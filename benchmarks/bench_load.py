@@ -13,7 +13,8 @@ Per URL, three runs:
 
 Not a test. Needs PostgreSQL: the server of LUSWEB_DATABASE_URL gets a throw-away database
 (``<name>_bench_load``), dropped at the end; prints "skipped" without it. Prints, per run, the
-requests, errors, p50 and p95 latency, and the machine's load average after it.
+requests, errors, p50 and p95 latency, the server processes' CPU time per answer (a shared
+machine's neighbours move it less than the latency), and the machine's load average after it.
 
     LUSWEB_DATABASE_URL=postgres://postgres@127.0.0.1:5432/lusweb .venv/bin/python -m benchmarks.bench_load
 """
@@ -92,6 +93,20 @@ def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int
     raise SystemExit(f"the server did not answer /healthz/ within 60 s; see {log}")
 
 
+def _server_cpu(pid: int) -> float:
+    """CPU seconds (user + system) the server's worker processes have used so far: per answer, a
+    measure that a shared machine's load changes less than latency."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    total = 0
+    for child in children.read_text().split() if children.exists() else []:
+        try:
+            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended meanwhile
+            continue
+        total += int(fields[11]) + int(fields[12])  # utime, stime
+    return total / os.sysconf("SC_CLK_TCK")
+
+
 def _first_views(port: int, path: str, headers: list[dict[str, str]], marker: bytes) -> Load:
     """Every user's first request, all at once: nothing of theirs is cached yet."""
     load = Load()
@@ -106,11 +121,14 @@ def _first_views(port: int, path: str, headers: list[dict[str, str]], marker: by
     return load
 
 
-def _run(port: int, path: str, headers: list[dict[str, str]], marker: bytes, seconds: float) -> Load:
+def _run(server: subprocess.Popen[bytes], port: int, path: str, headers: list[dict[str, str]], marker: bytes,
+         seconds: float) -> tuple[Load, float]:
+    """The users' load for ``seconds``, and the server's CPU milliseconds per answer meanwhile."""
+    cpu = _server_cpu(server.pid)
     load, threads = users_start(port, path, headers, marker, users=len(headers), seconds=seconds)
     for t in threads:
         t.join()
-    return load
+    return load, 1000 * (_server_cpu(server.pid) - cpu) / max(1, len(load.latencies))
 
 
 def _writing(every: float, clip_ids: list[int], user: Any, stop: threading.Event, saved: list[int]) -> None:
@@ -130,23 +148,23 @@ def _writing(every: float, clip_ids: list[int], user: Any, stop: threading.Event
         connection.close()
 
 
-def _scenarios(port: int, label: str, path: str, marker: bytes, cookies: list[str], args: argparse.Namespace,
+def _scenarios(server: subprocess.Popen[bytes], port: int, label: str, path: str, marker: bytes, cookies: list[str], args: argparse.Namespace,
                clip_ids: list[int], writer: Any) -> None:
     headers = [{"Cookie": cookie, "Accept": "text/html,application/json"} for cookie in cookies]
     first = _first_views(port, path, headers, marker)
     ms = sorted(1000 * s for s in first.latencies)
     print(f"{label}, first views ({len(ms)} users at once, nothing cached): p50 {percentile(ms, 50):.0f} ms, "
           f"max {ms[-1]:.0f} ms", flush=True)
-    _report(f"{label}, steady", _run(port, path, headers, marker, args.seconds), args.seconds)
+    _report(f"{label}, steady", *_run(server, port, path, headers, marker, args.seconds), args.seconds)
     stop, saved = threading.Event(), list[int]()
     thread = threading.Thread(target=_writing, args=(args.write_every, clip_ids, writer, stop, saved))
     thread.start()
     try:
-        load = _run(port, path, headers, marker, args.seconds)
+        load, cpu = _run(server, port, path, headers, marker, args.seconds)
     finally:
         stop.set()
         thread.join()
-    _report(f"{label}, a reading saved every {args.write_every:g} s ({len(saved)} saved)", load, args.seconds)
+    _report(f"{label}, a reading saved every {args.write_every:g} s ({len(saved)} saved)", load, cpu, args.seconds)
 
 
 def _clinicians(study: Any, n: int) -> list[Any]:
@@ -165,11 +183,12 @@ def _clinicians(study: Any, n: int) -> list[Any]:
     return users[:n]
 
 
-def _report(label: str, load: Load, seconds: float) -> None:
+def _report(label: str, load: Load, cpu_ms: float, seconds: float) -> None:
     ms = [1000 * s for s in load.latencies]
     p95 = percentile(ms, 95)
     print(f"{label}: {len(ms)} requests ({len(ms) / seconds:.0f}/s), {len(load.errors)} errors, "
           f"p50 {percentile(ms, 50):.0f} ms, p95 {p95:.0f} ms (target {TARGET_P95_MS:.0f} ms), "
+          f"server CPU {cpu_ms:.1f} ms per answer, "
           f"max {max(ms):.0f} ms; load average {' '.join(f'{x:.2f}' for x in os.getloadavg())}", flush=True)
     for error in load.errors[:3]:
         print(f"  error: {error}")
@@ -225,7 +244,7 @@ def _bench(database_url: str, args: argparse.Namespace) -> None:
             ("timeline page", f"/patients/{patient.pk}/timeline/", patient.code.encode()),
             ("exam API", f"/api/v1/exams/{exam.pk}/", f'"id":{exam.pk}'.encode()),
         ]:
-            _scenarios(port, label, path, marker, cookies, args, clip_ids, data["user"])
+            _scenarios(proc, port, label, path, marker, cookies, args, clip_ids, data["user"])
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(timeout=30)

@@ -5,11 +5,11 @@ import os
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from django.core.asgi import get_asgi_application
+from lusweb.handler import django_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "lusweb.settings.local")
 # Django must be set up before importing anything that touches models.
-django_asgi_app = get_asgi_application()
+django_asgi_app = django_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
@@ -17,7 +17,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 from django.conf import settings  # noqa: E402
 
 from lusweb import health  # noqa: E402
-from lusweb.admission import Admission  # noqa: E402
+from lusweb.admission import Admission, KeepAliveLimit  # noqa: E402
 from lusweb.routing import websocket_urlpatterns  # noqa: E402
 from lusweb.warmup import process_warm  # noqa: E402
 from patients.imaging.tempfiles import tempfiles_clean  # noqa: E402
@@ -30,8 +30,11 @@ process_warm()
 
 router = ProtocolTypeRouter(
     {
-        # Page reads take turns, a few at a time (lusweb.admission).
-        "http": Admission(django_asgi_app, limit=settings.WEB_CONCURRENCY, wait=settings.WEB_QUEUE_SECONDS),
+        # Page reads take turns, a few at a time, and kept-alive connections are closed now and
+        # then so that they spread evenly over the processes (lusweb.admission).
+        "http": KeepAliveLimit(
+            Admission(django_asgi_app, limit=settings.WEB_CONCURRENCY, wait=settings.WEB_QUEUE_SECONDS),
+            requests=settings.WEB_KEEPALIVE_REQUESTS),
         "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
     }
 )

@@ -255,6 +255,9 @@ SCORING_PREPARE_ON_INGEST = env_bool("SCORING_PREPARE_ON_INGEST", True)
 # WEB_QUEUE_SECONDS (lusweb.admission). 0: no limit.
 WEB_CONCURRENCY = env_int("WEB_CONCURRENCY", 3, minimum=0)
 WEB_QUEUE_SECONDS = env_int("WEB_QUEUE_SECONDS", 5, minimum=1)
+# Answers on one kept-alive connection before the server closes it, so that the clients' connections
+# keep spreading evenly over the web processes (lusweb.admission.KeepAliveLimit). 0: never closed.
+WEB_KEEPALIVE_REQUESTS = env_int("WEB_KEEPALIVE_REQUESTS", 100, minimum=0)
 # Dashboard data kept per web process while none of the patient's rows changes (PostgreSQL only;
 # patients.dashboards.pagecache): entries held per process (0.2-0.4 MB each for a patient with 20
 # exams), 0 turns the cache off.

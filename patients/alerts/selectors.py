@@ -8,6 +8,7 @@ from typing import Any
 from django.db import connection
 from django.db.models import Count, QuerySet
 
+from lusweb.sqlnames import column, table
 from patients.alerts.models import Alert, AlertKind, AlertState
 from patients.records import chrono
 from patients.studies import permissions
@@ -52,12 +53,6 @@ def user_open_count(user: Any) -> int:
 
 @functools.lru_cache(maxsize=1)
 def _open_count_sql() -> str:
-    def column(model: Any, field: str) -> str:
-        return connection.ops.quote_name(str(model._meta.get_field(field).column))
-
-    def table(model: Any) -> str:
-        return connection.ops.quote_name(str(model._meta.db_table))
-
     return (f"SELECT count(*) FROM {table(Alert)} a JOIN {table(Membership)} m "
             f"ON m.{column(Membership, 'study')} = a.{column(Alert, 'study')} "
             f"WHERE m.{column(Membership, 'user')} = %s AND a.{column(Alert, 'state')} = %s")

@@ -47,6 +47,7 @@ from django.db import connection, models, transaction
 from django.urls import get_script_prefix
 from django.utils import timezone, translation
 
+from lusweb.sqlnames import column, pk, table
 from patients.audit.models import AuditAction, AuditEvent
 from patients.imaging.models import ZoneClip
 from patients.readings.models import BlindRead, ExamSignature, ZoneReading
@@ -63,24 +64,12 @@ T = TypeVar("T")
 CHANGE_ACTIONS = (AuditAction.UPDATE, AuditAction.DELETE, AuditAction.SIGN)
 
 
-def _table(model: type[models.Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _column(model: type[models.Model], field: str) -> str:
-    return connection.ops.quote_name(str(model._meta.get_field(field).column))  # type: ignore[union-attr]
-
-
-def _pk(model: type[models.Model]) -> str:
-    return connection.ops.quote_name(str(model._meta.pk.column))  # type: ignore[union-attr]
-
-
 def _rows(model: type[models.Model], where: str) -> str:
     """The row count and the sum of a 64-bit hash of each ``(pk, xmin)`` of ``model``'s rows
     matching ``where`` (alias ``t``)."""
-    pk = _pk(model)
-    return (f"(SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(t.{pk}::text || ':' || t.xmin::text, 0)), 0)::text "
-            f"FROM {_table(model)} t WHERE {where})")
+    key = pk(model)
+    return (f"(SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(t.{key}::text || ':' || t.xmin::text, 0)), 0)::text "
+            f"FROM {table(model)} t WHERE {where})")
 
 
 @functools.lru_cache(maxsize=1)
@@ -88,36 +77,36 @@ def fingerprint_sql() -> str:
     """The fingerprint statement (parameters ``patient``, ``study``, ``user``)."""
     exams = "SELECT id FROM e"
     clips = "SELECT id FROM c"
-    of_exams = {model: f"t.{_column(model, 'exam')} IN ({exams})"
+    of_exams = {model: f"t.{column(model, 'exam')} IN ({exams})"
                 for model in (ExamSignature, BlindRead, ScoringJob, ExamScore, SeverityPrediction)}
     parts = [
-        _rows(Patient, f"t.{_pk(Patient)} = %(patient)s"),
-        _rows(Study, f"t.{_pk(Study)} = %(study)s"),
-        _rows(Exam, f"t.{_column(Exam, 'patient')} = %(patient)s"),
-        _rows(ZoneClip, f"t.{_column(ZoneClip, 'exam')} IN ({exams})"),
-        _rows(ZoneReading, f"t.{_column(ZoneReading, 'clip')} IN ({clips})"),
-        _rows(ClipScore, f"t.{_column(ClipScore, 'clip')} IN ({clips})"),
+        _rows(Patient, f"t.{pk(Patient)} = %(patient)s"),
+        _rows(Study, f"t.{pk(Study)} = %(study)s"),
+        _rows(Exam, f"t.{column(Exam, 'patient')} = %(patient)s"),
+        _rows(ZoneClip, f"t.{column(ZoneClip, 'exam')} IN ({exams})"),
+        _rows(ZoneReading, f"t.{column(ZoneReading, 'clip')} IN ({clips})"),
+        _rows(ClipScore, f"t.{column(ClipScore, 'clip')} IN ({clips})"),
         *(_rows(model, where) for model, where in of_exams.items()),
-        _rows(ClinicalInfo, f"t.{_column(ClinicalInfo, 'patient')} = %(patient)s"),
-        _rows(BloodGas, f"t.{_column(BloodGas, 'patient')} = %(patient)s"),
-        _rows(StudyModel, f"t.{_column(StudyModel, 'study')} = %(study)s"),
+        _rows(ClinicalInfo, f"t.{column(ClinicalInfo, 'patient')} = %(patient)s"),
+        _rows(BloodGas, f"t.{column(BloodGas, 'patient')} = %(patient)s"),
+        _rows(StudyModel, f"t.{column(StudyModel, 'study')} = %(study)s"),
         _rows(ModelVersion, "TRUE"),
-        _rows(Membership, f"t.{_column(Membership, 'study')} = %(study)s"),
-        _rows(get_user_model(), f"t.{_pk(get_user_model())} = %(user)s"),
+        _rows(Membership, f"t.{column(Membership, 'study')} = %(study)s"),
+        _rows(get_user_model(), f"t.{pk(get_user_model())} = %(user)s"),
         # Never updated (the trail is append-only): how many and the newest stand for them.
-        (f"(SELECT count(*)::text || ':' || coalesce(max(t.{_pk(AuditEvent)}), 0)::text FROM {_table(AuditEvent)} t "
-         f"WHERE t.{_column(AuditEvent, 'study')} = %(study)s "
-         f"AND t.{_column(AuditEvent, 'action')} IN ({', '.join(repr(str(a)) for a in CHANGE_ACTIONS)}) "
-         f"AND ((t.{_column(AuditEvent, 'object_type')} = 'exam' "
-         f"AND t.{_column(AuditEvent, 'object_id')} IN (SELECT id::text FROM e)) "
-         f"OR (t.{_column(AuditEvent, 'object_type')} = 'zoneclip' "
-         f"AND t.{_column(AuditEvent, 'changes')} -> 'exam' ->> 'old' IN (SELECT id::text FROM e))))"),
+        (f"(SELECT count(*)::text || ':' || coalesce(max(t.{pk(AuditEvent)}), 0)::text FROM {table(AuditEvent)} t "
+         f"WHERE t.{column(AuditEvent, 'study')} = %(study)s "
+         f"AND t.{column(AuditEvent, 'action')} IN ({', '.join(repr(str(a)) for a in CHANGE_ACTIONS)}) "
+         f"AND ((t.{column(AuditEvent, 'object_type')} = 'exam' "
+         f"AND t.{column(AuditEvent, 'object_id')} IN (SELECT id::text FROM e)) "
+         f"OR (t.{column(AuditEvent, 'object_type')} = 'zoneclip' "
+         f"AND t.{column(AuditEvent, 'changes')} -> 'exam' ->> 'old' IN (SELECT id::text FROM e))))"),
     ]
     # The patient's exams (e) and clips (c), once for every sub-select that needs them.
-    return (f"WITH e AS MATERIALIZED (SELECT {_pk(Exam)} AS id FROM {_table(Exam)} "
-            f"WHERE {_column(Exam, 'patient')} = %(patient)s), "
-            f"c AS MATERIALIZED (SELECT {_pk(ZoneClip)} AS id FROM {_table(ZoneClip)} "
-            f"WHERE {_column(ZoneClip, 'exam')} IN (SELECT id FROM e)) "
+    return (f"WITH e AS MATERIALIZED (SELECT {pk(Exam)} AS id FROM {table(Exam)} "
+            f"WHERE {column(Exam, 'patient')} = %(patient)s), "
+            f"c AS MATERIALIZED (SELECT {pk(ZoneClip)} AS id FROM {table(ZoneClip)} "
+            f"WHERE {column(ZoneClip, 'exam')} IN (SELECT id FROM e)) "
             "SELECT concat_ws('|', " + ",\n ".join(parts) + ")")
 
 

@@ -1,5 +1,6 @@
 """Admission control (``lusweb.admission``): page reads take turns a few at a time, in arrival
-order, and nothing waits longer than the queue's limit; writes, WebSockets and streams hold no slot."""
+order, and nothing waits longer than the queue's limit; writes, WebSockets and streams hold no slot.
+Kept-alive connections are closed after a number of answers, so that they spread over the processes."""
 from __future__ import annotations
 
 import asyncio
@@ -8,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from lusweb.admission import Admission
+from lusweb.admission import Admission, KeepAliveLimit
 
 
 class App:
@@ -162,3 +163,87 @@ def test_no_limit_admits_everyone() -> None:
         return most
 
     assert _run(scenario()) == 5
+
+
+async def _headers_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+    """Answers with the headers the request asked for in its ``headers`` (``connection: keep-alive``)."""
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"text/plain"), *scope.get("answer_headers", [])]})
+    await send({"type": "http.response.body", "body": b"ok"})
+
+
+def _answers(limit: KeepAliveLimit, scopes: list[dict[str, Any]]) -> list[list[tuple[bytes, bytes]]]:
+    """The headers of each answer, the scopes asked one after the other."""
+    seen: list[list[tuple[bytes, bytes]]] = []
+
+    async def record(message: MutableMapping[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            seen.append(list(message["headers"]))
+
+    async def scenario() -> None:
+        for scope in scopes:
+            await limit(scope, _nothing, record)
+
+    _run(scenario())
+    return seen
+
+
+def _on(client: tuple[str, int] | None, kind: str = "http", **extra: Any) -> dict[str, Any]:
+    return {**_scope("/page", kind=kind), "client": client, **extra}
+
+
+def _closes(headers: list[tuple[bytes, bytes]]) -> bool:
+    return (b"connection", b"close") in headers
+
+
+def test_every_nth_answer_on_a_connection_closes_it() -> None:
+    limit = KeepAliveLimit(_headers_app, requests=3)
+    answers = _answers(limit, [_on(("10.0.0.1", 5000)) for _ in range(7)])
+    assert [_closes(h) for h in answers] == [False, False, True, False, False, True, False]
+    # The rest of the answer is untouched.
+    assert all((b"content-type", b"text/plain") in h for h in answers)
+
+
+def test_connections_are_counted_apart() -> None:
+    limit = KeepAliveLimit(_headers_app, requests=2)
+    a, b, c = ("10.0.0.1", 5000), ("10.0.0.1", 5001), ("10.0.0.2", 5000)
+    answers = _answers(limit, [_on(a), _on(b), _on(c), _on(a), _on(b), _on(a)])
+    assert [_closes(h) for h in answers] == [False, False, False, True, True, False]
+
+
+def test_the_app_s_own_connection_header_is_replaced() -> None:
+    limit = KeepAliveLimit(_headers_app, requests=1)
+    answers = _answers(limit, [_on(("10.0.0.1", 5000), answer_headers=[(b"Connection", b"keep-alive")])])
+    assert [v for k, v in answers[0] if k.lower() == b"connection"] == [b"close"]
+
+
+@pytest.mark.parametrize(("requests", "client"), [(0, ("10.0.0.1", 5000)), (1, None)],
+                         ids=["no-limit", "unix-socket"])
+def test_nothing_is_closed_without_a_limit_or_a_client_address(requests: int, client: Any) -> None:
+    limit = KeepAliveLimit(_headers_app, requests=requests)
+    answers = _answers(limit, [_on(client) for _ in range(4)])
+    assert not any(_closes(h) for h in answers)
+
+
+def test_websockets_pass_untouched() -> None:
+    received: list[MutableMapping[str, Any]] = []
+
+    async def socket_app(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
+        await send({"type": "websocket.accept"})
+
+    async def record(message: MutableMapping[str, Any]) -> None:
+        received.append(message)
+
+    limit = KeepAliveLimit(socket_app, requests=1)
+    _run(limit(_on(("10.0.0.1", 5000), kind="websocket"), _nothing, record))
+    assert received == [{"type": "websocket.accept"}]
+    assert not limit._answered
+
+
+def test_at_most_the_tracked_connections_are_remembered_least_recent_forgotten_first() -> None:
+    limit = KeepAliveLimit(_headers_app, requests=2, tracked=2)
+    a, b, c = ("10.0.0.1", 1), ("10.0.0.1", 2), ("10.0.0.1", 3)
+    # a is seen, then b and c: a (least recently seen) is forgotten, so its next answer counts as its first.
+    answers = _answers(limit, [_on(a), _on(b), _on(c), _on(a), _on(c)])
+    assert [_closes(h) for h in answers] == [False, False, False, False, True]
+    assert list(limit._answered) == [a]

@@ -144,6 +144,7 @@ def test_clip_budget_defaults_and_overrides() -> None:
     ("PAGE_CACHE_ENTRIES", "many", "LUSWEB_PAGE_CACHE_ENTRIES='many' is not an integer"),
     ("WEB_CONCURRENCY", "-2", "LUSWEB_WEB_CONCURRENCY=-2 must be >= 0"),
     ("WEB_QUEUE_SECONDS", "0", "LUSWEB_WEB_QUEUE_SECONDS=0 must be >= 1"),
+    ("WEB_KEEPALIVE_REQUESTS", "-1", "LUSWEB_WEB_KEEPALIVE_REQUESTS=-1 must be >= 0"),
 ])
 def test_bad_budget_stops_startup(name: str, value: str, words: str) -> None:
     out = _load_settings("lusweb.settings.local", {f"LUSWEB_{name}": value})
