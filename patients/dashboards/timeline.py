@@ -5,7 +5,6 @@ import datetime as dt
 import math
 from typing import Any
 
-from django.shortcuts import get_object_or_404
 from django.urls import reverse
 
 from patients.dashboards import stats
@@ -13,7 +12,7 @@ from patients.dashboards.pagecache import patient_cached
 from patients.dashboards.selectors import clip_url, load_exams, zone_label
 from patients.records import chrono
 from patients.records.models import Exam, Patient
-from patients.records.selectors import ExamState, clinical_and_gases, severity_now_for
+from patients.records.selectors import ExamState, clinical_and_gases, patient_reread, severity_now_for
 from patients.studies.protocols import Protocol, get_protocol
 from scoring.severity import risk_block, severity_model_card
 
@@ -96,9 +95,7 @@ def timeline_cached(*, patient: Patient, user: Any) -> dict[str, Any]:
     """:func:`patient_timeline` from :mod:`patients.dashboards.pagecache` while none of the
     patient's rows changed (do not mutate it). ``patient``: the one the request's access check read."""
     def compute() -> dict[str, Any]:
-        # Read again inside the cache's snapshot, with its study.
-        return patient_timeline(patient=get_object_or_404(Patient.objects.select_related("study"), pk=patient.pk),
-                                user=user)
+        return patient_timeline(patient=patient_reread(pk=patient.pk), user=user)  # in the cache's snapshot
 
     return patient_cached(kind="timeline", patient_id=patient.pk, study_id=patient.study_id, user=user,
                           compute=compute)

@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 
 from patients.audit.models import AuditAction
@@ -23,8 +23,7 @@ from patients.imaging.selectors import clip_for
 from patients.imaging.views import exam_page_upload
 from patients.readings.selectors import open_blind_exams
 from patients.records import chrono
-from patients.records.models import Patient
-from patients.records.selectors import exam_for, patient_for
+from patients.records.selectors import exam_for, patient_for, patient_reread
 from patients.studies import permissions
 from patients.studies.protocols import get_protocol
 from patients.studies.selectors import study_for
@@ -123,7 +122,7 @@ def patient_timeline(request: HttpRequest, pk: int) -> HttpResponse:
 
 def _timeline_body(*, patient_id: int, user: Any) -> str:
     """The timeline page's content (no request, session or CSRF token in it: it is cached)."""
-    patient = get_object_or_404(Patient.objects.select_related("study"), pk=patient_id)
+    patient = patient_reread(pk=patient_id)  # in the cache's snapshot
     return render_to_string("dashboards/_timeline_body.html", {
         "patient": patient, "study": patient.study, "data": timeline_data(patient=patient, user=user),
         "identifying": permissions.can_see_identifying(user, patient.study),
