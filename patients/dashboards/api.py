@@ -17,7 +17,7 @@ from rest_framework.views import APIView
 
 from patients.dashboards import stats
 from patients.dashboards.correlation import correlation
-from patients.dashboards.pagecache import patient_cached
+from patients.dashboards.pagecache import Located, page_cached
 from patients.dashboards.timeline import timeline_cached
 from patients.readings import services as readings_services
 from patients.readings.selectors import ReviewState, exam_history, open_blind_exams, review_states
@@ -59,8 +59,7 @@ class PatientTimelineAPI(APIView):
 
     @extend_schema(responses=OpenApiTypes.OBJECT)
     def get(self, request: Request, pk: int) -> Response:
-        patient, _ = patient_for(user=request.user, pk=pk)
-        return Response(timeline_cached(patient=patient, user=request.user))
+        return Response(timeline_cached(user=request.user, pk=pk))
 
 
 class StudyCorrelationAPI(APIView):
@@ -169,12 +168,14 @@ class ExamViewSet(records_api.ExamViewSet):
     serializer_class = ExamWithScoresSerializer
 
     def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
-        # What the serializer answers, kept while none of the patient's rows changes (pagecache).
-        exam = self.get_object()  # access check (404 for outsiders), the patient and its study
-        data = patient_cached(kind="exam-api", part=exam.pk, patient_id=exam.patient_id,
-                              study_id=exam.patient.study_id, user=request.user,
-                              # the exam read again inside the cache's snapshot
-                              compute=lambda: dict(self.get_serializer(self.get_object()).data))
+        # What the serializer answers, kept while none of the patient's rows changes (pagecache);
+        # get_object() is the access check (404 for outsiders), with the patient and its study.
+        def locate() -> Located[Exam]:
+            exam = self.get_object()
+            return Located(exam, exam.patient_id, exam.patient.study_id)
+
+        _, data = page_cached(kind="exam-api", part=str(kwargs["pk"]), user=request.user, locate=locate,
+                              compute=lambda exam: dict(self.get_serializer(exam).data))
         return Response(data)
 
     def _exam(self, request: Request) -> Response:

@@ -25,7 +25,8 @@ between the two would otherwise leave a stale entry under a valid fingerprint). 
 transaction (the caller's own writes may not be committed) the cache is bypassed. Entries are per
 process (nothing to serialise; a deploy restarts the processes, so no entry outlives the code that
 made it) and per user, time zone, language and script prefix: what a user may see is decided when
-the entry is made, by the same code as without the cache.
+the entry is made, by the same code as without the cache. A served entry also stands for the
+page's access check, which is not run again: the rows it reads are in the fingerprint.
 
 PostgreSQL only (``xmin``); other databases compute every request. ``LUSWEB_PAGE_CACHE_ENTRIES``
 bounds the entries per process (least recently used go first; 0 turns it off). Callers must not
@@ -37,8 +38,9 @@ import functools
 import hashlib
 import threading
 from collections import OrderedDict
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
 
 import psycopg
 from django.conf import settings
@@ -52,11 +54,13 @@ from patients.audit.models import AuditAction, AuditEvent
 from patients.imaging.models import ZoneClip
 from patients.readings.models import BlindRead, ExamSignature, ZoneReading
 from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+from patients.records.selectors import patient_for
 from patients.studies import permissions
 from patients.studies.models import Membership, Study
 from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction, StudyModel
 
 T = TypeVar("T")
+F = TypeVar("F")
 
 #: The audited changes of the patient's exams that review states read (``record_changes``, the
 #: signatures' marks): its exams' updates and signatures, and its clips' deletions. Views,
@@ -149,21 +153,39 @@ def fingerprint(*, patient_id: int, study_id: int, user_id: int | None) -> str:
         return _digest(raw.fetchone())
 
 
+@dataclass(frozen=True)
+class Located(Generic[F]):
+    """What a page's access check found for the user (``found``: a patient and the user's role, an
+    exam), and the patient and study whose rows the page shows."""
+
+    found: F
+    patient_id: int
+    study_id: int
+
+
+@dataclass(frozen=True)
+class _Entry:
+    fingerprint: str
+    located: Located[Any]
+    role: str | None
+    value: Any
+
+
 class _Store:
-    """A bounded, thread-safe mapping of key -> (fingerprint, value), least recently used out first."""
+    """A bounded, thread-safe mapping of key -> entry, least recently used out first."""
 
     def __init__(self) -> None:
-        self._entries: OrderedDict[tuple[Any, ...], tuple[str, Any]] = OrderedDict()
+        self._entries: OrderedDict[tuple[Any, ...], _Entry] = OrderedDict()
         self._lock = threading.Lock()
 
-    def get(self, key: tuple[Any, ...]) -> tuple[str, Any] | None:
+    def get(self, key: tuple[Any, ...]) -> _Entry | None:
         with self._lock:
             entry = self._entries.get(key)
             if entry is not None:
                 self._entries.move_to_end(key)
             return entry
 
-    def put(self, key: tuple[Any, ...], entry: tuple[str, Any], limit: int) -> None:
+    def put(self, key: tuple[Any, ...], entry: _Entry, limit: int) -> None:
         with self._lock:
             self._entries[key] = entry
             self._entries.move_to_end(key)
@@ -188,31 +210,48 @@ def enabled() -> bool:
             and not connection.in_atomic_block)
 
 
-def patient_cached(*, kind: str, patient_id: int, study_id: int, user: Any, compute: Callable[[], T],
-                   part: int | None = None) -> T:
-    """``compute()``, or what it returned for the same ``kind`` (and ``part``, e.g. an exam id),
-    patient and user when none of the patient's rows has changed since (see the module's
-    docstring). Do not mutate the result.
+def located_patient(*, user: Any, pk: int) -> Located[tuple[Patient, str]]:
+    """Patient ``pk`` with its study and the user's role (404 for outsiders): the access check of
+    the patient's pages."""
+    patient, role = patient_for(user=user, pk=pk)
+    return Located((patient, role), patient.pk, patient.study_id)
 
-    ``compute`` runs inside the snapshot of the fingerprint it is stored with, so it must read
-    what it shows itself: give it ids, not rows the request read before. The user's account and
-    roles are read again in the snapshot (``user`` is refreshed in place)."""
+
+def page_cached(*, kind: str, part: Hashable, user: Any, locate: Callable[[], Located[F]],
+                compute: Callable[[F], T]) -> tuple[F, T]:
+    """``locate()`` (the page's access check for ``user``: it raises for an outsider) and
+    ``compute(found)``; or both as they were for the same ``kind``, ``part`` (the page's object,
+    e.g. an exam id) and user, while none of the located patient's rows has changed since (see the
+    module's docstring). Do not mutate what it returns.
+
+    A served entry skips the access check too. That is sound because the fingerprint covers every
+    row the check reads: the patient (its study), the study, its memberships, the user's account,
+    and the patient's exams. On a miss, ``locate`` and ``compute`` run inside the snapshot of the
+    fingerprint they are stored with, so ``compute`` must read what it shows itself (it gets what
+    ``locate`` read there). The user's account and roles are read again in that snapshot (``user``
+    is refreshed in place); a served entry remembers the user's role in the study on ``user``, as
+    the access check would have."""
     if not enabled():
-        return compute()
+        located = locate()
+        return located.found, compute(located.found)
     user_id = getattr(user, "pk", None)
-    key = (kind, patient_id, part, user_id, timezone.get_current_timezone_name(), translation.get_language(),
+    key = (kind, part, user_id, timezone.get_current_timezone_name(), translation.get_language(),
            get_script_prefix())
     entry = STORE.get(key)
-    if entry is not None and entry[0] == fingerprint(patient_id=patient_id, study_id=study_id, user_id=user_id):
-        return entry[1]  # type: ignore[no-any-return]
+    if entry is not None and entry.fingerprint == fingerprint(
+            patient_id=entry.located.patient_id, study_id=entry.located.study_id, user_id=user_id):
+        permissions.role_remember(user, entry.located.study_id, entry.role)
+        return entry.located.found, entry.value
     with transaction.atomic():
         # One snapshot for the fingerprint and the data; must be the transaction's first statement.
         with connection.cursor() as cursor:
             cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        now = fingerprint(patient_id=patient_id, study_id=study_id, user_id=user_id)
         if user_id is not None:
             user.refresh_from_db()
             permissions.roles_forget(user)
-        value = compute()
-    STORE.put(key, (now, value), settings.PAGE_CACHE_ENTRIES)
-    return value
+        located = locate()
+        now = fingerprint(patient_id=located.patient_id, study_id=located.study_id, user_id=user_id)
+        value = compute(located.found)
+        role = permissions.role_in_study(user, located.study_id)
+    STORE.put(key, _Entry(now, located, role, value), settings.PAGE_CACHE_ENTRIES)
+    return located.found, value

@@ -8,11 +8,11 @@ from typing import Any
 from django.urls import reverse
 
 from patients.dashboards import stats
-from patients.dashboards.pagecache import patient_cached
+from patients.dashboards.pagecache import located_patient, page_cached
 from patients.dashboards.selectors import clip_url, load_exams, zone_label
 from patients.records import chrono
 from patients.records.models import Exam, Patient
-from patients.records.selectors import ExamState, clinical_and_gases, patient_reread, severity_now_for
+from patients.records.selectors import ExamState, clinical_and_gases, severity_now_for
 from patients.studies.protocols import Protocol, get_protocol
 from scoring.severity import risk_block, severity_model_card
 
@@ -91,14 +91,13 @@ def patient_timeline(*, patient: Patient, user: Any) -> dict[str, Any]:
     }
 
 
-def timeline_cached(*, patient: Patient, user: Any) -> dict[str, Any]:
-    """:func:`patient_timeline` from :mod:`patients.dashboards.pagecache` while none of the
-    patient's rows changed (do not mutate it). ``patient``: the one the request's access check read."""
-    def compute() -> dict[str, Any]:
-        return patient_timeline(patient=patient_reread(pk=patient.pk), user=user)  # in the cache's snapshot
-
-    return patient_cached(kind="timeline", patient_id=patient.pk, study_id=patient.study_id, user=user,
-                          compute=compute)
+def timeline_cached(*, user: Any, pk: int) -> dict[str, Any]:
+    """The access check of patient ``pk`` (404 for outsiders) and its :func:`patient_timeline`,
+    from :mod:`patients.dashboards.pagecache` while none of the patient's rows changed (do not
+    mutate it)."""
+    _, timeline = page_cached(kind="timeline", part=pk, user=user, locate=lambda: located_patient(user=user, pk=pk),
+                              compute=lambda found: patient_timeline(patient=found[0], user=user))
+    return timeline
 
 
 def _protocols(study_protocol: Protocol, exams: list[dict[str, Any]]) -> list[Protocol]:

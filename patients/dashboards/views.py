@@ -15,7 +15,7 @@ from patients.dashboards import gradcam, selectors, stats
 from patients.dashboards.correlation import correlation
 from patients.dashboards.exam_page import exam_page
 from patients.dashboards.overview import study_overview as overview_data
-from patients.dashboards.pagecache import patient_cached
+from patients.dashboards.pagecache import located_patient, page_cached
 from patients.dashboards.timeline import patient_timeline as timeline_data
 from patients.dashboards.ward import SORT_KEYS, sort_rows, ward_rows
 from patients.imaging.forms import ClipUploadForm
@@ -23,7 +23,8 @@ from patients.imaging.selectors import clip_for
 from patients.imaging.views import exam_page_upload
 from patients.readings.selectors import open_blind_exams
 from patients.records import chrono
-from patients.records.selectors import exam_for, patient_for, patient_reread
+from patients.records.models import Patient
+from patients.records.selectors import exam_for, patient_for
 from patients.studies import permissions
 from patients.studies.protocols import get_protocol
 from patients.studies.selectors import study_for
@@ -113,16 +114,16 @@ def study_ward(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 def patient_timeline(request: HttpRequest, pk: int) -> HttpResponse:
-    patient, role = patient_for(user=request.user, pk=pk)
-    body = patient_cached(kind="timeline-page", patient_id=patient.pk, study_id=patient.study_id, user=request.user,
-                          compute=lambda: _timeline_body(patient_id=patient.pk, user=request.user))
+    (patient, role), body = page_cached(
+        kind="timeline-page", part=pk, user=request.user,
+        locate=lambda: located_patient(user=request.user, pk=pk),
+        compute=lambda found: _timeline_body(patient=found[0], user=request.user))
     return render(request, "dashboards/patient_timeline.html", {
         "patient": patient, "study": patient.study, "role": role, "body": body})
 
 
-def _timeline_body(*, patient_id: int, user: Any) -> str:
+def _timeline_body(*, patient: Patient, user: Any) -> str:
     """The timeline page's content (no request, session or CSRF token in it: it is cached)."""
-    patient = patient_reread(pk=patient_id)  # in the cache's snapshot
     return render_to_string("dashboards/_timeline_body.html", {
         "patient": patient, "study": patient.study, "data": timeline_data(patient=patient, user=user),
         "identifying": permissions.can_see_identifying(user, patient.study),

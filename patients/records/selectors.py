@@ -56,12 +56,6 @@ def patient_for(*, user: Any, pk: int) -> tuple[Patient, str]:
     return patient, role_or_404(user, patient.study)
 
 
-def patient_reread(*, pk: int) -> Patient:
-    """Patient ``pk`` with its study, read again (404 when gone meanwhile) by code whose caller has
-    already checked access: a page cache's computation reads it inside its own snapshot."""
-    return get_object_or_404(Patient.objects.select_related("study"), pk=pk)
-
-
 def exam_for(*, user: Any, pk: int) -> tuple[Exam, str]:
     """The exam (with its patient and study) and the user's role; 404 for outsiders too."""
     exam = get_object_or_404(Exam.objects.select_related("patient__study"), pk=pk)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 from django.db import connection, transaction
+from django.http import Http404
 from django.test import override_settings
 from django.urls import reverse
 
@@ -20,6 +21,7 @@ from patients.dashboards import pagecache
 from patients.readings.models import ZoneReading
 from patients.readings.services import blind_read_start, reading_create
 from patients.records.models import BloodGas, Exam
+from patients.studies import permissions
 from patients.studies.models import Membership, Role
 from patients.studies.services import membership_set
 from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, StudyModel
@@ -66,9 +68,17 @@ def _counting(value: Any) -> tuple[Callable[[], Any], list[int]]:
     return compute, calls
 
 
-def _cached(cohort: Cohort, compute: Callable[[], Any], user: Any = None, kind: str = "test") -> Any:
-    return pagecache.patient_cached(kind=kind, patient_id=cohort.patient.pk, study_id=cohort.study.pk,
-                                    user=user or cohort.users["clinician"], compute=compute)
+def _cached(cohort: Cohort, compute: Callable[[], Any], user: Any = None, kind: str = "test",
+            checks: list[int] | None = None) -> Any:
+    """``compute()`` through the cache, behind the patient pages' access check (counted in ``checks``)."""
+    user = user or cohort.users["clinician"]
+
+    def locate() -> pagecache.Located[Any]:
+        (checks if checks is not None else []).append(1)
+        return pagecache.located_patient(user=user, pk=cohort.patient.pk)
+
+    return pagecache.page_cached(kind=kind, part=cohort.patient.pk, user=user, locate=locate,
+                                 compute=lambda _found: compute())[1]
 
 
 # Every way a row the pages read can change, including the paths that send no signal.
@@ -130,6 +140,23 @@ def test_served_again_until_a_write(cohort: Cohort) -> None:
     reading_create(clip=_first_clip(cohort), by=cohort.users["clinician"], score=2)
     _cached(cohort, compute)
     assert len(calls) == 2
+
+
+def test_a_served_entry_stands_for_the_access_check_until_access_changes(cohort: Cohort) -> None:
+    compute, calls = _counting("x")
+    checks: list[int] = []
+    user = cohort.users["clinician"]
+    _cached(cohort, compute, checks=checks)
+    _cached(cohort, compute, checks=checks)
+    assert (len(calls), len(checks)) == (1, 1)
+    assert permissions.role_in_study(user, cohort.study.pk) == Role.CLINICIAN  # remembered by the hit
+    Membership.objects.filter(user=user, study=cohort.study).delete()
+    with pytest.raises(Http404):
+        _cached(cohort, compute, checks=checks)
+    assert (len(calls), len(checks)) == (1, 2)
+    with pytest.raises(Http404):  # nothing was stored for the refused request
+        _cached(cohort, compute, checks=checks)
+    assert len(checks) == 3
 
 
 def test_an_entry_is_its_users_alone(cohort: Cohort) -> None:
@@ -230,6 +257,17 @@ def test_exam_api_shows_a_rescoring_at_once(cohort: Cohort, api_for: Any) -> Non
     after = api.get(url).json()
     assert after["scores"] != before["scores"]
     assert after["scores"]["model_version"] == "test-model-2"
+
+
+def test_exam_api_and_timeline_refuse_at_once_when_membership_ends(cohort: Cohort, api_for: Any) -> None:
+    user = cohort.users["clinician"]
+    api, client = api_for(user), signed_in(user)
+    urls = [f"/api/v1/exams/{cohort.exams[1].pk}/", f"/api/v1/patients/{cohort.patient.pk}/timeline/"]
+    page = reverse("dashboard-patient-timeline", args=[cohort.patient.pk])
+    assert [api.get(u).status_code for u in urls] + [client.get(page).status_code] == [200, 200, 200]
+    assert [api.get(u).status_code for u in urls] + [client.get(page).status_code] == [200, 200, 200]  # served
+    Membership.objects.filter(user=user, study=cohort.study).delete()
+    assert [api.get(u).status_code for u in urls] + [client.get(page).status_code] == [404, 404, 404]
 
 
 def test_exam_api_entry_is_not_anothers(cohort: Cohort, api_for: Any) -> None:
