@@ -90,6 +90,8 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
 LOGIN_URL = "login"
+# Database sessions (Django's table and format), read with one hand-written statement.
+SESSION_ENGINE = "lusweb.sessions"
 # Invitations (a set-password link for a new account) and password resets. The console backend
 # prints the message in the server's log: the demo needs no mail server. Production sets SMTP.
 EMAIL_BACKEND = env_str("EMAIL_BACKEND", "django.core.mail.backends.console.EmailBackend") or ""
@@ -123,7 +125,7 @@ STATIC_ROOT = Path(env_str("STATIC_ROOT", str(VAR_DIR / "staticfiles")) or "")
 #: benchmarks with DEBUG off need no collectstatic.
 SERVED_STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
-    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+    "staticfiles": {"BACKEND": "lusweb.staticstorage.ServedStaticStorage"},  # lusweb/staticstorage.py
 }
 MEDIA_URL = "/media/"
 MEDIA_ROOT = Path(env_str("MEDIA_ROOT", str(VAR_DIR / "media")) or "")

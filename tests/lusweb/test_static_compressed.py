@@ -65,3 +65,24 @@ def test_every_static_name_in_the_templates_was_collected(collected: Path) -> No
     assert PUBLIC_NAME in names and len(names) > 5
     for name in sorted(names):
         assert staticfiles_storage.url(name) != f"/static/{name}", name  # found in the manifest, hashed
+
+
+def test_urls_are_remembered_until_files_are_collected_again(tmp_path: Path) -> None:
+    """The served storage remembers each URL (lusweb.staticstorage); collectstatic, which rewrites
+    the manifest, makes it forget them; a name missing from the manifest still raises."""
+    source = tmp_path / "src"
+    (source / "css").mkdir(parents=True)
+    (source / "css" / "site.css").write_text("body { color: black; }")
+    with override_settings(STORAGES=SERVED_STORAGES, STATIC_ROOT=tmp_path / "root", STATICFILES_DIRS=[source],
+                           DEBUG=False):
+        call_command("collectstatic", interactive=False, verbosity=0)
+        first = staticfiles_storage.url("css/site.css")
+        assert re.fullmatch(r"/static/css/site\.[0-9a-f]{12}\.css", first)
+        assert staticfiles_storage._urls == {"css/site.css": first}  # type: ignore[attr-defined]
+        assert staticfiles_storage.url("css/site.css") == first
+        with pytest.raises(ValueError, match="Missing staticfiles manifest entry"):
+            staticfiles_storage.url("css/none.css")
+        (source / "css" / "site.css").write_text("body { color: navy; }")
+        call_command("collectstatic", interactive=False, verbosity=0)  # the same storage object
+        second = staticfiles_storage.url("css/site.css")
+        assert second != first and re.fullmatch(r"/static/css/site\.[0-9a-f]{12}\.css", second)
