@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from patients.alerts.models import Alert, AlertKind, AlertRule, AlertState
 from patients.audit.models import AuditAction, AuditEvent
+from patients.dashboards.models import PageChange
 from patients.imaging.models import ZoneClip
 from patients.readings.models import BlindRead, ExamSignature, ReadingSource, ZoneReading
 from patients.receiving.models import InboxItem, InboxState, ReceivedVia
@@ -17,5 +18,5 @@ from patients.studies.models import Membership, Role, Study
 __all__ = [
     "Alert", "AlertKind", "AlertRule", "AlertState", "InboxItem", "InboxState", "ReceivedVia",
     "AuditAction", "AuditEvent", "BlindRead", "BloodGas", "ClinicalInfo", "Exam", "ExamSignature", "GasUnit",
-    "Membership", "OxygenSupport", "Patient", "ReadingSource", "Role", "Sex", "Study", "ZoneClip", "ZoneReading",
+    "Membership", "OxygenSupport", "PageChange", "Patient", "ReadingSource", "Role", "Sex", "Study", "ZoneClip", "ZoneReading",
 ]

@@ -7,16 +7,15 @@ time there. A ward reloads the same patients again and again, and the rows chang
 than they are read.
 
 How it stays right. An entry is served only when the patient's *fingerprint* is the one it was
-computed at. The fingerprint is one SQL statement over every row the pages read for the patient:
-the patient, its study, exams, clips, readings, signatures, blind reads, clinical records, blood
-gases, scoring jobs, exam and clip scores, severity predictions, the study's model choice, every
-model version, the study's memberships, the user's account, and the audited changes of its exams
-and clips (review states read them). For each table it sums a 64-bit hash of each row's
-``(id, xmin)``, with the row count. PostgreSQL gives every row version the id of the transaction
-that wrote it (``xmin``), so any committed insert, update or delete, by any code path (signals,
-``update()``, ``bulk_create``, raw SQL, another process), changes the fingerprint; no write path
-has to remember to invalidate. Audit events are never updated, so their count and highest id
-stand for them.
+computed at. Database triggers (:mod:`patients.dashboards.pagechanges`) on every table the pages
+read add a row to a change log for each transaction that writes the patient's rows (its exams,
+clips, readings, signatures, blind reads, clinical records, blood gases, scoring jobs, exam and
+clip scores, severity predictions, audited changes of its exams and clips), its study's (the
+study, its memberships, its model choice), the user's account, or any model version. The
+fingerprint is one SQL statement over the log rows of those four scopes: their count and the
+sum of a 64-bit hash of their ids. Any committed insert, update or delete, by any code path
+(signals, ``update()``, ``bulk_create``, raw SQL, another process), changes it; no write path
+has to remember to invalidate.
 
 On a miss, the fingerprint and the data are read in one REPEATABLE READ snapshot: ``compute``
 reads what it shows inside it (the user's account and roles are read again there too), so an
@@ -28,9 +27,9 @@ made it) and per user, time zone, language and script prefix: what a user may se
 the entry is made, by the same code as without the cache. A served entry also stands for the
 page's access check, which is not run again: the rows it reads are in the fingerprint.
 
-PostgreSQL only (``xmin``); other databases compute every request. ``LUSWEB_PAGE_CACHE_ENTRIES``
+PostgreSQL only (triggers, snapshots); other databases compute every request. ``LUSWEB_PAGE_CACHE_ENTRIES``
 bounds the entries per process (least recently used go first; 0 turns it off). Callers must not
-mutate what :func:`patient_cached` returns: the same object is handed to later requests.
+mutate what :func:`page_cached` returns: the same object is handed to later requests.
 """
 from __future__ import annotations
 
@@ -44,74 +43,29 @@ from typing import Any, Generic, TypeVar
 
 import psycopg
 from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.db import connection, models, transaction
+from django.db import connection, transaction
 from django.urls import get_script_prefix
 from django.utils import timezone, translation
 
 from lusweb.sqlnames import column, pk, table
-from patients.audit.models import AuditAction, AuditEvent
-from patients.imaging.models import ZoneClip
-from patients.readings.models import BlindRead, ExamSignature, ZoneReading
-from patients.records.models import BloodGas, ClinicalInfo, Exam, Patient
+from patients.dashboards.models import PageChange
+from patients.records.models import Patient
 from patients.records.selectors import patient_for
 from patients.studies import permissions
-from patients.studies.models import Membership, Study
-from scoring.models import ClipScore, ExamScore, ModelVersion, ScoringJob, SeverityPrediction, StudyModel
 
 T = TypeVar("T")
 F = TypeVar("F")
 
-#: The audited changes of the patient's exams that review states read (``record_changes``, the
-#: signatures' marks): its exams' updates and signatures, and its clips' deletions. Views,
-#: exports and sign-ins are left out: reading pages writes them.
-CHANGE_ACTIONS = (AuditAction.UPDATE, AuditAction.DELETE, AuditAction.SIGN)
-
-
-def _rows(model: type[models.Model], where: str) -> str:
-    """The row count and the sum of a 64-bit hash of each ``(pk, xmin)`` of ``model``'s rows
-    matching ``where`` (alias ``t``)."""
-    key = pk(model)
-    return (f"(SELECT count(*)::text || ':' || coalesce(sum(hashtextextended(t.{key}::text || ':' || t.xmin::text, 0)), 0)::text "
-            f"FROM {table(model)} t WHERE {where})")
-
 
 @functools.lru_cache(maxsize=1)
 def fingerprint_sql() -> str:
-    """The fingerprint statement (parameters ``patient``, ``study``, ``user``)."""
-    exams = "SELECT id FROM e"
-    clips = "SELECT id FROM c"
-    of_exams = {model: f"t.{column(model, 'exam')} IN ({exams})"
-                for model in (ExamSignature, BlindRead, ScoringJob, ExamScore, SeverityPrediction)}
-    parts = [
-        _rows(Patient, f"t.{pk(Patient)} = %(patient)s"),
-        _rows(Study, f"t.{pk(Study)} = %(study)s"),
-        _rows(Exam, f"t.{column(Exam, 'patient')} = %(patient)s"),
-        _rows(ZoneClip, f"t.{column(ZoneClip, 'exam')} IN ({exams})"),
-        _rows(ZoneReading, f"t.{column(ZoneReading, 'clip')} IN ({clips})"),
-        _rows(ClipScore, f"t.{column(ClipScore, 'clip')} IN ({clips})"),
-        *(_rows(model, where) for model, where in of_exams.items()),
-        _rows(ClinicalInfo, f"t.{column(ClinicalInfo, 'patient')} = %(patient)s"),
-        _rows(BloodGas, f"t.{column(BloodGas, 'patient')} = %(patient)s"),
-        _rows(StudyModel, f"t.{column(StudyModel, 'study')} = %(study)s"),
-        _rows(ModelVersion, "TRUE"),
-        _rows(Membership, f"t.{column(Membership, 'study')} = %(study)s"),
-        _rows(get_user_model(), f"t.{pk(get_user_model())} = %(user)s"),
-        # Never updated (the trail is append-only): how many and the newest stand for them.
-        (f"(SELECT count(*)::text || ':' || coalesce(max(t.{pk(AuditEvent)}), 0)::text FROM {table(AuditEvent)} t "
-         f"WHERE t.{column(AuditEvent, 'study')} = %(study)s "
-         f"AND t.{column(AuditEvent, 'action')} IN ({', '.join(repr(str(a)) for a in CHANGE_ACTIONS)}) "
-         f"AND ((t.{column(AuditEvent, 'object_type')} = 'exam' "
-         f"AND t.{column(AuditEvent, 'object_id')} IN (SELECT id::text FROM e)) "
-         f"OR (t.{column(AuditEvent, 'object_type')} = 'zoneclip' "
-         f"AND t.{column(AuditEvent, 'changes')} -> 'exam' ->> 'old' IN (SELECT id::text FROM e))))"),
-    ]
-    # The patient's exams (e) and clips (c), once for every sub-select that needs them.
-    return (f"WITH e AS MATERIALIZED (SELECT {pk(Exam)} AS id FROM {table(Exam)} "
-            f"WHERE {column(Exam, 'patient')} = %(patient)s), "
-            f"c AS MATERIALIZED (SELECT {pk(ZoneClip)} AS id FROM {table(ZoneClip)} "
-            f"WHERE {column(ZoneClip, 'exam')} IN (SELECT id FROM e)) "
-            "SELECT concat_ws('|', " + ",\n ".join(parts) + ")")
+    """The fingerprint statement (parameters ``patient``, ``study``, ``user``): the change log's
+    rows of the four scopes, counted and hashed."""
+    scope, key = column(PageChange, "scope"), column(PageChange, "key")
+    return (f"SELECT count(*)::text || ':' || coalesce(sum(hashint8extended({pk(PageChange)}, 0)), 0)::text "
+            f"FROM {table(PageChange)} WHERE ({scope} = 'p' AND {key} = %(patient)s) "
+            f"OR ({scope} = 's' AND {key} = %(study)s) OR ({scope} = 'u' AND {key} = %(user)s) "
+            f"OR ({scope} = 'g' AND {key} = 0)")
 
 
 #: The server-side prepared statement of :func:`fingerprint_sql` on each pooled connection.
@@ -131,8 +85,8 @@ def _digest(row: Any) -> str:
 
 def fingerprint(*, patient_id: int, study_id: int, user_id: int | None) -> str:
     """The patient's fingerprint now (one statement; PostgreSQL). Inside a transaction the plain
-    statement; outside, the connection's prepared one, prepared on its first use: planning the
-    18 sub-selects and binding the parameters took as long as running them."""
+    statement; outside, the connection's prepared one, prepared on its first use: every answer
+    served from the cache runs it."""
     params = {"patient": patient_id, "study": study_id, "user": user_id or 0}
     if connection.in_atomic_block:
         with connection.cursor() as cursor:
