@@ -39,7 +39,7 @@ from django.core.management import call_command
 
 from benchmarks.databases import bench_database, drop_database
 from benchmarks.load import Load, percentile, user_loop, users_start
-from lusweb.serve import uvicorn_command
+from lusweb.serve import cpu_seconds, server_workers, uvicorn_command
 
 ROOT = Path(__file__).resolve().parent.parent
 WORKERS = 2
@@ -94,17 +94,9 @@ def _serve(env: dict[str, str], log: Path) -> tuple[subprocess.Popen[bytes], int
 
 
 def _server_cpu(pid: int) -> float:
-    """CPU seconds (user + system) the server's worker processes have used so far: per answer, a
-    measure that a shared machine's load changes less than latency."""
-    children = Path(f"/proc/{pid}/task/{pid}/children")
-    total = 0
-    for child in children.read_text().split() if children.exists() else []:
-        try:
-            fields = Path(f"/proc/{child}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:  # the process ended meanwhile
-            continue
-        total += int(fields[11]) + int(fields[12])  # utime, stime
-    return total / os.sysconf("SC_CLK_TCK")
+    """CPU seconds the server's worker processes have used so far: per answer, a measure that a
+    shared machine's load changes less than latency."""
+    return cpu_seconds(server_workers(pid))
 
 
 def _first_views(port: int, path: str, headers: list[dict[str, str]], marker: bytes) -> Load:

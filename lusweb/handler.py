@@ -11,8 +11,6 @@ the answer) is Django's.
 """
 from __future__ import annotations
 
-from typing import Any
-
 import django
 from asgiref.sync import sync_to_async
 from django.core.handlers import base
@@ -34,7 +32,7 @@ class OneHopASGIHandler(ASGIHandler):
         return response
 
 
-def django_asgi_application() -> Any:
+def django_asgi_application() -> OneHopASGIHandler:
     """Django set up and its HTTP application (``django.core.asgi.get_asgi_application``'s twin)."""
     django.setup(set_prefix=False)
     return OneHopASGIHandler()

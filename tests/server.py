@@ -22,7 +22,7 @@ import pytest
 from django.conf import settings
 from django.db import connection
 
-from lusweb.serve import uvicorn_command
+from lusweb.serve import server_workers, uvicorn_command
 from tests.conftest import ROOT, require
 
 
@@ -54,13 +54,6 @@ def server_command(*, port: int, workers: int) -> list[str]:
     return uvicorn_command(port=port, workers=workers)
 
 
-def _cmdline(pid: int) -> str:
-    try:
-        return Path(f"/proc/{pid}/cmdline").read_text().replace("\0", " ")
-    except OSError:  # the process ended meanwhile
-        return ""
-
-
 class Server:
     """A uvicorn master and its worker processes; ``url`` is where they answer."""
 
@@ -88,9 +81,7 @@ class Server:
     def pids(self) -> list[int]:
         """The supervisor and its worker processes (for memory measurements); multiprocessing's
         resource tracker is left out."""
-        children = Path(f"/proc/{self.proc.pid}/task/{self.proc.pid}/children")
-        kids = [int(p) for p in children.read_text().split()] if children.exists() else []
-        return [self.proc.pid, *(pid for pid in kids if "spawn_main" in _cmdline(pid))]
+        return [self.proc.pid, *server_workers(self.proc.pid)]
 
     def stop(self) -> None:
         if self.proc.poll() is None:

@@ -26,6 +26,7 @@ import requests
 from django.conf import settings as django_settings
 from rest_framework.authtoken.models import Token
 
+from lusweb.serve import cpu_seconds
 from patients.imaging.core.phantoms import phantom_cohort_clip, write_dicom, write_mp4
 from patients.imaging.models import ZoneClip
 from patients.records.models import Exam
@@ -71,15 +72,6 @@ def _wait(predicate: Callable[[], bool], timeout: float, what: str, log: Path | 
         time.sleep(0.2)
     tail = log.read_text()[-3000:] if log and log.exists() else ""
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}\n{tail}")
-
-
-def _cpu_seconds(pids: list[int]) -> float:
-    """User + system CPU seconds of the processes (their threads included)."""
-    total = 0.0
-    for pid in pids:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    return total
 
 
 def _p95(values: list[float]) -> float:
@@ -151,11 +143,11 @@ def test_healthz_stays_fast_while_ten_uploads_run(asgi_server: Callable[..., Ser
     _wait(lambda: ZoneClip.objects.filter(exam=warm_exam).count() == 12, 300, "the warm-up clips", worker.log)
     probe = _Probe(server.url)
     time.sleep(1.5)
-    cpu0 = _cpu_seconds(server.pids()), _cpu_seconds([worker.proc.pid]), _cpu_seconds([os.getpid()])
+    cpu0 = cpu_seconds(server.pids()), cpu_seconds([worker.proc.pid]), cpu_seconds([os.getpid()])
     t0 = time.time()
     answers = _upload_all(server.url, token, exam, bodies[:10])
     t_answered = time.time()
-    cpu1 = _cpu_seconds(server.pids()), _cpu_seconds([worker.proc.pid]), _cpu_seconds([os.getpid()])
+    cpu1 = cpu_seconds(server.pids()), cpu_seconds([worker.proc.pid]), cpu_seconds([os.getpid()])
     _wait(lambda: ZoneClip.all_objects.filter(exam=exam, status="ready").count() == 10, 300,
           "the worker to check the ten clips", worker.log)
     t_checked = time.time()
