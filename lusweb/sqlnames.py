@@ -1,6 +1,6 @@
 """Quoted SQL names of models' tables and columns, for the few statements written by hand (the
-page fingerprint, the header's alert count): they follow the models' ``db_table`` and
-``db_column`` instead of repeating them."""
+page cache's fingerprint and change-log triggers, the header's alert count, the session read):
+they follow the models' ``db_table`` and ``db_column`` instead of repeating them."""
 from __future__ import annotations
 
 from django.db import connection, models
